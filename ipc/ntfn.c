@@ -1,0 +1,96 @@
+/*
+ * ipc/ntfn.c - notifications: badge words with suppressed futex wake-ups.
+ * The protocol and its ordering argument are in ntfn.h.
+ */
+#include "ipc/ntfn.h"
+
+#include <errno.h>
+#include <time.h>
+#include <urcu/futex.h>
+
+#include "ipc/clock.h"
+
+int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
+{
+	badges &= BH_NTFN_BADGES;
+	if (st)
+		st->signals++;
+	uint32_t old = bh_load_relaxed32(&n->word);
+	for (;;) {
+		if ((old & badges) == badges && !(old & BH_NTFN_SLEEPING)) {
+			/* Already pending and the receiver is awake: it will
+			 * take them with its next poll or wait. */
+			if (st)
+				st->suppressed++;
+			return 0;
+		}
+		uint32_t seen = bh_cmpxchg32(&n->word, old, old | badges);
+		if (seen == old)
+			break;
+		old = seen;
+	}
+	if (!(old & BH_NTFN_SLEEPING))
+		return 0;
+	futex_async((int32_t *)&n->word, FUTEX_WAKE, 1, NULL, NULL, 0);
+	if (st)
+		st->wakes++;
+	return 1;
+}
+
+uint32_t bh_ntfn_poll(struct bh_ntfn *n)
+{
+	if ((bh_load_relaxed32(&n->word) & BH_NTFN_BADGES) == 0)
+		return 0;
+	return bh_xchg32(&n->word, 0) & BH_NTFN_BADGES;
+}
+
+uint32_t bh_ntfn_wait(struct bh_ntfn *n, uint32_t spin, int64_t timeout_ns,
+		      struct bh_ntfn_stats *st)
+{
+	if (st)
+		st->waits++;
+	for (uint32_t i = 0; i < spin; i++) {
+		uint32_t b = bh_ntfn_poll(n);
+		if (b) {
+			if (st)
+				st->spin_hits++;
+			return b;
+		}
+		bh_cpu_relax();
+	}
+
+	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : bh_now_ns() + (uint64_t)timeout_ns;
+	for (;;) {
+		uint32_t old = bh_cmpxchg32(&n->word, 0, BH_NTFN_SLEEPING);
+		if (old != 0 && old != BH_NTFN_SLEEPING) {
+			uint32_t b = bh_xchg32(&n->word, 0) & BH_NTFN_BADGES;
+			if (b)
+				return b;
+			continue;
+		}
+		struct timespec ts, *tsp = NULL;
+		if (deadline != UINT64_MAX) {
+			uint64_t now = bh_now_ns();
+			if (now >= deadline) {
+				/* Clear our SLEEPING flag, keeping any badge
+				 * that raced in. */
+				uint32_t b = bh_xchg32(&n->word, 0) & BH_NTFN_BADGES;
+				if (!b && st)
+					st->timeouts++;
+				return b;
+			}
+			uint64_t left = deadline - now;
+			ts.tv_sec = (time_t)(left / 1000000000u);
+			ts.tv_nsec = (long)(left % 1000000000u);
+			tsp = &ts;
+		}
+		if (st)
+			st->sleeps++;
+		/* Sleeps only while the word still reads SLEEPING. */
+		futex_async((int32_t *)&n->word, FUTEX_WAIT, (int32_t)BH_NTFN_SLEEPING, tsp, NULL,
+			    0);
+		uint32_t b = bh_xchg32(&n->word, 0) & BH_NTFN_BADGES;
+		if (b)
+			return b;
+	}
+}

@@ -1,0 +1,166 @@
+/*
+ * ipc/pool.c - buffer pools and their private ownership table.
+ */
+#include "ipc/pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bh_pool_geom_check(const struct bh_pool_geom *g)
+{
+	if (g->nbufs == 0 || g->nbufs > BH_POOL_MAX_BUFS)
+		return -EINVAL;
+	if (g->buf_size < 64 || g->buf_size > BH_POOL_MAX_BUF_SIZE || g->buf_size % 64 != 0)
+		return -EINVAL;
+	if (g->headroom >= g->buf_size)
+		return -EINVAL;
+	return 0;
+}
+
+size_t bh_pool_bytes(const struct bh_pool_geom *g)
+{
+	return bh_page_size() + bh_page_round((size_t)g->nbufs * g->buf_size);
+}
+
+int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geom *g)
+{
+	memset(p, 0, sizeof(*p));
+	p->region.fd = -1;
+	int err = bh_pool_geom_check(g);
+	if (err)
+		return err;
+	err = bh_region_create(&p->region, name, BH_REGION_POOL, bh_pool_bytes(g));
+	if (err)
+		return err;
+	p->holder = calloc(g->nbufs, sizeof(*p->holder));
+	p->free_list = calloc(g->nbufs, sizeof(*p->free_list));
+	if (p->holder == NULL || p->free_list == NULL) {
+		bh_pool_destroy(p);
+		return -ENOMEM;
+	}
+	struct bh_pool_meta *m =
+	    (struct bh_pool_meta *)((char *)p->region.base + sizeof(struct bh_region_hdr));
+	m->magic = BH_POOL_MAGIC;
+	m->nbufs = g->nbufs;
+	m->buf_size = g->buf_size;
+	m->headroom = g->headroom;
+	m->data_off = bh_page_size();
+	p->geom = *g;
+	p->data = (uint8_t *)p->region.base + bh_page_size();
+	/* Lowest indices on top of the stack: allocation order is predictable. */
+	for (uint32_t i = 0; i < g->nbufs; i++)
+		p->free_list[i] = g->nbufs - 1 - i;
+	p->nfree = g->nbufs;
+	return 0;
+}
+
+void bh_pool_destroy(struct bh_pool *p)
+{
+	bh_region_close(&p->region);
+	free(p->holder);
+	free(p->free_list);
+	p->holder = NULL;
+	p->free_list = NULL;
+	p->nfree = 0;
+}
+
+int bh_pool_alloc(struct bh_pool *p, uint32_t *buf)
+{
+	if (p->nfree == 0) {
+		p->stats.alloc_fail++;
+		return -ENOBUFS;
+	}
+	uint32_t b = p->free_list[--p->nfree];
+	p->holder[b] = BH_HOLDER_OWNER;
+	p->stats.allocs++;
+	*buf = b;
+	return 0;
+}
+
+int bh_pool_free(struct bh_pool *p, uint32_t buf)
+{
+	if (buf >= p->geom.nbufs || p->holder[buf] != BH_HOLDER_OWNER)
+		return -EINVAL;
+	p->holder[buf] = BH_HOLDER_FREE;
+	p->free_list[p->nfree++] = buf;
+	return 0;
+}
+
+int bh_pool_lend(struct bh_pool *p, uint32_t buf, uint8_t peer)
+{
+	if (peer < BH_HOLDER_PEER_MIN || buf >= p->geom.nbufs ||
+	    p->holder[buf] != BH_HOLDER_OWNER)
+		return -EINVAL;
+	p->holder[buf] = peer;
+	p->stats.lent++;
+	return 0;
+}
+
+int bh_pool_take_back(struct bh_pool *p, uint32_t buf, uint8_t peer)
+{
+	if (buf >= p->geom.nbufs || peer < BH_HOLDER_PEER_MIN || p->holder[buf] != peer) {
+		p->stats.bad_return++;
+		return -EINVAL;
+	}
+	p->holder[buf] = BH_HOLDER_OWNER;
+	p->stats.returned++;
+	return 0;
+}
+
+uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer)
+{
+	uint32_t n = 0;
+	if (peer < BH_HOLDER_PEER_MIN)
+		return 0;
+	for (uint32_t i = 0; i < p->geom.nbufs; i++) {
+		if (p->holder[i] == peer) {
+			p->holder[i] = BH_HOLDER_FREE;
+			p->free_list[p->nfree++] = i;
+			n++;
+		}
+	}
+	p->stats.reclaimed += n;
+	return n;
+}
+
+uint32_t bh_pool_held_by(const struct bh_pool *p, uint8_t holder)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < p->geom.nbufs; i++)
+		n += p->holder[i] == holder;
+	return n;
+}
+
+int bh_pool_view_attach(struct bh_pool_view *v, int fd, const struct bh_pool_geom *g,
+			enum bh_access access)
+{
+	memset(v, 0, sizeof(*v));
+	v->region.fd = -1;
+	int err = bh_pool_geom_check(g);
+	if (err)
+		return err;
+	struct bh_region r;
+	err = bh_region_attach(&r, fd, BH_REGION_POOL, access);
+	if (err)
+		return err;
+	struct bh_pool_meta m;
+	memcpy(&m, (char *)r.base + sizeof(struct bh_region_hdr), sizeof(m));
+	if (m.magic != BH_POOL_MAGIC || m.nbufs != g->nbufs || m.buf_size != g->buf_size ||
+	    m.headroom != g->headroom || m.data_off != bh_page_size() ||
+	    r.size < bh_pool_bytes(g)) {
+		/* Give the descriptor back to the caller untouched. */
+		bh_region_unmap(&r);
+		return -EPROTO;
+	}
+	v->region = r;
+	v->geom = *g;
+	v->data = (uint8_t *)r.base + bh_page_size();
+	return 0;
+}
+
+void bh_pool_view_detach(struct bh_pool_view *v)
+{
+	bh_region_close(&v->region);
+	v->data = NULL;
+}

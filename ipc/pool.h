@@ -1,0 +1,113 @@
+/*
+ * ipc/pool.h - fixed-size packet buffers in a region, addressed by index,
+ * with ownership tracked by the pool's owner.
+ *
+ * Region layout (kind BH_REGION_POOL):
+ *   page 0          struct bh_region_hdr, then struct bh_pool_meta
+ *   page 1 ...      nbufs buffers of buf_size bytes each (buf_size is a
+ *                   multiple of 64, so every buffer starts on a cache line)
+ *
+ * The owner maps the region read-write; a party that only reads the
+ * buffers attaches a view through a read-only descriptor.
+ *
+ * Ownership lives in the owner's private memory, never in the region: for
+ * every buffer the owner records who holds it (itself, free, or a peer by
+ * party id). A buffer goes out with bh_pool_lend() and comes back with
+ * bh_pool_take_back(), which refuses (and counts) a buffer that the peer
+ * does not hold: forged indices, double returns, another party's buffers.
+ * When a peer dies, bh_pool_reclaim() returns everything it held.
+ *
+ * Mutual exclusion the caller owes: one thread at a time per owner handle.
+ */
+#ifndef BH_IPC_POOL_H
+#define BH_IPC_POOL_H
+
+#include <stdint.h>
+
+#include "ipc/desc.h"
+#include "ipc/region.h"
+
+#define BH_POOL_MAGIC 0x4c4f4f50u /* "POOL" */
+#define BH_POOL_MAX_BUFS (1u << 20)
+#define BH_POOL_MAX_BUF_SIZE (64u * 1024u)
+
+/* Party ids in the ownership table. */
+#define BH_HOLDER_FREE 0u  /* in the owner's free list */
+#define BH_HOLDER_OWNER 1u /* allocated, in the owner's hands */
+#define BH_HOLDER_PEER_MIN 2u
+#define BH_HOLDER_PEER_MAX 255u
+
+struct bh_pool_meta {
+	uint32_t magic;
+	uint32_t nbufs;
+	uint32_t buf_size;
+	uint32_t headroom;
+	uint64_t data_off;
+};
+
+struct bh_pool_stats {
+	uint64_t allocs;
+	uint64_t alloc_fail;    /* pool empty */
+	uint64_t lent;
+	uint64_t returned;
+	uint64_t bad_return;    /* index out of range or not held by that peer */
+	uint64_t reclaimed;     /* taken back from dead peers */
+};
+
+/* The owner's handle. */
+struct bh_pool {
+	struct bh_region region;
+	struct bh_pool_geom geom; /* local copy */
+	uint8_t *data;
+	uint8_t *holder;     /* private: holder[i] */
+	uint32_t *free_list; /* private stack of free indices */
+	uint32_t nfree;
+	struct bh_pool_stats stats;
+};
+
+/* A reader's handle: geometry from its own configuration. */
+struct bh_pool_view {
+	struct bh_region region;
+	struct bh_pool_geom geom;
+	uint8_t *data;
+};
+
+size_t bh_pool_bytes(const struct bh_pool_geom *g);
+int bh_pool_geom_check(const struct bh_pool_geom *g);
+
+int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geom *g);
+void bh_pool_destroy(struct bh_pool *p);
+
+/* Takes a free buffer (holder becomes OWNER); -ENOBUFS when empty. */
+int bh_pool_alloc(struct bh_pool *p, uint32_t *buf);
+/* Returns an OWNER-held buffer to the free list; -EINVAL otherwise. */
+int bh_pool_free(struct bh_pool *p, uint32_t buf);
+/* OWNER -> peer. */
+int bh_pool_lend(struct bh_pool *p, uint32_t buf, uint8_t peer);
+/* peer -> OWNER, only if that peer holds it; counted in bad_return if not. */
+int bh_pool_take_back(struct bh_pool *p, uint32_t buf, uint8_t peer);
+/* Every buffer `peer` holds goes back to the free list; returns how many. */
+uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer);
+uint32_t bh_pool_held_by(const struct bh_pool *p, uint8_t holder);
+
+static inline uint8_t *bh_pool_buf(struct bh_pool *p, uint32_t buf)
+{
+	return p->data + (size_t)buf * p->geom.buf_size;
+}
+
+/* Attaches a view of a pool received as fd; `g` is the geometry the
+ * reader was configured with and must match the region's. */
+int bh_pool_view_attach(struct bh_pool_view *v, int fd, const struct bh_pool_geom *g,
+			enum bh_access access);
+void bh_pool_view_detach(struct bh_pool_view *v);
+
+/* The data a descriptor names, or NULL if it fails the bounds check. */
+static inline const uint8_t *bh_pool_view_data(const struct bh_pool_view *v,
+					       const struct bh_desc *d)
+{
+	if (d->buf >= v->geom.nbufs || (uint32_t)d->off + d->len > v->geom.buf_size)
+		return 0;
+	return v->data + (size_t)d->buf * v->geom.buf_size + d->off;
+}
+
+#endif /* BH_IPC_POOL_H */
