@@ -1,0 +1,144 @@
+/*
+ * tests/ipc/test_channel.c - the channel interface, run identically over
+ * both transports (shm and local): the four queues, validation of what
+ * the peer hands over, and the arm/notify handshake.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ipc/channel.h"
+#include "ipc/pool.h"
+
+static const struct bh_pool_geom G0 = {.nbufs = 32, .buf_size = 2048, .headroom = 64};
+static const struct bh_pool_geom G1 = {.nbufs = 16, .buf_size = 1024, .headroom = 0};
+
+enum transport { SHM, LOCAL };
+
+struct pair {
+	enum transport t;
+	struct bh_chan a, b; /* side 0, side 1 */
+	struct bh_region link, map0, map1;
+	struct bh_ntfn ntfn[2];
+	struct bh_local_link local;
+	uint32_t pending[2];
+};
+
+/* Polls for a side's badges, whichever transport it uses. */
+static uint32_t badges(struct pair *p, int side)
+{
+	if (p->t == SHM)
+		return bh_ntfn_poll(&p->ntfn[side]);
+	uint32_t b = p->pending[side];
+	p->pending[side] = 0;
+	return b;
+}
+
+static struct pair *make_pair(enum transport t, uint32_t cap)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+	p->t = t;
+	if (t == SHM) {
+		cr_assert_eq(bh_region_create(&p->link, "link", BH_REGION_RINGS, bh_link_bytes(cap)),
+			     0);
+		cr_assert_eq(bh_link_format(&p->link, cap), 0);
+		cr_assert_eq(bh_region_attach(&p->map0, dup(p->link.fd), BH_REGION_RINGS,
+					      BH_ACCESS_RO),
+			     0);
+		cr_assert_eq(bh_region_attach(&p->map1, dup(p->link.fd), BH_REGION_RINGS,
+					      BH_ACCESS_RO),
+			     0);
+		cr_assert_eq(bh_chan_shm_attach(&p->a, "a", &p->map0, 0, cap, &p->ntfn[1], 0x1), 0);
+		cr_assert_eq(bh_chan_shm_attach(&p->b, "b", &p->map1, 1, cap, &p->ntfn[0], 0x2), 0);
+	} else {
+		cr_assert_eq(bh_local_link_init(&p->local, cap, &p->pending[0], &p->pending[1]), 0);
+		bh_chan_local_attach(&p->a, "a", &p->local, 0, 0x1);
+		bh_chan_local_attach(&p->b, "b", &p->local, 1, 0x2);
+	}
+	/* a sends its pool 0 buffers; b sends its pool 1 buffers */
+	bh_chan_accept_tx_pool(&p->a, 0, &G0);
+	bh_chan_accept_rx_pool(&p->a, 1, &G1);
+	bh_chan_accept_rx_pool(&p->b, 0, &G0);
+	bh_chan_accept_tx_pool(&p->b, 1, &G1);
+	return p;
+}
+
+static void free_pair(struct pair *p)
+{
+	if (p->t == SHM) {
+		bh_region_close(&p->map0);
+		bh_region_close(&p->map1);
+		bh_region_close(&p->link);
+	} else {
+		bh_local_link_fini(&p->local);
+	}
+	free(p);
+}
+
+ParameterizedTestParameters(channel, both_transports)
+{
+	static enum transport t[] = {SHM, LOCAL};
+	return cr_make_param_array(enum transport, t, 2);
+}
+
+static void exercise(enum transport t)
+{
+	struct pair *p = make_pair(t, 8);
+	struct bh_desc d[16], out[16];
+	for (uint32_t i = 0; i < 16; i++)
+		d[i] = (struct bh_desc){.buf = i, .off = 64, .len = 100, .pool = 0, .aux = i};
+
+	/* b sleeps: arms first; nothing pending yet */
+	cr_assert_not(bh_chan_arm(&p->b));
+	cr_assert_eq(bh_chan_send(&p->a, d, 16), 8, "capacity bounds a batch");
+	cr_assert_eq(p->a.stats.send_full, 8);
+	bh_chan_notify(&p->a);
+	cr_assert_eq(badges(p, 1), 0x1, "an armed peer is signalled with our badge");
+	bh_chan_notify(&p->a);
+	cr_assert_eq(badges(p, 1), 0, "nothing new queued: no second signal");
+	bh_chan_disarm(&p->b);
+
+	cr_assert_eq(bh_chan_recv(&p->b, out, 16), 8);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert_eq(out[i].aux, i);
+	cr_assert_eq(bh_chan_give_back(&p->b, out, 8), 8);
+	bh_chan_notify(&p->b);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out, 16), 8);
+	cr_assert_eq(out[7].buf, 7);
+
+	/* a peer that is not armed is not signalled (shm: no shared write) */
+	cr_assert_eq(bh_chan_send(&p->a, d, 1), 1);
+	bh_chan_notify(&p->a);
+	if (t == SHM)
+		cr_assert_eq(badges(p, 1), 0);
+	cr_assert(bh_chan_arm(&p->b), "arm re-checks and sees the pending work");
+	bh_chan_disarm(&p->b);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 16), 1);
+
+	/* invalid descriptors: wrong pool, index, span; valid ones survive */
+	struct bh_desc bad[5] = {
+	    {.pool = 1, .buf = 0, .len = 1},             /* b accepts only pool 0 from a */
+	    {.pool = 0, .buf = 32, .len = 1},            /* index out of range */
+	    {.pool = 0, .buf = 1, .off = 2000, .len = 49}, /* past the end */
+	    {.pool = 9, .buf = 0},                       /* no such pool */
+	    {.pool = 0, .buf = 31, .off = 2000, .len = 48, .aux = 99},
+	};
+	cr_assert_eq(bh_chan_send(&p->a, bad, 5), 5);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 16), 1);
+	cr_assert_eq(out[0].aux, 99);
+	cr_assert_eq(bh_chan_stats(&p->b).rejected_desc, 4);
+
+	/* the same checks on buffers coming home */
+	struct bh_desc home[2] = {{.pool = 1, .buf = 3}, {.pool = 0, .buf = 40}};
+	cr_assert_eq(bh_chan_give_back(&p->b, home, 2), 2);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out, 16), 0, "neither is one of a's buffers");
+	cr_assert_eq(bh_chan_stats(&p->a).rejected_desc, 2);
+	free_pair(p);
+}
+
+ParameterizedTest(enum transport *t, channel, both_transports)
+{
+	exercise(*t);
+}

@@ -1,0 +1,133 @@
+/*
+ * tests/ipc/test_pool.c - buffer pools: allocation, the ownership table
+ * (lend, take back, reclaim from a dead peer), and read-only views.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipc/pool.h"
+
+static const struct bh_pool_geom G = {.nbufs = 64, .buf_size = 2048, .headroom = 128};
+
+Test(pool, geometry_is_checked)
+{
+	struct bh_pool p;
+	struct bh_pool_geom bad[] = {
+	    {.nbufs = 0, .buf_size = 2048},
+	    {.nbufs = 4, .buf_size = 100},
+	    {.nbufs = 4, .buf_size = 32},
+	    {.nbufs = 4, .buf_size = 2048, .headroom = 2048},
+	    {.nbufs = BH_POOL_MAX_BUFS + 1, .buf_size = 2048},
+	    {.nbufs = 4, .buf_size = 128 * 1024},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(bh_pool_create(&p, "bad", &bad[i]), -EINVAL, "geometry %zu", i);
+}
+
+Test(pool, alloc_until_empty_then_free)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "p", &G), 0);
+	uint32_t seen[64] = {0}, b;
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(bh_pool_alloc(&p, &b), 0);
+		cr_assert_lt(b, 64);
+		cr_assert_eq(seen[b]++, 0, "buffer %u handed out twice", b);
+	}
+	cr_assert_eq(bh_pool_alloc(&p, &b), -ENOBUFS);
+	cr_assert_eq(p.stats.alloc_fail, 1);
+	cr_assert_eq(bh_pool_held_by(&p, BH_HOLDER_OWNER), 64);
+	for (uint32_t i = 0; i < 64; i++)
+		cr_assert_eq(bh_pool_free(&p, i), 0);
+	cr_assert_eq(bh_pool_free(&p, 3), -EINVAL, "double free refused");
+	cr_assert_eq(bh_pool_free(&p, 64), -EINVAL);
+	cr_assert_eq(bh_pool_held_by(&p, BH_HOLDER_FREE), 64);
+	bh_pool_destroy(&p);
+}
+
+Test(pool, ownership_refuses_forged_and_double_returns)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "own", &G), 0);
+	uint32_t a, b;
+	cr_assert_eq(bh_pool_alloc(&p, &a), 0);
+	cr_assert_eq(bh_pool_alloc(&p, &b), 0);
+	cr_assert_eq(bh_pool_lend(&p, a, 2), 0);
+	cr_assert_eq(bh_pool_lend(&p, b, 3), 0);
+	cr_assert_eq(bh_pool_lend(&p, a, 3), -EINVAL, "already lent");
+	cr_assert_eq(bh_pool_lend(&p, a, BH_HOLDER_OWNER), -EINVAL);
+
+	cr_assert_eq(bh_pool_take_back(&p, b, 2), -EINVAL, "peer 2 does not hold b");
+	cr_assert_eq(bh_pool_take_back(&p, 9999, 2), -EINVAL, "out of range");
+	cr_assert_eq(bh_pool_take_back(&p, 5, 2), -EINVAL, "a free buffer");
+	cr_assert_eq(bh_pool_take_back(&p, a, 2), 0);
+	cr_assert_eq(bh_pool_take_back(&p, a, 2), -EINVAL, "double return");
+	cr_assert_eq(p.stats.bad_return, 4);
+	cr_assert_eq(p.stats.returned, 1);
+	bh_pool_destroy(&p);
+}
+
+Test(pool, reclaim_takes_back_everything_a_dead_peer_held)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "rec", &G), 0);
+	uint32_t b;
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(bh_pool_alloc(&p, &b), 0);
+		cr_assert_eq(bh_pool_lend(&p, b, i % 2 ? 2 : 3), 0);
+	}
+	cr_assert_eq(bh_pool_held_by(&p, 2), 20);
+	cr_assert_eq(bh_pool_reclaim(&p, 2), 20);
+	cr_assert_eq(bh_pool_held_by(&p, 2), 0);
+	cr_assert_eq(bh_pool_held_by(&p, 3), 20, "the other peer's buffers are untouched");
+	cr_assert_eq(bh_pool_held_by(&p, BH_HOLDER_FREE), 44);
+	cr_assert_eq(bh_pool_reclaim(&p, BH_HOLDER_OWNER), 0, "owner is not a peer");
+	/* every free buffer can be allocated again, no duplicates */
+	uint32_t n = 0;
+	while (bh_pool_alloc(&p, &b) == 0)
+		n++;
+	cr_assert_eq(n, 44);
+	bh_pool_destroy(&p);
+}
+
+Test(pool, view_checks_geometry_and_bounds)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "view", &G), 0);
+	uint32_t b;
+	cr_assert_eq(bh_pool_alloc(&p, &b), 0);
+	memcpy(bh_pool_buf(&p, b) + 128, "hello", 6);
+
+	struct bh_pool_view v;
+	struct bh_pool_geom other = G;
+	other.nbufs = 128;
+	int ro = bh_region_readonly_fd(p.region.fd);
+	cr_assert_eq(bh_pool_view_attach(&v, ro, &other, BH_ACCESS_RO), -EPROTO);
+	cr_assert_eq(bh_pool_view_attach(&v, ro, &G, BH_ACCESS_RW), -EACCES);
+	cr_assert_eq(bh_pool_view_attach(&v, ro, &G, BH_ACCESS_RO), 0);
+
+	struct bh_desc d = {.buf = b, .off = 128, .len = 6};
+	cr_assert_str_eq((const char *)bh_pool_view_data(&v, &d), "hello");
+	d.buf = 64;
+	cr_assert_null(bh_pool_view_data(&v, &d));
+	d.buf = b;
+	d.off = 2048 - 5;
+	cr_assert_null(bh_pool_view_data(&v, &d));
+	d.off = 2042;
+	cr_assert_not_null(bh_pool_view_data(&v, &d));
+
+	/* the view is read-only for real */
+	pid_t pid = fork();
+	if (pid == 0) {
+		*(volatile uint8_t *)v.data = 1;
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+	bh_pool_view_detach(&v);
+	bh_pool_destroy(&p);
+}
