@@ -4,6 +4,8 @@
  */
 #include "ipc/region.h"
 
+#include "ipc/order.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +13,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifdef BH_ORDER_TSAN
+uint32_t bh_order_tsan_word;
+#endif
 
 #define BH_REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 

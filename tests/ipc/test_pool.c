@@ -122,6 +122,7 @@ Test(pool, view_checks_geometry_and_bounds)
 	/* the view is read-only for real */
 	pid_t pid = fork();
 	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
 		*(volatile uint8_t *)v.data = 1;
 		_exit(0);
 	}
