@@ -13,6 +13,7 @@
  *     from the peer;
  *   - nothing crashes or reads outside the region (ASan watches).
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 3: /* peer toggles want_signal */
-			memcpy(r + page + 4, &(uint32_t){arg & 1}, 4);
+			memcpy(r + page + offsetof(struct bh_ring_cons_page, want_signal),
+			       &(uint32_t){arg & 1}, 4);
 			break;
 		case 4: {
 			unsigned k = bh_chan_recv(&ch, d, 1 + arg % (CAP * 2));

@@ -30,7 +30,8 @@ int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geo
 	int err = bh_pool_geom_check(g);
 	if (err)
 		return err;
-	err = bh_region_create(&p->region, name, BH_REGION_POOL, bh_pool_bytes(g));
+	err = bh_region_create_ex(&p->region, name, BH_REGION_POOL, bh_pool_bytes(g),
+				  BH_REGION_OWNER_WRITES);
 	if (err)
 		return err;
 	p->holder = calloc(g->nbufs, sizeof(*p->holder));

@@ -18,7 +18,7 @@
 uint32_t bh_order_tsan_word;
 #endif
 
-#define BH_REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#define BH_REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
 size_t bh_page_size(void)
 {
@@ -42,6 +42,12 @@ static int prot_of(enum bh_access a)
 }
 
 int bh_region_create(struct bh_region *r, const char *name, uint16_t kind, size_t size)
+{
+	return bh_region_create_ex(r, name, kind, size, 0);
+}
+
+int bh_region_create_ex(struct bh_region *r, const char *name, uint16_t kind, size_t size,
+			uint32_t flags)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
@@ -67,6 +73,15 @@ int bh_region_create(struct bh_region *r, const char *name, uint16_t kind, size_
 	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		int e = errno;
+		close(fd);
+		return -e;
+	}
+	/* Last seals: no new writable mappings for anyone (owner-writes
+	 * regions), and no further seals, so no party can add one later. */
+	int last = F_SEAL_SEAL | ((flags & BH_REGION_OWNER_WRITES) ? F_SEAL_FUTURE_WRITE : 0);
+	if (fcntl(fd, F_ADD_SEALS, last) < 0) {
+		int e = errno;
+		munmap(base, size);
 		close(fd);
 		return -e;
 	}

@@ -12,13 +12,19 @@
  *  - the creator seals the memfd against growing and shrinking, and attach
  *    refuses a region without those seals, so no party can truncate a
  *    region under another (which would turn reads into SIGBUS);
+ *  - a region only its creator writes (a buffer pool) is made with
+ *    BH_REGION_OWNER_WRITES: after the creator's read-write mapping exists
+ *    the memfd is sealed with F_SEAL_FUTURE_WRITE, so nobody else can ever
+ *    write it, whatever descriptor they hold or re-open through /proc;
  *  - a party that only reads a region gets a read-only descriptor from
- *    bh_region_readonly_fd(): the kernel then refuses any writable shared
- *    mapping of it, even by the holder;
+ *    bh_region_readonly_fd(), which refuses writable mappings;
  *  - a party that writes only part of a region maps it read-only and then
  *    grants itself write access to the pages it owns with
  *    bh_region_protect() (page granularity). A stray write to any other
- *    page faults in that party alone.
+ *    page faults in that party alone. This stops stray writes, not a
+ *    hostile party, which could mprotect its mapping or re-open the
+ *    descriptor read-write through /proc: the domains' seccomp filters
+ *    (forbidding those calls once running) close that door.
  *
  * Attach checks, before anything else is read: the descriptor is a sealed
  * memfd whose size matches the header, the magic, the layout version and
@@ -83,6 +89,12 @@ size_t bh_page_round(size_t n);
 /* Creates a sealed memfd of at least `size` bytes (rounded up to pages),
  * writes the header and maps it read-write for the creator. */
 int bh_region_create(struct bh_region *r, const char *name, uint16_t kind, size_t size);
+
+/* Flags for bh_region_create_ex. */
+#define BH_REGION_OWNER_WRITES 0x1u /* only the creator's mapping may write */
+
+int bh_region_create_ex(struct bh_region *r, const char *name, uint16_t kind, size_t size,
+			uint32_t flags);
 
 /* Maps a region received as `fd` with `access`, after checking seals, size,
  * magic, version and kind. Takes ownership of fd only on success. */

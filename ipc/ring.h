@@ -9,7 +9,8 @@
  *                    magic, cap: written at format time, checked at attach
  *   off + 1 page   struct bh_ring_cons_page   written by the CONSUMER only
  *                    tail: free-running count of descriptors consumed
- *                    want_signal: consumer asks to be signalled (sleeping)
+ *                    want_signal (next cache line): consumer asks to be
+ *                    signalled (it is about to sleep)
  *   off + 2 pages  struct bh_desc slots[cap]  written by the PRODUCER only
  *
  * head and tail live on separate pages (so separate cache lines), and each
@@ -68,6 +69,10 @@ struct bh_ring_prod_page {
 
 struct bh_ring_cons_page {
 	uint32_t tail;
+	/* want_signal has a cache line of its own: the producer reads it
+	 * after every batch, and must not pull the line the consumer writes
+	 * on every consume. */
+	uint32_t pad[BH_CACHE_LINE / 4 - 1];
 	uint32_t want_signal;
 };
 
@@ -197,6 +202,14 @@ static inline int bh_ring_consumer_attach(struct bh_ring_consumer *c, struct bh_
 	return 0;
 }
 
+/* Copies n descriptors. Counts are small and known only at run time;
+ * a loop of 16-byte assignments beats a call to memcpy for them. */
+static inline void bh_ring__copy(struct bh_desc *dst, const struct bh_desc *src, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		dst[i] = src[i];
+}
+
 /* Producer: reads the consumer's tail and accepts it only if it moved
  * forward by no more than what we published. */
 static inline void bh_ring_producer_refresh(struct bh_ring_producer *p)
@@ -234,9 +247,8 @@ static inline unsigned bh_ring_produce(struct bh_ring_producer *p, const struct 
 	uint32_t first = p->cap - start;
 	if (first > k)
 		first = k;
-	memcpy(&p->slots[start], d, first * sizeof(*d));
-	if (k > first)
-		memcpy(&p->slots[0], d + first, (k - first) * sizeof(*d));
+	bh_ring__copy(&p->slots[start], d, first);
+	bh_ring__copy(&p->slots[0], d + first, k - first);
 	p->head += k;
 	p->produced += k;
 	/* RELEASE: the slots written above are visible to a consumer that
@@ -273,9 +285,8 @@ static inline unsigned bh_ring_consume(struct bh_ring_consumer *c, struct bh_des
 	uint32_t first = c->cap - start;
 	if (first > k)
 		first = k;
-	memcpy(out, &c->slots[start], first * sizeof(*out));
-	if (k > first)
-		memcpy(out + first, &c->slots[0], (k - first) * sizeof(*out));
+	bh_ring__copy(out, &c->slots[start], first);
+	bh_ring__copy(out + first, &c->slots[0], k - first);
 	c->tail += k;
 	c->consumed += k;
 	/* RELEASE: our copies are complete before the producer may reuse the

@@ -4,7 +4,10 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,5 +133,32 @@ Test(pool, view_checks_geometry_and_bounds)
 	waitpid(pid, &st, 0);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
 	bh_pool_view_detach(&v);
+	bh_pool_destroy(&p);
+}
+
+Test(pool, no_reader_can_write_the_pool_even_by_reopening_it)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "sealed", &G), 0);
+	/* the owner's own mapping still writes */
+	bh_pool_buf(&p, 0)[0] = 42;
+
+	int ro = bh_region_readonly_fd(p.region.fd);
+	cr_assert_geq(ro, 0);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+	int rw = open(path, O_RDWR | O_CLOEXEC);
+	if (rw >= 0) {
+		void *m = mmap(NULL, p.region.size, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+		cr_assert_eq(m, MAP_FAILED, "a writable mapping of a sealed pool");
+		cr_assert_eq(errno, EPERM);
+		cr_assert_eq(pwrite(rw, "x", 1, 4096), -1, "write() to a sealed pool");
+		close(rw);
+	}
+	/* nor through the owner's own descriptor */
+	void *m = mmap(NULL, p.region.size, PROT_READ | PROT_WRITE, MAP_SHARED, p.region.fd, 0);
+	cr_assert_eq(m, MAP_FAILED);
+	cr_assert_eq(bh_pool_buf(&p, 0)[0], 42);
+	close(ro);
 	bh_pool_destroy(&p);
 }
