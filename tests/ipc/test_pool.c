@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ipc/pool.h"
+#include "tests/ipc/child.h"
 
 static const struct bh_pool_geom G = {.nbufs = 64, .buf_size = 2048, .headroom = 128};
 
@@ -96,6 +97,11 @@ Test(pool, reclaim_takes_back_everything_a_dead_peer_held)
 	bh_pool_destroy(&p);
 }
 
+static void write_byte(void *p)
+{
+	*(volatile uint8_t *)p = 1;
+}
+
 Test(pool, view_checks_geometry_and_bounds)
 {
 	struct bh_pool p;
@@ -123,15 +129,7 @@ Test(pool, view_checks_geometry_and_bounds)
 	cr_assert_not_null(bh_pool_view_data(&v, &d));
 
 	/* the view is read-only for real */
-	pid_t pid = fork();
-	if (pid == 0) {
-		signal(SIGSEGV, SIG_DFL);
-		*(volatile uint8_t *)v.data = 1;
-		_exit(0);
-	}
-	int st;
-	waitpid(pid, &st, 0);
-	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(write_byte, v.data), SIGSEGV);
 	bh_pool_view_detach(&v);
 	bh_pool_destroy(&p);
 }

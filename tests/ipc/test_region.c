@@ -12,22 +12,7 @@
 #include <unistd.h>
 
 #include "ipc/region.h"
-
-/* Runs fn in a child and returns the signal that ended it (0 if none). */
-static int child_signal(void (*fn)(void *), void *arg)
-{
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		/* The kernel's verdict, not a sanitizer's handler's. */
-		signal(SIGSEGV, SIG_DFL);
-		fn(arg);
-		_exit(0);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-}
+#include "tests/ipc/child.h"
 
 Test(region, create_then_attach_reads_the_same_memory)
 {
@@ -135,9 +120,9 @@ Test(region, stray_write_to_read_only_page_faults_in_the_writer)
 	size_t page = bh_page_size();
 	cr_assert_eq(bh_region_protect(&b, page, page, BH_ACCESS_RW), 0);
 	/* the granted page is writable, its neighbours are not */
-	cr_assert_eq(child_signal(write_first_byte, (char *)b.base + page), 0);
-	cr_assert_eq(child_signal(write_first_byte, (char *)b.base + 2 * page), SIGSEGV);
-	cr_assert_eq(child_signal(write_first_byte, b.base), SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(write_first_byte, (char *)b.base + page), 0);
+	cr_assert_eq(bh_test_child_signal(write_first_byte, (char *)b.base + 2 * page), SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(write_first_byte, b.base), SIGSEGV);
 	cr_assert_eq(((char *)a.base)[page], 1, "the child's write reached shared memory");
 	bh_region_close(&b);
 	bh_region_close(&a);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ipc/ring.h"
+#include "tests/ipc/child.h"
 
 struct fixture {
 	struct bh_region owner;   /* creator, RW */
@@ -231,40 +232,30 @@ Test(ring, signal_request_recheck_cancel)
 	teardown_ring(&f);
 }
 
-static int child_signal(void (*fn)(struct fixture *), struct fixture *f)
+static void producer_writes_tail(void *arg)
 {
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		/* The kernel's verdict, not a sanitizer's handler's. */
-		signal(SIGSEGV, SIG_DFL);
-		fn(f);
-		_exit(0);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-}
-
-static void producer_writes_tail(struct fixture *f)
-{
+	struct fixture *f = arg;
 	((volatile uint32_t *)f->p.cons)[0] = 5;
 }
-static void consumer_writes_slot(struct fixture *f)
+static void consumer_writes_slot(void *arg)
 {
+	struct fixture *f = arg;
 	((volatile uint32_t *)f->c.slots)[0] = 5;
 }
-static void consumer_writes_head(struct fixture *f)
+static void consumer_writes_head(void *arg)
 {
+	struct fixture *f = arg;
 	((volatile uint32_t *)f->c.prod)[0] = 5;
 }
-static void producer_writes_own_pages(struct fixture *f)
+static void producer_writes_own_pages(void *arg)
 {
+	struct fixture *f = arg;
 	struct bh_desc d = mk(3);
 	bh_ring_produce(&f->p, &d, 1);
 }
-static void consumer_writes_own_page(struct fixture *f)
+static void consumer_writes_own_page(void *arg)
 {
+	struct fixture *f = arg;
 	struct bh_desc d;
 	bh_ring_consume(&f->c, &d, 1);
 	bh_ring_consumer_request_signal(&f->c);
@@ -274,10 +265,10 @@ Test(ring, each_side_can_write_only_its_own_pages)
 {
 	struct fixture f;
 	setup_ring(&f, 8);
-	cr_assert_eq(child_signal(producer_writes_own_pages, &f), 0);
-	cr_assert_eq(child_signal(consumer_writes_own_page, &f), 0);
-	cr_assert_eq(child_signal(producer_writes_tail, &f), SIGSEGV);
-	cr_assert_eq(child_signal(consumer_writes_slot, &f), SIGSEGV);
-	cr_assert_eq(child_signal(consumer_writes_head, &f), SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(producer_writes_own_pages, &f), 0);
+	cr_assert_eq(bh_test_child_signal(consumer_writes_own_page, &f), 0);
+	cr_assert_eq(bh_test_child_signal(producer_writes_tail, &f), SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(consumer_writes_slot, &f), SIGSEGV);
+	cr_assert_eq(bh_test_child_signal(consumer_writes_head, &f), SIGSEGV);
 	teardown_ring(&f);
 }
