@@ -1,0 +1,45 @@
+/*
+ * ip/checksum.h - the Internet checksum (RFC 1071) and its incremental
+ * update (RFC 1624), shared by IPv4, ICMP, UDP and TCP.
+ *
+ * bh_csum_partial() sums bytes in network order into a 32-bit accumulator
+ * that callers chain across pieces (pseudo-header, header, payload);
+ * bh_csum_fold() folds it to 16 bits and complements it. A buffer whose
+ * checksum field is included verifies when bh_csum_fold() returns 0.
+ *
+ * Pieces chained with bh_csum_partial() must each start at an even offset
+ * of the checksummed stream, except the last (RFC 1071 (2)(A) byte-order
+ * independence needs even boundaries; all header and payload boundaries
+ * in IPv4, UDP and TCP are even).
+ */
+#ifndef BH_IP_CHECKSUM_H
+#define BH_IP_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One's-complement sum of len bytes, added to `sum` (network byte order
+ * semantics, any alignment). Returns the unfolded 32-bit accumulator. */
+uint32_t bh_csum_partial(const void *data, size_t len, uint32_t sum);
+
+/* Folds to 16 bits and complements: the value that goes on the wire
+ * (network byte order, as a host integer to store with memcpy). */
+static inline uint16_t bh_csum_fold(uint32_t sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* RFC 1624 (3): HC' = ~(~HC + ~m + m'), for a 16-bit field changing from
+ * old to new (all three values as read from the wire, in the same byte
+ * order). Avoids the -0 result of the RFC 1141 form. */
+static inline uint16_t bh_csum_update16(uint16_t hc, uint16_t old, uint16_t new_)
+{
+	uint32_t s = (uint16_t)~hc + (uint32_t)(uint16_t)~old + new_;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+#endif /* BH_IP_CHECKSUM_H */
