@@ -88,7 +88,6 @@ struct bh_local_queue {
 struct bh_local_link {
 	struct bh_local_queue q[BH_LINK_RINGS];
 	uint32_t *pending[2]; /* each side's pending-badge word */
-	bool want[2];         /* each side armed */
 };
 
 struct bh_chan {

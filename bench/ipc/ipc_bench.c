@@ -497,21 +497,30 @@ static const struct bh_bench_ops bh_bench_futex_ops = {
     .recv = bh_bench_futex_recv,
 };
 
-/* --- pipes and sockets: one byte per message --------------------- */
+/* --- pipes, sockets and eventfds ---------------------------------- */
 
+/* Writes one message of len bytes, retrying on EINTR until stopped. */
+static int bh_bench_write_msg(struct bh_bench_end *e, const void *msg, size_t len)
+{
+	for (;;) {
+		ssize_t w = write(e->wfd, msg, len);
+		if (w == (ssize_t)len)
+			return 0;
+		if (w < 0 && errno != EINTR)
+			return -errno;
+		if (bh_bench_stop)
+			return -EINTR;
+	}
+}
+
+/* Pipes and sockets: one byte per message. */
 static int bh_bench_fd_send(struct bh_bench_end *e, const struct bh_desc *d, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t b = (uint8_t)d[i].aux;
-		for (;;) {
-			ssize_t w = write(e->wfd, &b, 1);
-			if (w == 1)
-				break;
-			if (w < 0 && errno != EINTR)
-				return -errno;
-			if (bh_bench_stop)
-				return -EINTR;
-		}
+		int err = bh_bench_write_msg(e, &b, 1);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -543,21 +552,14 @@ static const struct bh_bench_ops bh_bench_fd_ops = {
     .recv = bh_bench_fd_recv,
 };
 
-/* --- eventfd: a counter, so only the number of messages is checked - */
-
+/* Eventfd: a counter, so only the number of messages is checked. */
 static int bh_bench_efd_send(struct bh_bench_end *e, const struct bh_desc *d, unsigned n)
 {
 	const uint64_t one = 1;
 	for (unsigned i = 0; i < n; i++) {
-		for (;;) {
-			ssize_t w = write(e->wfd, &one, sizeof(one));
-			if (w == (ssize_t)sizeof(one))
-				break;
-			if (w < 0 && errno != EINTR)
-				return -errno;
-			if (bh_bench_stop)
-				return -EINTR;
-		}
+		int err = bh_bench_write_msg(e, &one, sizeof(one));
+		if (err)
+			return err;
 	}
 	return 0;
 }
