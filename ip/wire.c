@@ -1,0 +1,224 @@
+/*
+ * ip/wire.c - checked parsers and emitters for the formats in ip/wire.h.
+ */
+#include "ip/wire.h"
+
+#include "ip/checksum.h"
+
+static const char *const wire_err_text[BH_WIRE_NERRORS] = {
+#define BH_WIRE_TEXT(name, text) [BH_WIRE_##name] = text,
+	BH_WIRE_ERRORS(BH_WIRE_TEXT)
+#undef BH_WIRE_TEXT
+};
+
+const char *bh_wire_strerror(enum bh_wire_err e)
+{
+	if ((unsigned)e >= BH_WIRE_NERRORS)
+		return "unknown wire error";
+	return wire_err_text[e];
+}
+
+/* ---- Ethernet II ---- */
+
+enum bh_wire_err bh_eth_parse(const uint8_t *p, size_t len, struct bh_eth_repr *out)
+{
+	if (len < BH_ETH_HLEN)
+		return BH_WIRE_TRUNCATED;
+	memcpy(out->dst.b, p, 6);
+	memcpy(out->src.b, p + 6, 6);
+	out->type = bh_ld16(p + 12);
+	/* IEEE 802.3: values up to 1500 are a length (802.2 LLC follows),
+	 * 1536 and up an Ethernet II type; 1501..1535 are undefined. */
+	if (out->type < 0x0600)
+		return BH_WIRE_ETH_LENGTH_FIELD;
+	if (out->type == BH_ETHERTYPE_VLAN || out->type == BH_ETHERTYPE_QINQ)
+		return BH_WIRE_ETH_VLAN;
+	/* A source address is always an individual address (802.3 3.2.3). */
+	if (bh_mac_is_group(&out->src))
+		return BH_WIRE_ETH_SRC_GROUP;
+	return BH_WIRE_OK;
+}
+
+void bh_eth_emit(uint8_t *p, const struct bh_eth_repr *e)
+{
+	memcpy(p, e->dst.b, 6);
+	memcpy(p + 6, e->src.b, 6);
+	bh_st16(p + 12, e->type);
+}
+
+/* ---- ARP ---- */
+
+enum bh_wire_err bh_arp_parse(const uint8_t *p, size_t len, struct bh_arp_repr *out)
+{
+	if (len < BH_ARP_LEN)
+		return BH_WIRE_TRUNCATED;
+	/* RFC 826 "Packet Reception": ar$hrd, ar$pro and the lengths must be
+	 * ones we speak, else the packet is discarded. */
+	if (bh_ld16(p) != 1 || bh_ld16(p + 2) != BH_ETHERTYPE_IPV4 || p[4] != 6 || p[5] != 4)
+		return BH_WIRE_ARP_FORMAT;
+	out->op = bh_ld16(p + 6);
+	if (out->op != BH_ARP_REQUEST && out->op != BH_ARP_REPLY)
+		return BH_WIRE_ARP_OP;
+	memcpy(out->sha.b, p + 8, 6);
+	out->spa = bh_ld32(p + 14);
+	memcpy(out->tha.b, p + 18, 6);
+	out->tpa = bh_ld32(p + 24);
+	return BH_WIRE_OK;
+}
+
+void bh_arp_emit(uint8_t *p, const struct bh_arp_repr *a)
+{
+	bh_st16(p, 1);
+	bh_st16(p + 2, BH_ETHERTYPE_IPV4);
+	p[4] = 6;
+	p[5] = 4;
+	bh_st16(p + 6, a->op);
+	memcpy(p + 8, a->sha.b, 6);
+	bh_st32(p + 14, a->spa);
+	memcpy(p + 18, a->tha.b, 6);
+	bh_st32(p + 24, a->tpa);
+}
+
+/* ---- IPv4 ---- */
+
+/* RFC 791 3.1 / RFC 1122 3.2.1.8: walks the options. Single-byte EOL and
+ * NOP; every other option has a length byte of at least 2 that must stay
+ * within the header. Unknown options are skipped, not refused. */
+static enum bh_wire_err ipv4_walk_options(const uint8_t *o, size_t n, bool *source_routed)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint8_t type = o[i];
+		if (type == BH_IPV4_OPT_EOL)
+			break;
+		if (type == BH_IPV4_OPT_NOP) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n)
+			return BH_WIRE_IP_OPTIONS;
+		uint8_t olen = o[i + 1];
+		if (olen < 2 || olen > n - i)
+			return BH_WIRE_IP_OPTIONS;
+		if (type == BH_IPV4_OPT_LSRR || type == BH_IPV4_OPT_SSRR)
+			*source_routed = true;
+		i += olen;
+	}
+	return BH_WIRE_OK;
+}
+
+enum bh_wire_err bh_ipv4_parse(const uint8_t *p, size_t len, struct bh_ipv4_repr *out)
+{
+	if (len < BH_IPV4_HLEN)
+		return BH_WIRE_TRUNCATED;
+	if ((p[0] >> 4) != 4)
+		return BH_WIRE_IP_VERSION;
+	unsigned hlen = (unsigned)(p[0] & 0xf) * 4;
+	if (hlen < BH_IPV4_HLEN || hlen > len)
+		return BH_WIRE_IP_IHL;
+	uint16_t total = bh_ld16(p + 2);
+	if (total < hlen || total > len)
+		return BH_WIRE_IP_TOTAL_LEN;
+	if (bh_csum_fold(bh_csum_partial(p, hlen, 0)) != 0)
+		return BH_WIRE_IP_CHECKSUM;
+
+	uint16_t frag = bh_ld16(p + 6);
+	out->hlen = (uint8_t)hlen;
+	out->tos = p[1];
+	out->total_len = total;
+	out->id = bh_ld16(p + 4);
+	out->evil = frag & 0x8000;
+	out->df = frag & 0x4000;
+	out->mf = frag & 0x2000;
+	out->frag_off = (uint16_t)((frag & 0x1fff) * 8);
+	out->ttl = p[8];
+	out->proto = p[9];
+	out->src = bh_ld32(p + 12);
+	out->dst = bh_ld32(p + 16);
+	out->source_routed = false;
+	out->payload = p + hlen;
+	out->payload_len = (uint16_t)(total - hlen);
+	/* "Ping of death": the offset can place a fragment's end past the
+	 * largest datagram. */
+	if ((uint32_t)out->frag_off + out->payload_len > BH_IPV4_MAX_LEN - hlen)
+		return BH_WIRE_IP_FRAG_BEYOND;
+	if (hlen > BH_IPV4_HLEN)
+		return ipv4_walk_options(p + BH_IPV4_HLEN, hlen - BH_IPV4_HLEN,
+					 &out->source_routed);
+	return BH_WIRE_OK;
+}
+
+void bh_ipv4_emit(uint8_t *p, const struct bh_ipv4_repr *ip)
+{
+	p[0] = 0x45;
+	p[1] = ip->tos;
+	bh_st16(p + 2, ip->total_len);
+	bh_st16(p + 4, ip->id);
+	uint16_t frag = (uint16_t)(ip->frag_off / 8);
+	if (ip->df)
+		frag |= 0x4000;
+	if (ip->mf)
+		frag |= 0x2000;
+	bh_st16(p + 6, frag);
+	p[8] = ip->ttl;
+	p[9] = ip->proto;
+	p[10] = p[11] = 0;
+	bh_st32(p + 12, ip->src);
+	bh_st32(p + 16, ip->dst);
+	uint16_t c = bh_csum_fold(bh_csum_partial(p, BH_IPV4_HLEN, 0));
+	memcpy(p + 10, &c, 2);
+}
+
+uint32_t bh_ipv4_pseudo_sum(bh_ip4 src, bh_ip4 dst, uint8_t proto, uint16_t len)
+{
+	uint8_t ph[12];
+	bh_st32(ph, src);
+	bh_st32(ph + 4, dst);
+	ph[8] = 0;
+	ph[9] = proto;
+	bh_st16(ph + 10, len);
+	return bh_csum_partial(ph, sizeof ph, 0);
+}
+
+/* ---- ICMP ---- */
+
+enum bh_wire_err bh_icmp_parse(const uint8_t *p, size_t len, struct bh_icmp_repr *out)
+{
+	if (len < BH_ICMP_HLEN)
+		return BH_WIRE_TRUNCATED;
+	out->type = p[0];
+	out->code = p[1];
+	out->rest = bh_ld32(p + 4);
+	return BH_WIRE_OK;
+}
+
+void bh_icmp_emit(uint8_t *p, const struct bh_icmp_repr *ic)
+{
+	p[0] = ic->type;
+	p[1] = ic->code;
+	p[2] = p[3] = 0;
+	bh_st32(p + 4, ic->rest);
+}
+
+/* ---- UDP ---- */
+
+enum bh_wire_err bh_udp_parse(const uint8_t *p, size_t avail, struct bh_udp_repr *out)
+{
+	if (avail < BH_UDP_HLEN)
+		return BH_WIRE_TRUNCATED;
+	out->sport = bh_ld16(p);
+	out->dport = bh_ld16(p + 2);
+	out->len = bh_ld16(p + 4);
+	memcpy(&out->checksum, p + 6, 2);
+	if (out->len < BH_UDP_HLEN || out->len > avail)
+		return BH_WIRE_UDP_LENGTH;
+	return BH_WIRE_OK;
+}
+
+void bh_udp_emit(uint8_t *p, const struct bh_udp_repr *u)
+{
+	bh_st16(p, u->sport);
+	bh_st16(p + 2, u->dport);
+	bh_st16(p + 4, u->len);
+	memcpy(p + 6, &u->checksum, 2);
+}

@@ -1,0 +1,3 @@
+/* placeholder filled below */
+#include <criterion/criterion.h>
+Test(ipv4, placeholder) { cr_assert(1); }
