@@ -21,16 +21,20 @@ uint32_t bh_csum_partial(const void *data, size_t len, uint32_t sum)
 {
 	const uint8_t *p = data;
 	uint64_t acc = sum;
+	/* Two accumulators, so the carry chains of alternate words run in
+	 * parallel; they are joined (with end-around carry) afterwards. */
+	uint64_t acc2 = 0;
 	while (len >= 32) {
 		uint64_t w[4];
 		memcpy(w, p, 32);
 		acc = add_carry(acc, w[0]);
-		acc = add_carry(acc, w[1]);
+		acc2 = add_carry(acc2, w[1]);
 		acc = add_carry(acc, w[2]);
-		acc = add_carry(acc, w[3]);
+		acc2 = add_carry(acc2, w[3]);
 		p += 32;
 		len -= 32;
 	}
+	acc = add_carry(acc, acc2);
 	while (len >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);

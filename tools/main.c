@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/ip/ip_bench.h"
 #include "bench/ipc/ipc_bench.h"
 
 #define BH_VERSION "0.1.0"
@@ -26,6 +27,7 @@ static void bh_usage(FILE *f)
 	      "commands:\n"
 	      "  bench ipc [OPTIONS] measure the IPC layer against its baselines\n"
 	      "                      (bulkhead bench ipc --help for the options)\n"
+	      "  bench ip [OPTIONS]  measure the IP library's receive path\n"
 	      "  version             print the version\n"
 	      "  help                this text\n"
 	      "\n"
@@ -43,7 +45,10 @@ static void bh_bench_usage(FILE *f)
 	      "benchmarks:\n"
 	      "  ipc    rings and notifications against a function call, a shared\n"
 	      "         cache line, a futex, a pipe, an eventfd and a socketpair\n"
-	      "         (bulkhead bench ipc --help for its options)\n",
+	      "         (bulkhead bench ipc --help for its options)\n"
+	      "  ip     the IP library's receive path on one core: packets per\n"
+	      "         second for 64- and 1514-byte frames\n"
+	      "         (bulkhead bench ip --help for its options)\n",
 	      f);
 }
 
@@ -57,6 +62,8 @@ static int bh_cmd_bench(int argc, char **argv)
 	const char *what = argv[1];
 	if (strcmp(what, "ipc") == 0)
 		return bh_bench_ipc_main(argc - 1, argv + 1);
+	if (strcmp(what, "ip") == 0)
+		return bh_bench_ip_main(argc - 1, argv + 1);
 	if (strcmp(what, "help") == 0 || strcmp(what, "-h") == 0 || strcmp(what, "--help") == 0) {
 		bh_bench_usage(stdout);
 		return 0;

@@ -102,13 +102,15 @@ static void op_event(void *ctx, const struct bh_ip_event *ev)
 	e->nev++;
 }
 
-static const struct bh_ip_ops env_ops = {
+static const struct bh_ip_ops env_ops_ = {
 	.alloc = op_alloc,
 	.release = op_release,
 	.transmit = op_transmit,
 	.deliver = op_deliver,
 	.event = op_event,
 };
+
+const struct bh_ip_ops *env_ops(void) { return &env_ops_; }
 
 /* ---- setup ---- */
 
@@ -139,7 +141,7 @@ void env_init(struct env *e, const struct bh_ip_config *cfg, uint32_t nbufs)
 	e->ev = calloc(ENV_MAX_LOG, sizeof *e->ev);
 	e->keep_log = true;
 	const char *err = NULL;
-	e->ip = bh_ip_create(cfg, &env_ops, e, &err);
+	e->ip = bh_ip_create(cfg, &env_ops_, e, &err);
 	if (!e->mem || !e->used || !e->tx || !e->deliv || !e->ev || !e->ip) {
 		fprintf(stderr, "env_init: %s\n", err ? err : "out of memory");
 		abort();

@@ -67,6 +67,8 @@ extern const struct bh_mac ENV_MAC, PEER_MAC, PEER2_MAC;
 #define FAR_ADDR BH_IP4(192, 0, 2, 7)
 
 void env_default_config(struct bh_ip_config *cfg);
+/* The ops an env gives the library (ctx must be a struct env). */
+const struct bh_ip_ops *env_ops(void);
 /* NULL cfg: the default. Aborts if creation fails (a test bug). */
 void env_init(struct env *e, const struct bh_ip_config *cfg, uint32_t nbufs);
 /* Destroys the stack; returns the number of buffers still in use (the

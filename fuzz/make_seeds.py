@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the IP fuzzers (fuzz/corpus/ip_input and
+fuzz/corpus/ip_frag). Seeds are small scripts in each fuzzer's record
+format (see the comment at the top of each *_fuzz.c); checksums are left
+to the fuzzer's fix-up flag. Run from the repository root."""
+import os
+import struct
+
+ENV_MAC = bytes([2, 0, 0, 0, 0, 2])
+PEER_MAC = bytes([2, 0, 0, 0, 0, 9])
+BCAST = b"\xff" * 6
+ENV = bytes([10, 0, 0, 2])
+PEER = bytes([10, 0, 0, 9])
+
+
+def eth(dst, src, typ):
+    return dst + src + struct.pack("!H", typ)
+
+
+def arp(op, sha, spa, tha, tpa):
+    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + spa + tha + tpa
+
+
+def ipv4(proto, payload, src=PEER, dst=ENV, ident=1, frag=0, ttl=64, opts=b""):
+    hl = 20 + len(opts)
+    return struct.pack("!BBHHHBBH4s4s", 0x40 | hl // 4, 0, hl + len(payload), ident, frag,
+                       ttl, proto, 0, src, dst) + opts + payload
+
+
+def udp(sport, dport, data):
+    return struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+
+
+def icmp(typ, code, rest, data):
+    return struct.pack("!BBHI", typ, code, 0, rest) + data
+
+
+def rec(op, body):
+    return bytes([op]) + struct.pack("!H", len(body)) + body
+
+
+def frame(body, fix=True):
+    return rec(0x40 if fix else 0, body)
+
+
+def ipframe(*a, **k):
+    return frame(eth(ENV_MAC, PEER_MAC, 0x0800) + ipv4(*a, **k))
+
+
+def tick(ms):
+    return rec(1, struct.pack("!H", ms // 16))
+
+
+seeds = {
+    "arp_request": frame(eth(BCAST, PEER_MAC, 0x0806) + arp(1, PEER_MAC, PEER, b"\0" * 6, ENV)),
+    "arp_reply_then_udp": rec(2, bytes([9]) + b"hello")
+    + frame(eth(ENV_MAC, PEER_MAC, 0x0806) + arp(2, PEER_MAC, PEER, ENV_MAC, ENV))
+    + rec(2, bytes([9]) + b"again"),
+    "arp_timeout": rec(2, bytes([33]) + b"x") + tick(4000),
+    "echo": ipframe(1, icmp(8, 0, 0x12340001, b"abcdefgh" * 8)),
+    "udp_bound": ipframe(17, udp(5000, 53, b"query")),
+    "udp_unbound": ipframe(17, udp(5000, 54, b"nobody")),
+    "unknown_proto": ipframe(99, b"\0" * 16),
+    "options": ipframe(17, udp(1, 53, b"o"), opts=bytes([1, 30, 6, 1, 2, 3, 0, 0])),
+    "icmp_error": ipframe(1, icmp(3, 3, 0, ipv4(17, udp(4000, 53, b""), src=ENV, dst=PEER))),
+    "fragments": ipframe(17, udp(7, 53, b"A" * 24)[:16], ident=5, frag=0x2000)
+    + ipframe(17, b"B" * 16, ident=5, frag=2)
+    + tick(31000),
+    "bind_and_send": rec(3, struct.pack("!H", 9999)) + ipframe(17, udp(1, 9999, b"x"))
+    + rec(3, struct.pack("!H", 9999)) + ipframe(17, udp(1, 9999, b"x")),
+    "no_buffers": rec(0x44, b"") + ipframe(1, icmp(8, 0, 1, b"x")) + rec(4, b""),
+    "vlan": frame(eth(ENV_MAC, PEER_MAC, 0x8100) + b"\0" * 40, fix=False),
+}
+
+
+def frag(ident, mf, off, payload, proto=0, dt=0, flags=0):
+    return bytes([ident, (1 if mf else 0) | flags]) + struct.pack("!HHBB", off, len(payload),
+                                                                 proto, dt) + payload
+
+
+frag_seeds = {
+    "in_order": frag(0, True, 0, bytes(range(8)) * 4) + frag(0, False, 32, b"z" * 20),
+    "reverse": frag(1, False, 64, b"y" * 10) + frag(1, True, 32, b"x" * 32)
+    + frag(1, True, 0, b"w" * 32),
+    "overlap": frag(2, True, 0, b"a" * 32) + frag(2, True, 16, b"b" * 32)
+    + frag(2, False, 48, b"c" * 8),
+    "duplicate": frag(3, True, 0, b"a" * 16) + frag(3, True, 0, b"a" * 16)
+    + frag(3, False, 16, b"b"),
+    "tiny_tcp": frag(4, True, 0, b"t" * 8, proto=1) + frag(4, False, 8, b"u" * 40, proto=1),
+    "timeout": frag(5, True, 0, b"q" * 64) + frag(6, False, 1024, b"r", dt=200),
+    "echo": frag(7, True, 0, bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"e" * 1472, proto=2)
+    + frag(7, False, 1480, b"f" * 600, proto=2),
+}
+
+for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds)):
+    path = os.path.join("fuzz", "corpus", name)
+    os.makedirs(path, exist_ok=True)
+    for k, v in d.items():
+        with open(os.path.join(path, k), "wb") as f:
+            f.write(v)
