@@ -21,6 +21,7 @@
 
 #define ARP_LOCKTIME_MS 1000
 #define ARP_DEFEND_INTERVAL_MS 10000 /* RFC 5227 1.1 DEFEND_INTERVAL */
+#define ARP_DELAY_MS 5000             /* before refreshing a stale entry */
 
 static struct arp_entry *arp_find(struct bh_ip *ip, bh_ip4 addr)
 {
@@ -161,6 +162,7 @@ static void learn(struct bh_ip *ip, uint64_t now, struct arp_entry *e, const str
 	e->state = BH_ARP_REACHABLE;
 	e->updated = now;
 	e->tries = 0;
+	e->probing = false;
 	ip->ctr.arp_learned++;
 	drain(ip, e);
 }
@@ -214,6 +216,7 @@ void bh_arp__input(struct bh_ip *ip, uint64_t now, const uint8_t *p, size_t len)
 				e->state = BH_ARP_REACHABLE;
 				e->updated = now;
 				e->tries = 0;
+				e->probing = false;
 			}
 		} else if (now - e->updated >= ARP_LOCKTIME_MS) {
 			learn(ip, now, e, &a.sha);
@@ -266,12 +269,19 @@ int bh_arp__output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame, b
 	struct arp_entry *e = arp_find(ip, hop);
 	if (e && e->state != BH_ARP_INCOMPLETE) {
 		e->last_used = now;
-		/* A stale entry is used while a unicast request checks it
-		 * (RFC 1122 2.3.2.1: validate the cache, do not flood). */
-		if (e->state == BH_ARP_STALE && now >= e->next_try) {
+		/* A stale entry stays in use while it is checked (RFC 1122
+		 * 2.3.2.1: validate the cache, do not flood): first a delay in
+		 * which an answer may come anyway (Linux's DELAY state,
+		 * delay_first_probe_time 5 s), then unicast requests. */
+		if (e->state == BH_ARP_STALE && !e->probing) {
+			e->probing = true;
+			e->tries = 0;
+			e->next_try = now + ARP_DELAY_MS;
+		} else if (e->state == BH_ARP_STALE && now >= e->next_try) {
 			if (e->tries >= ip->cfg.arp_tries) {
 				/* Silent after every refresh: resolve afresh. */
 				e->state = BH_ARP_INCOMPLETE;
+				e->probing = false;
 				e->tries = 1;
 				e->next_try = now + ip->cfg.arp_retry_ms;
 				request(ip, hop, NULL);
@@ -377,7 +387,7 @@ void bh_arp__tick(struct bh_ip *ip, uint64_t now, uint64_t *next)
 			if (now - e->updated >= c->arp_reachable_ms) {
 				e->state = BH_ARP_STALE;
 				e->tries = 0;
-				e->next_try = now;
+				e->probing = false;
 			} else {
 				due = e->updated + c->arp_reachable_ms;
 				break;

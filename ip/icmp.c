@@ -62,7 +62,9 @@ void bh_icmp__error(struct bh_ip *ip, uint64_t now, uint8_t type, uint8_t code,
 	uint16_t c = bh_csum_fold(sum);
 	memcpy(hdr + 2, &c, 2);
 	struct seg segs[3] = {{hdr, sizeof hdr}, {d->iph, d->hdr.hlen}, {payload, quote}};
-	struct bh_ip_tx tx = {.dst = d->hdr.src, .proto = BH_IPPROTO_ICMP};
+	/* Precedence 6, internetwork control (RFC 1812 4.3.2.5; Linux's
+	 * hosts send their errors so too). */
+	struct bh_ip_tx tx = {.dst = d->hdr.src, .proto = BH_IPPROTO_ICMP, .tos = 0xc0};
 	if (bh_ip__send_segs(ip, now, &tx, segs, 3) >= 0)
 		ip->ctr.icmp_err_tx++;
 }

@@ -30,6 +30,7 @@ struct arp_entry {
 	uint64_t last_used; /* last datagram sent through it */
 	uint64_t next_try;  /* INCOMPLETE: next request; STALE: next refresh */
 	uint32_t tries;     /* requests sent in this resolution or refresh */
+	bool probing;       /* STALE and used: the delay, then refreshes, run */
 	uint32_t queued;    /* datagrams waiting in the ARP queue */
 };
 

@@ -340,7 +340,15 @@ Test(arp, aging_refreshes_by_unicast_then_forgets)
 	struct bh_arp_info info[1];
 	cr_assert_eq(arp_entries(info, 1), 1);
 	cr_expect_eq(info[0].state, BH_ARP_STALE);
-	/* Used while stale: the datagram goes, and a unicast request checks. */
+	/* Used while stale: the datagram goes; after the 5 s delay a unicast
+	 * request checks. */
+	cr_expect_eq(send_udp(PEER_ADDR, "y"), 0);
+	cr_expect_eq(E.ntx, 1, "no request during the delay");
+	E.now = 34999;
+	cr_expect_eq(send_udp(PEER_ADDR, "y"), 0);
+	cr_expect_eq(E.ntx, 2);
+	env_clear_log(&E);
+	E.now = 35000;
 	cr_expect_eq(send_udp(PEER_ADDR, "y"), 0);
 	cr_assert_eq(E.ntx, 2);
 	struct bh_eth_repr eth;
@@ -352,9 +360,9 @@ Test(arp, aging_refreshes_by_unicast_then_forgets)
 	arp_entries(info, 1);
 	cr_expect_eq(info[0].state, BH_ARP_REACHABLE);
 	/* Unused and unconfirmed for arp_stale_ms: gone. */
-	env_tick(&E, 30000 + 30000);
+	env_tick(&E, 35000 + 59999);
 	cr_expect_eq(arp_entries(info, 1), 1);
-	env_tick(&E, 30000 + 60000);
+	env_tick(&E, 35000 + 60000);
 	cr_expect_eq(arp_entries(info, 1), 0);
 }
 
@@ -364,12 +372,12 @@ Test(arp, silent_stale_entry_is_resolved_afresh)
 	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC, ENV_ADDR);
 	env_tick(&E, 30000);
 	env_clear_log(&E);
-	for (uint64_t t = 30000; t <= 33000; t += 1000) {
+	for (uint64_t t = 30000; t <= 38000; t += 1000) {
 		E.now = t;
 		send_udp(PEER_ADDR, "x");
 	}
-	/* Three unicast refreshes went unanswered; the fourth use asks by
-	 * broadcast and queues. */
+	/* After the 5 s delay, three unicast refreshes went unanswered; the
+	 * next use asks by broadcast and queues. */
 	struct bh_eth_repr eth;
 	struct bh_arp_repr a;
 	unsigned unicast = 0, broadcast = 0;
