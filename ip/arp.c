@@ -38,8 +38,12 @@ static struct arp_entry *arp_find(struct bh_ip *ip, bh_ip4 addr)
 	return NULL;
 }
 
-/* A free slot, or the least recently used entry of an allowed state. */
-static struct arp_entry *arp_slot(struct bh_ip *ip, bool may_evict_reachable)
+/* A free slot, or a victim: stale entries before reachable ones, and among
+ * those the least recently used. Pending entries are never taken. For a
+ * host that merely asked us (may_evict_live false), only stale entries
+ * idle for arp_reachable_ms and not being checked may go, so a flood of
+ * requests cannot push out the hosts we are talking to. */
+static struct arp_entry *arp_slot(struct bh_ip *ip, uint64_t now, bool may_evict_live)
 {
 	struct arp_entry *victim = NULL;
 	for (uint32_t i = 0; i < ip->cfg.arp_entries; i++) {
@@ -48,10 +52,14 @@ static struct arp_entry *arp_slot(struct bh_ip *ip, bool may_evict_reachable)
 			return e;
 		if (e->state == BH_ARP_INCOMPLETE)
 			continue;
-		if (e->state == BH_ARP_REACHABLE && !may_evict_reachable)
+		if (!may_evict_live &&
+		    (e->state != BH_ARP_STALE || e->probing ||
+		     now - e->last_used < ip->cfg.arp_reachable_ms))
 			continue;
-		if (!victim || e->last_used < victim->last_used ||
-		    (e->state == BH_ARP_STALE && victim->state != BH_ARP_STALE))
+		bool e_stale = e->state == BH_ARP_STALE;
+		bool v_stale = victim && victim->state == BH_ARP_STALE;
+		if (!victim || (e_stale && !v_stale) ||
+		    (e_stale == v_stale && e->last_used < victim->last_used))
 			victim = e;
 	}
 	if (victim)
@@ -127,16 +135,29 @@ static void drain(struct bh_ip *ip, struct arp_entry *e)
 	}
 }
 
-/* Drops the entry's queue, reporting each datagram as host unreachable. */
+/* Drops the entry's queue, reporting each datagram as host unreachable.
+ * Two passes: the entry is freed and its datagrams detached before any
+ * event goes up, so a transport that sends again from the event handler
+ * starts a fresh resolution instead of joining a queue being dropped. */
+#define WAIT_DETACHED UINT32_MAX
+
 static void fail(struct bh_ip *ip, struct arp_entry *e)
 {
 	uint32_t idx = (uint32_t)(e - ip->arp);
 	for (uint32_t i = 0; i < ip->cfg.arp_queue && e->queued; i++) {
 		struct arp_wait *w = &ip->waitq[i];
-		if (!w->used || w->entry != idx)
+		if (w->used && w->entry == idx) {
+			w->entry = WAIT_DETACHED;
+			e->queued--;
+		}
+	}
+	e->state = BH_ARP_FREE;
+	e->queued = 0;
+	for (uint32_t i = 0; i < ip->cfg.arp_queue; i++) {
+		struct arp_wait *w = &ip->waitq[i];
+		if (!w->used || w->entry != WAIT_DETACHED)
 			continue;
 		w->used = false;
-		e->queued--;
 		ip->nwaiting--;
 		ip->ctr.arp_queue_drops++;
 		struct bh_ip_event ev = {
@@ -153,7 +174,6 @@ static void fail(struct bh_ip *ip, struct arp_entry *e)
 		bh_ip__release(ip, &w->frame);
 		bh_ip__event(ip, &ev);
 	}
-	e->state = BH_ARP_FREE;
 }
 
 static void learn(struct bh_ip *ip, uint64_t now, struct arp_entry *e, const struct bh_mac *mac)
@@ -175,8 +195,10 @@ void bh_arp__input(struct bh_ip *ip, uint64_t now, const uint8_t *p, size_t len)
 		ip->ctr.arp_bad++;
 		return;
 	}
+	/* RFC 1122 3.2.1.3: 0/8 is never a host's address (0.0.0.0 itself
+	 * marks an RFC 5227 probe, handled below). */
 	if (bh_mac_is_group(&a.sha) || bh_mac_is_zero(&a.sha) ||
-	    bh_ip4_is_multicast(a.spa) || bh_ip4_is_loopback(a.spa) || bh_ip4_is_reserved(a.spa) ||
+	    (bh_ip4_is_this_net(a.spa) && a.spa != 0) || bh_ip4_is_multicast(a.spa) || bh_ip4_is_loopback(a.spa) || bh_ip4_is_reserved(a.spa) ||
 	    bh_ip__is_broadcast(ip, a.spa) || bh_ip4_is_multicast(a.tpa)) {
 		ip->ctr.arp_bad_sender++;
 		return;
@@ -236,7 +258,7 @@ void bh_arp__input(struct bh_ip *ip, uint64_t now, const uint8_t *p, size_t len)
 	 * the triplet" - as a stale entry, and only in a free or stale slot,
 	 * so a flood of requests cannot push out the hosts we talk to. */
 	if (!merged && !probe) {
-		struct arp_entry *n = arp_slot(ip, false);
+		struct arp_entry *n = arp_slot(ip, now, false);
 		if (n) {
 			memset(n, 0, sizeof *n);
 			n->state = BH_ARP_STALE;
@@ -295,7 +317,7 @@ int bh_arp__output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame, b
 		return 0;
 	}
 	if (!e) {
-		e = arp_slot(ip, true);
+		e = arp_slot(ip, now, true);
 		if (!e) {
 			ip->ctr.arp_table_full++;
 			ip->ctr.arp_queue_drops++;

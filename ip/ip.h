@@ -33,6 +33,10 @@
  *   Every entry point takes `now` in milliseconds from any fixed origin;
  *   it must not go backwards. bh_ip_tick() returns the next deadline.
  *
+ * Re-entry: from within ops.event() the environment may send (the output
+ * calls); no callback may call bh_ip_input(), bh_ip_tick() or
+ * bh_ip_destroy().
+ *
  * Concurrency: none. One stack is used by one thread.
  */
 #ifndef BH_IP_IP_H

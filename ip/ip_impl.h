@@ -111,8 +111,13 @@ struct bh_ip {
 
 	uint16_t ids[BH_IP_ID_BUCKETS];
 
-	uint64_t *udp_cookie; /* 65536 */
-	uint64_t *udp_bound;  /* bitmap, 65536 bits */
+	/* UDP port table: open addressing with linear probing, at most half
+	 * full; port 0 marks an empty slot. */
+	struct udp_binding {
+		uint16_t port;
+		uint64_t cookie;
+	} *udp;
+	uint32_t udp_mask; /* slots - 1, a power of two minus one */
 	uint32_t nbindings;
 
 	struct bh_bucket icmp_err, echo, arp_reply;

@@ -117,6 +117,14 @@ static bool complete(const struct reasm *r)
 
 static void finish(struct bh_ip *ip, uint64_t now, struct reasm *r)
 {
+	/* Each fragment ended within 65535 bytes by its own header length; the
+	 * datagram must too, with the first fragment's (RFC 791; Linux's
+	 * ip_frag_reasm checks the same). */
+	if (r->first_hlen + r->total > BH_IPV4_MAX_LEN) {
+		ip->ctr.frag_bad++;
+		kill(ip, r);
+		return;
+	}
 	struct reasm_frag *f0 = &r->frag[0];
 	const uint8_t *iph = f0->pkt.base + f0->pkt.off - r->first_hlen;
 	struct ip_dgram d = {.iph = iph, .cast = r->cast};
@@ -185,12 +193,19 @@ bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
 		return false;
 	}
 
+	/* The last fragment fixes the end even if its bytes came before
+	 * under MF (then it is a duplicate below, and may complete). */
+	if (!h->mf)
+		r->total = end;
+
 	/* Position by start; check the neighbours for overlap. */
 	uint16_t pos = 0;
 	while (pos < r->nfrags && r->frag[pos].start < start)
 		pos++;
 	if (pos < r->nfrags && r->frag[pos].start == start && r->frag[pos].end == end) {
 		ip->ctr.frag_dup++;
+		if (complete(r))
+			finish(ip, now, r);
 		return false;
 	}
 	if ((pos > 0 && r->frag[pos - 1].end > start) || (pos < r->nfrags && r->frag[pos].start < end)) {
@@ -228,8 +243,6 @@ bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
 	r->nfrags++;
 	r->bytes += frame->size;
 	ip->reasm_bytes += frame->size;
-	if (!h->mf)
-		r->total = end;
 	if (start == 0)
 		r->first_hlen = h->hlen;
 	/* Indices after pos moved up by one. */

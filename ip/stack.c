@@ -193,10 +193,13 @@ struct bh_ip *bh_ip_create(const struct bh_ip_config *cfg, const struct bh_ip_op
 	ip->waitq = calloc(c->arp_queue, sizeof *ip->waitq);
 	ip->reasm = calloc(c->reasm_datagrams, sizeof *ip->reasm);
 	ip->frag_store = calloc((size_t)c->reasm_datagrams * c->max_pieces, sizeof *ip->frag_store);
-	ip->udp_cookie = calloc(65536, sizeof *ip->udp_cookie);
-	ip->udp_bound = calloc(65536 / 64, sizeof *ip->udp_bound);
+	uint32_t slots = 16;
+	while (slots < 2 * c->udp_bindings)
+		slots *= 2;
+	ip->udp_mask = slots - 1;
+	ip->udp = calloc(slots, sizeof *ip->udp);
 	if (!ip->routes || !ip->arp || !ip->waitq || !ip->reasm || !ip->frag_store ||
-	    !ip->udp_cookie || !ip->udp_bound) {
+	    !ip->udp) {
 		*err = "out of memory";
 		bh_ip_destroy(ip);
 		return NULL;
@@ -228,8 +231,7 @@ void bh_ip_destroy(struct bh_ip *ip)
 	free(ip->waitq);
 	free(ip->reasm);
 	free(ip->frag_store);
-	free(ip->udp_cookie);
-	free(ip->udp_bound);
+	free(ip->udp);
 	free(ip);
 }
 
@@ -544,7 +546,10 @@ static void fill_ipv4(struct bh_ip *ip, struct bh_ipv4_repr *h, const struct bh_
 /* Where a datagram to tx->dst goes on the link. */
 static int next_hop(struct bh_ip *ip, const struct bh_ip_tx *tx, bh_ip4 *hop)
 {
-	if (tx->dst == 0 || bh_ip4_is_loopback(tx->dst) || bh_ip4_is_reserved(tx->dst))
+	/* Ourselves included: there is no loopback interface here, and an
+	 * ARP request for our own address would read as an announcement. */
+	if (tx->dst == 0 || bh_ip4_is_loopback(tx->dst) || bh_ip4_is_reserved(tx->dst) ||
+	    bh_ip4_is_this_net(tx->dst) || tx->dst == ip->cfg.addr)
 		return -EINVAL;
 	if (bh_ip__is_broadcast(ip, tx->dst) || bh_ip4_is_multicast(tx->dst)) {
 		*hop = tx->dst;

@@ -8,16 +8,28 @@
 #include "ip/checksum.h"
 #include "ip/ip_impl.h"
 
-static bool bound(const struct bh_ip *ip, uint16_t port)
+static inline uint32_t slot_of(const struct bh_ip *ip, uint16_t port)
 {
-	return ip->udp_bound[port / 64] >> (port % 64) & 1;
+	return (uint32_t)(port * 0x9e37u) >> 4 & ip->udp_mask;
+}
+
+/* The slot holding port, or the empty slot where it would go. */
+static uint32_t probe(const struct bh_ip *ip, uint16_t port)
+{
+	uint32_t i = slot_of(ip, port);
+	while (ip->udp[i].port != 0 && ip->udp[i].port != port)
+		i = (i + 1) & ip->udp_mask;
+	return i;
 }
 
 bool bh_udp__lookup(const struct bh_ip *ip, uint16_t port, uint64_t *cookie)
 {
-	if (!bound(ip, port))
+	if (port == 0)
 		return false;
-	*cookie = ip->udp_cookie[port];
+	uint32_t i = probe(ip, port);
+	if (ip->udp[i].port != port)
+		return false;
+	*cookie = ip->udp[i].cookie;
 	return true;
 }
 
@@ -25,21 +37,40 @@ int bh_udp_bind(struct bh_ip *ip, uint16_t port, uint64_t cookie)
 {
 	if (port == 0)
 		return -EINVAL;
-	if (bound(ip, port))
+	uint32_t i = probe(ip, port);
+	if (ip->udp[i].port == port)
 		return -EADDRINUSE;
 	if (ip->nbindings >= ip->cfg.udp_bindings)
 		return -ENOSPC;
-	ip->udp_bound[port / 64] |= 1ull << (port % 64);
-	ip->udp_cookie[port] = cookie;
+	ip->udp[i].port = port;
+	ip->udp[i].cookie = cookie;
 	ip->nbindings++;
 	return 0;
 }
 
 int bh_udp_unbind(struct bh_ip *ip, uint16_t port)
 {
-	if (!bound(ip, port))
+	if (port == 0)
 		return -ENOENT;
-	ip->udp_bound[port / 64] &= ~(1ull << (port % 64));
+	uint32_t i = probe(ip, port);
+	if (ip->udp[i].port != port)
+		return -ENOENT;
+	/* Backward-shift deletion: move later members of the probe run into
+	 * the hole, so lookups never need tombstones. */
+	uint32_t hole = i, j = i;
+	for (;;) {
+		j = (j + 1) & ip->udp_mask;
+		if (ip->udp[j].port == 0)
+			break;
+		uint32_t home = slot_of(ip, ip->udp[j].port);
+		/* j may fill the hole if its home is not cyclically in (hole, j]. */
+		bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+		if (!stays) {
+			ip->udp[hole] = ip->udp[j];
+			hole = j;
+		}
+	}
+	ip->udp[hole].port = 0;
 	ip->nbindings--;
 	return 0;
 }

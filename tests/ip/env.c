@@ -61,7 +61,9 @@ static void op_release(void *ctx, const struct bh_pkt *p)
 static void op_transmit(void *ctx, const struct bh_pkt *f)
 {
 	struct env *e = ctx;
-	if (e->keep_log && e->ntx < ENV_MAX_LOG && f->len <= ENV_BUF_SIZE) {
+	if (e->keep_log && !e->tx)
+		e->tx = calloc(ENV_MAX_LOG, sizeof *e->tx); /* on first use: it is large */
+	if (e->keep_log && e->tx && e->ntx < ENV_MAX_LOG && f->len <= ENV_BUF_SIZE) {
 		e->tx[e->ntx].len = f->len;
 		memcpy(e->tx[e->ntx].data, bh_pkt_data(f), f->len);
 	}
@@ -100,6 +102,8 @@ static void op_event(void *ctx, const struct bh_ip_event *ev)
 	if (e->keep_log && e->nev < ENV_MAX_LOG)
 		e->ev[e->nev] = *ev;
 	e->nev++;
+	if (e->on_event)
+		e->on_event(e, ev);
 }
 
 static const struct bh_ip_ops env_ops_ = {
@@ -136,13 +140,12 @@ void env_init(struct env *e, const struct bh_ip_config *cfg, uint32_t nbufs)
 	e->nbufs = nbufs ? nbufs : 512;
 	e->mem = calloc(e->nbufs, ENV_BUF_SIZE);
 	e->used = calloc(e->nbufs, sizeof *e->used);
-	e->tx = calloc(ENV_MAX_LOG, sizeof *e->tx);
 	e->deliv = calloc(ENV_MAX_LOG, sizeof *e->deliv);
 	e->ev = calloc(ENV_MAX_LOG, sizeof *e->ev);
 	e->keep_log = true;
 	const char *err = NULL;
 	e->ip = bh_ip_create(cfg, &env_ops_, e, &err);
-	if (!e->mem || !e->used || !e->tx || !e->deliv || !e->ev || !e->ip) {
+	if (!e->mem || !e->used || !e->deliv || !e->ev || !e->ip) {
 		fprintf(stderr, "env_init: %s\n", err ? err : "out of memory");
 		abort();
 	}

@@ -56,6 +56,8 @@ struct env {
 	struct env_frame *tx;
 	struct env_delivery *deliv;
 	struct bh_ip_event *ev;
+	/* Called after an event is logged (tests of re-entry). */
+	void (*on_event)(struct env *e, const struct bh_ip_event *ev);
 };
 
 /* Default test identity: 10.0.0.2/24, gateway 10.0.0.1. */

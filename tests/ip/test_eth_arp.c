@@ -506,3 +506,94 @@ Test(arp, flood_cannot_push_out_live_entries)
 	cr_expect_eq(env_ctr(&E, "arp_replies_limited"), 4900);
 	cr_expect_eq(E.in_use, 0);
 }
+
+/* A transport that retries from the "host unreachable" handler starts a
+ * fresh resolution; nothing of the dropped queue leaks into it. */
+static void retry_on_unreach(struct env *e, const struct bh_ip_event *ev)
+{
+	if (ev->type != BH_IP_EV_HOST_UNREACH || e->nev > 2)
+		return;
+	struct bh_pkt p = env_buffer(e, "retry", 5);
+	bh_udp_output(e->ip, e->now, &p, 4000, ev->dst, 7);
+}
+
+Test(arp, retry_from_the_unreachable_handler_starts_afresh)
+{
+	E.on_event = retry_on_unreach;
+	send_udp(PEER_ADDR, "a");
+	send_udp(PEER_ADDR, "b");
+	env_tick(&E, 1000);
+	env_tick(&E, 2000);
+	env_tick(&E, 3000);
+	cr_assert_eq(E.nev, 2, "both datagrams reported");
+	cr_expect_eq(bh_ip_held(E.ip), 2, "the two retries wait on a new resolution");
+	struct bh_arp_info info[2];
+	cr_assert_eq(arp_entries(info, 2), 1);
+	cr_expect_eq(info[0].state, BH_ARP_INCOMPLETE);
+	cr_expect_eq(info[0].queued, 2);
+	/* Another host takes the free slot; none of PEER's datagrams goes to it. */
+	E.on_event = NULL;
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC, ENV_ADDR);
+	env_clear_log(&E);
+	send_udp(PEER2_ADDR, "c");
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER2_MAC, PEER2_ADDR, &ENV_MAC, ENV_ADDR);
+	struct bh_eth_repr eth;
+	struct bh_ipv4_repr h;
+	unsigned to_peer2 = 0;
+	for (unsigned i = 0; i < E.ntx; i++)
+		if (env_tx_ipv4(&E, i, &eth, &h)) {
+			cr_expect_eq(h.dst, PEER2_ADDR);
+			cr_expect(bh_mac_eq(&eth.dst, &PEER2_MAC));
+			to_peer2++;
+		}
+	cr_expect_eq(to_peer2, 1);
+	cr_expect_eq(bh_ip_held(E.ip), 0);
+}
+
+Test(arp, never_resolves_our_own_address)
+{
+	cr_expect_eq(send_udp(ENV_ADDR, "me"), -EINVAL);
+	cr_expect_eq(E.ntx, 0);
+}
+
+Test(arp, sender_in_this_network_is_bogus)
+{
+	arp_in(&BCAST, BH_ARP_REQUEST, &PEER_MAC, BH_IP4(0, 1, 2, 3), &ZERO, ENV_ADDR);
+	cr_expect_eq(env_ctr(&E, "arp_bad_sender"), 1);
+	cr_expect_eq(arp_entries(NULL, 0), 0);
+	cr_expect_eq(E.ntx, 0);
+}
+
+/* A flood of requests may only take slots of stale entries idle for the
+ * reachable time, never one we are using. */
+Test(arp, requests_evict_only_idle_stale_entries)
+{
+	env_fini(&E);
+	struct bh_ip_config c;
+	env_default_config(&c);
+	c.arp_entries = 2;
+	env_init(&E, &c, 0);
+	send_udp(PEER_ADDR, "x");
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC, ENV_ADDR);
+	send_udp(PEER2_ADDR, "x");
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER2_MAC, PEER2_ADDR, &ENV_MAC, ENV_ADDR);
+	env_tick(&E, 40000); /* both stale now */
+	E.now = 40000;
+	send_udp(PEER_ADDR, "x"); /* PEER in use (and being checked) */
+	struct bh_mac m = {{0x02, 0x33, 0, 0, 0, 1}};
+	arp_in(&BCAST, BH_ARP_REQUEST, &m, BH_IP4(10, 0, 0, 77), &ZERO, ENV_ADDR);
+	struct bh_arp_info info[2];
+	cr_assert_eq(arp_entries(info, 2), 2);
+	bool peer = false, idle_gone = true;
+	for (int i = 0; i < 2; i++) {
+		peer |= info[i].addr == PEER_ADDR;
+		idle_gone &= info[i].addr != PEER2_ADDR;
+	}
+	cr_expect(peer, "the entry in use stays");
+	cr_expect(idle_gone, "the idle stale entry gave way");
+	/* The next requester finds nothing it may take. */
+	struct bh_mac m2 = {{0x02, 0x33, 0, 0, 0, 2}};
+	arp_in(&BCAST, BH_ARP_REQUEST, &m2, BH_IP4(10, 0, 0, 78), &ZERO, ENV_ADDR);
+	arp_entries(info, 2);
+	cr_expect(info[0].addr != BH_IP4(10, 0, 0, 78) && info[1].addr != BH_IP4(10, 0, 0, 78));
+}

@@ -574,3 +574,55 @@ Test(reasm, fragmented_echo_gets_a_fragmented_reply)
 	cr_expect_eq(bh_csum_fold(bh_csum_partial(rep, sizeof rep, 0)), 0, "ICMP checksum");
 	cr_expect_eq(bh_ip_held(E.ip), 0);
 }
+
+/* Each fragment ends within 65535 bytes by its own header, but a long
+ * first header (IHL 15) pushes the datagram past it: refused whole. */
+Test(reasm, datagram_longer_than_65535_with_the_first_header_is_bad)
+{
+	cr_assert_eq(bh_udp_bind(E.ip, DPORT, COOKIE), 0);
+	static uint8_t data[1480];
+	memset(data, 0x11, sizeof data);
+	struct ipspec s = udp_spec(0x6001);
+	static const uint8_t nops[40] = {[0 ... 39] = 1};
+	s.options = nops;
+	s.options_len = 40;
+	s.frag_off = 0;
+	s.mf = true;
+	size_t first = make_udp(64, 1);
+	env_input(&E, F, build_ip(F, NULL, &s, DGRAM, first & ~7u));
+	s.options = NULL;
+	s.options_len = 0;
+	/* Fill the middle with 1480-byte fragments, then a last one that ends
+	 * at 65515 bytes of payload (65535 with a 20-byte header). */
+	for (uint32_t off = first & ~7u; off + 1480 <= 64000; off += 1480) {
+		s.frag_off = (uint16_t)off;
+		env_input(&E, F, build_ip(F, NULL, &s, data, 1480));
+	}
+	uint32_t at = (first & ~7u);
+	while (at + 1480 <= 64000)
+		at += 1480;
+	s.frag_off = (uint16_t)at;
+	s.mf = false;
+	env_input(&E, F, build_ip(F, NULL, &s, data, 65515 - at));
+	cr_expect_eq(E.ndeliv, 0);
+	cr_expect_eq(env_ctr(&E, "frag_bad"), 1);
+	cr_expect_eq(bh_ip_held(E.ip), 0);
+}
+
+/* The real last fragment may repeat bytes that came before under MF: it
+ * still fixes the end, and the datagram completes. */
+Test(reasm, last_fragment_after_the_same_span_under_mf_completes)
+{
+	cr_assert_eq(bh_udp_bind(E.ip, DPORT, COOKIE), 0);
+	size_t n = make_udp(40, 3); /* 48 bytes: [0,24) and [24,48) */
+	struct ipspec s = udp_spec(0x6002);
+	frag_in(&s, 24, DGRAM, 24, true);
+	frag_in(&s, 0, DGRAM, 24, true);
+	cr_expect_eq(E.ndeliv, 0);
+	frag_in(&s, 24, DGRAM, 24, false);
+	cr_expect_eq(env_ctr(&E, "frag_dup"), 1);
+	cr_assert_eq(E.ndeliv, 1);
+	cr_expect_eq(E.deliv[0].len, n - 8);
+	cr_expect_arr_eq(E.deliv[0].data, PAY, n - 8);
+	cr_expect_eq(bh_ip_held(E.ip), 0);
+}
