@@ -752,3 +752,52 @@ Test(udp, dont_fragment_over_the_mtu_fails)
 	cr_expect_arr_eq(h.payload, data, 1480);
 	cr_expect_eq(E.in_use, 0);
 }
+
+/* The port table against a plain set: random binds and unbinds, with the
+ * table full and ports that collide, must agree on every answer (the
+ * open-addressing deletion must never lose a binding). */
+Test(udp, port_table_agrees_with_a_reference)
+{
+	static bool ref[65536];
+	memset(ref, 0, sizeof ref);
+	unsigned n = 0;
+	uint32_t x = 12345;
+	for (int op = 0; op < 200000; op++) {
+		x = x * 1103515245u + 12345u;
+		/* Ports from a small range, so probe runs form and break. */
+		uint16_t port = (uint16_t)(1 + (x >> 16) % 600);
+		if ((x >> 8) & 1) {
+			int rc = bh_udp_bind(E.ip, port, port);
+			if (ref[port])
+				cr_assert_eq(rc, -EADDRINUSE, "op %d port %u", op, port);
+			else if (n == 256)
+				cr_assert_eq(rc, -ENOSPC, "op %d port %u", op, port);
+			else {
+				cr_assert_eq(rc, 0, "op %d port %u", op, port);
+				ref[port] = true;
+				n++;
+			}
+		} else {
+			int rc = bh_udp_unbind(E.ip, port);
+			cr_assert_eq(rc, ref[port] ? 0 : -ENOENT, "op %d port %u", op, port);
+			if (ref[port]) {
+				ref[port] = false;
+				n--;
+			}
+		}
+	}
+	/* And datagrams find their bindings. */
+	for (uint16_t port = 1; port <= 600; port++) {
+		uint8_t u[64];
+		size_t ul = build_udp(u, PEER_ADDR, ENV_ADDR, 9, port, "p", 1);
+		struct ipspec s = {.src = PEER_ADDR, .dst = ENV_ADDR, .proto = BH_IPPROTO_UDP,
+				   .id = port};
+		uint32_t before = E.ndeliv;
+		env_input(&E, F, build_ip(F, NULL, &s, u, ul));
+		cr_assert_eq(E.ndeliv - before, ref[port] ? 1u : 0u, "port %u", port);
+		if (ref[port] && E.ndeliv <= ENV_MAX_LOG)
+			cr_expect_eq(E.deliv[E.ndeliv - 1].cookie, port);
+		if (E.ndeliv >= ENV_MAX_LOG)
+			env_clear_log(&E);
+	}
+}
