@@ -228,6 +228,22 @@ bool env_tx_ipv4(const struct env *e, unsigned i, struct bh_eth_repr *eth, struc
 	       h->total_len == f->len - BH_ETH_HLEN;
 }
 
+bool env_resolve_peer(struct env *e)
+{
+	static const struct bh_mac bcast = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+	static const struct bh_mac zero = {{0}};
+	uint8_t f[64];
+	env_input(e, f, build_arp(f, &bcast, &PEER_MAC, BH_ARP_REQUEST, &PEER_MAC, PEER_ADDR, &zero,
+				  ENV_ADDR));
+	env_input(e, f, build_arp(f, &ENV_MAC, &PEER_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR,
+				  &ENV_MAC, ENV_ADDR));
+	struct bh_arp_info info[2];
+	bool ok = bh_ip_arp_list(e->ip, info, 2) == 1 && info[0].addr == PEER_ADDR &&
+		  info[0].state == BH_ARP_REACHABLE;
+	env_clear_log(e);
+	return ok;
+}
+
 /* ---- builders ---- */
 
 size_t build_eth(uint8_t *out, const struct bh_mac *dst, const struct bh_mac *src, uint16_t type)

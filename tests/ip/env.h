@@ -86,6 +86,12 @@ struct bh_pkt env_buffer(struct env *e, const void *data, uint32_t len);
 
 uint64_t env_ctr(const struct env *e, const char *name);
 
+/* Makes PEER's ARP entry REACHABLE with ARP alone: its request for us
+ * creates a STALE entry (RFC 826 merge), its reply to us confirms it. Our
+ * sends to PEER then go straight out. Clears the log; false if PEER's
+ * entry is not the only one or not REACHABLE afterwards. */
+bool env_resolve_peer(struct env *e);
+
 /* Parses the i-th transmitted frame; false if it is not that kind or is
  * malformed (the library must only send well-formed frames). */
 bool env_tx_arp(const struct env *e, unsigned i, struct bh_eth_repr *eth, struct bh_arp_repr *a);

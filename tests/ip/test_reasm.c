@@ -15,8 +15,6 @@
 
 static struct env E;
 static uint8_t F[ENV_BUF_SIZE];
-static const struct bh_mac BCAST = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-static const struct bh_mac ZERO = {{0}};
 
 static void setup(void) { env_init(&E, NULL, 0); }
 static void teardown(void) { cr_expect_eq(env_fini(&E), 0, "buffers leaked or released twice"); }
@@ -30,22 +28,7 @@ static void reinit(const struct bh_ip_config *c)
 	env_init(&E, c, 0);
 }
 
-/* Makes PEER's ARP entry REACHABLE without sending it anything but ARP:
- * its request for us creates a STALE entry (RFC 826 merge), its reply to
- * us confirms it. Our sends then go straight out; the log is cleared. */
-static void resolve_peer(void)
-{
-	size_t n = build_arp(F, &BCAST, &PEER_MAC, BH_ARP_REQUEST, &PEER_MAC, PEER_ADDR, &ZERO,
-			     ENV_ADDR);
-	env_input(&E, F, n);
-	n = build_arp(F, &ENV_MAC, &PEER_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC,
-		      ENV_ADDR);
-	env_input(&E, F, n);
-	struct bh_arp_info info[2];
-	cr_assert_eq(bh_ip_arp_list(E.ip, info, 2), 1);
-	cr_assert_eq(info[0].state, BH_ARP_REACHABLE);
-	env_clear_log(&E);
-}
+static void resolve_peer(void) { cr_assert(env_resolve_peer(&E)); }
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
 {
