@@ -563,7 +563,7 @@ Test(reasm, fragmented_echo_gets_a_fragmented_reply)
 Test(reasm, datagram_longer_than_65535_with_the_first_header_is_bad)
 {
 	cr_assert_eq(bh_udp_bind(E.ip, DPORT, COOKIE), 0);
-	static uint8_t data[1480];
+	static uint8_t data[1900]; /* the last fragment carries 1803 bytes */
 	memset(data, 0x11, sizeof data);
 	struct ipspec s = udp_spec(0x6001);
 	static const uint8_t nops[40] = {[0 ... 39] = 1};
@@ -586,6 +586,7 @@ Test(reasm, datagram_longer_than_65535_with_the_first_header_is_bad)
 		at += 1480;
 	s.frag_off = (uint16_t)at;
 	s.mf = false;
+	cr_assert_leq(65515 - at, sizeof data);
 	env_input(&E, F, build_ip(F, NULL, &s, data, 65515 - at));
 	cr_expect_eq(E.ndeliv, 0);
 	cr_expect_eq(env_ctr(&E, "frag_bad"), 1);
