@@ -92,7 +92,24 @@ frag_seeds = {
     + frag(7, False, 1480, b"f" * 600, proto=2),
 }
 
-for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds)):
+
+def tcphdr(flags, opts=b"", extra=0):
+    opts = opts + b"\0" * (-len(opts) % 4)
+    h = struct.pack("!HHIIBBHHH", 40000, 80, 1, 2, (20 + len(opts)) // 4 << 4, flags, 29200,
+                    0, 0)
+    return struct.pack("!H", extra) + h + opts
+
+
+tcp_seeds = {
+    "plain_ack": tcphdr(0x10, extra=100),
+    "linux_syn": tcphdr(0x02, bytes([2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3,
+                                     3, 7])),
+    "sack": tcphdr(0x10, bytes([1, 1, 8, 10]) + b"\0" * 8 + bytes([1, 1, 5, 26]) + b"\1" * 24),
+    "bad_len": tcphdr(0x10, bytes([30, 0, 0, 0])),
+    "wscale_15": tcphdr(0x02, bytes([1, 3, 3, 15])),
+}
+
+for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds), ("tcp_wire", tcp_seeds)):
     path = os.path.join("fuzz", "corpus", name)
     os.makedirs(path, exist_ok=True)
     for k, v in d.items():
