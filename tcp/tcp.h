@@ -1,0 +1,208 @@
+/*
+ * tcp/tcp.h - the TCP domain's protocol logic (RFC 9293) as a library that
+ * does no I/O and owns no clock: segments, application requests and the
+ * time go in; segments, events and data for the application come out.
+ *
+ * Read first: RFC 9293 (the protocol; section 3.10 is the event
+ * processing this follows), RFC 6298 (RTO), RFC 5681 and RFC 6582
+ * (congestion control), RFC 7323 (window scale, timestamps), RFC 5961
+ * (blind-attack defences), RFC 6528 (ISNs), RFC 1122 4.2 (host rules).
+ *
+ * Call chains
+ *   segment in:  bh_tcp_input -> parse + checksum -> lookup
+ *                -> listen_input | syn_sent_input | established path
+ *                   (RFC 9293 3.10.7.4, steps in order)
+ *   app:         bh_tcp_connect / listen / accept / send / recv / shutdown /
+ *                close / abort
+ *   out:         tcp_output -> ops.output (one segment at a time)
+ *   time:        bh_tcp_tick -> retransmission, delayed ACK, TIME_WAIT
+ *
+ * Buffers
+ *   As in ip/ip.h: the environment owns memory, the library names buffers
+ *   by handle. A segment given to bh_tcp_input() is the library's: its
+ *   pieces are released, or held in a receive queue until the application
+ *   takes them with bh_tcp_recv() (zero copy on receive). Data given to
+ *   bh_tcp_send() is held, as buffers, in the send queue until it is
+ *   acknowledged (the retransmission queue holds the buffers, never
+ *   copies). Each segment sent is built in a fresh buffer from ops.alloc()
+ *   and handed to ops.output(), which owns it from then on.
+ *
+ * Time: every entry point takes `now` in microseconds; it must not go
+ *   backwards. bh_tcp_tick() returns the next deadline.
+ *
+ * Re-entry: callbacks may not call back into the library.
+ * Concurrency: none; one thread per instance.
+ */
+#ifndef BH_TCP_TCP_H
+#define BH_TCP_TCP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ip/ip.h"
+#include "tcp/seq.h"
+#include "tcp/wire.h"
+
+/* RFC 9293 3.3.2 */
+enum bh_tcp_state {
+	BH_TCP_CLOSED,
+	BH_TCP_LISTEN,
+	BH_TCP_SYN_SENT,
+	BH_TCP_SYN_RECEIVED,
+	BH_TCP_ESTABLISHED,
+	BH_TCP_FIN_WAIT_1,
+	BH_TCP_FIN_WAIT_2,
+	BH_TCP_CLOSE_WAIT,
+	BH_TCP_CLOSING,
+	BH_TCP_LAST_ACK,
+	BH_TCP_TIME_WAIT,
+};
+
+const char *bh_tcp_state_name(enum bh_tcp_state s);
+
+/* A connection or listener, named by slot and generation so that a stale
+ * handle never reaches a reused slot. 0 is never a valid handle. */
+typedef uint32_t bh_tcp_conn;
+
+enum bh_tcp_event_type {
+	BH_TCP_EV_CONNECTED,  /* an active open completed */
+	BH_TCP_EV_ACCEPTABLE, /* a listener has a connection to accept */
+	BH_TCP_EV_READABLE,   /* data (or the peer's FIN) to read */
+	BH_TCP_EV_WRITABLE,   /* send-buffer space opened */
+	BH_TCP_EV_ERROR,      /* the connection failed: err says why */
+	BH_TCP_EV_CLOSED,     /* the handle is released: forget it */
+};
+
+struct bh_tcp_event {
+	enum bh_tcp_event_type type;
+	bh_tcp_conn conn;
+	uint64_t cookie;
+	int err; /* ERROR: ECONNREFUSED, ECONNRESET, ETIMEDOUT, EHOSTUNREACH, ... */
+};
+
+struct bh_tcp_ops {
+	/* A writable buffer with at least BH_IP_HEADROOM + 60 bytes of
+	 * headroom before off; false when none is free. */
+	bool (*alloc)(void *ctx, struct bh_pkt *out);
+	void (*release)(void *ctx, const struct bh_pkt *p);
+	/* A finished segment (TCP header at off, checksum filled in) for
+	 * the IP layer, to dst. The environment owns it from here. */
+	void (*output)(void *ctx, const struct bh_pkt *seg, bh_ip4 dst);
+	void (*event)(void *ctx, const struct bh_tcp_event *ev);
+};
+
+struct bh_tcp_config {
+	bh_ip4 addr;         /* ours: the pseudo-header and every 4-tuple */
+	uint16_t mss;        /* what we accept: IP MTU - 40; 0 means 1460 */
+	uint32_t conns;      /* connections and listeners in all: 1024 */
+	uint32_t segs;       /* queued buffers in all connections: 16384 */
+	uint32_t rcv_buf;    /* bytes per connection: 262144 */
+	uint32_t snd_buf;    /* bytes per connection: 262144 */
+	uint32_t time_wait_ms; /* 2 * MSL: 60000 (Linux's TIME_WAIT) */
+	uint32_t rto_initial_ms; /* 1000 (RFC 6298 2.1) */
+	uint32_t rto_min_ms;     /* 200 (Linux; RFC 6298 2.4 says 1 s) */
+	uint32_t rto_max_ms;     /* 120000 (RFC 6298 2.5: at least 60 s) */
+	uint32_t syn_retries;    /* 6 */
+	uint32_t retries;        /* 15 data retransmissions before ETIMEDOUT */
+	uint32_t delack_ms;      /* 40 (RFC 9293 3.8.6.3: under 500 ms) */
+	bool no_wscale, no_timestamps, no_sack; /* options we offer */
+	uint64_t secret[2];  /* keys the ISN hash (RFC 6528) */
+};
+
+/* Counters, one list (as ip/ip.h). */
+#define BH_TCP_COUNTERS(X)                                                        \
+	X(segs_in, "segments received")                                           \
+	X(segs_out, "segments sent")                                              \
+	X(bad_header, "segments malformed (header, options, split header)")       \
+	X(bad_checksum, "segments with a wrong checksum")                         \
+	X(no_conn, "segments for no connection (answered with RST)")              \
+	X(rst_out, "resets sent")                                                 \
+	X(rst_in, "resets accepted")                                              \
+	X(rst_ignored, "resets out of window, ignored")                           \
+	X(challenge_acks, "challenge ACKs sent (RFC 5961)")                       \
+	X(out_of_window, "segments outside the receive window")                   \
+	X(dup_acks, "duplicate ACKs received")                                    \
+	X(bad_acks, "ACKs of data never sent")                                    \
+	X(retransmits, "segments retransmitted")                                  \
+	X(timeouts, "retransmission timeouts")                                    \
+	X(fast_retransmits, "fast retransmits (three duplicate ACKs)")           \
+	X(ooo_segs, "segments queued out of order")                              \
+	X(rcv_drops, "segments dropped: receive memory full")                     \
+	X(active_opens, "connections opened by us")                               \
+	X(passive_opens, "connections accepted")                                  \
+	X(backlog_drops, "SYNs dropped: SYN queue or accept backlog full")       \
+	X(table_full, "connections refused: table full")                          \
+	X(no_buffers, "segments not sent: no buffer")                             \
+	X(conn_timeouts, "connections ended by retransmission timeout")          \
+	X(conn_resets, "connections ended by a reset")
+
+struct bh_tcp_counters {
+#define BH_TCP_COUNTER_FIELD(name, text) uint64_t name;
+	BH_TCP_COUNTERS(BH_TCP_COUNTER_FIELD)
+#undef BH_TCP_COUNTER_FIELD
+};
+
+const char *bh_tcp_counter_name(unsigned i);
+uint64_t bh_tcp_counter_value(const struct bh_tcp_counters *c, unsigned i);
+
+struct bh_tcp;
+
+struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tcp_ops *ops,
+			     void *ctx, const char **err);
+/* Releases every buffer held and frees; sends nothing. */
+void bh_tcp_destroy(struct bh_tcp *tcp);
+const struct bh_tcp_counters *bh_tcp_counters(const struct bh_tcp *tcp);
+
+/* A segment from IP (rx->proto is TCP). The library owns its pieces. */
+void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx);
+/* An ICMP error or "host unreachable" about one of our flows. */
+void bh_tcp_ip_event(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_event *ev);
+uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now);
+
+/* Applications. Handles and negative errno values. */
+int bh_tcp_listen(struct bh_tcp *tcp, uint16_t port, uint32_t backlog, uint64_t cookie,
+		  bh_tcp_conn *out);
+/* A connection from the listener's accept queue, or -EAGAIN. */
+int bh_tcp_accept(struct bh_tcp *tcp, bh_tcp_conn listener, uint64_t cookie, bh_tcp_conn *out);
+/* sport 0 picks an ephemeral port. */
+int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport, uint16_t sport,
+		   uint64_t cookie, bh_tcp_conn *out);
+/* Queues data (the buffer's off/len span it). On success the library owns
+ * the buffer; -EAGAIN (send buffer full), -EPIPE (sending is shut), and
+ * -ENOTCONN leave it with the caller. */
+int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, const struct bh_pkt *data);
+/* Takes up to max buffers of in-order data (ownership passes). Returns
+ * the count, 0 at end of stream, -EAGAIN if nothing is there yet. */
+int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, struct bh_pkt *out, unsigned max);
+/* No more data from us: FIN after what is queued. */
+int bh_tcp_shutdown(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+/* Done with the handle: FIN (or RST when received data was left unread,
+ * RFC 1122 4.2.2.13); the library finishes the close and says CLOSED. */
+int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+/* RST now. */
+int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+
+/* For `bulkhead conns`. */
+struct bh_tcp_info {
+	enum bh_tcp_state state;
+	bh_ip4 local, remote;
+	uint16_t lport, rport;
+	bh_seq iss, irs, snd_una, snd_nxt, rcv_nxt;
+	uint32_t snd_wnd, rcv_wnd, cwnd, ssthresh;
+	uint32_t srtt_us, rttvar_us, rto_us;
+	uint32_t retransmits, mss;
+	uint32_t snd_queued, rcv_queued; /* bytes */
+	uint8_t snd_wscale, rcv_wscale;
+	bool ts, sack;
+};
+int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn c, struct bh_tcp_info *out);
+/* Handles in use (connections and listeners), up to n; returns the count. */
+unsigned bh_tcp_list(const struct bh_tcp *tcp, bh_tcp_conn *out, unsigned n);
+/* Buffers the library holds (queues), for leak checks. */
+unsigned bh_tcp_held(const struct bh_tcp *tcp);
+
+/* RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. */
+bh_seq bh_tcp_isn(const uint64_t secret[2], bh_ip4 laddr, uint16_t lport, bh_ip4 raddr,
+		  uint16_t rport, uint64_t now_us);
+
+#endif /* BH_TCP_TCP_H */

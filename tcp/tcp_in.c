@@ -1,0 +1,600 @@
+/*
+ * tcp/tcp_in.c - segment arrival, RFC 9293 3.10.7 in its order:
+ *   3.10.7.1 CLOSED (no connection): answer with a reset
+ *   3.10.7.2 LISTEN: a SYN makes a SYN-RECEIVED child
+ *   3.10.7.3 SYN-SENT
+ *   3.10.7.4 everything else: sequence check, RST (RFC 5961 3), SYN
+ *            (RFC 5961 4), ACK (RFC 5961 5), data, FIN
+ *
+ * The parsed segment is passed down; there is no file-scope "current
+ * segment". The pieces of rx are the library's: each ends queued
+ * (receive data) or released, exactly once.
+ */
+#include <string.h>
+
+#include "tcp/tcp_impl.h"
+
+struct in {
+	const struct bh_ip_rx *rx;
+	const struct bh_tcp_repr *seg;
+	bh_seq seq;    /* of the first payload byte (after a SYN) */
+	uint32_t len;  /* payload bytes still wanted */
+	uint32_t skip; /* payload bytes trimmed off the front */
+	bool fin;
+};
+
+static void release_all(struct bh_tcp *tcp, const struct bh_ip_rx *rx)
+{
+	for (unsigned i = 0; i < rx->npieces; i++)
+		tcp->ops.release(tcp->ctx, &rx->piece[i]);
+}
+
+/* RFC 9293 3.10.7.4 footnote: the segment length counts SYN and FIN. */
+static uint32_t seg_len(const struct bh_tcp_repr *s)
+{
+	return s->payload_len + ((s->flags & BH_TCP_SYN) ? 1 : 0) + ((s->flags & BH_TCP_FIN) ? 1 : 0);
+}
+
+/* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2). */
+static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
+			bool we_offered)
+{
+	const struct bh_tcp_opts *o = &seg->opt;
+	uint16_t peer_mss = o->has_mss && o->mss ? o->mss : 536;
+	c->smss = peer_mss < tcp->cfg.mss ? peer_mss : tcp->cfg.mss;
+	if (c->smss < 64)
+		c->smss = 64; /* a peer cannot make us send 1-byte segments */
+	c->ws_ok = o->has_wscale && (we_offered ? !tcp->cfg.no_wscale : !tcp->cfg.no_wscale);
+	c->snd_wscale = c->ws_ok ? o->wscale : 0;
+	if (!c->ws_ok)
+		c->rcv_wscale = 0;
+	c->ts_ok = o->has_ts && !tcp->cfg.no_timestamps;
+	if (c->ts_ok) {
+		c->ts_recent = o->ts_val;
+		c->smss = (uint16_t)(c->smss - 12); /* RFC 7323 3.2: room for the option */
+	}
+	c->sack_ok = o->sack_ok && !tcp->cfg.no_sack;
+	/* RFC 5681 3.1 (RFC 3390): initial window 10 segments as Linux
+	 * (RFC 6928). */
+	c->cwnd = 10u * c->smss;
+	c->ssthresh = UINT32_MAX;
+}
+
+static void rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+{
+	uint64_t r64 = now - c->rtt_start;
+	uint32_t r = r64 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)r64;
+	if (r == 0)
+		r = 1;
+	/* RFC 6298 2.2 and 2.3 (alpha 1/8, beta 1/4, K 4). */
+	if (c->srtt == 0) {
+		c->srtt = r;
+		c->rttvar = r / 2;
+	} else {
+		uint32_t d = c->srtt > r ? c->srtt - r : r - c->srtt;
+		c->rttvar = c->rttvar - c->rttvar / 4 + d / 4;
+		c->srtt = c->srtt - c->srtt / 8 + r / 8;
+	}
+	uint64_t rto = (uint64_t)c->srtt + 4ull * c->rttvar;
+	uint64_t lo = (uint64_t)tcp->cfg.rto_min_ms * 1000, hi = (uint64_t)tcp->cfg.rto_max_ms * 1000;
+	c->rto = (uint32_t)(rto < lo ? lo : rto > hi ? hi : rto);
+	c->rtt_timing = false;
+}
+
+/* ---- 3.10.7.2 LISTEN ---- */
+
+static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, const struct bh_ip_rx *rx,
+			 const struct bh_tcp_repr *seg)
+{
+	if (seg->flags & BH_TCP_RST)
+		goto drop;
+	if (seg->flags & BH_TCP_ACK) {
+		bh_tcp__reset_reply(tcp, rx->src, seg);
+		goto drop;
+	}
+	if (!(seg->flags & BH_TCP_SYN))
+		goto drop;
+	if (l->nchild >= l->backlog || l->naccept >= l->backlog) {
+		tcp->ctr.backlog_drops++;
+		goto drop;
+	}
+	struct tconn *c = bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport);
+	if (!c)
+		goto drop;
+	c->parent = (uint32_t)(l - tcp->conn);
+	l->nchild++;
+	c->state = BH_TCP_SYN_RECEIVED;
+	c->irs = seg->seq;
+	c->rcv_nxt = bh_seq_add(seg->seq, 1);
+	c->rcv_adv = c->rcv_nxt;
+	c->iss = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, seg->dport, rx->src, seg->sport, now);
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->snd_wnd = seg->window; /* RFC 7323 2.2: unscaled in a SYN */
+	c->snd_wl1 = seg->seq;
+	c->snd_wl2 = c->iss;
+	c->rcv_wscale = 0;
+	if (seg->opt.has_wscale && !tcp->cfg.no_wscale)
+		while (c->rcv_wscale < BH_TCP_MAX_WSCALE &&
+		       (tcp->cfg.rcv_buf >> c->rcv_wscale) > 65535)
+			c->rcv_wscale++;
+	syn_options(tcp, c, seg, false);
+	tcp->ctr.passive_opens++;
+	/* RFC 9293 3.10.7.2: data on a SYN is queued for later; we drop it
+	 * (the peer retransmits it) as most stacks do without TFO. */
+	bh_tcp__output(tcp, c, now);
+drop:
+	release_all(tcp, rx);
+}
+
+/* ---- 3.10.7.3 SYN-SENT ---- */
+
+static void syn_sent_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			   const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	bool ack = seg->flags & BH_TCP_ACK;
+	if (ack && (bh_seq_leq(seg->ack, c->iss) || bh_seq_gt(seg->ack, c->snd_max))) {
+		if (!(seg->flags & BH_TCP_RST))
+			bh_tcp__reset_reply(tcp, rx->src, seg);
+		goto drop;
+	}
+	if (seg->flags & BH_TCP_RST) {
+		/* RFC 5961 3.2 / RFC 9293: only with an acceptable ACK. */
+		if (ack) {
+			tcp->ctr.rst_in++;
+			release_all(tcp, rx);
+			bh_tcp__finish(tcp, c, ECONNREFUSED);
+			return;
+		}
+		tcp->ctr.rst_ignored++;
+		goto drop;
+	}
+	if (!(seg->flags & BH_TCP_SYN))
+		goto drop;
+	c->irs = seg->seq;
+	c->rcv_nxt = bh_seq_add(seg->seq, 1);
+	c->rcv_adv = c->rcv_nxt;
+	syn_options(tcp, c, seg, true);
+	if (ack) {
+		c->snd_una = seg->ack;
+		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
+		c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = seg->seq;
+		c->snd_wl2 = seg->ack;
+		c->rtx_at = 0;
+		if (c->rtt_timing && c->backoff == 0)
+			rtt_sample(tcp, c, now);
+		c->backoff = 0;
+		c->state = BH_TCP_ESTABLISHED;
+		c->ack_now = true;
+		bh_tcp__event(tcp, c, BH_TCP_EV_CONNECTED, 0);
+		bh_tcp__output(tcp, c, now);
+	} else {
+		/* Simultaneous open (RFC 9293 3.5, figure 8). */
+		c->state = BH_TCP_SYN_RECEIVED;
+		c->snd_wnd = seg->window;
+		c->snd_wl1 = seg->seq;
+		c->snd_nxt = c->iss; /* the SYN goes again, now with ACK */
+		c->rtx_at = 0;
+		bh_tcp__output(tcp, c, now);
+	}
+drop:
+	release_all(tcp, rx);
+}
+
+/* ---- 3.10.7.4 ---- */
+
+/* The four cases of the acceptability test; trims what lies outside the
+ * window. Returns false if nothing of the segment is acceptable. */
+static bool acceptable(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
+		       struct in *in)
+{
+	uint32_t wnd = bh_tcp__rcv_window(tcp, c);
+	/* What we promised counts even if the buffer filled since. */
+	if (bh_seq_gt(c->rcv_adv, c->rcv_nxt) && bh_seq_span(c->rcv_nxt, c->rcv_adv) > wnd)
+		wnd = bh_seq_span(c->rcv_nxt, c->rcv_adv);
+	uint32_t len = seg_len(seg);
+	bh_seq s = seg->seq, e = bh_seq_add(seg->seq, len ? len - 1 : 0);
+	bh_seq lo = c->rcv_nxt, hi = bh_seq_add(c->rcv_nxt, wnd);
+	bool ok;
+	if (len == 0)
+		ok = wnd == 0 ? s == lo : bh_seq_in(s, lo, hi);
+	else
+		ok = wnd != 0 && (bh_seq_in(s, lo, hi) || bh_seq_in(e, lo, hi));
+	if (!ok)
+		return false;
+	/* Trim: bytes before rcv_nxt (and a SYN there), bytes past the
+	 * window (and a FIN beyond it). */
+	bh_seq data = bh_seq_add(seg->seq, (seg->flags & BH_TCP_SYN) ? 1 : 0);
+	in->seq = data;
+	in->len = seg->payload_len;
+	in->skip = 0;
+	in->fin = seg->flags & BH_TCP_FIN;
+	if (bh_seq_lt(data, lo)) {
+		uint32_t cut = bh_seq_span(data, lo);
+		if (cut > in->len) {
+			cut = in->len;
+			/* A FIN before rcv_nxt was seen already. */
+			if (in->fin && bh_seq_lt(bh_seq_add(data, in->len), lo))
+				in->fin = false;
+		}
+		in->skip = cut;
+		in->len -= cut;
+		in->seq = bh_seq_add(data, cut);
+	}
+	if (in->len && bh_seq_gt(bh_seq_add(in->seq, in->len), hi)) {
+		in->len = bh_seq_span(in->seq, hi);
+		in->fin = false;
+	}
+	if (in->fin && bh_seq_geq(bh_seq_add(in->seq, in->len), hi) && wnd == 0 && in->len)
+		in->fin = false;
+	return true;
+}
+
+/* Queues payload bytes [skip, skip + len) of the segment at seq: in order
+ * on rcvq, else on oooq (sorted, no overlap: earlier data wins). Returns
+ * false if memory ran out. */
+static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
+{
+	const struct bh_ip_rx *rx = in->rx;
+	uint32_t at = 0; /* payload offset of the current piece */
+	bh_seq seq0 = in->seq;
+	uint32_t want_from = in->skip, want_to = in->skip + in->len;
+	bool ok = true;
+	for (unsigned i = 0; i < rx->npieces; i++) {
+		struct bh_pkt p = rx->piece[i];
+		uint32_t plen = p.len;
+		if (i == 0) { /* piece 0 starts with the TCP header */
+			p.off += in->seg->hlen;
+			p.len -= in->seg->hlen;
+			plen = p.len;
+		}
+		uint32_t a = at, b = at + plen;
+		at = b;
+		uint32_t from = a > want_from ? a : want_from, to = b < want_to ? b : want_to;
+		if (from >= to || !ok) {
+			tcp->ops.release(tcp->ctx, &rx->piece[i]);
+			continue;
+		}
+		p.off += from - a;
+		p.len = to - from;
+		bh_seq s = bh_seq_add(seq0, from - in->skip);
+		bool in_order = s == c->rcv_nxt;
+		struct tqueue *q = in_order ? &c->rcvq : &c->oooq;
+		/* The window bounds the bytes; this bounds the buffers they
+		 * pin (tiny segments in large buffers). */
+		if (q->mem + p.size > 2 * tcp->cfg.rcv_buf + 65536 || !bh_tcp__q_push(tcp, q, s, &p)) {
+			tcp->ctr.rcv_drops++;
+			tcp->ops.release(tcp->ctx, &rx->piece[i]);
+			ok = false;
+			continue;
+		}
+		if (in_order)
+			c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
+	}
+	return ok;
+}
+
+/* Moves the front of the out-of-order queue that has become in order.
+ * The out-of-order queue is kept as arrived; here it is scanned for the
+ * buffer that starts at or before rcv_nxt. */
+static void pull_ooo(struct bh_tcp *tcp, struct tconn *c)
+{
+	bool moved = true;
+	while (moved && c->oooq.count) {
+		moved = false;
+		uint32_t prev = NONE;
+		for (uint32_t i = c->oooq.head; i != NONE; prev = i, i = tcp->seg[i].next) {
+			struct tseg *s = &tcp->seg[i];
+			bh_seq end = bh_seq_add(s->seq, s->len);
+			if (bh_seq_gt(s->seq, c->rcv_nxt))
+				continue;
+			/* unlink */
+			uint32_t n = s->next;
+			if (prev == NONE)
+				c->oooq.head = n;
+			else
+				tcp->seg[prev].next = n;
+			if (c->oooq.tail == i)
+				c->oooq.tail = prev;
+			c->oooq.bytes -= s->len;
+			c->oooq.mem -= s->pkt.size;
+			c->oooq.count--;
+			struct bh_pkt p = s->pkt;
+			bh_seq sseq = s->seq;
+			s->next = tcp->seg_free;
+			tcp->seg_free = i;
+			tcp->segs_used--;
+			if (bh_seq_leq(end, c->rcv_nxt)) {
+				tcp->ops.release(tcp->ctx, &p); /* wholly old */
+			} else {
+				uint32_t cut = bh_seq_span(sseq, c->rcv_nxt);
+				p.off += cut;
+				p.len -= cut;
+				if (bh_tcp__q_push(tcp, &c->rcvq, c->rcv_nxt, &p))
+					c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
+				else
+					tcp->ops.release(tcp->ctx, &p);
+			}
+			moved = true;
+			break;
+		}
+	}
+}
+
+static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			   const struct bh_tcp_repr *seg, bool *drop)
+{
+	bh_seq ack = seg->ack;
+	/* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <=
+	 * SND.NXT; an ACK of data never sent gets an ACK back. */
+	if (bh_seq_gt(ack, c->snd_max)) {
+		tcp->ctr.bad_acks++;
+		c->ack_now = true;
+		*drop = true;
+		return;
+	}
+	if (bh_seq_lt(ack, c->snd_una - (c->max_snd_wnd ? c->max_snd_wnd : 1))) {
+		tcp->ctr.bad_acks++;
+		c->ack_now = true;
+		*drop = true;
+		return;
+	}
+	uint32_t wnd = (uint32_t)seg->window << c->snd_wscale;
+	if (bh_seq_gt(ack, c->snd_una)) {
+		uint32_t acked = bh_seq_span(c->snd_una, ack);
+		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
+		bh_seq data_from = bh_seq_gt(c->snd_una, c->iss) ? c->snd_una : bh_seq_add(c->iss, 1);
+		bh_tcp__q_trim_front(tcp, &c->sndq, bh_seq_min(ack, bh_seq_add(data_from, c->sndq.bytes)));
+		c->snd_una = ack;
+		if (bh_seq_lt(c->snd_nxt, ack))
+			c->snd_nxt = ack;
+		if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq))
+			rtt_sample(tcp, c, now);
+		c->backoff = 0;
+		/* RFC 6298 5.2, 5.3 */
+		c->rtx_at = bh_seq_lt(c->snd_una, c->snd_max) ? now + c->rto : 0;
+		/* RFC 5681 3.1 / RFC 6582 3.2 */
+		if (c->in_recovery) {
+			if (bh_seq_geq(ack, c->recover)) {
+				c->in_recovery = false;
+				uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+				c->cwnd = c->ssthresh < flight + c->smss ? c->ssthresh : flight + c->smss;
+			} else {
+				/* partial ACK: resend the next hole, deflate */
+				c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->smss : c->smss;
+				bh_seq save = c->snd_nxt;
+				c->snd_nxt = c->snd_una;
+				uint32_t cw = c->cwnd;
+				c->cwnd = c->smss;
+				bh_tcp__output(tcp, c, now);
+				c->cwnd = cw;
+				c->snd_nxt = bh_seq_max(save, c->snd_nxt);
+			}
+		} else if (c->cwnd < c->ssthresh) {
+			c->cwnd += acked < c->smss ? acked : c->smss; /* slow start */
+		} else {
+			uint32_t inc = (uint32_t)((uint64_t)c->smss * c->smss / (c->cwnd ? c->cwnd : 1));
+			c->cwnd += inc ? inc : 1; /* congestion avoidance */
+		}
+		c->dupacks = 0;
+		bh_tcp__event(tcp, c, BH_TCP_EV_WRITABLE, 0);
+	} else if (ack == c->snd_una && seg->payload_len == 0 &&
+		   !(seg->flags & (BH_TCP_SYN | BH_TCP_FIN)) && wnd == c->snd_wnd &&
+		   bh_seq_lt(c->snd_una, c->snd_max)) {
+		/* RFC 5681 2 (duplicate ACK) and 3.2 (fast retransmit). */
+		tcp->ctr.dup_acks++;
+		c->dupacks++;
+		if (c->dupacks == 3 && !c->in_recovery) {
+			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+			c->ssthresh = flight / 2 > 2u * c->smss ? flight / 2 : 2u * c->smss;
+			c->in_recovery = true;
+			c->recover = c->snd_max;
+			tcp->ctr.fast_retransmits++;
+			bh_seq save = c->snd_nxt;
+			c->snd_nxt = c->snd_una;
+			c->cwnd = c->smss;
+			c->rtt_timing = false;
+			bh_tcp__output(tcp, c, now);
+			c->snd_nxt = bh_seq_max(save, c->snd_nxt);
+			c->cwnd = c->ssthresh + 3u * c->smss;
+		} else if (c->in_recovery) {
+			c->cwnd += c->smss; /* inflate */
+		}
+	}
+	/* RFC 9293 3.10.7.4: window update from a newer segment. */
+	if (bh_seq_lt(c->snd_wl1, seg->seq) ||
+	    (c->snd_wl1 == seg->seq && bh_seq_leq(c->snd_wl2, ack))) {
+		c->snd_wnd = wnd;
+		if (wnd > c->max_snd_wnd)
+			c->max_snd_wnd = wnd;
+		c->snd_wl1 = seg->seq;
+		c->snd_wl2 = ack;
+	}
+}
+
+static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	struct in in = {.rx = rx, .seg = seg};
+	bool fin_was_acked;
+	/* first: sequence number */
+	if (!acceptable(tcp, c, seg, &in)) {
+		tcp->ctr.out_of_window++;
+		if (!(seg->flags & BH_TCP_RST))
+			c->ack_now = true;
+		goto drop;
+	}
+	/* second: RST (RFC 5961 3.2) */
+	if (seg->flags & BH_TCP_RST) {
+		if (seg->seq != c->rcv_nxt) {
+			tcp->ctr.challenge_acks++;
+			c->ack_now = true;
+			goto drop;
+		}
+		tcp->ctr.rst_in++;
+		release_all(tcp, rx);
+		if (c->state == BH_TCP_SYN_RECEIVED && c->parent != NONE) {
+			bh_tcp__finish(tcp, c, 0); /* back to LISTEN: the child goes */
+			return;
+		}
+		int err = c->state == BH_TCP_SYN_RECEIVED   ? ECONNREFUSED
+			  : c->state == BH_TCP_CLOSING || c->state == BH_TCP_LAST_ACK ||
+				    c->state == BH_TCP_TIME_WAIT
+				? 0
+				: ECONNRESET;
+		tcp->ctr.conn_resets++;
+		bh_tcp__finish(tcp, c, err);
+		return;
+	}
+	/* fourth: SYN (RFC 5961 4.2: a challenge ACK, whatever its number) */
+	if (seg->flags & BH_TCP_SYN) {
+		tcp->ctr.challenge_acks++;
+		c->ack_now = true;
+		goto drop;
+	}
+	/* fifth: ACK */
+	if (!(seg->flags & BH_TCP_ACK))
+		goto drop;
+	if (c->state == BH_TCP_SYN_RECEIVED) {
+		if (!bh_seq_lt(c->snd_una, seg->ack) || bh_seq_gt(seg->ack, c->snd_max)) {
+			bh_tcp__reset_reply(tcp, rx->src, seg);
+			goto drop;
+		}
+		c->state = BH_TCP_ESTABLISHED;
+		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
+		c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = seg->seq;
+		c->snd_wl2 = seg->ack;
+		if (c->parent != NONE) {
+			struct tconn *l = &tcp->conn[c->parent];
+			l->nchild--;
+			l->naccept++;
+			bh_tcp__event(tcp, l, BH_TCP_EV_ACCEPTABLE, 0);
+		} else {
+			bh_tcp__event(tcp, c, BH_TCP_EV_CONNECTED, 0);
+		}
+	}
+	{
+		bool drop = false;
+		ack_processing(tcp, now, c, seg, &drop);
+		if (drop)
+			goto drop;
+	}
+	fin_was_acked = c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq);
+	switch (c->state) {
+	case BH_TCP_FIN_WAIT_1:
+		if (fin_was_acked)
+			c->state = BH_TCP_FIN_WAIT_2;
+		break;
+	case BH_TCP_CLOSING:
+		if (fin_was_acked) {
+			bh_tcp__enter_time_wait(tcp, c, now);
+		}
+		break;
+	case BH_TCP_LAST_ACK:
+		if (fin_was_acked) {
+			release_all(tcp, rx);
+			bh_tcp__finish(tcp, c, 0);
+			return;
+		}
+		break;
+	case BH_TCP_TIME_WAIT:
+		/* A retransmitted FIN: acknowledge, restart 2 MSL. */
+		if (seg->flags & BH_TCP_FIN) {
+			c->ack_now = true;
+			c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
+		}
+		goto drop;
+	default:
+		break;
+	}
+	/* sixth: URG - urgent data is delivered in line (RFC 6093); the
+	 * pointer changes nothing in sequence accounting. */
+
+	/* seventh: text */
+	if (in.len) {
+		if (c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_FIN_WAIT_1 ||
+		    c->state == BH_TCP_FIN_WAIT_2) {
+			bool in_order = in.seq == c->rcv_nxt;
+			if (!in_order)
+				tcp->ctr.ooo_segs++;
+			queue_data(tcp, c, &in); /* advances rcv_nxt by what fits in order */
+			if (in_order) {
+				pull_ooo(tcp, c);
+				/* RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at
+				 * least every second full segment, else within
+				 * delack_ms. */
+				if (in.len >= c->smss)
+					c->unacked++;
+				if (c->unacked >= 2 || c->oooq.count)
+					c->ack_now = true;
+				else if (!c->delack_at)
+					c->delack_at = now + (uint64_t)tcp->cfg.delack_ms * 1000;
+				bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
+			} else {
+				c->ack_now = true; /* RFC 5681 4.2: at once */
+			}
+		} else {
+			release_all(tcp, rx);
+		}
+	} else {
+		release_all(tcp, rx);
+	}
+
+	/* eighth: FIN, only when everything before it has come */
+	if (in.fin && bh_seq_add(in.seq, in.len) == c->rcv_nxt && !c->fin_rcvd) {
+		c->fin_rcvd = true;
+		c->rcv_nxt = bh_seq_add(c->rcv_nxt, 1);
+		c->ack_now = true;
+		bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
+		switch (c->state) {
+		case BH_TCP_SYN_RECEIVED:
+		case BH_TCP_ESTABLISHED:
+			c->state = BH_TCP_CLOSE_WAIT;
+			break;
+		case BH_TCP_FIN_WAIT_1:
+			if (c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq))
+				bh_tcp__enter_time_wait(tcp, c, now);
+			else
+				c->state = BH_TCP_CLOSING;
+			break;
+		case BH_TCP_FIN_WAIT_2:
+			bh_tcp__enter_time_wait(tcp, c, now);
+			break;
+		default:
+			break;
+		}
+	}
+	bh_tcp__output(tcp, c, now);
+	return;
+drop:
+	release_all(tcp, rx);
+	if (c->used && c->state != BH_TCP_CLOSED)
+		bh_tcp__output(tcp, c, now);
+}
+
+void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,
+		     const struct bh_tcp_repr *seg)
+{
+	struct tconn *c = bh_tcp__lookup(tcp, rx->src, seg->sport, seg->dport);
+	if (!c) {
+		struct tconn *l = bh_tcp__listener(tcp, seg->dport);
+		if (l && !l->app_closed) {
+			listen_input(tcp, now, l, rx, seg);
+			return;
+		}
+		tcp->ctr.no_conn++;
+		bh_tcp__reset_reply(tcp, rx->src, seg);
+		release_all(tcp, rx);
+		return;
+	}
+	/* RFC 7323 4.3 (ts_recent): remember the newest in-order timestamp. */
+	if (c->ts_ok && seg->opt.has_ts && bh_seq_leq(seg->seq, c->rcv_nxt) &&
+	    (int32_t)(seg->opt.ts_val - c->ts_recent) >= 0)
+		c->ts_recent = seg->opt.ts_val;
+	if (c->state == BH_TCP_SYN_SENT) {
+		syn_sent_input(tcp, now, c, rx, seg);
+		return;
+	}
+	synchronized_input(tcp, now, c, rx, seg);
+}
