@@ -518,6 +518,8 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 			bool in_order = in.seq == c->rcv_nxt;
 			if (!in_order)
 				tcp->ctr.ooo_segs++;
+			/* RFC 5681 4.2: a segment that fills a gap is ACKed at once. */
+			bool filled_gap = in_order && c->oooq.count;
 			queue_data(tcp, c, &in); /* advances rcv_nxt by what fits in order */
 			if (in_order) {
 				pull_ooo(tcp, c);
@@ -526,7 +528,7 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 				 * delack_ms. */
 				if (in.len >= c->smss)
 					c->unacked++;
-				if (c->unacked >= 2 || c->oooq.count)
+				if (c->unacked >= 2 || c->oooq.count || filled_gap)
 					c->ack_now = true;
 				else if (!c->delack_at)
 					c->delack_at = now + (uint64_t)tcp->cfg.delack_ms * 1000;

@@ -1,0 +1,257 @@
+/*
+ * tests/tcp/harness.c - see harness.h.
+ */
+#include "tests/tcp/harness.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ip/checksum.h"
+
+static bool op_alloc(void *ctx, struct bh_pkt *out)
+{
+	struct harness *h = ctx;
+	if (h->fail_alloc)
+		return false;
+	for (uint32_t i = 0; i < h->nbufs; i++) {
+		if (!h->used[i]) {
+			h->used[i] = true;
+			h->in_use++;
+			*out = (struct bh_pkt){h->mem + (size_t)i * H_BUF, H_BUF, H_HEADROOM, 0, i, true};
+			return true;
+		}
+	}
+	return false;
+}
+
+static void op_release(void *ctx, const struct bh_pkt *p)
+{
+	struct harness *h = ctx;
+	if (p->handle >= h->nbufs || p->base != h->mem + p->handle * H_BUF) {
+		h->bad_handle++;
+		return;
+	}
+	if (!h->used[p->handle]) {
+		h->double_release++;
+		return;
+	}
+	h->used[p->handle] = false;
+	h->in_use--;
+}
+
+static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
+{
+	struct harness *h = ctx;
+	if (h->nout < H_LOG) {
+		struct h_seg *s = &h->out[h->nout];
+		memset(&s->t, 0, sizeof s->t);
+		s->dst = dst;
+		s->at = h->now;
+		/* The checksum must verify, as the peer's stack would check. */
+		uint32_t sum = bh_ipv4_pseudo_sum(H_US, dst, BH_IPPROTO_TCP, (uint16_t)seg->len);
+		bool ck = bh_csum_fold(bh_csum_partial(bh_pkt_data(seg), seg->len, sum)) == 0;
+		if (!ck || bh_tcp_parse(bh_pkt_data(seg), seg->len, seg->len, &s->t) != BH_TCP_WIRE_OK) {
+			fprintf(stderr, "harness: the library sent a malformed segment\n");
+			abort();
+		}
+		s->len = s->t.payload_len;
+		memcpy(s->data, bh_pkt_data(seg) + s->t.hlen, s->len);
+	}
+	h->nout++;
+	op_release(ctx, seg);
+}
+
+static void op_event(void *ctx, const struct bh_tcp_event *ev)
+{
+	struct harness *h = ctx;
+	if (h->nev < H_LOG)
+		h->ev[h->nev] = *ev;
+	h->nev++;
+}
+
+static const struct bh_tcp_ops ops = {op_alloc, op_release, op_output, op_event};
+
+void h_config(struct bh_tcp_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->addr = H_US;
+	c->secret[0] = 42;
+	c->secret[1] = 43;
+}
+
+void h_init(struct harness *h, const struct bh_tcp_config *c)
+{
+	memset(h, 0, sizeof *h);
+	struct bh_tcp_config def;
+	if (!c) {
+		h_config(&def);
+		c = &def;
+	}
+	h->nbufs = 1024;
+	h->mem = calloc(h->nbufs, H_BUF);
+	h->used = calloc(h->nbufs, sizeof *h->used);
+	h->out = calloc(H_LOG, sizeof *h->out);
+	h->now = 1000 * MS;
+	h->peer_port = 40000;
+	h->our_port = 80;
+	h->peer_iss = 0x10000000;
+	const char *err = NULL;
+	h->tcp = bh_tcp_create(c, &ops, h, &err);
+	if (!h->tcp || !h->mem || !h->used || !h->out) {
+		fprintf(stderr, "h_init: %s\n", err ? err : "out of memory");
+		abort();
+	}
+}
+
+uint32_t h_fini(struct harness *h)
+{
+	bh_tcp_destroy(h->tcp);
+	uint32_t bad = h->in_use + h->double_release + h->bad_handle;
+	free(h->mem);
+	free(h->used);
+	free(h->out);
+	return bad;
+}
+
+void h_clear(struct harness *h) { h->nout = h->nev = 0; }
+
+uint64_t h_tick(struct harness *h, uint64_t now)
+{
+	h->now = now;
+	return bh_tcp_tick(h->tcp, now);
+}
+
+static void opts_from(struct bh_tcp_opts *t, const struct h_opts *o)
+{
+	if (!o)
+		return;
+	t->has_mss = o->mss;
+	t->mss = o->mss_v;
+	t->has_wscale = o->ws;
+	t->wscale = o->ws_v;
+	t->sack_ok = o->sack_ok;
+	t->has_ts = o->ts;
+	t->ts_val = o->ts_val;
+	t->ts_ecr = o->ts_ecr;
+}
+
+void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
+		const void *data, uint32_t len, const struct h_opts *o, bool bad_checksum)
+{
+	struct bh_pkt p;
+	if (!op_alloc(h, &p))
+		abort();
+	struct bh_tcp_repr t = {.sport = h->peer_port, .dport = h->our_port, .seq = seq, .ack = ack,
+				.flags = flags, .window = window};
+	opts_from(&t.opt, o);
+	uint8_t *q = bh_pkt_data(&p);
+	unsigned hl = bh_tcp_emit(q, &t);
+	if (hl + len > H_BUF - H_HEADROOM)
+		abort();
+	memcpy(q + hl, data, len);
+	p.len = hl + len;
+	uint32_t sum = bh_ipv4_pseudo_sum(H_PEER, H_US, BH_IPPROTO_TCP, (uint16_t)p.len);
+	uint16_t ck = bh_csum_fold(bh_csum_partial(q, p.len, sum));
+	if (bad_checksum)
+		ck ^= 1;
+	memcpy(q + 16, &ck, 2);
+	p.writable = false;
+	struct bh_ip_rx rx = {.proto = BH_IPPROTO_TCP, .ttl = 64, .cast = BH_IP_UNICAST,
+			      .src = H_PEER, .dst = H_US, .len = p.len, .npieces = 1};
+	rx.piece[0] = p;
+	bh_tcp_input(h->tcp, h->now, &rx);
+}
+
+void h_send(struct harness *h, uint8_t flags, uint32_t seq_rel, uint32_t ack_rel, uint16_t window,
+	    const void *data, uint32_t len, const struct h_opts *o)
+{
+	h_send_abs(h, flags, h->peer_iss + seq_rel, h->our_iss + ack_rel, window, data, len, o,
+		   false);
+}
+
+uint32_t h_rel_seq(const struct harness *h, unsigned i) { return h->out[i].t.seq - h->our_iss; }
+uint32_t h_rel_ack(const struct harness *h, unsigned i) { return h->out[i].t.ack - h->peer_iss; }
+
+unsigned h_events(const struct harness *h, enum bh_tcp_event_type t, bh_tcp_conn c)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < h->nev && i < H_LOG; i++)
+		if (h->ev[i].type == t && (c == 0 || h->ev[i].conn == c))
+			n++;
+	return n;
+}
+
+int h_last_error(const struct harness *h)
+{
+	for (unsigned i = h->nev < H_LOG ? h->nev : H_LOG; i-- > 0;)
+		if (h->ev[i].type == BH_TCP_EV_ERROR)
+			return h->ev[i].err;
+	return 0;
+}
+
+bh_tcp_conn h_connect(struct harness *h, const struct h_opts *o)
+{
+	bh_tcp_conn c;
+	h->our_port = 0; /* learned from the SYN */
+	if (bh_tcp_connect(h->tcp, h->now, H_PEER, h->peer_port, 0, 7, &c) != 0 || h->nout < 1)
+		return 0;
+	const struct h_seg *syn = &h->out[h->nout - 1];
+	h->our_iss = syn->t.seq;
+	h->our_port = syn->t.sport;
+	struct h_opts def = {.mss = true, .mss_v = 1460};
+	h->now += 10 * MS;
+	h_send(h, BH_TCP_SYN | BH_TCP_ACK, 0, 1, 65535, NULL, 0, o ? o : &def);
+	return c;
+}
+
+bh_tcp_conn h_accept(struct harness *h, const struct h_opts *o)
+{
+	bh_tcp_conn l, c;
+	if (bh_tcp_listen(h->tcp, h->our_port, 16, 1, &l) != 0)
+		return 0;
+	struct h_opts def = {.mss = true, .mss_v = 1460};
+	h_send(h, BH_TCP_SYN, 0, 0, 65535, NULL, 0, o ? o : &def);
+	if (h->nout < 1)
+		return 0;
+	h->our_iss = h->out[h->nout - 1].t.seq;
+	h->now += 10 * MS;
+	h_send(h, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	if (bh_tcp_accept(h->tcp, l, 9, &c) != 0)
+		return 0;
+	return c;
+}
+
+int h_write(struct harness *h, bh_tcp_conn c, const void *data, uint32_t len)
+{
+	struct bh_pkt p;
+	if (!op_alloc(h, &p))
+		return -ENOBUFS;
+	memcpy(bh_pkt_data(&p), data, len);
+	p.len = len;
+	int rc = bh_tcp_send(h->tcp, h->now, c, &p);
+	if (rc != 0)
+		op_release(h, &p);
+	return rc;
+}
+
+int h_read(struct harness *h, bh_tcp_conn c, uint8_t *buf, uint32_t cap)
+{
+	uint32_t got = 0;
+	for (;;) {
+		struct bh_pkt p[16];
+		int n = bh_tcp_recv(h->tcp, h->now, c, p, 16);
+		if (n <= 0) {
+			if (got)
+				return (int)got;
+			return n == 0 ? -1 : n;
+		}
+		for (int i = 0; i < n; i++) {
+			uint32_t k = p[i].len < cap - got ? p[i].len : cap - got;
+			memcpy(buf + got, bh_pkt_data(&p[i]), k);
+			got += k;
+			op_release(h, &p[i]);
+		}
+	}
+}

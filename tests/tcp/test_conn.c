@@ -1,0 +1,480 @@
+/*
+ * tests/tcp/test_conn.c - the connection state machine, segment by
+ * segment: opens, data both ways, delayed ACKs, retransmission, closes,
+ * resets (RFC 9293 3.10.7, RFC 5961), with a leak check after each test.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "tests/tcp/harness.h"
+
+static struct harness H;
+
+static void setup(void) { h_init(&H, NULL); }
+static void teardown(void)
+{
+	cr_expect_eq(h_fini(&H), 0, "buffers leaked, released twice, or unknown");
+}
+
+TestSuite(open, .init = setup, .fini = teardown);
+TestSuite(data, .init = setup, .fini = teardown);
+TestSuite(close, .init = setup, .fini = teardown);
+TestSuite(reset, .init = setup, .fini = teardown);
+
+static struct bh_tcp_info info(bh_tcp_conn c)
+{
+	struct bh_tcp_info i;
+	cr_assert_eq(bh_tcp_info(H.tcp, c, &i), 0);
+	return i;
+}
+
+static const struct h_seg *last(void)
+{
+	cr_assert_gt(H.nout, 0, "nothing was sent");
+	return &H.out[H.nout - 1];
+}
+
+/* ---- opens ---- */
+
+Test(open, active_open_sends_a_full_syn_and_completes)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	cr_assert_eq(H.nout, 1);
+	const struct h_seg *syn = &H.out[0];
+	cr_expect_eq(syn->t.flags, BH_TCP_SYN);
+	cr_expect_eq(syn->dst, H_PEER);
+	cr_expect_eq(syn->t.dport, 40000);
+	cr_expect_geq(syn->t.sport, 49152, "an ephemeral port");
+	cr_expect(syn->t.opt.has_mss && syn->t.opt.mss == 1460);
+	cr_expect(syn->t.opt.has_wscale && syn->t.opt.sack_ok && syn->t.opt.has_ts);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	H.our_iss = syn->t.seq;
+	H.our_port = syn->t.sport;
+	struct h_opts o = {.mss = true, .mss_v = 1400, .ws = true, .ws_v = 7, .sack_ok = true,
+			   .ts = true, .ts_val = 5000, .ts_ecr = syn->t.opt.ts_val};
+	H.now += 20 * MS;
+	h_send(&H, BH_TCP_SYN | BH_TCP_ACK, 0, 1, 1000, NULL, 0, &o);
+	cr_assert_eq(H.nout, 2);
+	const struct h_seg *ack = last();
+	cr_expect_eq(ack->t.flags, BH_TCP_ACK);
+	cr_expect_eq(h_rel_seq(&H, 1), 1);
+	cr_expect_eq(h_rel_ack(&H, 1), 1);
+	cr_expect(ack->t.opt.has_ts && ack->t.opt.ts_ecr == 5000, "RFC 7323: echo their value");
+	struct bh_tcp_info i = info(c);
+	cr_expect_eq(i.state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CONNECTED, c), 1);
+	cr_expect_eq(i.snd_wscale, 7);
+	cr_expect_eq(i.snd_wnd, 1000u << 7, "the window scales after the SYN");
+	cr_expect_eq(i.mss, 1400 - 12, "the peer's MSS less the timestamp option");
+	cr_expect(i.ts && i.sack);
+	cr_expect_eq(i.srtt_us, 20000, "RTT from the SYN (RFC 6298 2.2)");
+	cr_expect_eq(i.rto_us, 200000, "max(srtt + 4 rttvar, rto_min)");
+}
+
+Test(open, passive_open_through_the_accept_queue)
+{
+	bh_tcp_conn l, c;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), 0);
+	cr_expect_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), -EADDRINUSE);
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 9, &c), -EAGAIN);
+	struct h_opts o = {.mss = true, .mss_v = 1460};
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, &o);
+	cr_assert_eq(H.nout, 1);
+	const struct h_seg *sa = last();
+	cr_expect_eq(sa->t.flags, BH_TCP_SYN | BH_TCP_ACK);
+	cr_expect_eq(sa->t.ack, H.peer_iss + 1);
+	cr_expect(sa->t.opt.has_mss);
+	cr_expect(!sa->t.opt.has_wscale && !sa->t.opt.sack_ok && !sa->t.opt.has_ts,
+		  "nothing the peer did not offer (RFC 7323 1.3, RFC 2018 2)");
+	H.our_iss = sa->t.seq;
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 9, &c), -EAGAIN, "not before the handshake ends");
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_ACCEPTABLE, l), 1);
+	cr_assert_eq(bh_tcp_accept(H.tcp, l, 9, &c), 0);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(info(c).rport, 40000);
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 9, &c), -EAGAIN);
+}
+
+Test(open, isn_is_keyed_and_moves_with_time)
+{
+	uint64_t k1[2] = {1, 2}, k2[2] = {1, 3};
+	bh_seq a = bh_tcp_isn(k1, H_US, 80, H_PEER, 40000, 0);
+	cr_expect_neq(a, bh_tcp_isn(k2, H_US, 80, H_PEER, 40000, 0), "another key");
+	cr_expect_neq(a, bh_tcp_isn(k1, H_US, 80, H_PEER, 40001, 0), "another tuple");
+	cr_expect_eq(bh_tcp_isn(k1, H_US, 80, H_PEER, 40000, 4000) - a, 1000,
+		     "RFC 6528: a 4 us clock");
+}
+
+Test(open, refused_by_reset)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	H.our_port = last()->t.sport;
+	/* A reset without an acceptable ACK is ignored (RFC 5961 3.2)... */
+	h_send(&H, BH_TCP_RST, 0, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	/* ...with one, the connection is refused. */
+	h_send(&H, BH_TCP_RST | BH_TCP_ACK, 0, 1, 0, NULL, 0, NULL);
+	cr_expect_eq(h_last_error(&H), ECONNREFUSED);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSED);
+	struct bh_pkt p[1];
+	cr_expect_eq(bh_tcp_recv(H.tcp, H.now, c, p, 1), -ECONNREFUSED);
+	cr_expect_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_expect_eq(bh_tcp_close(H.tcp, H.now, c), -EINVAL, "the handle is gone");
+}
+
+Test(open, syn_retries_end_in_etimedout)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	uint64_t t = H.now;
+	unsigned syns = 1;
+	for (int k = 0; k < 20 && !h_last_error(&H); k++) {
+		uint64_t next = h_tick(&H, t);
+		if (next == UINT64_MAX)
+			break;
+		t = next;
+		h_tick(&H, t);
+		syns = H.nout;
+	}
+	cr_expect_eq(h_last_error(&H), ETIMEDOUT);
+	cr_expect_eq(syns, 7, "the SYN and 6 retries");
+	/* Backed off: 1, 2, 4, 8, 16, 32, 64 s. */
+	cr_expect_eq(H.out[1].at - H.out[0].at, 1000 * MS);
+	cr_expect_eq(H.out[6].at - H.out[5].at, 32000 * MS);
+	bh_tcp_close(H.tcp, H.now, c);
+}
+
+Test(open, simultaneous_open)
+{
+	bh_tcp_conn c;
+	H.our_port = 5555;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 5555, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_RECEIVED);
+	cr_expect_eq(last()->t.flags, BH_TCP_SYN | BH_TCP_ACK);
+	cr_expect_eq(h_rel_seq(&H, H.nout - 1), 0, "our SYN again, now with an ACK");
+	h_send(&H, BH_TCP_SYN | BH_TCP_ACK, 0, 1, 65535, NULL, 0, NULL);
+	/* RFC 9293 figure 8: their SYN-ACK is a SYN in SYN-RECEIVED: it gets
+	 * a challenge ACK (RFC 5961 4), and their ACK completes. */
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CONNECTED, c), 1);
+}
+
+Test(open, backlog_bounds_the_syn_queue)
+{
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 2, 1, &l), 0);
+	for (int i = 0; i < 5; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	}
+	cr_expect_eq(H.nout, 2, "two SYN-ACKs");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->backlog_drops, 3);
+}
+
+/* ---- data ---- */
+
+Test(data, receive_in_order_with_delayed_acks)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	static uint8_t d[1460 * 3];
+	for (unsigned i = 0; i < sizeof d; i++)
+		d[i] = (uint8_t)(i * 31);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, d, 1460, NULL);
+	cr_expect_eq(H.nout, 0, "the first full segment waits for a second");
+	cr_expect_eq(h_events(&H, BH_TCP_EV_READABLE, c), 1);
+	h_send(&H, BH_TCP_ACK, 1461, 1, 65535, d + 1460, 1460, NULL);
+	cr_assert_eq(H.nout, 1, "every second full segment is acknowledged at once");
+	cr_expect_eq(h_rel_ack(&H, 0), 2921);
+	h_send(&H, BH_TCP_ACK | BH_TCP_PSH, 2921, 1, 65535, d + 2920, 100, NULL);
+	cr_expect_eq(H.nout, 1);
+	uint64_t next = h_tick(&H, H.now);
+	cr_expect_eq(next, H.now + 40 * MS, "the delayed ACK timer");
+	h_tick(&H, next);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_ack(&H, 1), 3021);
+	uint8_t buf[8192];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 3020);
+	cr_expect_arr_eq(buf, d, 3020);
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), -EAGAIN);
+}
+
+Test(data, send_and_acknowledge)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, "hello, world", 12), 0);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(H.out[0].len, 12);
+	cr_expect_arr_eq(H.out[0].data, "hello, world", 12);
+	cr_expect(H.out[0].t.flags & BH_TCP_PSH);
+	cr_expect_eq(info(c).snd_queued, 12);
+	h_send(&H, BH_TCP_ACK, 1, 13, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).snd_queued, 0, "acknowledged data is released");
+	cr_expect_eq(bh_tcp_held(H.tcp), 0);
+}
+
+Test(data, nagle_holds_small_segments_while_data_is_unacked)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_write(&H, c, "a", 1);
+	h_write(&H, c, "b", 1);
+	h_write(&H, c, "c", 1);
+	cr_expect_eq(H.nout, 1, "RFC 9293 3.7.4: one small segment in flight");
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(H.out[1].len, 2);
+	cr_expect_arr_eq(H.out[1].data, "bc", 2);
+}
+
+Test(data, retransmission_timeout_backs_off)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_write(&H, c, "lost", 4);
+	uint64_t t0 = H.now;
+	uint32_t rto = info(c).rto_us;
+	uint64_t next = h_tick(&H, H.now);
+	cr_expect_eq(next, t0 + rto);
+	h_tick(&H, next);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_seq(&H, 1), 1);
+	cr_expect_arr_eq(H.out[1].data, "lost", 4);
+	cr_expect_eq(info(c).rto_us, 2 * rto, "RFC 6298 5.5");
+	next = h_tick(&H, H.now);
+	cr_expect_eq(next, H.now + 2 * rto);
+	h_send(&H, BH_TCP_ACK, 1, 5, 65535, NULL, 0, NULL);
+	cr_expect_eq(h_tick(&H, H.now), UINT64_MAX, "nothing left to time");
+	cr_expect_eq(info(c).retransmits, 1);
+}
+
+Test(data, out_of_order_is_acked_at_once_and_reassembled)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 11, 1, 65535, "0123456789", 10, NULL);
+	cr_assert_eq(H.nout, 1, "a duplicate ACK at once (RFC 5681 4.2)");
+	cr_expect_eq(h_rel_ack(&H, 0), 1);
+	uint8_t buf[64];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), -EAGAIN);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "abcdefghij", 10, NULL);
+	cr_expect_eq(h_rel_ack(&H, H.nout - 1), 21);
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 20);
+	cr_expect_arr_eq(buf, "abcdefghij0123456789", 20);
+}
+
+Test(data, overlapping_and_old_data_is_trimmed)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "abcdef", 6, NULL);
+	h_send(&H, BH_TCP_ACK, 4, 1, 65535, "defghi", 6, NULL);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "abc", 3, NULL);
+	uint8_t buf[64];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 9);
+	cr_expect_arr_eq(buf, "abcdefghi", 9);
+}
+
+Test(data, bad_checksum_is_dropped)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, H.our_iss + 1, 65535, "x", 1, NULL, true);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_checksum, 1);
+	uint8_t buf[4];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), -EAGAIN);
+}
+
+Test(data, fast_retransmit_after_three_duplicate_acks)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	static uint8_t d[1460 * 5];
+	memset(d, 'q', sizeof d);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(h_write(&H, c, d + 1460 * i, 1460), 0);
+	h_clear(&H);
+	h_tick(&H, H.now);
+	/* All five went at once (initial window 10 segments); the first is
+	 * acknowledged, then three duplicates say the second is lost. */
+	h_send(&H, BH_TCP_ACK, 1, 1461, 65535, NULL, 0, NULL);
+	cr_expect_eq(H.nout, 0);
+	for (int k = 0; k < 3; k++)
+		h_send(&H, BH_TCP_ACK, 1, 1461, 65535, NULL, 0, NULL);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->dup_acks, 3);
+	cr_assert_geq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, H.nout - 1), 1461, "the first unacknowledged segment again");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->fast_retransmits, 1);
+}
+
+/* ---- close ---- */
+
+Test(close, active_close_through_time_wait)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_FIN | BH_TCP_ACK);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_ack(&H, 1), 2, "their FIN acknowledged");
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 0, "TIME-WAIT holds the tuple");
+	/* A retransmitted FIN in TIME-WAIT is acknowledged again. */
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_expect_eq(H.nout, 3);
+	uint64_t next = h_tick(&H, H.now);
+	cr_expect_eq(next, H.now + 60000 * MS, "2 MSL");
+	h_tick(&H, next);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 0);
+}
+
+Test(close, passive_close)
+{
+	bh_tcp_conn c = h_accept(&H, NULL);
+	cr_assert(c);
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 1, 65535, "bye", 3, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSE_WAIT);
+	uint8_t buf[8];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 3);
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), -1, "end of stream");
+	h_clear(&H);
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_FIN | BH_TCP_ACK);
+	h_send(&H, BH_TCP_ACK, 5, 2, 65535, NULL, 0, NULL);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+}
+
+Test(close, half_close_still_receives)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	cr_assert_eq(bh_tcp_shutdown(H.tcp, H.now, c), 0);
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, "more", 4, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_FIN_WAIT_2);
+	uint8_t buf[8];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 4);
+	cr_expect_arr_eq(buf, "more", 4);
+	cr_expect_eq(h_write(&H, c, "x", 1), -EPIPE);
+	bh_tcp_abort(H.tcp, H.now, c);
+}
+
+Test(close, simultaneous_close)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	bh_tcp_close(H.tcp, H.now, c);
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSING);
+	h_send(&H, BH_TCP_ACK, 2, 2, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_TIME_WAIT);
+	h_tick(&H, H.now + 60000 * MS);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+}
+
+Test(close, unread_data_makes_close_a_reset)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "unread", 6, NULL);
+	h_clear(&H);
+	bh_tcp_close(H.tcp, H.now, c);
+	cr_assert_eq(H.nout, 1);
+	cr_expect(last()->t.flags & BH_TCP_RST, "RFC 1122 4.2.2.13");
+	cr_expect_eq(bh_tcp_held(H.tcp), 0);
+}
+
+/* ---- resets and blind attacks ---- */
+
+Test(reset, closed_port_is_answered_with_a_reset)
+{
+	H.our_port = 81;
+	h_send_abs(&H, BH_TCP_SYN, 1000, 0, 65535, NULL, 0, NULL, false);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_RST | BH_TCP_ACK);
+	cr_expect_eq(last()->t.seq, 0);
+	cr_expect_eq(last()->t.ack, 1001, "RFC 9293 3.10.7.1: SEG.SEQ + SEG.LEN");
+	h_send_abs(&H, BH_TCP_ACK, 1000, 5000, 65535, "x", 1, NULL, false);
+	cr_expect_eq(last()->t.flags, BH_TCP_RST);
+	cr_expect_eq(last()->t.seq, 5000, "<SEQ=SEG.ACK>");
+	h_send_abs(&H, BH_TCP_RST, 1000, 5000, 65535, NULL, 0, NULL, false);
+	cr_expect_eq(H.nout, 2, "a reset is never answered");
+}
+
+Test(reset, exact_reset_ends_the_connection)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_send(&H, BH_TCP_RST, 1, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(h_last_error(&H), ECONNRESET);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSED);
+	uint8_t b[1];
+	cr_expect_eq(h_write(&H, c, b, 1), -ECONNRESET);
+	bh_tcp_close(H.tcp, H.now, c);
+}
+
+Test(reset, in_window_reset_draws_a_challenge_ack)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_send(&H, BH_TCP_RST, 100, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED, "RFC 5961 3.2");
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_ACK);
+	cr_expect_eq(h_rel_ack(&H, 0), 1);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->challenge_acks, 1);
+	/* Out of the window altogether: ignored, no ACK either. */
+	h_send(&H, BH_TCP_RST, 10000000, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(H.nout, 1);
+	bh_tcp_abort(H.tcp, H.now, c);
+}
+
+Test(reset, syn_in_a_synchronized_state_draws_a_challenge_ack)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_send(&H, BH_TCP_SYN, 1, 0, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED, "RFC 5961 4.2");
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_ACK);
+	bh_tcp_abort(H.tcp, H.now, c);
+}
+
+Test(reset, ack_of_unsent_data_is_answered_not_taken)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 5000, 65535, "x", 1, NULL);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_acks, 1);
+	cr_expect_eq(info(c).snd_una, H.our_iss + 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_ACK);
+	uint8_t b[2];
+	cr_expect_eq(h_read(&H, c, b, 2), -EAGAIN, "the segment's data is dropped too");
+	bh_tcp_abort(H.tcp, H.now, c);
+}
