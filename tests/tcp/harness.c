@@ -150,7 +150,8 @@ void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16
 	unsigned hl = bh_tcp_emit(q, &t);
 	if (hl + len > H_BUF - H_HEADROOM)
 		abort();
-	memcpy(q + hl, data, len);
+	if (len)
+		memcpy(q + hl, data, len);
 	p.len = hl + len;
 	uint32_t sum = bh_ipv4_pseudo_sum(H_PEER, H_US, BH_IPPROTO_TCP, (uint16_t)p.len);
 	uint16_t ck = bh_csum_fold(bh_csum_partial(q, p.len, sum));

@@ -48,7 +48,8 @@ static size_t hdr(uint8_t *p, uint8_t flags, const uint8_t *opts, unsigned olen)
 	p[13] = flags;
 	bh_st16(p + 14, 29200);
 	bh_st16(p + 18, 0);
-	memcpy(p + 20, opts, olen);
+	if (olen)
+		memcpy(p + 20, opts, olen);
 	return 20 + padded;
 }
 
