@@ -109,7 +109,31 @@ tcp_seeds = {
     "wscale_15": tcphdr(0x02, bytes([1, 3, 3, 15])),
 }
 
-for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds), ("tcp_wire", tcp_seeds)):
+
+def trec(op, flags=0, seq=0, ack=0, length=0, window=0xff):
+    return struct.pack("!BBHHBB", op, flags, seq, ack, length, window)
+
+
+SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
+tcp_input_seeds = {
+    "data_both_ways": b"\0" + trec(1, length=100) + trec(0, ACK, 1, 601, 10)
+    + trec(2) + trec(6, length=10),
+    "active_close": b"\0" + trec(4) + trec(0, ACK, 1, 2) + trec(0, FIN | ACK, 1, 2)
+    + trec(6, length=255),
+    "passive_open": b"\1" + trec(0, SYN, 0, 0) + trec(0, ACK, 1, 1) + trec(0, ACK | PSH, 1, 1, 5)
+    + trec(2) + trec(0, FIN | ACK, 31, 1) + trec(4),
+    "resets": b"\0" + trec(0, RST, 50) + trec(0, RST, 1) + trec(1, length=10),
+    "lossy": b"\0" + trec(1, length=250) + trec(1, length=250) + trec(6, length=200)
+    + trec(0, ACK, 1, 1501) + trec(0, ACK, 1, 1501) + trec(0, ACK, 1, 1501)
+    + trec(0, ACK, 1, 1501) + trec(6, length=255),
+    "zero_window": b"\0" + trec(0, ACK, 1, 1, 0, 0) + trec(1, length=50) + trec(6, length=255)
+    + trec(6, length=255),
+    "garbage": b"\0" + trec(0x80, 0xff, 0x1234, 0x5678, 20, 3),
+    "no_buffers": b"\0" + trec(7, 1) + trec(1, length=50) + trec(7, 0) + trec(6, length=100),
+}
+
+for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds), ("tcp_wire", tcp_seeds),
+                ("tcp_input", tcp_input_seeds)):
     path = os.path.join("fuzz", "corpus", name)
     os.makedirs(path, exist_ok=True)
     for k, v in d.items():

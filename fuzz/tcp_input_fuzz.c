@@ -1,0 +1,122 @@
+/*
+ * fuzz/tcp_input_fuzz.c - segments from a hostile peer against a live
+ * connection, in whatever state the script drives it to, mixed with the
+ * application's calls and the passing of time.
+ *
+ * The input starts with one byte choosing the opening (0: we connect,
+ * 1: we listen and the script must open). Then records of 8 bytes:
+ *   [op][flags][seq_rel hi][seq_rel lo][ack_rel hi][ack_rel lo][len][window]
+ * op & 7: 0 a peer segment (numbers relative to the two ISNs, so they land
+ *           near the windows; op bit 0x80 makes them absolute garbage),
+ *         1 the application writes `len` bytes, 2 it reads everything,
+ *         3 shutdown, 4 close, 5 abort, 6 time passes (len * 8 ms),
+ *         7 buffers run out (flags bit 0) or come back.
+ * Invariants, checked after every record: no buffer released twice or
+ * unknown; at the end, once the library is destroyed, every buffer back.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/tcp/harness.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(const struct harness *h)
+{
+	if (h->double_release || h->bad_handle) {
+		fprintf(stderr, "tcp_input_fuzz: %u double releases, %u bad handles\n",
+			h->double_release, h->bad_handle);
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct harness h;
+	static uint8_t payload[1600];
+	if (size < 1)
+		return 0;
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	cfg.rcv_buf = 8192; /* small, so windows close and memory bounds bite */
+	cfg.snd_buf = 8192;
+	cfg.segs = 256;
+	cfg.conns = 8;
+	h_init(&h, &cfg);
+	bh_tcp_conn c = 0, l = 0;
+	if (data[0] & 1) {
+		bh_tcp_listen(h.tcp, h.our_port, 4, 1, &l);
+		h.our_iss = 0;
+	} else {
+		c = h_connect(&h, NULL);
+	}
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)i;
+	size_t at = 1;
+	while (at + 8 <= size) {
+		const uint8_t *r = data + at;
+		at += 8;
+		uint32_t srel = (uint32_t)(r[2] << 8 | r[3]), arel = (uint32_t)(r[4] << 8 | r[5]);
+		uint32_t len = r[6];
+		switch (r[0] & 7) {
+		case 0:
+			if (r[0] & 0x80)
+				h_send_abs(&h, r[1], srel * 0x10001u, arel * 0x10001u, r[7], payload,
+					   len, NULL, false);
+			else
+				h_send(&h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff), payload,
+				       len * 6, NULL);
+			/* Learn our ISN from a SYN-ACK when listening. */
+			if (l && h.nout && (h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0].t.flags &
+					    BH_TCP_SYN))
+				h.our_iss = h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0].t.seq;
+			if (l && !c)
+				bh_tcp_accept(h.tcp, l, 2, &c);
+			break;
+		case 1:
+			if (c)
+				h_write(&h, c, payload, len * 6);
+			break;
+		case 2:
+			if (c) {
+				static uint8_t sink[65536];
+				h_read(&h, c, sink, sizeof sink);
+			}
+			break;
+		case 3:
+			if (c)
+				bh_tcp_shutdown(h.tcp, h.now, c);
+			break;
+		case 4:
+			if (c && bh_tcp_close(h.tcp, h.now, c) == 0)
+				c = 0;
+			break;
+		case 5:
+			if (c && bh_tcp_abort(h.tcp, h.now, c) == 0)
+				c = 0;
+			break;
+		case 6:
+			h_tick(&h, h.now + (uint64_t)len * 8 * MS);
+			break;
+		case 7:
+			h.fail_alloc = r[1] & 1;
+			break;
+		}
+		if (h.nout >= H_LOG - 16 || h.nev >= H_LOG - 16)
+			h_clear(&h);
+		check(&h);
+	}
+	h.fail_alloc = false;
+	for (int k = 0; k < 40; k++)
+		h_tick(&h, h.now + 30000 * MS);
+	check(&h);
+	uint32_t bad = h_fini(&h);
+	if (bad) {
+		fprintf(stderr, "tcp_input_fuzz: %u buffers not returned\n", bad);
+		abort();
+	}
+	return 0;
+}
