@@ -401,9 +401,19 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 			c->cwnd += c->smss; /* inflate */
 		}
 	}
+	/* RFC 1122 4.2.2.17: while the peer answers zero-window probes the
+	 * connection stays up, however long the window stays shut. */
+	if (wnd == 0 && ack == c->snd_una)
+		c->backoff = 0;
 	/* RFC 9293 3.10.7.4: window update from a newer segment. */
 	if (bh_seq_lt(c->snd_wl1, seg->seq) ||
 	    (c->snd_wl1 == seg->seq && bh_seq_leq(c->snd_wl2, ack))) {
+		/* The window opens while a probe byte is out: the peer dropped
+		 * it; send from SND.UNA now rather than at the next timeout. */
+		if (c->snd_wnd == 0 && wnd > 0 && bh_seq_gt(c->snd_nxt, c->snd_una)) {
+			c->snd_nxt = c->snd_una;
+			c->rtx_at = 0;
+		}
 		c->snd_wnd = wnd;
 		if (wnd > c->max_snd_wnd)
 			c->max_snd_wnd = wnd;
@@ -426,6 +436,12 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 	}
 	/* second: RST (RFC 5961 3.2) */
 	if (seg->flags & BH_TCP_RST) {
+		/* RFC 1337 (TIME-WAIT assassination, hazard H1): a reset does
+		 * not cut TIME-WAIT short. */
+		if (c->state == BH_TCP_TIME_WAIT) {
+			tcp->ctr.rst_ignored++;
+			goto drop;
+		}
 		if (seg->seq != c->rcv_nxt) {
 			tcp->ctr.challenge_acks++;
 			c->ack_now = true;

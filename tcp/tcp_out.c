@@ -296,6 +296,14 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->rto = (uint32_t)(rto > max ? max : rto);
 	/* Karn: no RTT sample from anything sent twice. */
 	c->rtt_timing = false;
+	if (zero_window || (c->snd_wnd == 0 && outstanding && !handshake)) {
+		/* The persist timer: probe the shut window again with one
+		 * byte. The network lost nothing, so the congestion window is
+		 * left alone (RFC 9293 3.8.6.1). */
+		c->snd_nxt = c->snd_una;
+		send_loop(tcp, c, now, true);
+		return;
+	}
 	if (handshake) {
 		c->snd_nxt = c->iss;
 		tcp->ctr.retransmits++;
@@ -312,10 +320,9 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->dupacks = 0;
 		c->in_recovery = false;
 		c->snd_nxt = c->snd_una;
-		send_loop(tcp, c, now, c->snd_wnd == 0);
+		send_loop(tcp, c, now, false);
 		if (c->ack_now)
 			emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
 		return;
 	}
-	send_loop(tcp, c, now, true); /* window probe */
 }

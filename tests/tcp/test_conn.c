@@ -478,3 +478,61 @@ Test(reset, ack_of_unsent_data_is_answered_not_taken)
 	cr_expect_eq(h_read(&H, c, b, 2), -EAGAIN, "the segment's data is dropped too");
 	bh_tcp_abort(H.tcp, H.now, c);
 }
+
+/* RFC 9293 3.8.6.1 and RFC 1122 4.2.2.17: a shut window is probed with
+ * one byte at growing intervals, for as long as the peer answers. */
+Test(data, zero_window_is_probed_while_the_peer_answers)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_send(&H, BH_TCP_ACK, 1, 1, 0, NULL, 0, NULL);
+	cr_expect_eq(info(c).snd_wnd, 0);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, "abc", 3), 0);
+	cr_expect_eq(H.nout, 0, "nothing fits a zero window");
+	uint64_t prev_gap = 0, last_at = H.now;
+	for (int k = 0; k < 20; k++) {
+		uint64_t next = h_tick(&H, H.now);
+		cr_assert_neq(next, UINT64_MAX, "the persist timer runs");
+		unsigned before = H.nout;
+		h_tick(&H, next);
+		cr_assert_eq(H.nout, before + 1, "probe %d", k);
+		const struct h_seg *p = last();
+		cr_expect_eq(p->len, 1);
+		cr_expect_eq(h_rel_seq(&H, H.nout - 1), 1);
+		uint64_t gap = p->at - last_at;
+		cr_expect_geq(gap, prev_gap, "the interval never shrinks");
+		prev_gap = gap;
+		last_at = p->at;
+		/* The peer keeps its window shut and does not take the byte. */
+		h_send(&H, BH_TCP_ACK, 1, 1, 0, NULL, 0, NULL);
+	}
+	cr_expect_eq(h_last_error(&H), 0, "no timeout while probes are answered");
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(prev_gap, 120000 * MS, "backed off to rto_max");
+	/* The window opens: everything goes. */
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_assert_geq(H.nout, 1);
+	cr_expect_eq(last()->len, 3);
+	cr_expect_arr_eq(last()->data, "abc", 3);
+	h_send(&H, BH_TCP_ACK, 1, 4, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).snd_queued, 0);
+}
+
+/* RFC 1337: a reset in TIME-WAIT is ignored; the 2 MSL wait runs out. */
+Test(close, reset_does_not_cut_time_wait_short)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	bh_tcp_close(H.tcp, H.now, c);
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(info(c).state, BH_TCP_TIME_WAIT);
+	h_send(&H, BH_TCP_RST, 2, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_TIME_WAIT);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->rst_ignored, 1);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 0);
+	h_tick(&H, H.now + 60000 * MS);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+}
