@@ -324,8 +324,6 @@ int bh_arp__output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame, b
 			bh_ip__release(ip, &f);
 			return -EHOSTUNREACH;
 		}
-		if (e->state != BH_ARP_FREE && e->queued)
-			fail(ip, e); /* cannot happen: only INCOMPLETE entries queue */
 		memset(e, 0, sizeof *e);
 		e->state = BH_ARP_INCOMPLETE;
 		e->addr = hop;

@@ -164,7 +164,7 @@ bool bh_icmp__input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d)
 	struct bh_icmp_repr ic;
 	ip->ctr.icmp_rx++;
 	if (bh_icmp_parse(bh_pkt_data(&rx->piece[0]), rx->piece[0].len, &ic) != BH_WIRE_OK ||
-	    bh_csum_fold(bh_ip__sum_pieces(rx, rx->len, 0)) != 0) {
+	    bh_csum_fold(bh_ip_rx_sum(rx, rx->len, 0)) != 0) {
 		ip->ctr.icmp_bad++;
 		return false;
 	}

@@ -85,6 +85,10 @@ struct bh_ip_rx {
 	struct bh_pkt piece[BH_IP_MAX_PIECES]; /* off/len span the payload of each */
 };
 
+/* The one's-complement sum of the first len transport bytes of rx, over
+ * its pieces in order, added to sum (chain with bh_ipv4_pseudo_sum()). */
+uint32_t bh_ip_rx_sum(const struct bh_ip_rx *rx, uint32_t len, uint32_t sum);
+
 /* Reports to the transports (events carry no buffers). */
 enum bh_ip_event_type {
 	/* An ICMP error about a datagram we sent: dest unreachable (code in

@@ -154,9 +154,9 @@ struct seg {
 };
 int bh_ip__send_segs(struct bh_ip *ip, uint64_t now, const struct bh_ip_tx *tx,
 		     const struct seg *segs, unsigned nseg);
-/* Hands a datagram (ip->rx filled with pieces) to its transport. Returns
- * true if the pieces were delivered (no longer ours). */
-bool bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d);
+/* Hands a datagram (ip->rx filled with pieces) to its transport, which
+ * keeps the pieces or has them released. */
+void bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d);
 
 /* arp.c */
 void bh_arp__input(struct bh_ip *ip, uint64_t now, const uint8_t *p, size_t len);
@@ -171,7 +171,7 @@ void bh_arp__flush(struct bh_ip *ip);
 /* reasm.c: takes a fragment; returns true if the frame is held or was
  * delivered. */
 bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
-		     const struct bh_ipv4_repr *hdr, const uint8_t *iph, enum bh_ip_cast cast);
+		     const struct bh_ipv4_repr *hdr, enum bh_ip_cast cast);
 void bh_reasm__tick(struct bh_ip *ip, uint64_t now, uint64_t *next);
 void bh_reasm__flush(struct bh_ip *ip);
 
@@ -186,7 +186,5 @@ void bh_icmp__error(struct bh_ip *ip, uint64_t now, uint8_t type, uint8_t code,
 bool bh_udp__input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d);
 bool bh_udp__lookup(const struct bh_ip *ip, uint16_t port, uint64_t *cookie);
 
-/* Sums the pieces of ip->rx (transport bytes, in order). */
-uint32_t bh_ip__sum_pieces(const struct bh_ip_rx *rx, uint32_t len, uint32_t sum);
 
 #endif /* BH_IP_IMPL_H */

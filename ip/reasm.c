@@ -154,7 +154,7 @@ static void finish(struct bh_ip *ip, uint64_t now, struct reasm *r)
 }
 
 bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
-		     const struct bh_ipv4_repr *h, const uint8_t *iph, enum bh_ip_cast cast)
+		     const struct bh_ipv4_repr *h, enum bh_ip_cast cast)
 {
 	ip->ctr.frag_rx++;
 	struct reasm *r = find(ip, h);
@@ -247,7 +247,6 @@ bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
 		r->first_hlen = h->hlen;
 	/* Indices after pos moved up by one. */
 	r->first = (r->nfrags && r->frag[0].start == 0) ? 0 : -1;
-	(void)iph;
 	if (complete(r))
 		finish(ip, now, r);
 	return true;

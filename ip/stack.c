@@ -347,7 +347,7 @@ static bool martian_source(const struct bh_ip *ip, bh_ip4 s)
 	       bh_ip4_is_reserved(s) || bh_ip__is_broadcast(ip, s) || s == ip->cfg.addr;
 }
 
-uint32_t bh_ip__sum_pieces(const struct bh_ip_rx *rx, uint32_t len, uint32_t sum)
+uint32_t bh_ip_rx_sum(const struct bh_ip_rx *rx, uint32_t len, uint32_t sum)
 {
 	for (unsigned i = 0; i < rx->npieces && len; i++) {
 		uint32_t n = rx->piece[i].len < len ? rx->piece[i].len : len;
@@ -364,7 +364,7 @@ static void release_pieces(struct bh_ip *ip)
 	ip->rx.npieces = 0;
 }
 
-bool bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d)
+void bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d)
 {
 	struct bh_ip_rx *rx = &ip->rx;
 	rx->proto = d->hdr.proto;
@@ -404,7 +404,6 @@ bool bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgra
 	if (!kept)
 		release_pieces(ip);
 	ip->rx.npieces = 0;
-	return true; /* the pieces are accounted for either way */
 }
 
 static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
@@ -453,7 +452,7 @@ static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *fram
 		ip->ctr.ip_ttl_zero++;
 
 	if (h.mf || h.frag_off)
-		return bh_reasm__input(ip, now, frame, &h, p, cast);
+		return bh_reasm__input(ip, now, frame, &h, cast);
 
 	if (h.payload_len < bh_ip__transport_min(h.proto)) {
 		ip->ctr.ip_short_transport++;
@@ -465,7 +464,8 @@ static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *fram
 	ip->rx.piece[0] = *frame;
 	ip->rx.piece[0].off = (uint32_t)(h.payload - frame->base);
 	ip->rx.piece[0].len = h.payload_len;
-	return bh_ip__transport_input(ip, now, &d);
+	bh_ip__transport_input(ip, now, &d); /* the frame is a piece now */
+	return true;
 }
 
 static bool eth_dst_ours(const struct bh_ip *ip, const struct bh_mac *dst, bool *group)

@@ -112,7 +112,7 @@ bool bh_udp__input(struct bh_ip *ip, uint64_t now, const struct ip_dgram *d)
 	/* RFC 768: an all-zero checksum means none was computed. */
 	if (u.checksum != 0) {
 		uint32_t sum = bh_ipv4_pseudo_sum(d->hdr.src, d->hdr.dst, BH_IPPROTO_UDP, u.len);
-		if (bh_csum_fold(bh_ip__sum_pieces(rx, u.len, sum)) != 0) {
+		if (bh_csum_fold(bh_ip_rx_sum(rx, u.len, sum)) != 0) {
 			ip->ctr.udp_bad_checksum++;
 			return false;
 		}

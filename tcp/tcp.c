@@ -374,9 +374,7 @@ void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx)
 		tcp->ctr.bad_header++;
 	} else {
 		uint32_t sum = bh_ipv4_pseudo_sum(rx->src, rx->dst, BH_IPPROTO_TCP, (uint16_t)rx->len);
-		for (unsigned i = 0; i < rx->npieces; i++)
-			sum = bh_csum_partial(bh_pkt_data(&rx->piece[i]), rx->piece[i].len, sum);
-		if (bh_csum_fold(sum) != 0) {
+		if (bh_csum_fold(bh_ip_rx_sum(rx, rx->len, sum)) != 0) {
 			tcp->ctr.bad_checksum++;
 			ok = false;
 		}

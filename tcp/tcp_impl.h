@@ -117,13 +117,11 @@ void bh_tcp__q_trim_front(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq);
 void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* A reset for a segment that has no connection (RFC 9293 3.10.7.1). */
 void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *seg);
-/* A bare RST or ACK from a connection. */
+/* A RST from a connection. */
 void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c);
-void bh_tcp__send_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* Retransmission timer fired: back off, go back to snd_una, resend. */
 void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c);
-void bh_tcp__arm_rtx(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 
 /* tcp_in.c */
 void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,

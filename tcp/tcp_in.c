@@ -36,15 +36,14 @@ static uint32_t seg_len(const struct bh_tcp_repr *s)
 }
 
 /* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2). */
-static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
-			bool we_offered)
+static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg)
 {
 	const struct bh_tcp_opts *o = &seg->opt;
 	uint16_t peer_mss = o->has_mss && o->mss ? o->mss : 536;
 	c->smss = peer_mss < tcp->cfg.mss ? peer_mss : tcp->cfg.mss;
 	if (c->smss < 64)
 		c->smss = 64; /* a peer cannot make us send 1-byte segments */
-	c->ws_ok = o->has_wscale && (we_offered ? !tcp->cfg.no_wscale : !tcp->cfg.no_wscale);
+	c->ws_ok = o->has_wscale && !tcp->cfg.no_wscale;
 	c->snd_wscale = c->ws_ok ? o->wscale : 0;
 	if (!c->ws_ok)
 		c->rcv_wscale = 0;
@@ -117,7 +116,7 @@ static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, cons
 		while (c->rcv_wscale < BH_TCP_MAX_WSCALE &&
 		       (tcp->cfg.rcv_buf >> c->rcv_wscale) > 65535)
 			c->rcv_wscale++;
-	syn_options(tcp, c, seg, false);
+	syn_options(tcp, c, seg);
 	tcp->ctr.passive_opens++;
 	/* RFC 9293 3.10.7.2: data on a SYN is queued for later; we drop it
 	 * (the peer retransmits it) as most stacks do without TFO. */
@@ -153,7 +152,7 @@ static void syn_sent_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	c->irs = seg->seq;
 	c->rcv_nxt = bh_seq_add(seg->seq, 1);
 	c->rcv_adv = c->rcv_nxt;
-	syn_options(tcp, c, seg, true);
+	syn_options(tcp, c, seg);
 	if (ack) {
 		c->snd_una = seg->ack;
 		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
@@ -225,8 +224,6 @@ static bool acceptable(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_
 		in->len = bh_seq_span(in->seq, hi);
 		in->fin = false;
 	}
-	if (in->fin && bh_seq_geq(bh_seq_add(in->seq, in->len), hi) && wnd == 0 && in->len)
-		in->fin = false;
 	return true;
 }
 

@@ -120,9 +120,8 @@ static bool emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, 
 	return true;
 }
 
-void bh_tcp__arm_rtx(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+static void arm_rtx(struct tconn *c, uint64_t now)
 {
-	(void)tcp;
 	if (!c->rtx_at)
 		c->rtx_at = now + c->rto;
 }
@@ -169,16 +168,17 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 		bh_seq seq = c->snd_nxt;
 		if (!emit(tcp, c, now, seq, flags, len))
 			break;
-		if (bh_seq_lt(seq, c->snd_max))
-			tcp->ctr.retransmits++, c->retransmits++;
-		else if (!c->rtt_timing && len) {
+		if (bh_seq_lt(seq, c->snd_max)) {
+			tcp->ctr.retransmits++;
+			c->retransmits++;
+		} else if (!c->rtt_timing && len) {
 			c->rtt_timing = true;
 			c->rtt_seq = bh_seq_add(seq, len);
 			c->rtt_start = now;
 		}
 		c->snd_nxt = bh_seq_add(seq, len + (fin ? 1 : 0));
 		c->snd_max = bh_seq_max(c->snd_max, c->snd_nxt);
-		bh_tcp__arm_rtx(tcp, c, now);
+		arm_rtx(c, now);
 		if (fin) {
 			if (c->state == BH_TCP_ESTABLISHED)
 				c->state = BH_TCP_FIN_WAIT_1;
@@ -192,7 +192,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 	/* A zero window with data waiting: the retransmission timer doubles
 	 * as the persist timer. */
 	if (c->snd_wnd == 0 && bh_seq_lt(c->snd_nxt, data_end(c)))
-		bh_tcp__arm_rtx(tcp, c, now);
+		arm_rtx(c, now);
 }
 
 void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
@@ -214,7 +214,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 					c->rtt_start = now;
 				}
 			}
-			bh_tcp__arm_rtx(tcp, c, now);
+			arm_rtx(c, now);
 		}
 		return;
 	case BH_TCP_TIME_WAIT:
@@ -225,11 +225,6 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	}
 	if (c->ack_now)
 		emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
-}
-
-void bh_tcp__send_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
-{
-	emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
 }
 
 void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c)
