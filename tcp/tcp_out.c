@@ -274,7 +274,10 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->rtx_at = 0;
 	bool handshake = c->state == BH_TCP_SYN_SENT || c->state == BH_TCP_SYN_RECEIVED;
 	bool outstanding = bh_seq_lt(c->snd_una, c->snd_max);
-	bool zero_window = c->snd_wnd == 0 && bh_seq_lt(c->snd_nxt, data_end(c));
+	/* A shut window to probe: data waiting or a probe byte out. Not in
+	 * the handshake, where no window has been offered yet. */
+	bool zero_window = !handshake && c->snd_wnd == 0 &&
+			   (outstanding || bh_seq_lt(c->snd_nxt, data_end(c)));
 	if (!handshake && !outstanding && !zero_window)
 		return;
 	uint32_t limit = handshake ? tcp->cfg.syn_retries : tcp->cfg.retries;
@@ -291,7 +294,7 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->rto = (uint32_t)(rto > max ? max : rto);
 	/* Karn: no RTT sample from anything sent twice. */
 	c->rtt_timing = false;
-	if (zero_window || (c->snd_wnd == 0 && outstanding && !handshake)) {
+	if (zero_window) {
 		/* The persist timer: probe the shut window again with one
 		 * byte. The network lost nothing, so the congestion window is
 		 * left alone (RFC 9293 3.8.6.1). */

@@ -536,3 +536,26 @@ Test(close, reset_does_not_cut_time_wait_short)
 	h_tick(&H, H.now + 60000 * MS);
 	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
 }
+
+/* Data written before the handshake ends waits; the SYN, not the data,
+ * is what the timer resends (the shut window of SYN-SENT is no zero
+ * window to probe). */
+Test(open, data_queued_before_the_handshake_waits_for_it)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	H.our_port = last()->t.sport;
+	cr_assert_eq(h_write(&H, c, "early", 5), 0);
+	cr_expect_eq(H.nout, 1, "only the SYN");
+	h_tick(&H, h_tick(&H, H.now));
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(last()->t.flags, BH_TCP_SYN, "the SYN again, not a data segment");
+	cr_expect_eq(last()->len, 0);
+	h_send(&H, BH_TCP_SYN | BH_TCP_ACK, 0, 1, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(last()->len, 5, "the data follows the handshake");
+	cr_expect_arr_eq(last()->data, "early", 5);
+	cr_expect_eq(h_rel_seq(&H, H.nout - 1), 1);
+	bh_tcp_abort(H.tcp, H.now, c);
+}
