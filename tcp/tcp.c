@@ -3,7 +3,8 @@
  * timers and introspection.
  *
  * Call chain: bh_tcp_input -> parse, checksum -> bh_tcp__segment (tcp_in.c)
- *             bh_tcp_tick -> bh_tcp__timeout | delayed ACK | TIME_WAIT end
+ *             bh_tcp_tick -> bh_tcp__timeout | delayed ACK | keepalive |
+ *                            TIME_WAIT end
  *             application calls -> state change -> bh_tcp__output (tcp_out.c)
  */
 #include <stdlib.h>
@@ -93,6 +94,16 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	DEF(syn_retries, 6);
 	DEF(retries, 15);
 	DEF(delack_ms, 40);
+	DEF(mem, 64ull << 20);
+	DEF(keepidle_s, 7200);
+	DEF(keepintvl_s, 75);
+	DEF(keepcnt, 9);
+	tcp->cc = bh_tcp__cc_find(c->cc);
+	if (!tcp->cc) {
+		*err = "unknown congestion control (cubic, newreno)";
+		free(tcp);
+		return NULL;
+	}
 	if (c->addr == 0 || c->mss < 64 || c->conns > 1000000 || c->segs > 16000000 ||
 	    c->rto_min_ms > c->rto_max_ms || c->delack_ms >= 500 || c->rcv_buf < c->mss ||
 	    c->rcv_buf > (1u << 30)) {
@@ -168,7 +179,40 @@ bool bh_tcp__q_push(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq, const stru
 	q->bytes += p->len;
 	q->mem += p->size;
 	q->count++;
+	tcp->mem_used += p->size;
 	return true;
+}
+
+bool bh_tcp__q_insert(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, bh_seq seq,
+		      const struct bh_pkt *p)
+{
+	uint32_t at = prev == NONE ? q->head : tcp->seg[prev].next;
+	if (at == NONE)
+		return bh_tcp__q_push(tcp, q, seq, p);
+	uint32_t i = tcp->seg_free;
+	if (i == NONE)
+		return false;
+	struct tseg *s = &tcp->seg[i];
+	tcp->seg_free = s->next;
+	tcp->segs_used++;
+	s->next = at;
+	s->seq = seq;
+	s->len = p->len;
+	s->pkt = *p;
+	if (prev == NONE)
+		q->head = i;
+	else
+		tcp->seg[prev].next = i;
+	q->bytes += p->len;
+	q->mem += p->size;
+	q->count++;
+	tcp->mem_used += p->size;
+	return true;
+}
+
+bool bh_tcp__mem_ok(const struct bh_tcp *tcp, uint32_t size)
+{
+	return tcp->mem_used + size <= tcp->cfg.mem;
 }
 
 static void seg_free(struct bh_tcp *tcp, uint32_t i)
@@ -178,12 +222,31 @@ static void seg_free(struct bh_tcp *tcp, uint32_t i)
 	tcp->segs_used--;
 }
 
+struct bh_pkt bh_tcp__q_unlink(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, uint32_t i)
+{
+	struct tseg *s = &tcp->seg[i];
+	struct bh_pkt p = s->pkt;
+	if (prev == NONE)
+		q->head = s->next;
+	else
+		tcp->seg[prev].next = s->next;
+	if (q->tail == i)
+		q->tail = prev;
+	q->bytes -= s->len;
+	q->mem -= p.size;
+	q->count--;
+	tcp->mem_used -= p.size;
+	seg_free(tcp, i);
+	return p;
+}
+
 void bh_tcp__q_drop(struct bh_tcp *tcp, struct tqueue *q)
 {
 	uint32_t i = q->head;
 	while (i != NONE) {
 		uint32_t n = tcp->seg[i].next;
 		tcp->ops.release(tcp->ctx, &tcp->seg[i].pkt);
+		tcp->mem_used -= tcp->seg[i].pkt.size;
 		seg_free(tcp, i);
 		i = n;
 	}
@@ -195,15 +258,8 @@ void bh_tcp__q_trim_front(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq)
 	while (q->head != NONE) {
 		struct tseg *s = &tcp->seg[q->head];
 		if (bh_seq_leq(bh_seq_add(s->seq, s->len), seq)) {
-			uint32_t n = s->next;
-			q->bytes -= s->len;
-			q->mem -= s->pkt.size;
-			q->count--;
-			tcp->ops.release(tcp->ctx, &s->pkt);
-			seg_free(tcp, q->head);
-			q->head = n;
-			if (n == NONE)
-				q->tail = NONE;
+			struct bh_pkt p = bh_tcp__q_unlink(tcp, q, NONE, q->head);
+			tcp->ops.release(tcp->ctx, &p);
 			continue;
 		}
 		if (bh_seq_lt(s->seq, seq)) {
@@ -284,6 +340,11 @@ struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport,
 		c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 		c->rto = tcp->cfg.rto_initial_ms * 1000;
 		c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
+		c->cc = tcp->cc;
+		c->cc->init(c);
+		c->ka_idle_s = tcp->cfg.keepidle_s;
+		c->ka_intvl_s = tcp->cfg.keepintvl_s;
+		c->ka_cnt = tcp->cfg.keepcnt;
 		c->born = ++tcp->born;
 		hash_insert(tcp, c);
 		return c;
@@ -515,6 +576,10 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 	}
 	if (c->sndq.bytes + data->len > tcp->cfg.snd_buf)
 		return -EAGAIN;
+	/* The total bound: the application learns it is the stack's memory,
+	 * not this connection's buffer, that is full. */
+	if (!bh_tcp__mem_ok(tcp, data->size))
+		return -ENOBUFS;
 	bh_seq at = snd_end(c);
 	if (!bh_tcp__q_push(tcp, &c->sndq, at, data))
 		return -EAGAIN;
@@ -529,18 +594,8 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 		return -EINVAL;
 	unsigned n = 0;
 	uint32_t before = bh_tcp__rcv_window(tcp, c);
-	while (n < max && c->rcvq.head != NONE) {
-		uint32_t i = c->rcvq.head;
-		struct tseg *s = &tcp->seg[i];
-		out[n++] = s->pkt;
-		c->rcvq.head = s->next;
-		if (s->next == NONE)
-			c->rcvq.tail = NONE;
-		c->rcvq.bytes -= s->len;
-		c->rcvq.mem -= s->pkt.size;
-		c->rcvq.count--;
-		seg_free(tcp, i);
-	}
+	while (n < max && c->rcvq.head != NONE)
+		out[n++] = bh_tcp__q_unlink(tcp, &c->rcvq, NONE, c->rcvq.head);
 	if (n) {
 		/* RFC 9293 3.8.6.2.2: tell the peer once the window has
 		 * opened by a segment or half the buffer. */
@@ -640,7 +695,105 @@ int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 	return 0;
 }
 
+/* ---- options ---- */
+
+int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, enum bh_tcp_opt opt,
+		  uint32_t v)
+{
+	struct tconn *c = from_handle(tcp, h);
+	if (!c || c->listener)
+		return -EINVAL;
+	switch (opt) {
+	case BH_TCP_OPT_NODELAY:
+		c->nodelay = v != 0;
+		if (c->nodelay && c->state != BH_TCP_CLOSED)
+			bh_tcp__output(tcp, c, now); /* what Nagle held goes now */
+		return 0;
+	case BH_TCP_OPT_KEEPALIVE:
+		c->keepalive = v != 0;
+		c->ka_probes = 0;
+		c->ka_at = 0;
+		if (c->last_heard == 0)
+			c->last_heard = now;
+		return 0;
+	case BH_TCP_OPT_KEEPIDLE:
+	case BH_TCP_OPT_KEEPINTVL:
+		/* Linux's bounds: 1 s to 32767 s. */
+		if (v < 1 || v > 32767)
+			return -EINVAL;
+		if (opt == BH_TCP_OPT_KEEPIDLE)
+			c->ka_idle_s = v;
+		else
+			c->ka_intvl_s = v;
+		c->ka_at = 0;
+		return 0;
+	case BH_TCP_OPT_KEEPCNT:
+		if (v < 1 || v > 127)
+			return -EINVAL;
+		c->ka_cnt = v;
+		return 0;
+	}
+	return -ENOPROTOOPT;
+}
+
+int bh_tcp_getopt(const struct bh_tcp *tcp, bh_tcp_conn h, enum bh_tcp_opt opt, uint32_t *v)
+{
+	const struct tconn *c = from_handle(tcp, h);
+	if (!c || c->listener)
+		return -EINVAL;
+	switch (opt) {
+	case BH_TCP_OPT_NODELAY:
+		*v = c->nodelay;
+		return 0;
+	case BH_TCP_OPT_KEEPALIVE:
+		*v = c->keepalive;
+		return 0;
+	case BH_TCP_OPT_KEEPIDLE:
+		*v = c->ka_idle_s;
+		return 0;
+	case BH_TCP_OPT_KEEPINTVL:
+		*v = c->ka_intvl_s;
+		return 0;
+	case BH_TCP_OPT_KEEPCNT:
+		*v = c->ka_cnt;
+		return 0;
+	}
+	return -ENOPROTOOPT;
+}
+
 /* ---- timers ---- */
+
+/* RFC 1122 4.2.3.6: after ka_idle_s of silence from the peer, probe
+ * every ka_intvl_s; ka_cnt probes unanswered end the connection. A probe
+ * is SND.UNA - 1 with no data (the form Linux sends), which any live peer
+ * answers with an ACK. Only when nothing is outstanding: the
+ * retransmission timer covers the rest. */
+static void keepalive(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+{
+	bool idle_state = c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
+			  c->state == BH_TCP_FIN_WAIT_2;
+	if (!c->keepalive || !idle_state || bh_seq_lt(c->snd_una, c->snd_max)) {
+		c->ka_at = 0;
+		return;
+	}
+	uint64_t due = c->ka_probes == 0
+			       ? c->last_heard + (uint64_t)c->ka_idle_s * 1000000
+			       : c->ka_at;
+	if (now < due) {
+		c->ka_at = due;
+		return;
+	}
+	if (c->ka_probes >= c->ka_cnt) {
+		tcp->ctr.conn_timeouts++;
+		bh_tcp__send_rst(tcp, c);
+		bh_tcp__finish(tcp, c, ETIMEDOUT);
+		return;
+	}
+	c->ka_probes++;
+	tcp->ctr.keepalive_probes++;
+	bh_tcp__keepalive_probe(tcp, c, now);
+	c->ka_at = now + (uint64_t)c->ka_intvl_s * 1000000;
+}
 
 uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
@@ -663,8 +816,13 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 			c->ack_now = true;
 			bh_tcp__output(tcp, c, now);
 		}
-		uint64_t t[3] = {c->tw_at, c->rtx_at, c->delack_at};
-		for (int k = 0; k < 3; k++)
+		if (c->keepalive) {
+			keepalive(tcp, c, now);
+			if (!c->used)
+				continue;
+		}
+		uint64_t t[4] = {c->tw_at, c->rtx_at, c->delack_at, c->keepalive ? c->ka_at : 0};
+		for (int k = 0; k < 4; k++)
 			if (t[k] && t[k] < next)
 				next = t[k];
 	}
@@ -707,6 +865,12 @@ int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn h, struct bh_tcp_info *o)
 		.rcv_wscale = c->rcv_wscale,
 		.ts = c->ts_ok,
 		.sack = c->sack_ok,
+		.in_recovery = c->in_recovery,
+		.sack_holes = bh_tcp__sb_holes(c),
+		.sacked = bh_tcp__sb_sacked(c),
+		.pipe = c->sack_ok ? bh_tcp__pipe(c) : bh_seq_span(c->snd_una, c->snd_max),
+		.ooo_queued = c->oooq.bytes,
+		.cc = c->cc ? c->cc->name : "",
 	};
 	return 0;
 }

@@ -4,9 +4,11 @@
  * time go in; segments, events and data for the application come out.
  *
  * Read first: RFC 9293 (the protocol; section 3.10 is the event
- * processing this follows), RFC 6298 (RTO), RFC 5681 and RFC 6582
- * (congestion control), RFC 7323 (window scale, timestamps), RFC 5961
- * (blind-attack defences), RFC 6528 (ISNs), RFC 1122 4.2 (host rules).
+ * processing this follows), RFC 6298 (RTO), RFC 5681, RFC 6582 and RFC
+ * 9438 (congestion control), RFC 2018 and RFC 6675 (SACK and SACK-based
+ * recovery), RFC 7323 (window scale, timestamps, PAWS), RFC 5961
+ * (blind-attack defences), RFC 6528 (ISNs), RFC 4987 3.6 (SYN cookies),
+ * RFC 1122 4.2 (host rules).
  *
  * Call chains
  *   segment in:  bh_tcp_input -> parse + checksum -> lookup
@@ -15,7 +17,12 @@
  *   app:         bh_tcp_connect / listen / accept / send / recv / shutdown /
  *                close / abort
  *   out:         tcp_output -> ops.output (one segment at a time)
- *   time:        bh_tcp_tick -> retransmission, delayed ACK, TIME_WAIT
+ *   time:        bh_tcp_tick -> retransmission, persist, delayed ACK,
+ *                keepalive, TIME_WAIT
+ *
+ * Files: tcp.c (table, queues, applications, timers), tcp_in.c (segment
+ *   arrival), tcp_out.c (sending), sack.c (RFC 2018 / RFC 6675), cc.c
+ *   (congestion control algorithms), cookie.c (SYN cookies).
  *
  * Buffers
  *   As in ip/ip.h: the environment owns memory, the library names buffers
@@ -105,6 +112,14 @@ struct bh_tcp_config {
 	uint32_t syn_retries;    /* 6 */
 	uint32_t retries;        /* 15 data retransmissions before ETIMEDOUT */
 	uint32_t delack_ms;      /* 40 (RFC 9293 3.8.6.3: under 500 ms) */
+	uint64_t mem;            /* buffer bytes held in all queues: 64 MiB */
+	const char *cc;          /* congestion control: "cubic" (default), "newreno" */
+	/* Keepalive (RFC 1122 4.2.3.6), off unless a connection turns it
+	 * on (BH_TCP_OPT_KEEPALIVE); these are the defaults it starts with. */
+	uint32_t keepidle_s;     /* 7200 */
+	uint32_t keepintvl_s;    /* 75 */
+	uint32_t keepcnt;        /* 9 */
+	bool no_syncookies;      /* drop SYNs when the SYN queue is full */
 	bool no_wscale, no_timestamps, no_sack; /* options we offer */
 	uint64_t secret[2];  /* keys the ISN hash (RFC 6528) */
 };
@@ -126,6 +141,17 @@ struct bh_tcp_config {
 	X(retransmits, "segments retransmitted")                                  \
 	X(timeouts, "retransmission timeouts")                                    \
 	X(fast_retransmits, "fast retransmits (three duplicate ACKs)")           \
+	X(sack_recoveries, "loss recoveries driven by SACK (RFC 6675)")         \
+	X(sack_retransmits, "segments resent by SACK recovery")                   \
+	X(sack_blocks_in, "SACK blocks received")                                \
+	X(sack_bad_blocks, "SACK blocks ignored: outside what was sent")          \
+	X(limited_transmits, "new segments sent on the first two duplicate ACKs") \
+	X(paws_drops, "segments dropped by PAWS (old timestamp)")               \
+	X(syncookies_sent, "SYN-ACKs with a cookie (SYN queue full)")            \
+	X(syncookies_ok, "connections made from a valid cookie")                 \
+	X(syncookies_bad, "ACKs at a listener with an invalid cookie")          \
+	X(keepalive_probes, "keepalive probes sent")                             \
+	X(mem_drops, "segments dropped: total memory bound reached")            \
 	X(ooo_segs, "segments queued out of order")                              \
 	X(rcv_drops, "segments dropped: receive memory full")                     \
 	X(active_opens, "connections opened by us")                               \
@@ -182,6 +208,18 @@ int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
 /* RST now. */
 int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
 
+/* Per-connection options, as setsockopt(2) names them. */
+enum bh_tcp_opt {
+	BH_TCP_OPT_NODELAY,   /* 1: no Nagle (TCP_NODELAY) */
+	BH_TCP_OPT_KEEPALIVE, /* 1: keepalive on (SO_KEEPALIVE) */
+	BH_TCP_OPT_KEEPIDLE,  /* seconds idle before the first probe */
+	BH_TCP_OPT_KEEPINTVL, /* seconds between probes */
+	BH_TCP_OPT_KEEPCNT,   /* unanswered probes before ETIMEDOUT */
+};
+int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, enum bh_tcp_opt opt,
+		  uint32_t value);
+int bh_tcp_getopt(const struct bh_tcp *tcp, bh_tcp_conn c, enum bh_tcp_opt opt, uint32_t *value);
+
 /* For `bulkhead conns`. */
 struct bh_tcp_info {
 	enum bh_tcp_state state;
@@ -194,6 +232,12 @@ struct bh_tcp_info {
 	uint32_t snd_queued, rcv_queued; /* bytes */
 	uint8_t snd_wscale, rcv_wscale;
 	bool ts, sack;
+	bool in_recovery;
+	uint32_t sack_holes;  /* holes below the highest SACKed number */
+	uint32_t sacked;      /* bytes the peer holds out of order */
+	uint32_t pipe;        /* RFC 6675 estimate of bytes in flight */
+	uint32_t ooo_queued;  /* bytes we hold out of order */
+	const char *cc;       /* congestion control algorithm */
 };
 int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn c, struct bh_tcp_info *out);
 /* Handles in use (connections and listeners), up to n; returns the count. */

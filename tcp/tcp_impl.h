@@ -27,6 +27,42 @@ struct tqueue {
 	uint32_t count;
 };
 
+/* A SACKed range [l, r) of our send space (RFC 6675 scoreboard). */
+struct tsb {
+	bh_seq l, r;
+};
+/* Ranges kept per connection; past this the highest is forgotten, which
+ * only costs a needless retransmission (RFC 6675 leaves the size open). */
+#define BH_TCP_SB 16
+
+/* CUBIC's state (RFC 9438 4), in segments and seconds. */
+struct cubic {
+	double w_max;    /* window before the last reduction */
+	double k;        /* time to climb back to w_max */
+	double origin;   /* the plateau the curve is centred on */
+	double w_est;    /* the Reno-friendly estimate (RFC 9438 4.3) */
+	double frac;     /* bytes of growth not yet whole */
+	uint64_t epoch;  /* start of the current climb, 0: none */
+};
+
+struct tconn;
+
+/* Congestion control behind one small interface (tcp/cc.c). The generic
+ * code owns cwnd on loss (one segment after a timeout, ssthresh after
+ * recovery); an algorithm decides growth and the reduction. */
+struct bh_tcp_cc_algo {
+	const char *name;
+	void (*init)(struct tconn *c);
+	/* acked bytes newly acknowledged outside loss recovery */
+	void (*ack)(struct tconn *c, uint32_t acked, uint64_t now);
+	/* A congestion event (fast retransmit, SACK loss, timeout): the
+	 * new ssthresh. */
+	uint32_t (*ssthresh)(struct tconn *c, uint64_t now);
+	/* Sending restarts after idle (RFC 5681 4.1). */
+	void (*restart)(struct tconn *c, uint64_t now);
+};
+const struct bh_tcp_cc_algo *bh_tcp__cc_find(const char *name);
+
 struct tconn {
 	bool used;
 	bool listener;
@@ -44,6 +80,7 @@ struct tconn {
 	uint32_t backlog, nchild, naccept;
 	uint32_t parent; /* a passive child's listener slot until accepted */
 	uint64_t born;   /* for accept order */
+	uint64_t cookie_at; /* the last SYN cookie sent, 0: never */
 
 	/* send sequence space (RFC 9293 3.3.1) */
 	bh_seq iss, snd_una, snd_nxt, snd_max, snd_wl1, snd_wl2;
@@ -70,10 +107,38 @@ struct tconn {
 	uint32_t backoff;  /* consecutive timeouts */
 	uint32_t retransmits;
 
-	/* congestion control: NewReno (RFC 5681, RFC 6582) */
+	/* congestion control (RFC 5681; cc.c) and loss recovery: NewReno
+	 * (RFC 6582) without SACK, RFC 6675 with it */
+	const struct bh_tcp_cc_algo *cc;
+	struct cubic cubic;
 	uint32_t cwnd, ssthresh, dupacks;
 	bool in_recovery;
-	bh_seq recover;
+	bh_seq recover;     /* RecoveryPoint */
+	bool rto_recover;   /* a timeout's recovery point is not yet passed */
+	uint8_t lt;         /* RFC 3042: segments limited transmit may add */
+	bh_seq high_rxt;    /* RFC 6675: end of what recovery resent */
+	bh_seq rescue_rxt;  /* RFC 6675 NextSeg (4) */
+	bool rescue_done;
+	struct tsb sb[BH_TCP_SB]; /* RFC 6675 scoreboard, sorted, disjoint */
+	uint8_t nsb;
+	uint64_t last_send; /* for slow start after idle (RFC 5681 4.1) */
+
+	/* SACK blocks we send (RFC 2018 4): starts of the latest
+	 * out-of-order arrivals, newest first */
+	bh_seq sack_recent[BH_TCP_MAX_SACK];
+	uint8_t nrecent;
+
+	/* RFC 7323 5 (PAWS) */
+	bh_seq last_ack_sent;
+	uint64_t ts_recent_at;
+
+	/* options (bh_tcp_setopt) */
+	bool nodelay;
+	bool keepalive;
+	uint32_t ka_idle_s, ka_intvl_s, ka_cnt; /* keepalive, 0 idle: off */
+	uint64_t ka_at;       /* next keepalive probe */
+	uint32_t ka_probes;   /* sent without an answer */
+	uint64_t last_heard;  /* the last segment from the peer */
 
 	uint32_t unacked; /* full segments received since our last ACK */
 	bool ack_now;
@@ -91,6 +156,8 @@ struct bh_tcp {
 	struct tseg *seg;
 	uint32_t seg_free; /* free list through tseg.next */
 	uint32_t segs_used;
+	uint64_t mem_used; /* buffer bytes held in all queues (cfg.mem) */
+	const struct bh_tcp_cc_algo *cc;
 	uint16_t next_port;
 	uint64_t born;
 };
@@ -111,6 +178,39 @@ bool bh_tcp__q_push(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq, const stru
 void bh_tcp__q_drop(struct bh_tcp *tcp, struct tqueue *q);
 /* Drops whole buffers before seq and trims a buffer that straddles it. */
 void bh_tcp__q_trim_front(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq);
+/* Links p after entry prev (NONE: at the head). */
+bool bh_tcp__q_insert(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, bh_seq seq,
+		      const struct bh_pkt *p);
+/* Unlinks entry i (after prev) and returns its buffer to the caller. */
+struct bh_pkt bh_tcp__q_unlink(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, uint32_t i);
+/* Room for a buffer of size bytes under the total memory bound. */
+bool bh_tcp__mem_ok(const struct bh_tcp *tcp, uint32_t size);
+
+/* sack.c: the RFC 6675 scoreboard (send side) and the RFC 2018 blocks
+ * we send (receive side) */
+/* Records the peer's valid SACK blocks; returns bytes newly SACKed. */
+uint32_t bh_tcp__sb_update(struct tconn *c, const struct bh_tcp_opts *o, bh_seq ack,
+			   unsigned *bad);
+/* Forgets what the cumulative ACK (snd_una) has passed. */
+void bh_tcp__sb_trim(struct tconn *c);
+uint32_t bh_tcp__sb_sacked(const struct tconn *c);
+/* The SACKed range holding seq, or NULL. */
+const struct tsb *bh_tcp__sb_find(const struct tconn *c, bh_seq seq);
+/* The start of the first SACKed range above seq, or snd_max. */
+bh_seq bh_tcp__sb_next(const struct tconn *c, bh_seq seq);
+/* RFC 6675 4: IsLost(seq) and SetPipe(). */
+bool bh_tcp__is_lost(const struct tconn *c, bh_seq seq);
+uint32_t bh_tcp__pipe(const struct tconn *c);
+/* RFC 6675 4 NextSeg(): rules (1), (3) and (4); rule (2), new data, is
+ * the caller's, between them. `rule` 1, 3 or 4. */
+bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max);
+/* Holes in the scoreboard below its highest SACKed number. */
+uint32_t bh_tcp__sb_holes(const struct tconn *c);
+/* Notes an out-of-order arrival at seq (the first SACK block). */
+void bh_tcp__sack_note(struct tconn *c, bh_seq seq);
+/* Blocks for an ACK: the newest arrival's first (RFC 2018 4). */
+unsigned bh_tcp__sack_blocks(const struct bh_tcp *tcp, const struct tconn *c,
+			     struct bh_sack_block *out, unsigned max);
 
 /* tcp_out.c */
 /* Sends what the windows and state allow, an ACK if one is owed. */
@@ -119,9 +219,30 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *seg);
 /* A RST from a connection. */
 void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c);
+/* One segment from seq, at most max data bytes (and SMSS), the FIN if it
+ * comes next; counts a retransmission. Returns the sequence space sent. */
+uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint32_t max);
+/* A keepalive probe: SND.UNA - 1, no data. */
+void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* Retransmission timer fired: back off, go back to snd_una, resend. */
 void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c);
+
+/* Builds one segment in a fresh buffer and hands it to IP. */
+bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,
+		  uint32_t len);
+
+/* cookie.c (RFC 4987 3.6) */
+struct bh_tcp_cookie {
+	uint16_t mss;
+	bool has_wscale, sack_ok;
+	uint8_t wscale;
+};
+#define BH_TCP_COOKIE_LIFE_US (128ull * 1000000) /* two 64 s periods */
+bh_seq bh_tcp__cookie_make(const struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *syn,
+			   uint64_t now);
+bool bh_tcp__cookie_check(const struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *ack,
+			  uint64_t now, struct bh_tcp_cookie *out);
 
 /* tcp_in.c */
 void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,

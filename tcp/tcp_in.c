@@ -36,7 +36,8 @@ static uint32_t seg_len(const struct bh_tcp_repr *s)
 }
 
 /* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2). */
-static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg)
+static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
+			uint64_t now)
 {
 	const struct bh_tcp_opts *o = &seg->opt;
 	uint16_t peer_mss = o->has_mss && o->mss ? o->mss : 536;
@@ -50,6 +51,7 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 	c->ts_ok = o->has_ts && !tcp->cfg.no_timestamps;
 	if (c->ts_ok) {
 		c->ts_recent = o->ts_val;
+		c->ts_recent_at = now;
 		c->smss = (uint16_t)(c->smss - 12); /* RFC 7323 3.2: room for the option */
 	}
 	c->sack_ok = o->sack_ok && !tcp->cfg.no_sack;
@@ -57,6 +59,9 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 	 * (RFC 6928). */
 	c->cwnd = 10u * c->smss;
 	c->ssthresh = UINT32_MAX;
+	c->recover = c->snd_una;
+	c->high_rxt = c->snd_una;
+	c->last_heard = now;
 }
 
 static void rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
@@ -82,24 +87,115 @@ static void rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 
 /* ---- 3.10.7.2 LISTEN ---- */
 
+static uint8_t our_wscale(const struct bh_tcp *tcp)
+{
+	uint8_t w = 0;
+	while (w < BH_TCP_MAX_WSCALE && (tcp->cfg.rcv_buf >> w) > 65535)
+		w++;
+	return w;
+}
+
+static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg);
+
+/* The SYN queue is full: answer with a cookie and keep nothing (RFC 4987
+ * 3.6). A scratch connection, never in the table, carries what the
+ * segment builder needs. */
+static void cookie_syn_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l, bh_ip4 src,
+			   const struct bh_tcp_repr *seg)
+{
+	struct tconn t = {.state = BH_TCP_SYN_RECEIVED, .raddr = src, .lport = seg->dport,
+			  .rport = seg->sport, .parent = NONE};
+	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
+	t.iss = bh_tcp__cookie_make(tcp, src, seg, now);
+	t.rcv_nxt = t.rcv_adv = bh_seq_add(seg->seq, 1);
+	t.rcv_wscale = seg->opt.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
+	syn_options(tcp, &t, seg, now);
+	if (bh_tcp__emit(tcp, &t, now, t.iss, BH_TCP_SYN | BH_TCP_ACK, 0)) {
+		tcp->ctr.syncookies_sent++;
+		l->cookie_at = now;
+	}
+}
+
+/* An ACK at a listener that sent cookies lately: if it carries a valid
+ * one, the connection is made as if from SYN-RECEIVED and the segment
+ * (with any data) goes through the normal path. Returns false when it is
+ * not a cookie (the caller resets it). */
+static bool cookie_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l,
+		       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	if (!l->cookie_at || now - l->cookie_at > BH_TCP_COOKIE_LIFE_US ||
+	    (seg->flags & (BH_TCP_SYN | BH_TCP_RST)))
+		return false;
+	struct bh_tcp_cookie ck;
+	if (!bh_tcp__cookie_check(tcp, rx->src, seg, now, &ck)) {
+		tcp->ctr.syncookies_bad++;
+		return false;
+	}
+	if (l->naccept >= l->backlog) {
+		tcp->ctr.backlog_drops++; /* the peer resends; room may come */
+		release_all(tcp, rx);
+		return true;
+	}
+	struct tconn *c = bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport);
+	if (!c) {
+		release_all(tcp, rx);
+		return true;
+	}
+	tcp->ctr.syncookies_ok++;
+	tcp->ctr.passive_opens++;
+	c->parent = (uint32_t)(l - tcp->conn);
+	l->nchild++;
+	c->state = BH_TCP_SYN_RECEIVED;
+	c->iss = seg->ack - 1;
+	c->snd_una = c->iss;
+	c->snd_nxt = c->snd_max = seg->ack;
+	c->irs = seg->seq - 1;
+	c->rcv_nxt = c->rcv_adv = seg->seq;
+	c->snd_wl1 = c->irs;
+	c->snd_wl2 = c->iss;
+	struct bh_tcp_repr syn = {.seq = c->irs};
+	syn.opt.has_mss = true;
+	syn.opt.mss = ck.mss;
+	syn.opt.has_wscale = ck.has_wscale;
+	syn.opt.wscale = ck.wscale;
+	syn.opt.sack_ok = ck.sack_ok;
+	syn.opt.has_ts = seg->opt.has_ts;
+	syn.opt.ts_val = seg->opt.ts_val;
+	c->rcv_wscale = ck.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
+	syn_options(tcp, c, &syn, now);
+	synchronized_input(tcp, now, c, rx, seg);
+	return true;
+}
+
 static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, const struct bh_ip_rx *rx,
 			 const struct bh_tcp_repr *seg)
 {
 	if (seg->flags & BH_TCP_RST)
 		goto drop;
 	if (seg->flags & BH_TCP_ACK) {
+		if (cookie_ack(tcp, now, l, rx, seg))
+			return;
 		bh_tcp__reset_reply(tcp, rx->src, seg);
 		goto drop;
 	}
 	if (!(seg->flags & BH_TCP_SYN))
 		goto drop;
-	if (l->nchild >= l->backlog || l->naccept >= l->backlog) {
+	/* A full accept queue drops the SYN (the peer retries); a full SYN
+	 * queue or table answers with a cookie. */
+	if (l->naccept >= l->backlog) {
 		tcp->ctr.backlog_drops++;
 		goto drop;
 	}
-	struct tconn *c = bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport);
-	if (!c)
+	struct tconn *c = l->nchild < l->backlog ? bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport)
+						 : NULL;
+	if (!c) {
+		if (tcp->cfg.no_syncookies)
+			tcp->ctr.backlog_drops++;
+		else
+			cookie_syn_ack(tcp, now, l, rx->src, seg);
 		goto drop;
+	}
 	c->parent = (uint32_t)(l - tcp->conn);
 	l->nchild++;
 	c->state = BH_TCP_SYN_RECEIVED;
@@ -111,12 +207,8 @@ static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, cons
 	c->snd_wnd = seg->window; /* RFC 7323 2.2: unscaled in a SYN */
 	c->snd_wl1 = seg->seq;
 	c->snd_wl2 = c->iss;
-	c->rcv_wscale = 0;
-	if (seg->opt.has_wscale && !tcp->cfg.no_wscale)
-		while (c->rcv_wscale < BH_TCP_MAX_WSCALE &&
-		       (tcp->cfg.rcv_buf >> c->rcv_wscale) > 65535)
-			c->rcv_wscale++;
-	syn_options(tcp, c, seg);
+	c->rcv_wscale = seg->opt.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
+	syn_options(tcp, c, seg, now);
 	tcp->ctr.passive_opens++;
 	/* RFC 9293 3.10.7.2: data on a SYN is queued for later; we drop it
 	 * (the peer retransmits it) as most stacks do without TFO. */
@@ -152,7 +244,7 @@ static void syn_sent_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	c->irs = seg->seq;
 	c->rcv_nxt = bh_seq_add(seg->seq, 1);
 	c->rcv_adv = c->rcv_nxt;
-	syn_options(tcp, c, seg);
+	syn_options(tcp, c, seg, now);
 	if (ack) {
 		c->snd_una = seg->ack;
 		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
@@ -227,9 +319,54 @@ static bool acceptable(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_
 	return true;
 }
 
+/* Puts a piece that arrived out of order into the out-of-order queue,
+ * which stays sorted and disjoint: data already held wins, a piece that
+ * covers held ones replaces them, a partial overlap is trimmed off the
+ * new piece. Sorted, the queue gives SACK blocks and reassembly in one
+ * pass. Returns false if there was no room (the piece is the caller's). */
+static bool ooo_insert(struct bh_tcp *tcp, struct tconn *c, bh_seq s, struct bh_pkt *p)
+{
+	bh_seq e = bh_seq_add(s, p->len);
+	uint32_t prev = NONE, i = c->oooq.head;
+	while (i != NONE) {
+		struct tseg *q = &tcp->seg[i];
+		bh_seq qe = bh_seq_add(q->seq, q->len);
+		if (bh_seq_leq(qe, s)) { /* wholly before */
+			prev = i;
+			i = q->next;
+			continue;
+		}
+		if (bh_seq_geq(q->seq, e)) /* wholly after: goes before it */
+			break;
+		if (bh_seq_leq(q->seq, s) && bh_seq_geq(qe, e)) { /* nothing new */
+			tcp->ops.release(tcp->ctx, p);
+			return true;
+		}
+		if (bh_seq_leq(s, q->seq) && bh_seq_geq(e, qe)) { /* covers it */
+			uint32_t n = q->next;
+			struct bh_pkt old = bh_tcp__q_unlink(tcp, &c->oooq, prev, i);
+			tcp->ops.release(tcp->ctx, &old);
+			i = n;
+			continue;
+		}
+		if (bh_seq_lt(q->seq, s)) { /* it holds our front */
+			uint32_t cut = bh_seq_span(s, qe);
+			p->off += cut;
+			p->len -= cut;
+			s = qe;
+			prev = i;
+			i = q->next;
+			continue;
+		}
+		p->len = bh_seq_span(s, q->seq); /* it holds our tail */
+		e = q->seq;
+		break;
+	}
+	return bh_tcp__q_insert(tcp, &c->oooq, prev, s, p);
+}
+
 /* Queues payload bytes [skip, skip + len) of the segment at seq: in order
- * on rcvq, else on oooq (sorted, no overlap: earlier data wins). Returns
- * false if memory ran out. */
+ * on rcvq, else on oooq. Returns false if memory ran out. */
 static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 {
 	const struct bh_ip_rx *rx = in->rx;
@@ -258,9 +395,16 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		bool in_order = s == c->rcv_nxt;
 		struct tqueue *q = in_order ? &c->rcvq : &c->oooq;
 		/* The window bounds the bytes; this bounds the buffers they
-		 * pin (tiny segments in large buffers). */
-		if (q->mem + p.size > 2 * tcp->cfg.rcv_buf + 65536 || !bh_tcp__q_push(tcp, q, s, &p)) {
-			tcp->ctr.rcv_drops++;
+		 * pin (tiny segments in large buffers), per connection and in
+		 * all. */
+		bool room = q->mem + p.size <= 2 * tcp->cfg.rcv_buf + 65536;
+		bool mem = bh_tcp__mem_ok(tcp, p.size);
+		if (!room || !mem ||
+		    !(in_order ? bh_tcp__q_push(tcp, q, s, &p) : ooo_insert(tcp, c, s, &p))) {
+			if (!mem)
+				tcp->ctr.mem_drops++;
+			else
+				tcp->ctr.rcv_drops++;
 			tcp->ops.release(tcp->ctx, &rx->piece[i]);
 			ok = false;
 			continue;
@@ -271,51 +415,61 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 	return ok;
 }
 
-/* Moves the front of the out-of-order queue that has become in order.
- * The out-of-order queue is kept as arrived; here it is scanned for the
- * buffer that starts at or before rcv_nxt. */
+/* Moves the front of the (sorted) out-of-order queue that has become in
+ * order. */
 static void pull_ooo(struct bh_tcp *tcp, struct tconn *c)
 {
-	bool moved = true;
-	while (moved && c->oooq.count) {
-		moved = false;
-		uint32_t prev = NONE;
-		for (uint32_t i = c->oooq.head; i != NONE; prev = i, i = tcp->seg[i].next) {
-			struct tseg *s = &tcp->seg[i];
-			bh_seq end = bh_seq_add(s->seq, s->len);
-			if (bh_seq_gt(s->seq, c->rcv_nxt))
-				continue;
-			/* unlink */
-			uint32_t n = s->next;
-			if (prev == NONE)
-				c->oooq.head = n;
-			else
-				tcp->seg[prev].next = n;
-			if (c->oooq.tail == i)
-				c->oooq.tail = prev;
-			c->oooq.bytes -= s->len;
-			c->oooq.mem -= s->pkt.size;
-			c->oooq.count--;
-			struct bh_pkt p = s->pkt;
-			bh_seq sseq = s->seq;
-			s->next = tcp->seg_free;
-			tcp->seg_free = i;
-			tcp->segs_used--;
-			if (bh_seq_leq(end, c->rcv_nxt)) {
-				tcp->ops.release(tcp->ctx, &p); /* wholly old */
-			} else {
-				uint32_t cut = bh_seq_span(sseq, c->rcv_nxt);
-				p.off += cut;
-				p.len -= cut;
-				if (bh_tcp__q_push(tcp, &c->rcvq, c->rcv_nxt, &p))
-					c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
-				else
-					tcp->ops.release(tcp->ctx, &p);
-			}
-			moved = true;
+	while (c->oooq.head != NONE) {
+		struct tseg *s = &tcp->seg[c->oooq.head];
+		if (bh_seq_gt(s->seq, c->rcv_nxt))
 			break;
+		bh_seq sseq = s->seq, end = bh_seq_add(s->seq, s->len);
+		struct bh_pkt p = bh_tcp__q_unlink(tcp, &c->oooq, NONE, c->oooq.head);
+		if (bh_seq_leq(end, c->rcv_nxt)) {
+			tcp->ops.release(tcp->ctx, &p); /* wholly old */
+			continue;
 		}
+		uint32_t cut = bh_seq_span(sseq, c->rcv_nxt);
+		p.off += cut;
+		p.len -= cut;
+		if (bh_tcp__q_push(tcp, &c->rcvq, c->rcv_nxt, &p))
+			c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
+		else
+			tcp->ops.release(tcp->ctx, &p);
 	}
+}
+
+/* Loss recovery starts (RFC 5681 3.2, RFC 6675 5): the algorithm sets
+ * ssthresh; with SACK, cwnd = ssthresh and the scoreboard drives what is
+ * resent (RFC 6675 5 steps 4.2-4.4); without, NewReno (RFC 6582 3.2). */
+static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+{
+	c->ssthresh = c->cc->ssthresh(c, now);
+	c->in_recovery = true;
+	c->recover = c->snd_max;
+	c->lt = 0;
+	c->rtt_timing = false; /* Karn: the timed segment may be resent */
+	tcp->ctr.fast_retransmits++;
+	if (c->sack_ok) {
+		tcp->ctr.sack_recoveries++;
+		c->cwnd = c->ssthresh;
+		c->high_rxt = c->snd_una;
+		/* 4.3: the first segment presumed lost goes now, whatever the
+		 * pipe; NextSeg() sends the rest from bh_tcp__output(). */
+		uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_una,
+					  bh_seq_span(c->snd_una, bh_tcp__sb_next(c, c->snd_una)));
+		if (n) {
+			tcp->ctr.sack_retransmits++;
+			c->high_rxt = bh_seq_add(c->snd_una, n);
+		}
+		return;
+	}
+	bh_seq save = c->snd_nxt;
+	c->snd_nxt = c->snd_una;
+	c->cwnd = c->smss;
+	bh_tcp__output(tcp, c, now);
+	c->snd_nxt = bh_seq_max(save, c->snd_nxt);
+	c->cwnd = c->ssthresh + 3u * c->smss;
 }
 
 static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
@@ -337,6 +491,13 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		return;
 	}
 	uint32_t wnd = (uint32_t)seg->window << c->snd_wscale;
+	uint32_t newly_sacked = 0;
+	if (c->sack_ok && seg->opt.nsack) {
+		unsigned bad = 0;
+		tcp->ctr.sack_blocks_in += seg->opt.nsack;
+		newly_sacked = bh_tcp__sb_update(c, &seg->opt, ack, &bad);
+		tcp->ctr.sack_bad_blocks += bad;
+	}
 	if (bh_seq_gt(ack, c->snd_una)) {
 		uint32_t acked = bh_seq_span(c->snd_una, ack);
 		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
@@ -345,19 +506,27 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		c->snd_una = ack;
 		if (bh_seq_lt(c->snd_nxt, ack))
 			c->snd_nxt = ack;
+		if (bh_seq_lt(c->high_rxt, ack))
+			c->high_rxt = ack;
+		bh_tcp__sb_trim(c);
 		if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq))
 			rtt_sample(tcp, c, now);
 		c->backoff = 0;
 		/* RFC 6298 5.2, 5.3 */
 		c->rtx_at = bh_seq_lt(c->snd_una, c->snd_max) ? now + c->rto : 0;
-		/* RFC 5681 3.1 / RFC 6582 3.2 */
+		if (c->rto_recover && bh_seq_geq(ack, c->recover))
+			c->rto_recover = false;
 		if (c->in_recovery) {
 			if (bh_seq_geq(ack, c->recover)) {
+				/* RFC 6582 3.2 (3), option 1; RFC 6675 leaves cwnd
+				 * at ssthresh. */
 				c->in_recovery = false;
 				uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-				c->cwnd = c->ssthresh < flight + c->smss ? c->ssthresh : flight + c->smss;
-			} else {
-				/* partial ACK: resend the next hole, deflate */
+				uint32_t cap = c->sack_ok ? c->ssthresh : flight + c->smss;
+				c->cwnd = c->ssthresh < cap ? c->ssthresh : cap;
+			} else if (!c->sack_ok) {
+				/* RFC 6582 3.2 (5): partial ACK: resend the next
+				 * hole, deflate. */
 				c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->smss : c->smss;
 				bh_seq save = c->snd_nxt;
 				c->snd_nxt = c->snd_una;
@@ -367,35 +536,32 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 				c->cwnd = cw;
 				c->snd_nxt = bh_seq_max(save, c->snd_nxt);
 			}
-		} else if (c->cwnd < c->ssthresh) {
-			c->cwnd += acked < c->smss ? acked : c->smss; /* slow start */
+			/* With SACK, bh_tcp__output() runs NextSeg() after
+			 * this ACK (RFC 6675 5 (C)). */
 		} else {
-			uint32_t inc = (uint32_t)((uint64_t)c->smss * c->smss / (c->cwnd ? c->cwnd : 1));
-			c->cwnd += inc ? inc : 1; /* congestion avoidance */
+			c->cc->ack(c, acked, now);
 		}
 		c->dupacks = 0;
+		c->lt = 0;
 		bh_tcp__event(tcp, c, BH_TCP_EV_WRITABLE, 0);
-	} else if (ack == c->snd_una && seg->payload_len == 0 &&
-		   !(seg->flags & (BH_TCP_SYN | BH_TCP_FIN)) && wnd == c->snd_wnd &&
-		   bh_seq_lt(c->snd_una, c->snd_max)) {
-		/* RFC 5681 2 (duplicate ACK) and 3.2 (fast retransmit). */
+	} else if (ack == c->snd_una && bh_seq_lt(c->snd_una, c->snd_max) &&
+		   (c->sack_ok && seg->opt.nsack
+			    ? newly_sacked > 0
+			    : seg->payload_len == 0 && !(seg->flags & (BH_TCP_SYN | BH_TCP_FIN)) &&
+				      wnd == c->snd_wnd)) {
+		/* RFC 5681 2 (duplicate ACK); with SACK, an ACK that SACKs
+		 * something new (RFC 6675 2, DupAck). */
 		tcp->ctr.dup_acks++;
 		c->dupacks++;
-		if (c->dupacks == 3 && !c->in_recovery) {
-			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-			c->ssthresh = flight / 2 > 2u * c->smss ? flight / 2 : 2u * c->smss;
-			c->in_recovery = true;
-			c->recover = c->snd_max;
-			tcp->ctr.fast_retransmits++;
-			bh_seq save = c->snd_nxt;
-			c->snd_nxt = c->snd_una;
-			c->cwnd = c->smss;
-			c->rtt_timing = false;
-			bh_tcp__output(tcp, c, now);
-			c->snd_nxt = bh_seq_max(save, c->snd_nxt);
-			c->cwnd = c->ssthresh + 3u * c->smss;
-		} else if (c->in_recovery) {
-			c->cwnd += c->smss; /* inflate */
+		/* RFC 5681 3.2, RFC 6675 5 (a, b); not again before the
+		 * recovery point of a timeout (RFC 6582 4.1, RFC 6675 5.1). */
+		bool lost = c->dupacks >= 3 || (c->sack_ok && bh_tcp__is_lost(c, c->snd_una));
+		if (!c->in_recovery && !c->rto_recover && lost) {
+			enter_recovery(tcp, now, c);
+		} else if (c->in_recovery && !c->sack_ok) {
+			c->cwnd += c->smss; /* RFC 6582 3.2 (4): inflate */
+		} else if (!c->in_recovery && c->dupacks < 3) {
+			c->lt = (uint8_t)c->dupacks; /* RFC 3042 */
 		}
 	}
 	/* RFC 1122 4.2.2.17: while the peer answers zero-window probes the
@@ -424,6 +590,22 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 {
 	struct in in = {.rx = rx, .seg = seg};
 	bool fin_was_acked;
+	/* RFC 7323 5.3 R1 (PAWS): a timestamp older than TS.Recent marks an
+	 * old duplicate; it is answered with an ACK and dropped, unless the
+	 * connection has been idle so long (24 days, 5.5) that the peer's
+	 * clock may have wrapped. A segment without timestamps is taken, as
+	 * Linux takes it. */
+	if (c->ts_ok && seg->opt.has_ts && !(seg->flags & BH_TCP_RST) &&
+	    (int32_t)(seg->opt.ts_val - c->ts_recent) < 0) {
+		if (now - c->ts_recent_at > 24ull * 86400 * 1000000) {
+			c->ts_recent = seg->opt.ts_val;
+			c->ts_recent_at = now;
+		} else {
+			tcp->ctr.paws_drops++;
+			c->ack_now = true;
+			goto drop;
+		}
+	}
 	/* first: sequence number */
 	if (!acceptable(tcp, c, seg, &in)) {
 		tcp->ctr.out_of_window++;
@@ -431,6 +613,15 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 			c->ack_now = true;
 		goto drop;
 	}
+	/* RFC 7323 4.3 (3) and 5.3 R3: keep the timestamp of a segment
+	 * that covers the last ACK we sent. */
+	if (c->ts_ok && seg->opt.has_ts && bh_seq_leq(seg->seq, c->last_ack_sent) &&
+	    (int32_t)(seg->opt.ts_val - c->ts_recent) >= 0) {
+		c->ts_recent = seg->opt.ts_val;
+		c->ts_recent_at = now;
+	}
+	c->last_heard = now;
+	c->ka_probes = 0;
 	/* second: RST (RFC 5961 3.2) */
 	if (seg->flags & BH_TCP_RST) {
 		/* RFC 1337 (TIME-WAIT assassination, hazard H1): a reset does
@@ -529,8 +720,10 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 		if (c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_FIN_WAIT_1 ||
 		    c->state == BH_TCP_FIN_WAIT_2) {
 			bool in_order = in.seq == c->rcv_nxt;
-			if (!in_order)
+			if (!in_order) {
 				tcp->ctr.ooo_segs++;
+				bh_tcp__sack_note(c, in.seq);
+			}
 			/* RFC 5681 4.2: a segment that fills a gap is ACKed at once. */
 			bool filled_gap = in_order && c->oooq.count;
 			queue_data(tcp, c, &in); /* advances rcv_nxt by what fits in order */
@@ -603,10 +796,6 @@ void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx
 		release_all(tcp, rx);
 		return;
 	}
-	/* RFC 7323 4.3 (ts_recent): remember the newest in-order timestamp. */
-	if (c->ts_ok && seg->opt.has_ts && bh_seq_leq(seg->seq, c->rcv_nxt) &&
-	    (int32_t)(seg->opt.ts_val - c->ts_recent) >= 0)
-		c->ts_recent = seg->opt.ts_val;
 	if (c->state == BH_TCP_SYN_SENT) {
 		syn_sent_input(tcp, now, c, rx, seg);
 		return;

@@ -1,10 +1,13 @@
 /*
  * tcp/tcp_out.c - building and sending segments: the send loop (windows,
- * congestion window, Nagle), SYN and FIN, ACKs, resets, the retransmission
- * timer and the receive window we advertise.
+ * congestion window, Nagle, silly window avoidance, limited transmit),
+ * SACK recovery's NextSeg() loop, SYN and FIN, ACKs with SACK blocks,
+ * resets, keepalive probes, the retransmission and persist timer, and the
+ * receive window we advertise.
  *
- * Call chain: bh_tcp__output -> send_loop -> emit -> ops.output
- *             bh_tcp__timeout -> back off -> bh_tcp__output
+ * Call chain: bh_tcp__output -> send_loop | sack_loop -> bh_tcp__xmit
+ *                            -> emit -> ops.output
+ *             bh_tcp__timeout -> back off -> send_loop
  */
 #include <string.h>
 
@@ -62,9 +65,8 @@ static void gather(struct bh_tcp *tcp, const struct tconn *c, bh_seq seq, uint32
 	}
 }
 
-/* Builds one segment in a fresh buffer and hands it to IP. */
-static bool emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,
-		 uint32_t len)
+bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,
+		  uint32_t len)
 {
 	struct bh_pkt p;
 	if (!tcp->ops.alloc(tcp->ctx, &p)) {
@@ -97,6 +99,11 @@ static bool emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, 
 		t.opt.has_ts = synack ? c->ts_ok : !tcp->cfg.no_timestamps;
 	} else {
 		t.opt.has_ts = c->ts_ok && !(flags & BH_TCP_RST);
+		/* RFC 2018 3: three blocks fit beside timestamps, four
+		 * without. */
+		if ((flags & BH_TCP_ACK) && !(flags & BH_TCP_RST))
+			t.opt.nsack = (uint8_t)bh_tcp__sack_blocks(tcp, c, t.opt.sack,
+								   t.opt.has_ts ? 3 : 4);
 	}
 	t.opt.ts_val = ts_now(now);
 	t.opt.ts_ecr = c->ts_recent;
@@ -112,6 +119,7 @@ static bool emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, 
 	if (flags & BH_TCP_RST)
 		tcp->ctr.rst_out++;
 	if (flags & BH_TCP_ACK) {
+		c->last_ack_sent = c->rcv_nxt;
 		c->ack_now = false;
 		c->unacked = 0;
 		c->delack_at = 0;
@@ -133,66 +141,166 @@ static bh_seq data_end(const struct tconn *c)
 	return bh_seq_add(start, c->sndq.bytes);
 }
 
-/* Sends new or (after a timeout) resent data and the FIN. `probe` forces
- * one byte into a zero window (RFC 9293 3.8.6.1). */
+static bool fin_allowed(const struct tconn *c)
+{
+	return c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
+	       c->state == BH_TCP_FIN_WAIT_1 || c->state == BH_TCP_LAST_ACK ||
+	       c->state == BH_TCP_CLOSING;
+}
+
+uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint32_t max)
+{
+	bh_seq end = data_end(c);
+	uint32_t avail = bh_seq_lt(seq, end) ? bh_seq_span(seq, end) : 0;
+	uint32_t len = avail < max ? avail : max;
+	if (len > c->smss)
+		len = c->smss;
+	bool fin = c->fin_queued && fin_allowed(c) && bh_seq_add(seq, len) == c->fin_seq;
+	if (len == 0 && !fin)
+		return 0;
+	uint8_t flags = BH_TCP_ACK | (fin ? BH_TCP_FIN : 0) | (len && len == avail ? BH_TCP_PSH : 0);
+	if (!bh_tcp__emit(tcp, c, now, seq, flags, len))
+		return 0;
+	if (bh_seq_lt(seq, c->snd_max)) {
+		tcp->ctr.retransmits++;
+		c->retransmits++;
+	} else if (!c->rtt_timing && len) {
+		c->rtt_timing = true;
+		c->rtt_seq = bh_seq_add(seq, len);
+		c->rtt_start = now;
+	}
+	uint32_t used = len + (fin ? 1 : 0);
+	c->snd_max = bh_seq_max(c->snd_max, bh_seq_add(seq, used));
+	c->last_send = now;
+	arm_rtx(c, now);
+	if (fin) {
+		if (c->state == BH_TCP_ESTABLISHED)
+			c->state = BH_TCP_FIN_WAIT_1;
+		else if (c->state == BH_TCP_CLOSE_WAIT)
+			c->state = BH_TCP_LAST_ACK;
+	}
+	return used;
+}
+
+/* Bytes in [snd_una, snd_nxt) the peer has not SACKed. */
+static uint32_t flight(const struct tconn *c)
+{
+	uint32_t f = bh_seq_span(c->snd_una, c->snd_nxt);
+	for (unsigned i = 0; i < c->nsb && bh_seq_lt(c->sb[i].l, c->snd_nxt); i++)
+		f -= bh_seq_span(c->sb[i].l, bh_seq_min(c->sb[i].r, c->snd_nxt));
+	return f;
+}
+
+/* Sends new or (after a timeout) resent data and the FIN, skipping what
+ * the peer has SACKed. `probe` is the persist timer: one segment into a
+ * shut or small window, past Nagle and silly window avoidance (RFC 9293
+ * 3.8.6.1, 3.8.6.2.1). */
 static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool probe)
 {
-	bool may_fin = c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
-		       c->state == BH_TCP_FIN_WAIT_1 || c->state == BH_TCP_LAST_ACK ||
-		       c->state == BH_TCP_CLOSING;
+	/* RFC 5681 4.1: after an idle RTO, restart from the initial window. */
+	if (c->last_send && now - c->last_send > c->rto && c->snd_una == c->snd_max &&
+	    bh_seq_lt(c->snd_nxt, data_end(c))) {
+		uint32_t iw = 10u * c->smss;
+		if (c->cwnd > iw)
+			c->cwnd = iw;
+		c->cc->restart(c, now);
+	}
 	for (;;) {
+		const struct tsb *b;
+		while (bh_seq_lt(c->snd_nxt, c->snd_max) && (b = bh_tcp__sb_find(c, c->snd_nxt)))
+			c->snd_nxt = b->r;
 		bh_seq end = data_end(c);
 		uint32_t avail = bh_seq_lt(c->snd_nxt, end) ? bh_seq_span(c->snd_nxt, end) : 0;
-		uint32_t flight = bh_seq_span(c->snd_una, c->snd_nxt);
-		uint32_t wnd = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
-		uint32_t usable = wnd > flight ? wnd - flight : 0;
+		bool resend = bh_seq_lt(c->snd_nxt, c->snd_max);
+		/* RFC 3042: on the first two duplicate ACKs, one new segment
+		 * each past cwnd. */
+		uint32_t cw = c->cwnd + (resend ? 0 : c->lt * (uint32_t)c->smss);
+		uint32_t fl = flight(c);
+		uint32_t usable = cw > fl ? cw - fl : 0;
+		bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
+		uint32_t wspace = bh_seq_gt(edge, c->snd_nxt) ? bh_seq_span(c->snd_nxt, edge) : 0;
+		if (wspace < usable)
+			usable = wspace;
 		if (probe && usable == 0 && avail)
 			usable = 1;
+		bh_seq sacked_at = bh_tcp__sb_next(c, c->snd_nxt);
+		if (resend && sacked_at != c->snd_max) { /* stop at the next SACKed range */
+			uint32_t hole = bh_seq_span(c->snd_nxt, sacked_at);
+			if (hole < avail)
+				avail = hole;
+		}
 		uint32_t len = avail < usable ? avail : usable;
 		if (len > c->smss)
 			len = c->smss;
-		bool fin = c->fin_queued && may_fin && bh_seq_add(c->snd_nxt, len) == c->fin_seq &&
-			   len == avail;
+		bool fin = c->fin_queued && fin_allowed(c) && bh_seq_add(c->snd_nxt, len) == c->fin_seq;
 		if (len == 0 && !fin)
 			break;
-		/* RFC 9293 3.7.4 (Nagle): a short segment waits while data
-		 * is unacknowledged, unless it is all there is to send and the
-		 * FIN closes it. */
-		if (!probe && len < c->smss && len == avail && flight && !fin && len)
-			break;
-		uint8_t flags = BH_TCP_ACK;
-		if (fin)
-			flags |= BH_TCP_FIN;
-		if (len && len == avail)
-			flags |= BH_TCP_PSH;
-		bh_seq seq = c->snd_nxt;
-		if (!emit(tcp, c, now, seq, flags, len))
-			break;
-		if (bh_seq_lt(seq, c->snd_max)) {
-			tcp->ctr.retransmits++;
-			c->retransmits++;
-		} else if (!c->rtt_timing && len) {
-			c->rtt_timing = true;
-			c->rtt_seq = bh_seq_add(seq, len);
-			c->rtt_start = now;
+		if (!probe && !resend && len < c->smss && !fin) {
+			if (len == avail) {
+				/* RFC 9293 3.7.4 (Nagle): a short segment waits
+				 * while data is unacknowledged. */
+				if (fl && !c->nodelay)
+					break;
+			} else if (len < c->max_snd_wnd / 2) {
+				/* RFC 9293 3.8.6.2.1 (sender silly window
+				 * avoidance): the window allows less than a
+				 * segment and less than half the largest window
+				 * offered; wait for more (the persist timer
+				 * sends it if nothing else does). */
+				break;
+			}
 		}
-		c->snd_nxt = bh_seq_add(seq, len + (fin ? 1 : 0));
-		c->snd_max = bh_seq_max(c->snd_max, c->snd_nxt);
-		arm_rtx(c, now);
-		if (fin) {
-			if (c->state == BH_TCP_ESTABLISHED)
-				c->state = BH_TCP_FIN_WAIT_1;
-			else if (c->state == BH_TCP_CLOSE_WAIT)
-				c->state = BH_TCP_LAST_ACK;
+		if (c->lt && !resend && fl + len > c->cwnd)
+			tcp->ctr.limited_transmits++;
+		uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_nxt, len);
+		if (!n)
 			break;
-		}
-		if (probe)
+		c->snd_nxt = bh_seq_add(c->snd_nxt, n);
+		if (fin || probe)
 			break;
 	}
-	/* A zero window with data waiting: the retransmission timer doubles
-	 * as the persist timer. */
-	if (c->snd_wnd == 0 && bh_seq_lt(c->snd_nxt, data_end(c)))
+	/* Data waiting that nothing in flight will clock out (a shut or
+	 * silly window): the retransmission timer doubles as the persist
+	 * timer. */
+	if (bh_seq_lt(c->snd_nxt, data_end(c)) && (c->snd_wnd == 0 || c->snd_una == c->snd_max))
 		arm_rtx(c, now);
+}
+
+/* RFC 6675 5 (C): while cwnd - pipe allows a segment, send what
+ * NextSeg() picks: a lost hole (1), new data (2), any hole below the
+ * highest SACK (3), the rescue (4). */
+static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+{
+	for (unsigned guard = 0; guard < 1024; guard++) {
+		uint32_t pipe = bh_tcp__pipe(c);
+		if (pipe >= c->cwnd || c->cwnd - pipe < c->smss)
+			break;
+		bh_seq seq;
+		uint32_t max;
+		bool hole = bh_tcp__next_seg(c, 1, &seq, &max);
+		if (!hole) {
+			/* (2) new data (or the FIN), as the receive window allows */
+			bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
+			uint32_t room = bh_seq_gt(edge, c->snd_max) ? bh_seq_span(c->snd_max, edge) : 0;
+			bool fin_next = c->fin_queued && c->snd_max == c->fin_seq;
+			if ((room && bh_seq_lt(c->snd_max, data_end(c))) || fin_next) {
+				uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_max, room);
+				if (n) {
+					c->snd_nxt = c->snd_max;
+					continue;
+				}
+			}
+			hole = bh_tcp__next_seg(c, 3, &seq, &max) || bh_tcp__next_seg(c, 4, &seq, &max);
+		}
+		if (!hole)
+			break;
+		uint32_t n = bh_tcp__xmit(tcp, c, now, seq, max);
+		if (!n)
+			break;
+		tcp->ctr.sack_retransmits++;
+		if (bh_seq_gt(bh_seq_add(seq, n), c->high_rxt))
+			c->high_rxt = bh_seq_add(seq, n);
+	}
 }
 
 void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
@@ -205,7 +313,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	case BH_TCP_SYN_RECEIVED:
 		if (c->snd_nxt == c->iss) {
 			uint8_t flags = BH_TCP_SYN | (c->state == BH_TCP_SYN_RECEIVED ? BH_TCP_ACK : 0);
-			if (emit(tcp, c, now, c->iss, flags, 0)) {
+			if (bh_tcp__emit(tcp, c, now, c->iss, flags, 0)) {
 				c->snd_nxt = bh_seq_add(c->iss, 1);
 				c->snd_max = bh_seq_max(c->snd_max, c->snd_nxt);
 				if (c->backoff == 0) {
@@ -220,18 +328,26 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	case BH_TCP_TIME_WAIT:
 		break;
 	default:
-		send_loop(tcp, c, now, false);
+		if (c->in_recovery && c->sack_ok)
+			sack_loop(tcp, c, now);
+		else
+			send_loop(tcp, c, now, false);
 		break;
 	}
 	if (c->ack_now)
-		emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
+		bh_tcp__emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
+}
+
+void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+{
+	bh_tcp__emit(tcp, c, now, c->snd_una - 1, BH_TCP_ACK, 0);
 }
 
 void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c)
 {
 	/* RFC 9293 3.10.4 ABORT / 3.10.7.4: <SEQ=SND.NXT><CTL=RST>, with
 	 * the ACK as Linux sends it. */
-	emit(tcp, c, 0, c->snd_nxt, BH_TCP_RST | BH_TCP_ACK, 0);
+	bh_tcp__emit(tcp, c, 0, c->snd_nxt, BH_TCP_RST | BH_TCP_ACK, 0);
 }
 
 void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *seg)
@@ -276,8 +392,9 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	bool outstanding = bh_seq_lt(c->snd_una, c->snd_max);
 	/* A shut window to probe: data waiting or a probe byte out. Not in
 	 * the handshake, where no window has been offered yet. */
-	bool zero_window = !handshake && c->snd_wnd == 0 &&
-			   (outstanding || bh_seq_lt(c->snd_nxt, data_end(c)));
+	bool waiting = bh_seq_lt(c->snd_nxt, data_end(c));
+	bool zero_window = !handshake && ((c->snd_wnd == 0 && (outstanding || waiting)) ||
+					  (!outstanding && waiting));
 	if (!handshake && !outstanding && !zero_window)
 		return;
 	uint32_t limit = handshake ? tcp->cfg.syn_retries : tcp->cfg.retries;
@@ -310,17 +427,25 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		return;
 	}
 	if (outstanding) {
-		/* RFC 5681 3.1 (4): ssthresh = max(FlightSize / 2, 2 SMSS),
-		 * and one segment in flight. */
-		uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-		c->ssthresh = flight / 2 > 2u * c->smss ? flight / 2 : 2u * c->smss;
+		/* RFC 5681 3.1 (4): ssthresh from the algorithm, held on a
+		 * second timeout of the same data; one segment in flight. */
+		if (c->backoff == 1)
+			c->ssthresh = c->cc->ssthresh(c, now);
 		c->cwnd = c->smss;
 		c->dupacks = 0;
+		c->lt = 0;
 		c->in_recovery = false;
+		/* RFC 6582 4.1, RFC 6675 5.1: no fast recovery until this
+		 * data is acknowledged; RFC 2018 8: the receiver may have
+		 * reneged, so SACKed data is sent again too. */
+		c->recover = c->snd_max;
+		c->rto_recover = true;
+		c->nsb = 0;
+		c->high_rxt = c->snd_una;
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, false);
 		if (c->ack_now)
-			emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
+			bh_tcp__emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
 		return;
 	}
 }
