@@ -33,9 +33,13 @@ static void reno_ack(struct tconn *c, uint32_t acked, uint64_t now)
 		slow_start(c, acked);
 		return;
 	}
-	/* RFC 5681 3.1 equation (3): about one SMSS per RTT. */
-	uint32_t inc = (uint32_t)((uint64_t)c->smss * c->smss / (c->cwnd ? c->cwnd : 1));
-	c->cwnd += inc ? inc : 1;
+	/* RFC 5681 3.1: one SMSS per RTT, counted in bytes acknowledged
+	 * (RFC 3465 2.1), so rounding loses nothing. */
+	c->bytes_acked += acked;
+	if (c->bytes_acked >= c->cwnd) {
+		c->bytes_acked -= c->cwnd;
+		c->cwnd += c->smss;
+	}
 }
 
 /* RFC 5681 3.1 equation (4). */

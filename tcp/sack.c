@@ -197,14 +197,16 @@ bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max)
 		}
 		return false;
 	}
-	/* (4) rescue: once per recovery, the segment holding the highest
-	 * unSACKed number, when the ACK has passed the last rescue. */
+	/* (4) rescue: the segment holding the highest unSACKed number, when
+	 * the ACK has passed the last rescue (RescueRxt) and this recovery
+	 * has not resent it. */
 	if (c->rescue_done && !bh_seq_gt(c->snd_una, c->rescue_rxt))
 		return false;
 	bh_seq top = c->sb[c->nsb - 1].r;
 	bh_seq end = bh_seq_lt(top, c->snd_max) ? c->snd_max : c->sb[c->nsb - 1].l;
 	bh_seq floor = bh_seq_lt(top, c->snd_max) ? top : (c->nsb > 1 ? c->sb[c->nsb - 2].r : c->snd_una);
-	floor = bh_seq_max(floor, c->snd_una);
+	/* Not what this recovery has already resent. */
+	floor = bh_seq_max(floor, bh_seq_max(c->snd_una, c->high_rxt));
 	if (!bh_seq_lt(floor, end))
 		return false;
 	uint32_t len = bh_seq_span(floor, end);

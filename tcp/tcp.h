@@ -152,6 +152,7 @@ struct bh_tcp_config {
 	X(syncookies_bad, "ACKs at a listener with an invalid cookie")          \
 	X(keepalive_probes, "keepalive probes sent")                             \
 	X(mem_drops, "segments dropped: total memory bound reached")            \
+	X(ooo_pruned, "out-of-order buffers given up for in-order data")        \
 	X(ooo_segs, "segments queued out of order")                              \
 	X(rcv_drops, "segments dropped: receive memory full")                     \
 	X(active_opens, "connections opened by us")                               \

@@ -112,6 +112,7 @@ struct tconn {
 	const struct bh_tcp_cc_algo *cc;
 	struct cubic cubic;
 	uint32_t cwnd, ssthresh, dupacks;
+	uint32_t bytes_acked; /* congestion avoidance by byte counting */
 	bool in_recovery;
 	bh_seq recover;     /* RecoveryPoint */
 	bool rto_recover;   /* a timeout's recovery point is not yet passed */

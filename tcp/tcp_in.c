@@ -365,6 +365,25 @@ static bool ooo_insert(struct bh_tcp *tcp, struct tconn *c, bh_seq s, struct bh_
 	return bh_tcp__q_insert(tcp, &c->oooq, prev, s, p);
 }
 
+/* Gives up the highest out-of-order buffer, so that in-order data can
+ * have its memory (as Linux prunes its out-of-order queue). RFC 2018 8
+ * allows it: the sender keeps SACKed data until it is acknowledged and
+ * resends it after a timeout. */
+static bool prune_ooo(struct bh_tcp *tcp, struct tconn *c)
+{
+	uint32_t prev = NONE, i = c->oooq.head;
+	if (i == NONE)
+		return false;
+	while (tcp->seg[i].next != NONE) {
+		prev = i;
+		i = tcp->seg[i].next;
+	}
+	struct bh_pkt p = bh_tcp__q_unlink(tcp, &c->oooq, prev, i);
+	tcp->ops.release(tcp->ctx, &p);
+	tcp->ctr.ooo_pruned++;
+	return true;
+}
+
 /* Queues payload bytes [skip, skip + len) of the segment at seq: in order
  * on rcvq, else on oooq. Returns false if memory ran out. */
 static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
@@ -397,8 +416,13 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		/* The window bounds the bytes; this bounds the buffers they
 		 * pin (tiny segments in large buffers), per connection and in
 		 * all. */
-		bool room = q->mem + p.size <= 2 * tcp->cfg.rcv_buf + 65536;
+		uint32_t bound = 2 * tcp->cfg.rcv_buf + 65536;
+		bool room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
 		bool mem = bh_tcp__mem_ok(tcp, p.size);
+		while (in_order && (!room || !mem) && prune_ooo(tcp, c)) {
+			room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
+			mem = bh_tcp__mem_ok(tcp, p.size);
+		}
 		if (!room || !mem ||
 		    !(in_order ? bh_tcp__q_push(tcp, q, s, &p) : ooo_insert(tcp, c, s, &p))) {
 			if (!mem)

@@ -213,8 +213,9 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 		uint32_t avail = bh_seq_lt(c->snd_nxt, end) ? bh_seq_span(c->snd_nxt, end) : 0;
 		bool resend = bh_seq_lt(c->snd_nxt, c->snd_max);
 		/* RFC 3042: on the first two duplicate ACKs, one new segment
-		 * each past cwnd. */
-		uint32_t cw = c->cwnd + (resend ? 0 : c->lt * (uint32_t)c->smss);
+		 * each past cwnd. With SACK, the segment SACKed has left the
+		 * flight, which lets the new one go (as Linux counts it). */
+		uint32_t cw = c->cwnd + (resend || c->nsb ? 0 : c->lt * (uint32_t)c->smss);
 		uint32_t fl = flight(c);
 		uint32_t usable = cw > fl ? cw - fl : 0;
 		bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
@@ -250,7 +251,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 				break;
 			}
 		}
-		if (c->lt && !resend && fl + len > c->cwnd)
+		if (c->lt && !resend)
 			tcp->ctr.limited_transmits++;
 		uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_nxt, len);
 		if (!n)

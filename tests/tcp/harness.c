@@ -123,10 +123,15 @@ uint64_t h_tick(struct harness *h, uint64_t now)
 	return bh_tcp_tick(h->tcp, now);
 }
 
-static void opts_from(struct bh_tcp_opts *t, const struct h_opts *o)
+static void opts_from(const struct harness *h, struct bh_tcp_opts *t, const struct h_opts *o)
 {
 	if (!o)
 		return;
+	t->nsack = o->nsack;
+	for (unsigned k = 0; k < o->nsack && k < 4; k++) {
+		t->sack[k].left = h->our_iss + o->sack[k][0];
+		t->sack[k].right = h->our_iss + o->sack[k][1];
+	}
 	t->has_mss = o->mss;
 	t->mss = o->mss_v;
 	t->has_wscale = o->ws;
@@ -151,7 +156,8 @@ void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16
 		abort();
 	struct bh_tcp_repr t = {.sport = h->peer_port, .dport = h->our_port, .seq = seq, .ack = ack,
 				.flags = flags, .window = window};
-	opts_from(&t.opt, o);
+	opts_from(h, &t.opt, o);
+	t.urgent = o ? o->urg : 0;
 	uint8_t *q = bh_pkt_data(&p);
 	unsigned hl = bh_tcp_emit(q, &t);
 	if (hl + len > H_BUF - H_HEADROOM)
@@ -180,6 +186,11 @@ void h_send(struct harness *h, uint8_t flags, uint32_t seq_rel, uint32_t ack_rel
 
 uint32_t h_rel_seq(const struct harness *h, unsigned i) { return h->out[i].t.seq - h->our_iss; }
 uint32_t h_rel_ack(const struct harness *h, unsigned i) { return h->out[i].t.ack - h->peer_iss; }
+uint32_t h_rel_sack(const struct harness *h, unsigned i, unsigned k, bool right)
+{
+	const struct bh_sack_block *b = &h->out[i].t.opt.sack[k];
+	return (right ? b->right : b->left) - h->peer_iss;
+}
 
 unsigned h_events(const struct harness *h, enum bh_tcp_event_type t, bh_tcp_conn c)
 {

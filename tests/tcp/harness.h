@@ -61,6 +61,10 @@ struct h_opts {
 	uint16_t mss_v;
 	uint8_t ws_v;
 	uint32_t ts_val, ts_ecr;
+	/* SACK blocks [left, right), relative to our ISS */
+	uint8_t nsack;
+	uint32_t sack[4][2];
+	uint16_t urg; /* the urgent pointer, with BH_TCP_URG */
 };
 void h_send(struct harness *h, uint8_t flags, uint32_t seq_rel, uint32_t ack_rel, uint16_t window,
 	    const void *data, uint32_t len, const struct h_opts *o);
@@ -71,6 +75,8 @@ void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16
 /* i-th segment sent, with seq/ack made relative (as h_send takes them). */
 uint32_t h_rel_seq(const struct harness *h, unsigned i);
 uint32_t h_rel_ack(const struct harness *h, unsigned i);
+/* SACK block k of the i-th segment sent, relative to the peer's ISS. */
+uint32_t h_rel_sack(const struct harness *h, unsigned i, unsigned k, bool right);
 /* Number of events of a type for handle c (0: any handle). */
 unsigned h_events(const struct harness *h, enum bh_tcp_event_type t, bh_tcp_conn c);
 int h_last_error(const struct harness *h);

@@ -1,0 +1,664 @@
+/*
+ * tests/tcp/test_ext.c - what RFC 9293 leaves to its extensions: SACK both
+ * ways (RFC 2018, RFC 6675), congestion control (RFC 5681, RFC 9438, RFC
+ * 3042, RFC 5681 4.1), PAWS (RFC 7323 5), SYN cookies (RFC 4987 3.6),
+ * keepalive (RFC 1122 4.2.3.6), Nagle's switch and silly window avoidance
+ * (RFC 9293 3.7.4, 3.8.6.2.1), urgent data (RFC 9293 3.8.5, RFC 6093) and
+ * the memory bounds. Segment by segment through the harness, leak-checked.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tcp/tcp_impl.h"
+#include "tests/tcp/harness.h"
+
+static struct harness H;
+
+static void setup(void) { h_init(&H, NULL); }
+static void teardown(void)
+{
+	cr_expect_eq(h_fini(&H), 0, "buffers leaked, released twice, or unknown");
+}
+
+TestSuite(sack, .init = setup, .fini = teardown);
+TestSuite(cc, .init = setup, .fini = teardown);
+TestSuite(paws, .init = setup, .fini = teardown);
+TestSuite(cookie, .init = setup, .fini = teardown);
+TestSuite(keepalive, .init = setup, .fini = teardown);
+TestSuite(sending, .init = setup, .fini = teardown);
+TestSuite(urgent, .init = setup, .fini = teardown);
+TestSuite(memory, .init = setup, .fini = teardown);
+
+static struct bh_tcp_info info(bh_tcp_conn c)
+{
+	struct bh_tcp_info i;
+	cr_assert_eq(bh_tcp_info(H.tcp, c, &i), 0);
+	return i;
+}
+
+static const struct h_seg *last(void)
+{
+	cr_assert_gt(H.nout, 0, "nothing was sent");
+	return &H.out[H.nout - 1];
+}
+
+static const struct bh_tcp_counters *ctr(void) { return bh_tcp_counters(H.tcp); }
+
+static void reinit(void (*tweak)(struct bh_tcp_config *))
+{
+	cr_assert_eq(h_fini(&H), 0);
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	tweak(&cfg);
+	h_init(&H, &cfg);
+}
+
+static uint8_t D[1460 * 16];
+
+/* A connection whose peer offers SACK (and timestamps if ts). */
+static bh_tcp_conn sack_conn(bool ts)
+{
+	struct h_opts o = {.mss = true, .mss_v = 1460, .sack_ok = true, .ts = ts, .ts_val = 1};
+	bh_tcp_conn c = h_connect(&H, &o);
+	cr_assert(c);
+	cr_assert(info(c).sack);
+	return c;
+}
+
+/* n full segments written and sent (the initial window is 10). */
+static void write_segs(bh_tcp_conn c, int n)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(h_write(&H, c, D + 1460 * i, 1460), 0);
+}
+
+/* A peer ACK carrying SACK blocks (relative to our ISS). */
+static void sack_ack(uint32_t ack, unsigned n, const uint32_t (*b)[2])
+{
+	struct h_opts o = {.nsack = (uint8_t)n};
+	memcpy(o.sack, b, n * sizeof *b);
+	h_send(&H, BH_TCP_ACK, 1, ack, 65535, NULL, 0, &o);
+}
+
+/* ---- SACK, receive side (RFC 2018 4) ---- */
+
+Test(sack, blocks_we_send_put_the_newest_arrival_first)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1461, 1, 65535, D, 1460, NULL);
+	cr_assert_eq(H.nout, 1, "out of order: an ACK at once");
+	cr_expect_eq(h_rel_ack(&H, 0), 1);
+	cr_assert_eq(last()->t.opt.nsack, 1);
+	cr_expect_eq(h_rel_sack(&H, 0, 0, false), 1461);
+	cr_expect_eq(h_rel_sack(&H, 0, 0, true), 2921);
+	h_send(&H, BH_TCP_ACK, 4381, 1, 65535, D, 1460, NULL);
+	cr_assert_eq(last()->t.opt.nsack, 2);
+	cr_expect_eq(h_rel_sack(&H, 1, 0, false), 4381, "the newest block first");
+	cr_expect_eq(h_rel_sack(&H, 1, 1, false), 1461, "then the one reported before");
+	/* Filling the gap between them merges the two into one block. */
+	h_send(&H, BH_TCP_ACK, 2921, 1, 65535, D, 1460, NULL);
+	cr_assert_eq(last()->t.opt.nsack, 1);
+	cr_expect_eq(h_rel_sack(&H, 2, 0, false), 1461);
+	cr_expect_eq(h_rel_sack(&H, 2, 0, true), 5841);
+	/* The first hole filled: everything is in order, no blocks. */
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1460, NULL);
+	cr_expect_eq(h_rel_ack(&H, H.nout - 1), 5841);
+	cr_expect_eq(last()->t.opt.nsack, 0);
+	uint8_t buf[8000];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 5840);
+}
+
+Test(sack, four_blocks_fit_three_beside_timestamps)
+{
+	bh_tcp_conn c = sack_conn(false);
+	for (uint32_t k = 0; k < 5; k++)
+		h_send(&H, BH_TCP_ACK, 1 + 2000 * (k + 1), 1, 65535, D, 100, NULL);
+	cr_expect_eq(last()->t.opt.nsack, 4);
+	cr_expect_eq(info(c).ooo_queued, 500);
+	cr_assert_eq(h_fini(&H), 0);
+	h_init(&H, NULL);
+	sack_conn(true);
+	for (uint32_t k = 0; k < 5; k++) {
+		struct h_opts o = {.ts = true, .ts_val = 2 + k};
+		h_send(&H, BH_TCP_ACK, 1 + 2000 * (k + 1), 1, 65535, D, 100, &o);
+	}
+	cr_expect_eq(last()->t.opt.nsack, 3);
+	cr_expect(last()->t.opt.has_ts);
+}
+
+Test(sack, overlapping_out_of_order_data_is_kept_once)
+{
+	bh_tcp_conn c = sack_conn(false);
+	for (unsigned i = 0; i < sizeof D; i++)
+		D[i] = (uint8_t)(i * 7 + 3);
+	/* [1001, 2001), then [501, 2501) covering it, then [1501, 3001)
+	 * overlapping the tail, then the front [1, 1001). */
+	h_send(&H, BH_TCP_ACK, 1001, 1, 65535, D + 1000, 1000, NULL);
+	h_send(&H, BH_TCP_ACK, 501, 1, 65535, D + 500, 2000, NULL);
+	h_send(&H, BH_TCP_ACK, 1501, 1, 65535, D + 1500, 1500, NULL);
+	cr_expect_eq(info(c).ooo_queued, 2500, "each byte held once");
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1000, NULL);
+	cr_expect_eq(info(c).rcv_nxt - H.peer_iss, 3001);
+	uint8_t buf[4000];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 3000);
+	cr_expect_arr_eq(buf, D, 3000);
+}
+
+/* ---- SACK, send side (RFC 6675) ---- */
+
+Test(sack, limited_transmit_then_recovery_on_the_third_duplicate)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	write_segs(c, 12);
+	cr_assert_eq(H.nout, 10, "the initial window, ten segments");
+	h_clear(&H);
+	/* The first segment is lost; the peer SACKs the next ones. */
+	const uint32_t b1[][2] = {{1461, 2921}};
+	sack_ack(1, 1, b1);
+	cr_assert_eq(H.nout, 1, "RFC 3042: a new segment on the first duplicate");
+	cr_expect_eq(h_rel_seq(&H, 0), 1 + 10 * 1460);
+	const uint32_t b2[][2] = {{1461, 4381}};
+	sack_ack(1, 1, b2);
+	cr_assert_eq(H.nout, 2, "and on the second");
+	cr_expect_eq(h_rel_seq(&H, 1), 1 + 11 * 1460);
+	cr_expect_eq(ctr()->limited_transmits, 2);
+	cr_expect_eq(ctr()->fast_retransmits, 0);
+	const uint32_t b3[][2] = {{1461, 5841}};
+	sack_ack(1, 1, b3);
+	cr_expect_eq(ctr()->fast_retransmits, 1);
+	cr_expect_eq(ctr()->sack_recoveries, 1);
+	cr_assert_geq(H.nout, 3);
+	cr_expect_eq(h_rel_seq(&H, 2), 1, "the lost segment again");
+	cr_expect_eq(H.out[2].len, 1460);
+	cr_expect(info(c).in_recovery);
+}
+
+Test(sack, recovery_resends_only_the_holes)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	h_clear(&H);
+	/* Segments 0 and 4 lost: one ACK SACKs the rest. More than two
+	 * segments SACKed above the first: it is lost at once (RFC 6675 5,
+	 * IsLost), no need for three duplicates. */
+	const uint32_t b[][2] = {{7301, 14601}, {1461, 5841}};
+	sack_ack(1, 2, b);
+	struct bh_tcp_info i = info(c);
+	cr_expect(i.in_recovery);
+	cr_expect_eq(i.sack_holes, 2);
+	cr_expect_eq(i.sacked, 4380 + 7300);
+	cr_assert_eq(H.nout, 2, "two holes, two segments, nothing SACKed resent");
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(h_rel_seq(&H, 1), 5841);
+	cr_expect_eq(ctr()->sack_retransmits, 2);
+	cr_expect_eq(i.ssthresh, (uint32_t)(14600 * 0.7), "CUBIC: beta 0.7 of the flight");
+	cr_expect_eq(i.cwnd, i.ssthresh, "RFC 6675 5 (4.2): cwnd = ssthresh");
+	/* A partial ACK leaves recovery on; the full one ends it. */
+	const uint32_t b2[][2] = {{7301, 14601}};
+	sack_ack(1461, 1, b2);
+	cr_expect(info(c).in_recovery);
+	cr_expect_eq(H.nout, 2, "nothing else is missing");
+	sack_ack(14601, 0, NULL);
+	i = info(c);
+	cr_expect(!i.in_recovery);
+	cr_expect_eq(i.sack_holes, 0);
+	cr_expect_eq(i.cwnd, i.ssthresh);
+	cr_expect_eq(info(c).snd_queued, 0);
+}
+
+Test(sack, a_lost_tail_is_rescued)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	h_clear(&H);
+	/* Segment 0 lost, and the last one: only 1..8 are SACKed. */
+	const uint32_t b[][2] = {{1461, 13141}};
+	sack_ack(1, 1, b);
+	cr_assert_geq(H.nout, 2);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(h_rel_seq(&H, 1), 13141, "RFC 6675 NextSeg (4): the tail, once");
+	cr_expect_eq(H.nout, 2);
+	(void)c;
+}
+
+Test(sack, blocks_outside_what_was_sent_are_ignored)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	h_clear(&H);
+	const uint32_t bad[][2] = {{1461, 900000}, {3000, 2000}, {0x80000000u, 0x80001000u}};
+	for (int k = 0; k < 3; k++)
+		sack_ack(1, 3, bad);
+	cr_expect_eq(ctr()->sack_bad_blocks, 9);
+	cr_expect_eq(info(c).sacked, 0);
+	cr_expect(!info(c).in_recovery);
+	cr_expect_eq(H.nout, 0);
+}
+
+Test(sack, timeout_forgets_the_scoreboard)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	const uint32_t b[][2] = {{1461, 2921}};
+	sack_ack(1, 1, b);
+	cr_expect_eq(info(c).sacked, 1460);
+	h_clear(&H);
+	h_tick(&H, h_tick(&H, H.now));
+	cr_assert_geq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(info(c).sacked, 0, "RFC 2018 8: the receiver may have reneged");
+	cr_expect_eq(info(c).cwnd, 1460);
+}
+
+/* ---- congestion control ---- */
+
+static void use_newreno(struct bh_tcp_config *c) { c->cc = "newreno"; }
+
+Test(cc, cubic_by_default_newreno_on_request_unknown_refused)
+{
+	bh_tcp_conn c = sack_conn(false);
+	cr_expect_str_eq(info(c).cc, "cubic");
+	reinit(use_newreno);
+	c = sack_conn(false);
+	cr_expect_str_eq(info(c).cc, "newreno");
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	cfg.cc = "vegas";
+	const char *err = NULL;
+	static const struct bh_tcp_ops ops;
+	cr_expect_null(bh_tcp_create(&cfg, &ops, NULL, &err));
+	cr_expect_not_null(err);
+}
+
+Test(cc, newreno_halves_cubic_keeps_seven_tenths)
+{
+	reinit(use_newreno);
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	const uint32_t b[][2] = {{1461, 14601}};
+	sack_ack(1, 1, b);
+	cr_expect_eq(info(c).ssthresh, 7300, "RFC 5681 (4): FlightSize / 2");
+}
+
+/* The algorithms themselves, on a connection's state alone. */
+static struct tconn ca_conn(const char *name, uint32_t segs)
+{
+	struct tconn c;
+	memset(&c, 0, sizeof c);
+	c.cc = bh_tcp__cc_find(name);
+	cr_assert_not_null(c.cc);
+	c.cc->init(&c);
+	c.smss = 1000;
+	c.srtt = 100000; /* 100 ms */
+	c.cwnd = segs * 1000;
+	c.snd_max = c.cwnd;
+	return c;
+}
+
+/* One RTT of ACKs, one per segment in the window. */
+static void one_rtt(struct tconn *c, uint64_t *now)
+{
+	uint32_t n = c->cwnd / c->smss;
+	for (uint32_t k = 0; k < n; k++)
+		c->cc->ack(c, c->smss, *now + (uint64_t)k * 100000 / n);
+	*now += 100000;
+}
+
+Test(cc, newreno_grows_one_segment_per_rtt)
+{
+	struct tconn c = ca_conn("newreno", 50);
+	c.ssthresh = c.cwnd;
+	uint64_t now = 1000000;
+	one_rtt(&c, &now);
+	cr_expect(c.cwnd >= 50990 && c.cwnd <= 51010, "cwnd %u", c.cwnd);
+}
+
+Test(cc, cubic_climbs_back_to_w_max_in_k_seconds_concave_then_convex)
+{
+	struct tconn c = ca_conn("cubic", 100);
+	uint64_t now = 1000000;
+	uint32_t s = c.cc->ssthresh(&c, now);
+	cr_expect_eq(s, 70000, "RFC 9438 4.6: beta 0.7");
+	cr_expect_float_eq(c.cubic.w_max, 100.0, 1e-9);
+	c.cwnd = c.ssthresh = s;
+	/* K = cbrt(W_max (1 - beta) / C) = cbrt(75) s (RFC 9438 4.2). */
+	double k = cbrt(75.0);
+	uint32_t w_prev = c.cwnd, first = 0, mid = 0, lastinc = 0;
+	int rtts = (int)(k * 10);
+	for (int r = 0; r < rtts; r++) {
+		one_rtt(&c, &now);
+		uint32_t inc = c.cwnd - w_prev;
+		if (r == 0)
+			first = inc;
+		if (r == rtts - 3)
+			mid = inc;
+		w_prev = c.cwnd;
+	}
+	cr_expect(c.cwnd > 96000 && c.cwnd < 102000, "near W_max after K: %u", c.cwnd);
+	cr_expect_gt(first, mid, "concave: growth slows towards W_max (%u, %u)", first, mid);
+	for (int r = 0; r < 20; r++) {
+		one_rtt(&c, &now);
+		lastinc = c.cwnd - w_prev;
+		w_prev = c.cwnd;
+	}
+	cr_expect_gt(lastinc, mid, "convex: growth speeds up past W_max");
+	cr_expect_gt(c.cwnd, 102000, "W(K + 2 s) = W_max + 0.4 * 2^3");
+}
+
+Test(cc, fast_convergence_lowers_w_max_when_the_window_shrank)
+{
+	struct tconn c = ca_conn("cubic", 100);
+	c.cc->ssthresh(&c, 1);
+	c.cwnd = 80000;
+	c.snd_max = c.cwnd;
+	c.cc->ssthresh(&c, 2);
+	cr_expect_float_eq(c.cubic.w_max, 80 * 1.7 / 2, 1e-9, "RFC 9438 4.7");
+}
+
+Test(cc, cubic_is_never_slower_than_reno)
+{
+	/* At a tiny RTT the cubic curve is flat; the Reno-friendly
+	 * estimate (RFC 9438 4.3) carries the window. */
+	struct tconn c = ca_conn("cubic", 20);
+	c.srtt = 100;
+	c.cubic.w_max = 20;
+	c.ssthresh = c.cwnd;
+	uint64_t now = 1000000;
+	for (int r = 0; r < 100; r++) {
+		uint32_t n = c.cwnd / c.smss;
+		for (uint32_t q = 0; q < n; q++)
+			c.cc->ack(&c, c.smss, now);
+		now += 100;
+	}
+	/* Reno-friendly alpha is 0.53 segments per RTT below W_max. */
+	cr_expect_gt(c.cwnd, 20000 + 40 * 1000, "cwnd %u", c.cwnd);
+}
+
+Test(cc, slow_start_restarts_after_idle)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	write_segs(c, 10);
+	for (uint32_t k = 1; k <= 10; k++)
+		h_send(&H, BH_TCP_ACK, 1, 1 + 1460 * k, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).cwnd, 20 * 1460, "slow start doubled the window");
+	H.now += 5000 * MS; /* longer than the RTO */
+	h_clear(&H);
+	write_segs(c, 1);
+	cr_expect_eq(info(c).cwnd, 10 * 1460, "RFC 5681 4.1: back to the initial window");
+	cr_expect_eq(H.nout, 1);
+}
+
+Test(cc, a_second_timeout_keeps_ssthresh)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	write_segs(c, 10);
+	h_tick(&H, h_tick(&H, H.now));
+	uint32_t s1 = info(c).ssthresh;
+	cr_expect_eq(s1, (uint32_t)(14600 * 0.7));
+	h_tick(&H, h_tick(&H, H.now));
+	cr_expect_eq(info(c).ssthresh, s1, "RFC 5681 3.1: held on a repeated timeout");
+	cr_expect_eq(ctr()->timeouts, 2);
+}
+
+/* ---- PAWS (RFC 7323 5) ---- */
+
+Test(paws, an_old_timestamp_is_answered_and_dropped)
+{
+	bh_tcp_conn c = sack_conn(true);
+	struct h_opts o = {.ts = true, .ts_val = 100};
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "new", 3, &o);
+	h_clear(&H);
+	struct h_opts old = {.ts = true, .ts_val = 50};
+	h_send(&H, BH_TCP_ACK, 4, 1, 65535, "old", 3, &old);
+	cr_expect_eq(ctr()->paws_drops, 1);
+	cr_assert_eq(H.nout, 1, "an ACK answers it");
+	cr_expect_eq(h_rel_ack(&H, 0), 4, "the old segment's data is not taken");
+	cr_expect_eq(last()->t.opt.ts_ecr, 100, "TS.Recent is unchanged");
+	/* The wrap rule (RFC 7323 5.5): after 24 days idle an older value
+	 * is taken. */
+	H.now += 25ull * 86400 * 1000 * MS;
+	h_send(&H, BH_TCP_ACK, 4, 1, 65535, "yes", 3, &old);
+	cr_expect_eq(ctr()->paws_drops, 1);
+	uint8_t buf[8];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 6);
+}
+
+Test(paws, ts_recent_is_taken_only_from_segments_at_the_left_edge)
+{
+	sack_conn(true);
+	/* Out of order, ahead of the last ACK: its timestamp is not kept. */
+	struct h_opts ahead = {.ts = true, .ts_val = 500};
+	h_send(&H, BH_TCP_ACK, 1001, 1, 65535, D, 100, &ahead);
+	cr_expect_eq(last()->t.opt.ts_ecr, 1);
+	struct h_opts edge = {.ts = true, .ts_val = 400};
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 100, &edge);
+	cr_expect_eq(last()->t.opt.ts_ecr, 400);
+}
+
+/* ---- SYN cookies (RFC 4987 3.6) ---- */
+
+static bh_tcp_conn listen_full(uint32_t backlog)
+{
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, backlog, 1, &l), 0);
+	for (uint32_t i = 0; i < backlog; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	}
+	cr_assert_eq(H.nout, backlog);
+	return l;
+}
+
+Test(cookie, a_full_syn_queue_answers_with_a_cookie_and_the_ack_completes)
+{
+	bh_tcp_conn l = listen_full(2);
+	h_clear(&H);
+	H.peer_port = 42000;
+	struct h_opts o = {.mss = true, .mss_v = 1400, .ws = true, .ws_v = 6, .sack_ok = true};
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, &o);
+	cr_expect_eq(ctr()->syncookies_sent, 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_SYN | BH_TCP_ACK);
+	cr_expect(last()->t.opt.has_wscale && last()->t.opt.sack_ok);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 3, "no state for the cookie");
+	H.our_iss = last()->t.seq;
+	H.now += 10 * MS;
+	h_send(&H, BH_TCP_ACK, 1, 1, 1000, "hello", 5, NULL);
+	cr_expect_eq(ctr()->syncookies_ok, 1);
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_accept(H.tcp, l, 3, &c), 0);
+	struct bh_tcp_info i = info(c);
+	cr_expect_eq(i.state, BH_TCP_ESTABLISHED);
+	cr_expect_eq(i.mss, 1400, "the MSS from the table, at or below what was offered");
+	cr_expect_eq(i.snd_wscale, 6);
+	cr_expect_eq(i.snd_wnd, 1000u << 6);
+	cr_expect(i.sack);
+	uint8_t buf[8];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 5, "data on the ACK is taken");
+	cr_expect_arr_eq(buf, "hello", 5);
+}
+
+Test(cookie, a_forged_or_stale_cookie_is_reset)
+{
+	listen_full(1);
+	H.peer_port = 42000;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	bh_seq cookie = last()->t.seq;
+	h_clear(&H);
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, cookie + 2, 1000, NULL, 0, NULL, false);
+	cr_expect_eq(ctr()->syncookies_bad, 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_RST);
+	/* The right cookie, three minutes late. */
+	H.now += 180000 * MS;
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, cookie + 1, 1000, NULL, 0, NULL, false);
+	cr_expect_eq(ctr()->syncookies_ok, 0);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 2);
+}
+
+Test(cookie, the_right_cookie_from_another_port_fails)
+{
+	listen_full(1);
+	H.peer_port = 42000;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	bh_seq cookie = last()->t.seq;
+	H.peer_port = 42001;
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, cookie + 1, 1000, NULL, 0, NULL, false);
+	cr_expect_eq(ctr()->syncookies_bad, 1);
+	cr_expect_eq(ctr()->syncookies_ok, 0);
+}
+
+/* ---- keepalive (RFC 1122 4.2.3.6) ---- */
+
+Test(keepalive, off_by_default)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	uint32_t v = 9;
+	cr_assert_eq(bh_tcp_getopt(H.tcp, c, BH_TCP_OPT_KEEPALIVE, &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(h_tick(&H, H.now), UINT64_MAX, "an idle connection has no timer");
+}
+
+Test(keepalive, probes_after_idle_and_gives_up)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPIDLE, 10), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPINTVL, 2), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPCNT, 3), 0);
+	cr_expect_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPCNT, 0), -EINVAL);
+	cr_expect_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPIDLE, 40000), -EINVAL);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPALIVE, 1), 0);
+	h_clear(&H);
+	uint64_t start = H.now;
+	uint64_t next = h_tick(&H, H.now);
+	cr_expect_eq(next, start + 10000 * MS);
+	h_tick(&H, next);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 0, "SND.UNA - 1");
+	cr_expect_eq(last()->len, 0);
+	/* Answered: the idle period starts again. */
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	next = h_tick(&H, H.now);
+	cr_expect_eq(next, H.now + 10000 * MS);
+	/* Unanswered: three probes two seconds apart, then ETIMEDOUT. */
+	h_tick(&H, next);
+	for (int k = 0; k < 3; k++)
+		h_tick(&H, h_tick(&H, H.now));
+	cr_expect_eq(H.nout, 5, "four probes and the reset");
+	cr_expect_eq(ctr()->keepalive_probes, 4);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSED);
+	cr_expect_eq(h_last_error(&H), ETIMEDOUT);
+	cr_expect_eq(H.now - next, 6000 * MS);
+	cr_expect_eq(last()->t.flags & BH_TCP_RST, BH_TCP_RST);
+}
+
+/* ---- Nagle, no-delay, silly window avoidance ---- */
+
+Test(sending, nodelay_lifts_nagle)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, "a", 1), 0);
+	cr_assert_eq(h_write(&H, c, "b", 1), 0);
+	cr_expect_eq(H.nout, 1, "Nagle holds the second small segment");
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_NODELAY, 1), 0);
+	cr_expect_eq(H.nout, 2, "turning Nagle off sends what it held");
+	cr_assert_eq(h_write(&H, c, "c", 1), 0);
+	cr_expect_eq(H.nout, 3);
+	cr_expect_eq(last()->data[0], 'c');
+}
+
+Test(sending, a_silly_window_is_not_filled_until_it_is_worth_it)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	/* The peer offered 65535 in its SYN-ACK, now offers 1000 with
+	 * nothing out. */
+	h_send(&H, BH_TCP_ACK, 1, 1, 1000, NULL, 0, NULL);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 2500), 0);
+	cr_expect_eq(H.nout, 0, "RFC 9293 3.8.6.2.1: under a segment and half the max window");
+	/* Still under half the largest window, but a full segment fits. */
+	h_send(&H, BH_TCP_ACK, 1, 1, 2000, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->len, 1460);
+	/* The window opens: the rest (all that is queued) goes. */
+	h_send(&H, BH_TCP_ACK, 1, 1461, 40000, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(last()->len, 2500 - 1460);
+}
+
+Test(sending, the_persist_timer_overrides_silly_window_avoidance)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	h_send(&H, BH_TCP_ACK, 1, 1, 20000, NULL, 0, NULL);
+	h_send(&H, BH_TCP_ACK, 1, 1, 1000, NULL, 0, NULL);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 3000), 0);
+	cr_expect_eq(H.nout, 0);
+	h_tick(&H, h_tick(&H, H.now));
+	cr_assert_eq(H.nout, 1, "the timer sends what fits rather than wait forever");
+	cr_expect_eq(last()->len, 1000);
+}
+
+/* ---- urgent data (RFC 9293 3.8.5, RFC 6093: in line) ---- */
+
+Test(urgent, urgent_data_is_delivered_in_line_and_counted_once)
+{
+	bh_tcp_conn c = h_accept(&H, NULL);
+	cr_assert(c);
+	struct h_opts u = {.urg = 3};
+	h_send(&H, BH_TCP_ACK | BH_TCP_URG, 1, 1, 65535, "abcdef", 6, &u);
+	/* A pointer past the segment, and one of zero. */
+	struct h_opts far = {.urg = 60000};
+	h_send(&H, BH_TCP_ACK | BH_TCP_URG, 7, 1, 65535, "gh", 2, &far);
+	struct h_opts zero = {.urg = 0};
+	h_send(&H, BH_TCP_ACK | BH_TCP_URG | BH_TCP_PSH, 9, 1, 65535, "ij", 2, &zero);
+	cr_expect_eq(info(c).rcv_nxt - H.peer_iss, 11, "the pointer moves no sequence number");
+	uint8_t buf[16];
+	cr_assert_eq(h_read(&H, c, buf, sizeof buf), 10);
+	cr_expect_arr_eq(buf, "abcdefghij", 10);
+}
+
+/* ---- memory bounds ---- */
+
+static void small_total(struct bh_tcp_config *c) { c->mem = 4 * H_BUF; }
+static void small_rcvbuf(struct bh_tcp_config *c) { c->rcv_buf = 4096; }
+
+Test(memory, the_total_bound_drops_segments_and_refuses_sends)
+{
+	reinit(small_total);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	/* Out-of-order segments each hold a buffer. */
+	for (uint32_t k = 0; k < 6; k++)
+		h_send(&H, BH_TCP_ACK, 1001 + 100 * k, 1, 65535, D, 100, NULL);
+	cr_expect_eq(ctr()->mem_drops, 2);
+	cr_expect_eq(info(c).ooo_queued, 400);
+	cr_expect_eq(h_write(&H, c, "x", 1), -ENOBUFS, "the stack is full, not the connection");
+	/* In-order data comes first: the highest out-of-order buffer is
+	 * given up to make room for it (the sender resends it). */
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1000, NULL);
+	cr_expect_eq(ctr()->ooo_pruned, 1);
+	uint8_t buf[2000];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 1300);
+	cr_expect_eq(h_write(&H, c, "x", 1), 0);
+}
+
+Test(memory, tiny_segments_cannot_pin_more_than_the_connection_bound)
+{
+	reinit(small_rcvbuf);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	/* 4096 bytes of window, 1 byte per 4 KiB buffer, never read. */
+	for (uint32_t k = 0; k < 40; k++)
+		h_send(&H, BH_TCP_ACK, 1 + k, 1, 65535, D, 1, NULL);
+	uint32_t held = bh_tcp_held(H.tcp);
+	cr_expect_leq(held * H_BUF, 2 * 4096 + 65536, "held %u buffers", held);
+	cr_expect_gt(ctr()->rcv_drops, 0);
+	cr_expect_eq(info(c).rcv_queued, held);
+}
