@@ -130,6 +130,17 @@ tcp_input_seeds = {
     + trec(6, length=255),
     "garbage": b"\0" + trec(0x80, 0xff, 0x1234, 0x5678, 20, 3),
     "no_buffers": b"\0" + trec(7, 1) + trec(1, length=50) + trec(7, 0) + trec(6, length=100),
+    # SACK and timestamps offered: a loss the peer SACKs around, then an
+    # old timestamp (PAWS)
+    "sack_recovery": b"\6" + trec(1, length=250) + trec(1, length=250) + trec(1, length=250)
+    + trec(0x08, ACK, 1, 1, 200, 40) + trec(0x08, ACK, 1, 1, 220, 60)
+    + trec(0x18, ACK, 1, 1, 240, 80) + trec(0, ACK, 1, 4501) + trec(0x20, ACK, 0, 1, 3)
+    + trec(6, length=255),
+    # SYNs from several ports fill the SYN queue: cookies
+    "cookies": b"\1" + b"".join(trec(0x40, SYN | k << 5) for k in range(1, 7))
+    + trec(0x40, ACK | 6 << 5, 1, 1) + trec(0, ACK, 1, 1),
+    "keepalive": b"\0" + trec(7, 4) + trec(6, length=255) + trec(6, length=255)
+    + trec(0, ACK, 1, 1) + trec(6, length=255),
 }
 
 for name, d in (("ip_input", seeds), ("ip_frag", frag_seeds), ("tcp_wire", tcp_seeds),

@@ -3,14 +3,21 @@
  * connection, in whatever state the script drives it to, mixed with the
  * application's calls and the passing of time.
  *
- * The input starts with one byte choosing the opening (0: we connect,
- * 1: we listen and the script must open). Then records of 8 bytes:
+ * The input starts with one byte choosing the opening (bit 0 clear: we
+ * connect, set: we listen and the script must open; bits 1-3: the peer
+ * offers SACK, timestamps, window scaling; bit 4: NewReno instead of
+ * CUBIC). Then records of 8 bytes:
  *   [op][flags][seq_rel hi][seq_rel lo][ack_rel hi][ack_rel lo][len][window]
  * op & 7: 0 a peer segment (numbers relative to the two ISNs, so they land
- *           near the windows; op bit 0x80 makes them absolute garbage),
+ *           near the windows; op bit 0x80 makes them absolute garbage;
+ *           0x08 and 0x10 add SACK blocks near the ACK, 0x20 a timestamp
+ *           that may go backwards, 0x40 another source port (from
+ *           flags bits 5-7), so SYNs can fill the SYN queue and draw
+ *           cookies),
  *         1 the application writes `len` bytes, 2 it reads everything,
  *         3 shutdown, 4 close, 5 abort, 6 time passes (len * 8 ms),
- *         7 buffers run out (flags bit 0) or come back.
+ *         7 buffers run out (flags bit 0) or come back; flags bit 1
+ *           turns Nagle off, bit 2 keepalive on (short timers).
  * Invariants, checked after every record: no buffer released twice or
  * unknown; at the end, once the library is destroyed, every buffer back.
  */
@@ -45,13 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.snd_buf = 8192;
 	cfg.segs = 256;
 	cfg.conns = 8;
+	cfg.cc = (data[0] & 16) ? "newreno" : "cubic";
 	h_init(&h, &cfg);
+	struct h_opts peer = {.mss = true, .mss_v = 1460, .sack_ok = data[0] & 2, .ts = data[0] & 4,
+			      .ts_val = 1, .ws = data[0] & 8, .ws_v = 2};
 	bh_tcp_conn c = 0, l = 0;
 	if (data[0] & 1) {
 		bh_tcp_listen(h.tcp, h.our_port, 4, 1, &l);
 		h.our_iss = 0;
 	} else {
-		c = h_connect(&h, NULL);
+		c = h_connect(&h, &peer);
 	}
 	for (size_t i = 0; i < sizeof payload; i++)
 		payload[i] = (uint8_t)i;
@@ -62,13 +72,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t srel = (uint32_t)(r[2] << 8 | r[3]), arel = (uint32_t)(r[4] << 8 | r[5]);
 		uint32_t len = r[6];
 		switch (r[0] & 7) {
-		case 0:
+		case 0: {
+			struct h_opts o = peer;
+			o.nsack = 0;
+			if (r[0] & 0x08) {
+				o.sack[o.nsack][0] = arel + len * 8u;
+				o.sack[o.nsack++][1] = arel + len * 8u + r[7] * 16u;
+			}
+			if (r[0] & 0x10) {
+				o.sack[o.nsack][0] = srel;
+				o.sack[o.nsack++][1] = srel + 1460;
+			}
+			o.ts = peer.ts || (r[0] & 0x20);
+			o.ts_val = (r[0] & 0x20) ? srel << 12 | arel : 1 + at;
+			uint16_t port = h.peer_port;
+			if (r[0] & 0x40)
+				h.peer_port = (uint16_t)(40000 + (r[1] >> 5));
 			if (r[0] & 0x80)
 				h_send_abs(&h, r[1], srel * 0x10001u, arel * 0x10001u, r[7], payload,
-					   len, NULL, false);
+					   len, &o, false);
 			else
 				h_send(&h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff), payload,
-				       len * 6, NULL);
+				       len * 6, &o);
+			h.peer_port = port;
 			/* Learn our ISN from a SYN-ACK when listening. */
 			if (l && h.nout && (h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0].t.flags &
 					    BH_TCP_SYN))
@@ -76,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (l && !c)
 				bh_tcp_accept(h.tcp, l, 2, &c);
 			break;
+		}
 		case 1:
 			if (c)
 				h_write(&h, c, payload, len * 6);
@@ -103,6 +130,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 7:
 			h.fail_alloc = r[1] & 1;
+			if (c && (r[1] & 2))
+				bh_tcp_setopt(h.tcp, h.now, c, BH_TCP_OPT_NODELAY, 1);
+			if (c && (r[1] & 4)) {
+				bh_tcp_setopt(h.tcp, h.now, c, BH_TCP_OPT_KEEPIDLE, 1);
+				bh_tcp_setopt(h.tcp, h.now, c, BH_TCP_OPT_KEEPINTVL, 1);
+				bh_tcp_setopt(h.tcp, h.now, c, BH_TCP_OPT_KEEPALIVE, 1);
+			}
 			break;
 		}
 		if (h.nout >= H_LOG - 16 || h.nev >= H_LOG - 16)
