@@ -35,7 +35,8 @@
  *   and handed to ops.output(), which owns it from then on.
  *
  * Time: every entry point takes `now` in microseconds; it must not go
- *   backwards. bh_tcp_tick() returns the next deadline.
+ *   backwards. bh_tcp_tick() returns the next deadline; any call may set
+ *   a timer, so the environment asks again after each batch of calls.
  *
  * Re-entry: callbacks may not call back into the library.
  * Concurrency: none; one thread per instance.
