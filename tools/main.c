@@ -12,6 +12,7 @@
 
 #include "bench/ip/ip_bench.h"
 #include "bench/ipc/ipc_bench.h"
+#include "bench/tcp/tcp_bench.h"
 
 #define BH_VERSION "0.1.0"
 
@@ -28,6 +29,8 @@ static void bh_usage(FILE *f)
 	      "  bench ipc [OPTIONS] measure the IPC layer against its baselines\n"
 	      "                      (bulkhead bench ipc --help for the options)\n"
 	      "  bench ip [OPTIONS]  measure the IP library's receive path\n"
+	      "  bench tcp [OPTIONS] measure the TCP library: cost per segment, goodput\n"
+	      "                      over a simulated lossy path; replay a simulation\n"
 	      "  version             print the version\n"
 	      "  help                this text\n"
 	      "\n"
@@ -48,7 +51,11 @@ static void bh_bench_usage(FILE *f)
 	      "         (bulkhead bench ipc --help for its options)\n"
 	      "  ip     the IP library's receive path on one core: packets per\n"
 	      "         second for 64- and 1514-byte frames\n"
-	      "         (bulkhead bench ip --help for its options)\n",
+	      "         (bulkhead bench ip --help for its options)\n"
+	      "  tcp    the TCP library: send and receive processing per segment,\n"
+	      "         goodput over a simulated 10 ms, 1 Gbit/s path with 0-5% loss;\n"
+	      "         --sim replays one run of the test simulation\n"
+	      "         (bulkhead bench tcp --help for its options)\n",
 	      f);
 }
 
@@ -64,6 +71,8 @@ static int bh_cmd_bench(int argc, char **argv)
 		return bh_bench_ipc_main(argc - 1, argv + 1);
 	if (strcmp(what, "ip") == 0)
 		return bh_bench_ip_main(argc - 1, argv + 1);
+	if (strcmp(what, "tcp") == 0)
+		return bh_bench_tcp_main(argc - 1, argv + 1);
 	if (strcmp(what, "help") == 0 || strcmp(what, "-h") == 0 || strcmp(what, "--help") == 0) {
 		bh_bench_usage(stdout);
 		return 0;

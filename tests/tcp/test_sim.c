@@ -1,0 +1,247 @@
+/*
+ * tests/tcp/test_sim.c - two TCP instances over a simulated, impaired path
+ * (bench/tcp/tcp_sim.[ch]): a matrix of impairments x stream sizes x
+ * seeds. Every run must deliver the stream intact (every byte and its
+ * hash), close both handles, leave no buffer in either library or out of
+ * the pool, count every corrupted segment as a bad checksum, and end
+ * within its virtual-time and iteration bounds.
+ *
+ * Every run prints one line (goodput in virtual time, retransmissions); a
+ * failure prints the command that replays it with a segment trace.
+ * BH_SIM_SEEDS=N runs N seeds per cell instead of the default.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/tcp/tcp_sim.h"
+
+static const char *const sizes[] = {"1", "1K", "64K", "1M", "3M"};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+static unsigned seeds_per_cell(unsigned dflt)
+{
+	const char *e = getenv("BH_SIM_SEEDS");
+	if (e && atoi(e) > 0)
+		return (unsigned)atoi(e);
+	return dflt;
+}
+
+/* One run; returns whether it passed, after printing its line. */
+static bool run_one(const char *spec, uint64_t seed, struct bh_sim_result *r)
+{
+	struct bh_sim_spec sp;
+	char err[256];
+	bh_sim_defaults(&sp);
+	cr_assert_eq(bh_sim_parse(spec, &sp, err, sizeof err), 0, "spec '%s': %s", spec, err);
+	bool ok = bh_sim_run(seed, &sp, NULL, r);
+	fprintf(stderr,
+		"sim: seed %3llu %-78s %s %9.2f Mbit/s in %8.3f s virtual; retransmits A %llu "
+		"(%llu timeouts, %llu fast) B %llu; bad checksums %llu\n",
+		(unsigned long long)seed, spec, ok ? "ok  " : "FAIL", r->goodput * 8 / 1e6,
+		(double)r->transfer_us / 1e6, (unsigned long long)r->a.retransmits,
+		(unsigned long long)r->a.timeouts, (unsigned long long)r->a.fast_retransmits,
+		(unsigned long long)r->b.retransmits,
+		(unsigned long long)(r->a.bad_checksum + r->b.bad_checksum));
+	if (!ok) {
+		char cmd[1024];
+		bh_sim_replay_cmd(cmd, sizeof cmd, seed, spec);
+		cr_expect(ok, "seed %llu spec '%s' failed: %s\nreplay: %s", (unsigned long long)seed,
+			  spec, r->reason, cmd);
+	}
+	return ok;
+}
+
+/* Every size x seeds 1..n for one impairment. */
+static void matrix(const char *imp, unsigned n)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	unsigned runs = 0, fails = 0;
+	n = seeds_per_cell(n);
+	for (size_t z = 0; z < NSIZES; z++) {
+		for (uint64_t seed = 1; seed <= n; seed++) {
+			char spec[512];
+			snprintf(spec, sizeof spec, "%s%sbytes=%s", imp, *imp ? "," : "", sizes[z]);
+			runs++;
+			fails += !run_one(spec, seed, r);
+		}
+	}
+	fprintf(stderr, "sim: '%s': %u runs, %u failed\n", imp, runs, fails);
+	free(r);
+}
+
+TestSuite(sim, .timeout = 300);
+
+Test(sim, clean_path) { matrix("", 16); }
+Test(sim, loss_1_percent) { matrix("loss=1%", 32); }
+Test(sim, loss_5_percent) { matrix("loss=5%", 32); }
+Test(sim, reordering) { matrix("reorder=5%,rdelay=3ms", 32); }
+Test(sim, duplication) { matrix("dup=5%", 32); }
+Test(sim, corruption) { matrix("corrupt=2%", 32); }
+Test(sim, split_into_pieces) { matrix("split=30%", 16); }
+Test(sim, everything_with_a_rate_limit_and_delay)
+{
+	matrix("loss=2%,dup=2%,reorder=3%,corrupt=1%,split=10%,delay=5ms,rate=100m", 48);
+}
+Test(sim, drop_tail_queue_at_a_bottleneck) { matrix("rate=20m,queue=24K,delay=10ms", 16); }
+
+/* A reader slower than the path: the window fills and shuts, the sender
+ * probes it. */
+Test(sim, slow_reader) { matrix("rrate=20m,buf=16K,loss=2%,reorder=2%", 16); }
+/* An application that retries every time round instead of waiting for
+ * WRITABLE and READABLE. */
+Test(sim, polling_application) { matrix("poll=1,loss=2%,reorder=2%", 8); }
+
+/* Smaller windows, small segments, no options, data written before the
+ * handshake ends, tiny writes (Nagle). */
+Test(sim, small_buffers) { matrix("buf=8K,loss=3%,reorder=3%", 16); }
+Test(sim, small_mss_without_options) { matrix("mss=536,nots=1,nows=1,loss=3%,dup=3%,reorder=3%", 16); }
+/* The shutdown waits for the handshake: see
+ * known_bug_shutdown_in_syn_sent_drops_written_data. */
+Test(sim, writes_before_the_handshake_ends) { matrix("early=1,loss=5%", 16); }
+Test(sim, tiny_writes)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	for (uint64_t seed = 1; seed <= seeds_per_cell(16); seed++)
+		run_one("wmin=1,wmax=3,loss=2%,bytes=64K", seed, r);
+	free(r);
+}
+
+/* Both sides send at once. With loss, rarely, a seed meets the bug in
+ * known_bug_ack_war_after_both_sides_time_out; none of these does. */
+Test(sim, bidirectional)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	static const char *const specs[] = {
+		"bytes=1,back=1",
+		"bytes=64K,back=1K",
+		"bytes=1M,back=1M",
+		"bytes=3M,back=3M,reorder=3%,dup=3%,split=10%,delay=5ms,rate=100m",
+		"bytes=64K,back=64K,loss=5%",
+		"bytes=1M,back=1M,loss=2%,dup=2%,reorder=3%,corrupt=1%,split=10%,delay=5ms,rate=100m",
+	};
+	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+		for (uint64_t seed = 1; seed <= seeds_per_cell(16); seed++)
+			run_one(specs[i], seed, r);
+	free(r);
+}
+
+/* The same seed and spec give the same run, so a replay is faithful. */
+Test(sim, same_seed_same_run)
+{
+	static const char spec[] = "loss=3%,dup=2%,reorder=3%,corrupt=1%,split=10%,bytes=256K";
+	struct bh_sim_result *r1 = malloc(sizeof *r1), *r2 = malloc(sizeof *r2);
+	cr_assert(r1 && r2);
+	cr_assert(run_one(spec, 42, r1));
+	cr_assert(run_one(spec, 42, r2));
+	cr_expect_eq(r1->transfer_us, r2->transfer_us);
+	cr_expect_eq(r1->total_us, r2->total_us);
+	cr_expect_eq(r1->iters, r2->iters);
+	cr_expect_eq(r1->a.segs_out, r2->a.segs_out);
+	cr_expect_eq(r1->b.segs_out, r2->b.segs_out);
+	cr_expect_eq(r1->a.retransmits, r2->a.retransmits);
+	cr_assert(run_one(spec, 43, r2));
+	cr_expect_neq(r1->a.segs_out * 1000003 + r1->transfer_us,
+		      r2->a.segs_out * 1000003 + r2->transfer_us, "another seed, another run");
+	free(r1);
+	free(r2);
+}
+
+/* Impossible settings fail with a reason instead of running. */
+Test(sim, bad_specs_are_refused)
+{
+	struct bh_sim_spec sp;
+	char err[256];
+	bh_sim_defaults(&sp);
+	cr_expect_neq(bh_sim_parse("loss=101%", &sp, err, sizeof err), 0);
+	cr_expect_neq(bh_sim_parse("nonsense=1", &sp, err, sizeof err), 0);
+	cr_expect_neq(bh_sim_parse("delay=5parsecs", &sp, err, sizeof err), 0);
+	cr_expect_eq(bh_sim_parse("ab.loss=1%,ba.delay=250us,rate=1g,bytes=2M", &sp, err, sizeof err),
+		     0, "%s", err);
+	cr_expect_eq(sp.ab.loss_ppm, 10000);
+	cr_expect_eq(sp.ba.loss_ppm, 0);
+	cr_expect_eq(sp.ba.delay_us, 250);
+	cr_expect_eq(sp.ab.delay_us, 1000);
+	cr_expect_eq(sp.ab.rate_bps, 1000000000ull);
+	cr_expect_eq(sp.bytes_ab, 2u << 20);
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	sp.wmin = 0;
+	cr_expect_not(bh_sim_run(1, &sp, NULL, r));
+	cr_expect(strstr(r->reason, "write sizes") != NULL, "%s", r->reason);
+	free(r);
+}
+
+/* The stream check itself: data changed under a checksum made to match
+ * must be caught by the byte comparison. */
+Test(sim, forged_data_is_caught_by_the_stream_check)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	struct bh_sim_spec sp;
+	char err[256];
+	cr_assert(r);
+	bh_sim_defaults(&sp);
+	cr_assert_eq(bh_sim_parse("forge=1%,bytes=1M", &sp, err, sizeof err), 0);
+	cr_expect_not(bh_sim_run(1, &sp, NULL, r));
+	cr_expect(strstr(r->reason, "of the stream differs") != NULL, "%s", r->reason);
+	cr_expect_eq(r->leaks, 0);
+	free(r);
+}
+
+/* A run that cannot finish fails within its bounds, with the state. */
+Test(sim, a_dead_path_fails_within_the_bounds)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	struct bh_sim_spec sp;
+	char err[256];
+	cr_assert(r);
+	bh_sim_defaults(&sp);
+	cr_assert_eq(bh_sim_parse("ab.loss=100%,bytes=10K,limit=30s", &sp, err, sizeof err), 0);
+	cr_expect_not(bh_sim_run(1, &sp, NULL, r));
+	/* The SYN is retried with backoff until the library gives up (about
+	 * 127 s) or the bound stops it. */
+	cr_expect(strstr(r->reason, "virtual time limit") != NULL, "%s", r->reason);
+	cr_expect(strstr(r->reason, "SYN-SENT") != NULL, "%s", r->reason);
+	cr_expect_eq(r->leaks, 0);
+	free(r);
+}
+
+/* Known library bugs, kept out of the matrix and disabled (docs/TCP.md,
+ * "Simulation", has their replay commands); remove .disabled once fixed.
+ *
+ * Pure ACKs carry SND.NXT, which a retransmission timeout winds back to
+ * SND.UNA. When both sides send and both time out, each
+ * side's segments carry numbers the other has already received; each
+ * drops the other's segments as old before reading their ACK field and
+ * answers with a pure ACK of its own, so the two trade ACKs until one
+ * is lost, and the retransmissions (old too) give up: ETIMEDOUT after
+ * about 925 s. With SACK (rare) and without (nosack=1, often). */
+Test(sim, known_bug_ack_war_after_both_sides_time_out, .disabled = true)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	static const uint64_t seeds[] = {7, 58, 87};
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+		run_one("bytes=200K,back=200K,loss=20%", seeds[i], r);
+	static const uint64_t nosack[] = {1, 5, 18};
+	for (size_t i = 0; i < sizeof nosack / sizeof nosack[0]; i++)
+		run_one("bytes=200K,back=200K,loss=10%,reorder=10%,dup=5%,nosack=1", nosack[i], r);
+	free(r);
+}
+
+/* bh_tcp_send accepts data in SYN-SENT (it waits for the handshake), but
+ * bh_tcp_shutdown in SYN-SENT ends the connection at once (do_shutdown:
+ * "nothing was sent; just close"): the written data is dropped, the SYN
+ * timer cleared, and no ERROR or CLOSED event says so. The application
+ * waits forever; the simulation reports a stall. Every seed. */
+Test(sim, known_bug_shutdown_in_syn_sent_drops_written_data, .disabled = true)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	run_one("early=1,earlyshut=1,bytes=1K", 1, r);
+	free(r);
+}
