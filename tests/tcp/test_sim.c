@@ -245,3 +245,16 @@ Test(sim, known_bug_shutdown_in_syn_sent_drops_written_data, .disabled = true)
 	run_one("early=1,earlyshut=1,bytes=1K", 1, r);
 	free(r);
 }
+
+/* A retransmission timeout that finds no buffer (ops.alloc fails) leaves
+ * no timer armed: bh_tcp__timeout clears it and only a segment actually
+ * sent arms it again. Here a 200-buffer pool shared by both sides runs
+ * dry (A's out-of-order queue and B's send queue hold every buffer), B's
+ * retransmission cannot be built, and nothing ever tries again. */
+Test(sim, known_bug_no_timer_after_a_failed_allocation, .disabled = true)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	run_one("pool=200,bytes=1M,back=1M,loss=1%", 18, r);
+	free(r);
+}
