@@ -138,6 +138,7 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 
 static void conn_drop_queues(struct bh_tcp *tcp, struct tconn *c)
 {
+	c->snd_cur = NONE;
 	bh_tcp__q_drop(tcp, &c->sndq);
 	bh_tcp__q_drop(tcp, &c->rcvq);
 	bh_tcp__q_drop(tcp, &c->oooq);
@@ -338,6 +339,7 @@ struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport,
 		c->lport = lport;
 		c->parent = NONE;
 		c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
+		c->snd_cur = NONE;
 		c->rto = tcp->cfg.rto_initial_ms * 1000;
 		c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
 		c->cc = tcp->cc;
@@ -419,6 +421,7 @@ void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->state = BH_TCP_TIME_WAIT;
 	c->rtx_at = 0;
 	c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
+	c->snd_cur = NONE;
 	bh_tcp__q_drop(tcp, &c->sndq);
 }
 
@@ -574,7 +577,11 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 		tcp->ops.release(tcp->ctx, data);
 		return 0;
 	}
-	if (c->sndq.bytes + data->len > tcp->cfg.snd_buf)
+	/* The buffer bound counts bytes and, for tiny writes in large
+	 * buffers, the memory they pin; one buffer larger than the bound
+	 * goes into an empty queue rather than wait forever. */
+	if (c->sndq.count && (c->sndq.bytes + data->len > tcp->cfg.snd_buf ||
+			      c->sndq.mem + data->size > 2 * tcp->cfg.snd_buf + 65536))
 		return -EAGAIN;
 	/* The total bound: the application learns it is the stack's memory,
 	 * not this connection's buffer, that is full. */
@@ -597,11 +604,18 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 	while (n < max && c->rcvq.head != NONE)
 		out[n++] = bh_tcp__q_unlink(tcp, &c->rcvq, NONE, c->rcvq.head);
 	if (n) {
-		/* RFC 9293 3.8.6.2.2: tell the peer once the window has
-		 * opened by a segment or half the buffer. */
+		/* RFC 9293 3.8.6.2.2: a window update once the window has
+		 * opened by a segment or half the buffer, and (as Linux's
+		 * __tcp_cleanup_rbuf) only while what the peer may still send
+		 * is at most half the buffer and the update at least doubles
+		 * it: a reader keeping up sends no extra ACKs. */
 		uint32_t after = bh_tcp__rcv_window(tcp, c);
 		uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
-		if (after - before >= step && c->state != BH_TCP_CLOSED) {
+		uint32_t offered = bh_seq_gt(c->rcv_adv, c->rcv_nxt) ? bh_seq_span(c->rcv_nxt, c->rcv_adv)
+								      : 0;
+		bool worth = 2ull * offered <= tcp->cfg.rcv_buf && after >= 2ull * offered;
+		if (after - before >= step && after >= offered + step && worth &&
+		    c->state != BH_TCP_CLOSED) {
 			c->ack_now = true;
 			bh_tcp__output(tcp, c, now);
 		}
@@ -618,9 +632,14 @@ static void do_shutdown(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
 	switch (c->state) {
 	case BH_TCP_SYN_SENT:
-		/* RFC 9293 3.10.4: nothing was sent; just close. */
-		bh_tcp__finish(tcp, c, 0);
-		return;
+		/* Nothing was sent yet: with nothing written either, the
+		 * connection just closes (RFC 9293 3.10.4); data written
+		 * before the handshake ended goes after it, then the FIN. */
+		if (!c->sndq.bytes) {
+			bh_tcp__finish(tcp, c, 0);
+			return;
+		}
+		/* fall through */
 	case BH_TCP_SYN_RECEIVED:
 	case BH_TCP_ESTABLISHED:
 	case BH_TCP_CLOSE_WAIT:

@@ -86,6 +86,7 @@ struct tconn {
 	bh_seq iss, snd_una, snd_nxt, snd_max, snd_wl1, snd_wl2;
 	uint32_t snd_wnd, max_snd_wnd;
 	struct tqueue sndq; /* from snd_una (SYN excluded) */
+	uint32_t snd_cur;   /* sndq entry the last copy ended in, or NONE */
 	bool fin_queued;    /* shutdown: FIN after the queue */
 	bh_seq fin_seq;     /* the FIN's number, once queued */
 	uint16_t smss;      /* what we send: min(peer MSS, ours) less options */
@@ -223,6 +224,8 @@ void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c);
 /* One segment from seq, at most max data bytes (and SMSS), the FIN if it
  * comes next; counts a retransmission. Returns the sequence space sent. */
 uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint32_t max);
+/* The sequence number of a segment without data (ACK, RST). */
+bh_seq bh_tcp__ack_seq(const struct tconn *c);
 /* A keepalive probe: SND.UNA - 1, no data. */
 void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* Retransmission timer fired: back off, go back to snd_una, resend. */
@@ -246,6 +249,8 @@ bool bh_tcp__cookie_check(const struct bh_tcp *tcp, bh_ip4 raddr, const struct b
 			  uint64_t now, struct bh_tcp_cookie *out);
 
 /* tcp_in.c */
+/* Gives up one out-of-order buffer, c's first, else any connection's. */
+bool bh_tcp__prune_any(struct bh_tcp *tcp, struct tconn *c);
 void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,
 		     const struct bh_tcp_repr *seg);
 

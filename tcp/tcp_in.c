@@ -371,6 +371,8 @@ static bool ooo_insert(struct bh_tcp *tcp, struct tconn *c, bh_seq s, struct bh_
  * resends it after a timeout. */
 static bool prune_ooo(struct bh_tcp *tcp, struct tconn *c)
 {
+	if (!c)
+		return false;
 	uint32_t prev = NONE, i = c->oooq.head;
 	if (i == NONE)
 		return false;
@@ -382,6 +384,16 @@ static bool prune_ooo(struct bh_tcp *tcp, struct tconn *c)
 	tcp->ops.release(tcp->ctx, &p);
 	tcp->ctr.ooo_pruned++;
 	return true;
+}
+
+bool bh_tcp__prune_any(struct bh_tcp *tcp, struct tconn *c)
+{
+	if (c && c->used && prune_ooo(tcp, c))
+		return true;
+	for (uint32_t i = 0; i < tcp->cfg.conns; i++)
+		if (tcp->conn[i].used && prune_ooo(tcp, &tcp->conn[i]))
+			return true;
+	return false;
 }
 
 /* Queues payload bytes [skip, skip + len) of the segment at seq: in order
@@ -526,7 +538,11 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		uint32_t acked = bh_seq_span(c->snd_una, ack);
 		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
 		bh_seq data_from = bh_seq_gt(c->snd_una, c->iss) ? c->snd_una : bh_seq_add(c->iss, 1);
-		bh_tcp__q_trim_front(tcp, &c->sndq, bh_seq_min(ack, bh_seq_add(data_from, c->sndq.bytes)));
+		bh_seq upto = bh_seq_min(ack, bh_seq_add(data_from, c->sndq.bytes));
+		if (c->snd_cur != NONE &&
+		    bh_seq_leq(bh_seq_add(tcp->seg[c->snd_cur].seq, tcp->seg[c->snd_cur].len), upto))
+			c->snd_cur = NONE; /* its buffer is about to go */
+		bh_tcp__q_trim_front(tcp, &c->sndq, upto);
 		c->snd_una = ack;
 		if (bh_seq_lt(c->snd_nxt, ack))
 			c->snd_nxt = ack;

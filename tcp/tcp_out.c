@@ -48,11 +48,17 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 	return (uint16_t)w;
 }
 
-/* Copies [seq, seq + len) of the send queue to dst. */
-static void gather(struct bh_tcp *tcp, const struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst)
+/* Copies [seq, seq + len) of the send queue to dst. The walk starts at
+ * the buffer the last copy ended in (c->snd_cur) when that is not past
+ * seq, so sending a window costs one pass, not one per segment. */
+static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst)
 {
-	for (uint32_t i = c->sndq.head; i != NONE && len; i = tcp->seg[i].next) {
+	uint32_t i = c->sndq.head;
+	if (c->snd_cur != NONE && bh_seq_leq(tcp->seg[c->snd_cur].seq, seq))
+		i = c->snd_cur;
+	for (; i != NONE && len; i = tcp->seg[i].next) {
 		const struct tseg *s = &tcp->seg[i];
+		c->snd_cur = i;
 		bh_seq end = bh_seq_add(s->seq, s->len);
 		if (bh_seq_leq(end, seq))
 			continue;
@@ -69,7 +75,13 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 		  uint32_t len)
 {
 	struct bh_pkt p;
-	if (!tcp->ops.alloc(tcp->ctx, &p)) {
+	/* Out of buffers: out-of-order data is the one thing held that can
+	 * be given up (RFC 2018 8); without it, two ends sharing a pool can
+	 * each wait for the other's buffers forever. */
+	bool got = tcp->ops.alloc(tcp->ctx, &p);
+	if (!got && bh_tcp__prune_any(tcp, c))
+		got = tcp->ops.alloc(tcp->ctx, &p);
+	if (!got) {
 		tcp->ctr.no_buffers++;
 		return false;
 	}
@@ -126,6 +138,19 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	}
 	tcp->ops.output(tcp->ctx, &p, c->raddr);
 	return true;
+}
+
+/* The number a segment without data carries: the highest sent, not
+ * SND.NXT, which a timeout winds back (the peer has those numbers
+ * already and would drop the segment as old, ACK field unread; both
+ * sides doing so trade ACKs forever); but never past the window the peer
+ * offered, as Linux's tcp_acceptable_seq(). */
+bh_seq bh_tcp__ack_seq(const struct tconn *c)
+{
+	bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
+	if (c->state == BH_TCP_SYN_SENT || c->state == BH_TCP_SYN_RECEIVED)
+		return c->snd_nxt;
+	return bh_seq_leq(c->snd_max, edge) ? c->snd_max : edge;
 }
 
 static void arm_rtx(struct tconn *c, uint64_t now)
@@ -336,7 +361,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		break;
 	}
 	if (c->ack_now)
-		bh_tcp__emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
+		bh_tcp__emit(tcp, c, now, bh_tcp__ack_seq(c), BH_TCP_ACK, 0);
 }
 
 void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
@@ -348,7 +373,7 @@ void bh_tcp__send_rst(struct bh_tcp *tcp, struct tconn *c)
 {
 	/* RFC 9293 3.10.4 ABORT / 3.10.7.4: <SEQ=SND.NXT><CTL=RST>, with
 	 * the ACK as Linux sends it. */
-	bh_tcp__emit(tcp, c, 0, c->snd_nxt, BH_TCP_RST | BH_TCP_ACK, 0);
+	bh_tcp__emit(tcp, c, 0, bh_tcp__ack_seq(c), BH_TCP_RST | BH_TCP_ACK, 0);
 }
 
 void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *seg)
@@ -418,6 +443,7 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		 * left alone (RFC 9293 3.8.6.1). */
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, true);
+		arm_rtx(c, now);
 		return;
 	}
 	if (handshake) {
@@ -445,8 +471,11 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->high_rxt = c->snd_una;
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, false);
+		/* Nothing could be built (no buffer): try again after the
+		 * backed-off interval, never leave the data without a timer. */
+		arm_rtx(c, now);
 		if (c->ack_now)
-			bh_tcp__emit(tcp, c, now, c->snd_nxt, BH_TCP_ACK, 0);
+			bh_tcp__emit(tcp, c, now, bh_tcp__ack_seq(c), BH_TCP_ACK, 0);
 		return;
 	}
 }
