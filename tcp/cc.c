@@ -15,11 +15,13 @@
 
 static uint32_t flight_size(const struct tconn *c) { return bh_seq_span(c->snd_una, c->snd_max); }
 
-/* RFC 5681 3.1: slow start grows by the bytes acknowledged, at most one
- * SMSS per ACK (RFC 3465 with L = 1 SMSS). */
+/* RFC 5681 3.1: slow start grows by the bytes acknowledged, at most two
+ * SMSS per ACK (RFC 3465 3.2, L = 2 SMSS), so that a receiver ACKing
+ * every second segment does not halve the rate of growth. */
 static void slow_start(struct tconn *c, uint32_t acked)
 {
-	c->cwnd += acked < c->smss ? acked : c->smss;
+	uint32_t l = 2u * c->smss;
+	c->cwnd += acked < l ? acked : l;
 }
 
 /* ---- NewReno ---- */
