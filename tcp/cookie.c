@@ -6,10 +6,13 @@
  *
  * The 32 bits of the cookie (our ISS):
  *   31..27  a 64-second counter (t), so a cookie lives two periods
- *   26..25  an index into the MSS table
+ *   26..25  an index into the MSS table: 256, 536, 1200, 1460
  *   24..21  the peer's window scale + 1 (0: not offered)
  *   20      SACK-permitted offered
  *   19..0   SipHash of the 4-tuple, the peer's ISN, t and the bits above
+ *
+ * The MAC has 20 bits: a blind attacker needs about a million ACKs to
+ * forge one connection, as with other cookie schemes (RFC 4987 3.6).
  *
  * Timestamps need no bits: the ACK carries them only if the SYN offered
  * them, and then the SYN-ACK did too. What is lost, as in every cookie
@@ -18,7 +21,10 @@
 #include "ip/siphash.h"
 #include "tcp/tcp_impl.h"
 
-static const uint16_t mss_table[4] = {536, 1200, 1400, 1460};
+/* Common MSS values: the RFC 9293 default, a tunnel's, Ethernet's; 256
+ * for peers below the default, so a cookie never exceeds what was
+ * offered. */
+static const uint16_t mss_table[4] = {256, 536, 1200, 1460};
 
 #define PERIOD_US (64ull * 1000000)
 

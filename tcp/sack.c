@@ -72,7 +72,7 @@ uint32_t bh_tcp__sb_update(struct tconn *c, const struct bh_tcp_opts *o, bh_seq 
 		/* Only data we sent and that is not yet cumulatively
 		 * acknowledged; a D-SACK (RFC 2883) below the ACK is not
 		 * used. */
-		if (!bh_seq_lt(l, r) || bh_seq_gt(r, c->snd_max) || bh_seq_lt(l, c->iss)) {
+		if (!bh_seq_lt(l, r) || bh_seq_gt(r, c->snd_max)) {
 			(*bad)++;
 			continue;
 		}
@@ -179,8 +179,6 @@ uint32_t bh_tcp__sb_holes(const struct tconn *c)
 
 bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max)
 {
-	if (!c->nsb)
-		return false;
 	if (rule == 1 || rule == 3) {
 		/* (1) the first unSACKed number at or past HighRxt, below the
 		 * highest SACKed one, that IsLost(); (3) the same without
@@ -197,12 +195,14 @@ bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max)
 		}
 		return false;
 	}
-	/* (4) rescue: the segment holding the highest unSACKed number, when
-	 * the ACK has passed the last rescue (RescueRxt) and this recovery
-	 * has not resent it. */
-	if (c->rescue_done && !bh_seq_gt(c->snd_una, c->rescue_rxt))
+	/* (4) rescue: the segment holding the highest unSACKed number, once
+	 * the ACK has passed RescueRxt (set when recovery starts, so not
+	 * before the first resend is acknowledged), and not what this
+	 * recovery has resent already. RescueRxt becomes RecoveryPoint;
+	 * HighRxt is left alone. */
+	if (!bh_seq_gt(c->snd_una, c->rescue_rxt) || !bh_seq_lt(c->snd_una, c->snd_max))
 		return false;
-	bh_seq top = c->sb[c->nsb - 1].r;
+	bh_seq top = c->nsb ? c->sb[c->nsb - 1].r : c->snd_una;
 	bh_seq end = bh_seq_lt(top, c->snd_max) ? c->snd_max : c->sb[c->nsb - 1].l;
 	bh_seq floor = bh_seq_lt(top, c->snd_max) ? top : (c->nsb > 1 ? c->sb[c->nsb - 2].r : c->snd_una);
 	/* Not what this recovery has already resent. */
@@ -214,7 +214,6 @@ bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max)
 		len = c->smss;
 	*seq = end - len;
 	*max = len;
-	c->rescue_done = true;
 	c->rescue_rxt = c->recover;
 	return true;
 }

@@ -547,8 +547,7 @@ int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport,
  * SYN, which takes one number). */
 static bh_seq snd_end(const struct tconn *c)
 {
-	bh_seq start = bh_seq_gt(c->snd_una, c->iss) ? c->snd_una : bh_seq_add(c->iss, 1);
-	return bh_seq_add(start, c->sndq.bytes);
+	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
 }
 
 int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh_pkt *data)

@@ -11,6 +11,7 @@
 #include "tcp/tcp.h"
 
 #define NONE UINT32_MAX
+#define BH_TCP_CWND_MAX (1u << 30) /* growth saturates here */
 
 /* A queued buffer: data [seq, seq + len) in pkt's off/len span. */
 struct tseg {
@@ -89,6 +90,7 @@ struct tconn {
 	uint32_t snd_cur;   /* sndq entry the last copy ended in, or NONE */
 	bool fin_queued;    /* shutdown: FIN after the queue */
 	bh_seq fin_seq;     /* the FIN's number, once queued */
+	bool syn_acked;     /* SND.UNA has passed our SYN: data starts there */
 	uint16_t smss;      /* what we send: min(peer MSS, ours) less options */
 	uint8_t snd_wscale, rcv_wscale;
 	bool ws_ok, ts_ok, sack_ok;
@@ -117,10 +119,11 @@ struct tconn {
 	bool in_recovery;
 	bh_seq recover;     /* RecoveryPoint */
 	bool rto_recover;   /* a timeout's recovery point is not yet passed */
+	bool app_limited;   /* the last ACK found the window not in use */
+	uint32_t sent_flight; /* the flight when new data last went */
 	uint8_t lt;         /* RFC 3042: segments limited transmit may add */
 	bh_seq high_rxt;    /* RFC 6675: end of what recovery resent */
 	bh_seq rescue_rxt;  /* RFC 6675 NextSeg (4) */
-	bool rescue_done;
 	struct tsb sb[BH_TCP_SB]; /* RFC 6675 scoreboard, sorted, disjoint */
 	uint8_t nsb;
 	uint64_t last_send; /* for slow start after idle (RFC 5681 4.1) */
@@ -133,6 +136,9 @@ struct tconn {
 	/* RFC 7323 5 (PAWS) */
 	bh_seq last_ack_sent;
 	uint64_t ts_recent_at;
+	/* a FIN that came ahead of a hole, taken when the hole fills */
+	bool fin_ahead;
+	bh_seq fin_ahead_seq;
 
 	/* options (bh_tcp_setopt) */
 	bool nodelay;
@@ -163,6 +169,14 @@ struct bh_tcp {
 	uint16_t next_port;
 	uint64_t born;
 };
+
+/* The number of the first byte in sndq: after the SYN until the SYN is
+ * acknowledged, then SND.UNA. A flag, not a comparison with the ISS,
+ * which turns around after 2 GiB. */
+static inline bh_seq bh_tcp__data_start(const struct tconn *c)
+{
+	return c->syn_acked ? c->snd_una : bh_seq_add(c->iss, 1);
+}
 
 /* tcp.c */
 struct tconn *bh_tcp__lookup(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);

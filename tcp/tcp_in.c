@@ -247,6 +247,7 @@ static void syn_sent_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	syn_options(tcp, c, seg, now);
 	if (ack) {
 		c->snd_una = seg->ack;
+		c->syn_acked = true;
 		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
 		c->max_snd_wnd = c->snd_wnd;
 		c->snd_wl1 = seg->seq;
@@ -435,6 +436,11 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 			room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
 			mem = bh_tcp__mem_ok(tcp, p.size);
 		}
+		/* Queue entries are shared by all connections: in-order data
+		 * takes one from anybody's out-of-order data, so that peers
+		 * holding many small pieces cannot starve the others. */
+		if (in_order && room && mem && tcp->seg_free == NONE)
+			bh_tcp__prune_any(tcp, c);
 		if (!room || !mem ||
 		    !(in_order ? bh_tcp__q_push(tcp, q, s, &p) : ooo_insert(tcp, c, s, &p))) {
 			if (!mem)
@@ -494,10 +500,11 @@ static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 		 * pipe; NextSeg() sends the rest from bh_tcp__output(). */
 		uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_una,
 					  bh_seq_span(c->snd_una, bh_tcp__sb_next(c, c->snd_una)));
-		if (n) {
+		if (n)
 			tcp->ctr.sack_retransmits++;
-			c->high_rxt = bh_seq_add(c->snd_una, n);
-		}
+		/* 4.3: HighRxt and RescueRxt at the end of that segment, so no
+		 * rescue goes before it is acknowledged. */
+		c->high_rxt = c->rescue_rxt = bh_seq_add(c->snd_una, n);
 		return;
 	}
 	bh_seq save = c->snd_nxt;
@@ -506,6 +513,17 @@ static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 	bh_tcp__output(tcp, c, now);
 	c->snd_nxt = bh_seq_max(save, c->snd_nxt);
 	c->cwnd = c->ssthresh + 3u * c->smss;
+}
+
+/* Whether the window was in use: the flight when new data last went
+ * (c->sent_flight) reaches cwnd, or half of it in slow start (Linux's
+ * tcp_is_cwnd_limited). An application that sends little must not grow
+ * a window it never fills. */
+static bool cwnd_limited(const struct tconn *c)
+{
+	if (c->cwnd < c->ssthresh)
+		return 2ull * c->sent_flight >= c->cwnd;
+	return (uint64_t)c->sent_flight + c->smss >= c->cwnd;
 }
 
 static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
@@ -536,14 +554,16 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	}
 	if (bh_seq_gt(ack, c->snd_una)) {
 		uint32_t acked = bh_seq_span(c->snd_una, ack);
+		bool was_lost = c->rto_recover;
 		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
-		bh_seq data_from = bh_seq_gt(c->snd_una, c->iss) ? c->snd_una : bh_seq_add(c->iss, 1);
+		bh_seq data_from = bh_tcp__data_start(c);
 		bh_seq upto = bh_seq_min(ack, bh_seq_add(data_from, c->sndq.bytes));
 		if (c->snd_cur != NONE &&
 		    bh_seq_leq(bh_seq_add(tcp->seg[c->snd_cur].seq, tcp->seg[c->snd_cur].len), upto))
 			c->snd_cur = NONE; /* its buffer is about to go */
 		bh_tcp__q_trim_front(tcp, &c->sndq, upto);
 		c->snd_una = ack;
+		c->syn_acked = true;
 		if (bh_seq_lt(c->snd_nxt, ack))
 			c->snd_nxt = ack;
 		if (bh_seq_lt(c->high_rxt, ack))
@@ -578,11 +598,26 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 			}
 			/* With SACK, bh_tcp__output() runs NextSeg() after
 			 * this ACK (RFC 6675 5 (C)). */
+		} else if (cwnd_limited(c)) {
+			if (c->app_limited) {
+				c->app_limited = false;
+				c->cc->restart(c, now); /* RFC 9438 5.8 */
+			}
+			/* RFC 3465 2.3: one SMSS per ACK while a timeout's
+			 * recovery lasts. */
+			c->cc->ack(c, was_lost && acked > c->smss ? c->smss : acked, now);
+			if (c->cwnd > BH_TCP_CWND_MAX)
+				c->cwnd = BH_TCP_CWND_MAX;
 		} else {
-			c->cc->ack(c, acked, now);
+			c->app_limited = true; /* RFC 7661: no growth unused */
 		}
 		c->dupacks = 0;
 		c->lt = 0;
+		/* RFC 6675 2 and 5 (b): an ACK that moves the cumulative point
+		 * and SACKs more can show a loss by itself. */
+		if (!c->in_recovery && !c->rto_recover && newly_sacked && bh_tcp__is_lost(c, c->snd_una) &&
+		    bh_seq_lt(c->snd_una, c->snd_max))
+			enter_recovery(tcp, now, c);
 		bh_tcp__event(tcp, c, BH_TCP_EV_WRITABLE, 0);
 	} else if (ack == c->snd_una && bh_seq_lt(c->snd_una, c->snd_max) &&
 		   (c->sack_ok && seg->opt.nsack
@@ -613,10 +648,8 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	    (c->snd_wl1 == seg->seq && bh_seq_leq(c->snd_wl2, ack))) {
 		/* The window opens while a probe byte is out: the peer dropped
 		 * it; send from SND.UNA now rather than at the next timeout. */
-		if (c->snd_wnd == 0 && wnd > 0 && bh_seq_gt(c->snd_nxt, c->snd_una)) {
+		if (c->snd_wnd == 0 && wnd > 0 && bh_seq_gt(c->snd_nxt, c->snd_una))
 			c->snd_nxt = c->snd_una;
-			c->rtx_at = 0;
-		}
 		c->snd_wnd = wnd;
 		if (wnd > c->max_snd_wnd)
 			c->max_snd_wnd = wnd;
@@ -635,16 +668,12 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 	 * connection has been idle so long (24 days, 5.5) that the peer's
 	 * clock may have wrapped. A segment without timestamps is taken, as
 	 * Linux takes it. */
-	if (c->ts_ok && seg->opt.has_ts && !(seg->flags & BH_TCP_RST) &&
+	bool ts_stale = now - c->ts_recent_at > 24ull * 86400 * 1000000;
+	if (c->ts_ok && seg->opt.has_ts && !(seg->flags & BH_TCP_RST) && !ts_stale &&
 	    (int32_t)(seg->opt.ts_val - c->ts_recent) < 0) {
-		if (now - c->ts_recent_at > 24ull * 86400 * 1000000) {
-			c->ts_recent = seg->opt.ts_val;
-			c->ts_recent_at = now;
-		} else {
-			tcp->ctr.paws_drops++;
-			c->ack_now = true;
-			goto drop;
-		}
+		tcp->ctr.paws_drops++;
+		c->ack_now = true;
+		goto drop;
 	}
 	/* first: sequence number */
 	if (!acceptable(tcp, c, seg, &in)) {
@@ -656,7 +685,7 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 	/* RFC 7323 4.3 (3) and 5.3 R3: keep the timestamp of a segment
 	 * that covers the last ACK we sent. */
 	if (c->ts_ok && seg->opt.has_ts && bh_seq_leq(seg->seq, c->last_ack_sent) &&
-	    (int32_t)(seg->opt.ts_val - c->ts_recent) >= 0) {
+	    ((int32_t)(seg->opt.ts_val - c->ts_recent) >= 0 || ts_stale)) {
 		c->ts_recent = seg->opt.ts_val;
 		c->ts_recent_at = now;
 	}
@@ -789,8 +818,15 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 		release_all(tcp, rx);
 	}
 
-	/* eighth: FIN, only when everything before it has come */
-	if (in.fin && bh_seq_add(in.seq, in.len) == c->rcv_nxt && !c->fin_rcvd) {
+	/* eighth: FIN, once everything before it has come; one that came
+	 * ahead of a hole is remembered and taken when the hole fills. */
+	if (in.fin && !c->fin_rcvd && bh_seq_gt(bh_seq_add(in.seq, in.len), c->rcv_nxt)) {
+		c->fin_ahead = true;
+		c->fin_ahead_seq = bh_seq_add(in.seq, in.len);
+	}
+	bool fin_now = (in.fin && bh_seq_add(in.seq, in.len) == c->rcv_nxt) ||
+		       (c->fin_ahead && c->fin_ahead_seq == c->rcv_nxt);
+	if (fin_now && !c->fin_rcvd) {
 		c->fin_rcvd = true;
 		c->rcv_nxt = bh_seq_add(c->rcv_nxt, 1);
 		c->ack_now = true;

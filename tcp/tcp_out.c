@@ -162,8 +162,7 @@ static void arm_rtx(struct tconn *c, uint64_t now)
 /* The end of queued data, as a sequence number. */
 static bh_seq data_end(const struct tconn *c)
 {
-	bh_seq start = bh_seq_gt(c->snd_una, c->iss) ? c->snd_una : bh_seq_add(c->iss, 1);
-	return bh_seq_add(start, c->sndq.bytes);
+	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
 }
 
 static bool fin_allowed(const struct tconn *c)
@@ -189,12 +188,17 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 	if (bh_seq_lt(seq, c->snd_max)) {
 		tcp->ctr.retransmits++;
 		c->retransmits++;
+		/* Karn: the timed segment sent again gives no sample. */
+		if (c->rtt_timing && bh_seq_lt(seq, c->rtt_seq))
+			c->rtt_timing = false;
 	} else if (!c->rtt_timing && len) {
 		c->rtt_timing = true;
 		c->rtt_seq = bh_seq_add(seq, len);
 		c->rtt_start = now;
 	}
 	uint32_t used = len + (fin ? 1 : 0);
+	if (!bh_seq_lt(seq, c->snd_max))
+		c->sent_flight = bh_seq_span(c->snd_una, bh_seq_add(seq, used));
 	c->snd_max = bh_seq_max(c->snd_max, bh_seq_add(seq, used));
 	c->last_send = now;
 	arm_rtx(c, now);
@@ -303,6 +307,7 @@ static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 			break;
 		bh_seq seq;
 		uint32_t max;
+		bool rescue = false;
 		bool hole = bh_tcp__next_seg(c, 1, &seq, &max);
 		if (!hole) {
 			/* (2) new data (or the FIN), as the receive window allows */
@@ -316,7 +321,9 @@ static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 					continue;
 				}
 			}
-			hole = bh_tcp__next_seg(c, 3, &seq, &max) || bh_tcp__next_seg(c, 4, &seq, &max);
+			hole = bh_tcp__next_seg(c, 3, &seq, &max);
+			if (!hole)
+				hole = rescue = bh_tcp__next_seg(c, 4, &seq, &max);
 		}
 		if (!hole)
 			break;
@@ -324,7 +331,7 @@ static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		if (!n)
 			break;
 		tcp->ctr.sack_retransmits++;
-		if (bh_seq_gt(bh_seq_add(seq, n), c->high_rxt))
+		if (!rescue && bh_seq_gt(bh_seq_add(seq, n), c->high_rxt))
 			c->high_rxt = bh_seq_add(seq, n);
 	}
 }
@@ -358,6 +365,9 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 			sack_loop(tcp, c, now);
 		else
 			send_loop(tcp, c, now, false);
+		/* Whatever was or was not sent, data in flight has a timer. */
+		if (bh_seq_lt(c->snd_una, c->snd_max))
+			arm_rtx(c, now);
 		break;
 	}
 	if (c->ack_now)

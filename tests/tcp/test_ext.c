@@ -219,11 +219,16 @@ Test(sack, a_lost_tail_is_rescued)
 	/* Segment 0 lost, and the last one: only 1..8 are SACKed. */
 	const uint32_t b[][2] = {{1461, 13141}};
 	sack_ack(1, 1, b);
-	cr_assert_geq(H.nout, 2);
+	cr_assert_eq(H.nout, 1, "RFC 6675 5 (4.3): no rescue before the first resend is acknowledged");
 	cr_expect_eq(h_rel_seq(&H, 0), 1);
-	cr_expect_eq(h_rel_seq(&H, 1), 13141, "RFC 6675 NextSeg (4): the tail, once");
-	cr_expect_eq(H.nout, 2);
-	(void)c;
+	/* The partial ACK leaves the tail unSACKed, nothing SACKed above
+	 * it: rules (1)-(3) find nothing, the rescue (4) sends it, once. */
+	sack_ack(13141, 0, NULL);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_seq(&H, 1), 13141, "RFC 6675 NextSeg (4): the tail");
+	sack_ack(13141, 0, NULL);
+	cr_expect_eq(H.nout, 2, "one rescue per recovery");
+	cr_expect(info(c).in_recovery);
 }
 
 Test(sack, blocks_outside_what_was_sent_are_ignored)
@@ -476,7 +481,7 @@ Test(cookie, a_full_syn_queue_answers_with_a_cookie_and_the_ack_completes)
 	cr_assert_eq(bh_tcp_accept(H.tcp, l, 3, &c), 0);
 	struct bh_tcp_info i = info(c);
 	cr_expect_eq(i.state, BH_TCP_ESTABLISHED);
-	cr_expect_eq(i.mss, 1400, "the MSS from the table, at or below what was offered");
+	cr_expect_eq(i.mss, 1200, "the MSS from the table, at or below what was offered");
 	cr_expect_eq(i.snd_wscale, 6);
 	cr_expect_eq(i.snd_wnd, 1000u << 6);
 	cr_expect(i.sack);
@@ -661,4 +666,139 @@ Test(memory, tiny_segments_cannot_pin_more_than_the_connection_bound)
 	cr_expect_leq(held * H_BUF, 2 * 4096 + 65536, "held %u buffers", held);
 	cr_expect_gt(ctr()->rcv_drops, 0);
 	cr_expect_eq(info(c).rcv_queued, held);
+}
+
+/* ---- findings of review, each once a bug ---- */
+
+static struct tconn *conn_of(bh_tcp_conn c) { return &H.tcp->conn[(c & 0xfffff) - 1]; }
+
+/* More than 2 GiB from the ISS, "has the SYN been acknowledged" must not
+ * be a sequence comparison with the ISS (it turns around at 2^31). */
+Test(sending, two_gib_past_the_iss_nothing_changes)
+{
+	bh_tcp_conn c = sack_conn(false);
+	struct tconn *t = conn_of(c);
+	/* As if 2 GiB - 1000 bytes had gone: the ISS far behind SND.UNA. */
+	t->iss = t->snd_una - 0x7ffffc18u;
+	for (unsigned i = 0; i < sizeof D; i++)
+		D[i] = (uint8_t)(i * 13 + 1);
+	h_clear(&H);
+	write_segs(c, 4);
+	cr_assert_eq(H.nout, 4);
+	for (unsigned k = 0; k < 4; k++) {
+		cr_expect_eq(h_rel_seq(&H, k), 1 + 1460 * k);
+		cr_expect_eq(H.out[k].len, 1460);
+		cr_expect_arr_eq(H.out[k].data, D + 1460 * k, 1460);
+	}
+	const uint32_t b[][2] = {{2921, 5841}};
+	sack_ack(1461, 1, b);
+	cr_expect_eq(info(c).sacked, 2920, "SACK blocks past the turn are taken");
+	sack_ack(5841, 0, NULL);
+	cr_expect_eq(info(c).snd_queued, 0);
+	h_clear(&H);
+	write_segs(c, 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 5841);
+	cr_expect_arr_eq(H.out[0].data, D, 1460);
+}
+
+/* Recovery with an empty scoreboard, a zero window, then the window
+ * opens: a timer must still be running for the data in flight. */
+Test(sack, a_window_opening_in_recovery_keeps_the_timer)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	for (int k = 0; k < 3; k++)
+		h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_assert(info(c).in_recovery);
+	h_send(&H, BH_TCP_ACK, 1, 1, 0, NULL, 0, NULL);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	uint64_t next = h_tick(&H, H.now);
+	cr_expect_neq(next, UINT64_MAX, "data in flight always has a timer");
+	h_clear(&H);
+	h_tick(&H, next);
+	cr_expect_geq(H.nout, 1, "and the timer resends");
+}
+
+/* A stretch ACK that moves the cumulative point and SACKs enough above
+ * it starts recovery by itself (RFC 6675 2, 5 (b)). */
+Test(sack, a_cumulative_ack_with_sack_can_start_recovery)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	h_clear(&H);
+	const uint32_t b[][2] = {{4381, 14601}};
+	sack_ack(1461, 1, b);
+	cr_expect(info(c).in_recovery);
+	cr_assert_geq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1461);
+	cr_expect_eq(ctr()->sack_recoveries, 1);
+}
+
+/* An application that sends little must not grow a window it never
+ * fills (RFC 7661, RFC 9438 5.8). */
+Test(cc, an_application_limited_sender_does_not_grow_cwnd)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	uint32_t w0 = info(c).cwnd;
+	for (uint32_t k = 0; k < 50; k++) {
+		cr_assert_eq(h_write(&H, c, D, 100), 0);
+		h_send(&H, BH_TCP_ACK, 1, 1 + 100 * (k + 1), 65535, NULL, 0, NULL);
+	}
+	cr_expect_eq(info(c).cwnd, w0, "one small segment at a time leaves cwnd alone");
+}
+
+/* After 24 days idle TS.Recent is invalid (RFC 7323 5.5): a segment is
+ * not dropped for its timestamp, but only one that passes the window
+ * check may set TS.Recent; a blind one cannot poison it. */
+Test(paws, a_blind_segment_cannot_set_ts_recent_after_a_long_idle)
+{
+	bh_tcp_conn c = sack_conn(true);
+	struct h_opts o = {.ts = true, .ts_val = 1000};
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "a", 1, &o);
+	H.now += 25ull * 86400 * 1000 * MS;
+	struct h_opts evil = {.ts = true, .ts_val = 1000 + 0x80000000u};
+	h_send(&H, BH_TCP_ACK, 900000, 1, 65535, "x", 1, &evil);
+	struct h_opts next = {.ts = true, .ts_val = 2000};
+	h_send(&H, BH_TCP_ACK, 2, 1, 65535, "b", 1, &next);
+	cr_expect_eq(ctr()->paws_drops, 0);
+	h_tick(&H, H.now + 40 * MS); /* the delayed ACK */
+	cr_expect_eq(h_rel_ack(&H, H.nout - 1), 3);
+	cr_expect_eq(last()->t.opt.ts_ecr, 2000);
+	uint8_t buf[4];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 2);
+}
+
+/* A FIN ahead of a hole is taken when the hole fills. */
+Test(sack, a_fin_ahead_of_a_hole_is_taken_when_it_fills)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_send(&H, BH_TCP_ACK | BH_TCP_FIN, 1001, 1, 65535, D + 1000, 100, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1000, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSE_WAIT);
+	cr_expect_eq(h_rel_ack(&H, H.nout - 1), 1102, "data and FIN acknowledged");
+	uint8_t buf[2000];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 1100);
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), -1, "end of stream");
+}
+
+/* Queue entries are shared: one peer's out-of-order pieces cannot keep
+ * another connection's in-order data out. */
+static void few_entries(struct bh_tcp_config *c) { c->segs = 16; }
+
+Test(memory, out_of_order_pieces_cannot_starve_another_connection)
+{
+	reinit(few_entries);
+	bh_tcp_conn a = h_connect(&H, NULL);
+	for (uint32_t k = 0; k < 20; k++)
+		h_send(&H, BH_TCP_ACK, 1001 + 10 * k, 1, 65535, D, 1, NULL);
+	cr_expect_eq(info(a).ooo_queued, 16);
+	H.peer_port = 40001;
+	bh_tcp_conn b = h_connect(&H, NULL);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, "hello", 5, NULL);
+	uint8_t buf[8];
+	cr_expect_eq(h_read(&H, b, buf, sizeof buf), 5);
+	cr_expect_eq(info(a).ooo_queued, 15);
+	cr_expect_eq(ctr()->ooo_pruned, 1);
 }
