@@ -356,6 +356,34 @@ Test(close, active_close_through_time_wait)
 	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 0);
 }
 
+/* A FIN nobody acknowledges is resent with backoff, and after `retries`
+ * the connection ends: the application that closed hears CLOSED, the
+ * counters say why (RFC 1122 4.2.3.5). */
+static void few_retries(struct bh_tcp_config *c) { c->retries = 3; }
+
+Test(close, fin_retries_end_the_connection)
+{
+	cr_assert_eq(h_fini(&H), 0);
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	few_retries(&cfg);
+	h_init(&H, &cfg);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+	for (int k = 0; k < 10 && bh_tcp_list(H.tcp, NULL, 0); k++)
+		h_tick(&H, h_tick(&H, H.now));
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 0, "the connection is gone");
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->conn_timeouts, 1);
+	unsigned fins = 0;
+	for (unsigned i = 0; i < H.nout; i++)
+		fins += (H.out[i].t.flags & BH_TCP_FIN) != 0;
+	cr_expect_eq(fins, 4, "the FIN and 3 retries");
+	cr_expect_eq(H.out[2].at - H.out[1].at, 2 * (H.out[1].at - H.out[0].at), "backed off");
+}
+
 Test(close, passive_close)
 {
 	bh_tcp_conn c = h_accept(&H, NULL);
