@@ -98,8 +98,7 @@ Test(sim, polling_application) { matrix("poll=1,loss=2%,reorder=2%", 8); }
  * handshake ends, tiny writes (Nagle). */
 Test(sim, small_buffers) { matrix("buf=8K,loss=3%,reorder=3%", 16); }
 Test(sim, small_mss_without_options) { matrix("mss=536,nots=1,nows=1,loss=3%,dup=3%,reorder=3%", 16); }
-/* The shutdown waits for the handshake: see
- * known_bug_shutdown_in_syn_sent_drops_written_data. */
+/* See also regression_shutdown_in_syn_sent_keeps_written_data. */
 Test(sim, writes_before_the_handshake_ends) { matrix("early=1,loss=5%", 16); }
 Test(sim, tiny_writes)
 {
@@ -110,8 +109,8 @@ Test(sim, tiny_writes)
 	free(r);
 }
 
-/* Both sides send at once. With loss, rarely, a seed meets the bug in
- * known_bug_ack_war_after_both_sides_time_out; none of these does. */
+/* Both sides send at once (see also
+ * regression_ack_war_after_both_sides_time_out). */
 Test(sim, bidirectional)
 {
 	struct bh_sim_result *r = malloc(sizeof *r);
@@ -210,17 +209,17 @@ Test(sim, a_dead_path_fails_within_the_bounds)
 	free(r);
 }
 
-/* Known library bugs, kept out of the matrix and disabled (docs/TCP.md,
- * "Simulation", has their replay commands); remove .disabled once fixed.
+/* Library bugs the simulation found, now fixed; their seeds stay as
+ * regression tests (docs/TCP.md, "Simulation").
  *
- * Pure ACKs carry SND.NXT, which a retransmission timeout winds back to
+ * Pure ACKs carried SND.NXT, which a retransmission timeout winds back to
  * SND.UNA. When both sides send and both time out, each
  * side's segments carry numbers the other has already received; each
  * drops the other's segments as old before reading their ACK field and
  * answers with a pure ACK of its own, so the two trade ACKs until one
  * is lost, and the retransmissions (old too) give up: ETIMEDOUT after
  * about 925 s. With SACK (rare) and without (nosack=1, often). */
-Test(sim, known_bug_ack_war_after_both_sides_time_out)
+Test(sim, regression_ack_war_after_both_sides_time_out)
 {
 	struct bh_sim_result *r = malloc(sizeof *r);
 	cr_assert(r);
@@ -234,11 +233,11 @@ Test(sim, known_bug_ack_war_after_both_sides_time_out)
 }
 
 /* bh_tcp_send accepts data in SYN-SENT (it waits for the handshake), but
- * bh_tcp_shutdown in SYN-SENT ends the connection at once (do_shutdown:
+ * bh_tcp_shutdown in SYN-SENT ended the connection at once (do_shutdown:
  * "nothing was sent; just close"): the written data is dropped, the SYN
  * timer cleared, and no ERROR or CLOSED event says so. The application
  * waits forever; the simulation reports a stall. Every seed. */
-Test(sim, known_bug_shutdown_in_syn_sent_drops_written_data)
+Test(sim, regression_shutdown_in_syn_sent_keeps_written_data)
 {
 	struct bh_sim_result *r = malloc(sizeof *r);
 	cr_assert(r);
@@ -246,12 +245,12 @@ Test(sim, known_bug_shutdown_in_syn_sent_drops_written_data)
 	free(r);
 }
 
-/* A retransmission timeout that finds no buffer (ops.alloc fails) leaves
+/* A retransmission timeout that found no buffer (ops.alloc fails) left
  * no timer armed: bh_tcp__timeout clears it and only a segment actually
  * sent arms it again. Here a 200-buffer pool shared by both sides runs
  * dry (A's out-of-order queue and B's send queue hold every buffer), B's
  * retransmission cannot be built, and nothing ever tries again. */
-Test(sim, known_bug_no_timer_after_a_failed_allocation)
+Test(sim, regression_timer_after_a_failed_allocation)
 {
 	struct bh_sim_result *r = malloc(sizeof *r);
 	cr_assert(r);
