@@ -162,41 +162,19 @@ void bh_tcp_destroy(struct bh_tcp *tcp)
 
 bool bh_tcp__q_push(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq, const struct bh_pkt *p)
 {
-	uint32_t i = tcp->seg_free;
-	if (i == NONE)
-		return false;
-	struct tseg *s = &tcp->seg[i];
-	tcp->seg_free = s->next;
-	tcp->segs_used++;
-	s->next = NONE;
-	s->seq = seq;
-	s->len = p->len;
-	s->pkt = *p;
-	if (q->tail == NONE)
-		q->head = i;
-	else
-		tcp->seg[q->tail].next = i;
-	q->tail = i;
-	q->bytes += p->len;
-	q->mem += p->size;
-	q->count++;
-	tcp->mem_used += p->size;
-	return true;
+	return bh_tcp__q_insert(tcp, q, q->tail, seq, p);
 }
 
 bool bh_tcp__q_insert(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, bh_seq seq,
 		      const struct bh_pkt *p)
 {
-	uint32_t at = prev == NONE ? q->head : tcp->seg[prev].next;
-	if (at == NONE)
-		return bh_tcp__q_push(tcp, q, seq, p);
 	uint32_t i = tcp->seg_free;
 	if (i == NONE)
 		return false;
 	struct tseg *s = &tcp->seg[i];
 	tcp->seg_free = s->next;
 	tcp->segs_used++;
-	s->next = at;
+	s->next = prev == NONE ? q->head : tcp->seg[prev].next;
 	s->seq = seq;
 	s->len = p->len;
 	s->pkt = *p;
@@ -204,6 +182,8 @@ bool bh_tcp__q_insert(struct bh_tcp *tcp, struct tqueue *q, uint32_t prev, bh_se
 		q->head = i;
 	else
 		tcp->seg[prev].next = i;
+	if (s->next == NONE)
+		q->tail = i;
 	q->bytes += p->len;
 	q->mem += p->size;
 	q->count++;
