@@ -79,7 +79,8 @@ static void write_segs(bh_tcp_conn c, int n)
 static void sack_ack(uint32_t ack, unsigned n, const uint32_t (*b)[2])
 {
 	struct h_opts o = {.nsack = (uint8_t)n};
-	memcpy(o.sack, b, n * sizeof *b);
+	if (n)
+		memcpy(o.sack, b, n * sizeof *b);
 	h_send(&H, BH_TCP_ACK, 1, ack, 65535, NULL, 0, &o);
 }
 
