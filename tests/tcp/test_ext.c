@@ -803,3 +803,19 @@ Test(memory, out_of_order_pieces_cannot_starve_another_connection)
 	cr_expect_eq(info(a).ooo_queued, 15);
 	cr_expect_eq(ctr()->ooo_pruned, 1);
 }
+
+/* A cookie never carries an MSS above what the peer offered. */
+Test(cookie, a_small_mss_is_never_rounded_up)
+{
+	bh_tcp_conn l = listen_full(1);
+	H.peer_port = 42000;
+	struct h_opts o = {.mss = true, .mss_v = 300};
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, &o);
+	cr_assert_eq(ctr()->syncookies_sent, 1);
+	H.our_iss = last()->t.seq;
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_accept(H.tcp, l, 3, &c), 0);
+	cr_expect_leq(info(c).mss, 300);
+	cr_expect_eq(info(c).mss, 256);
+}
