@@ -523,13 +523,6 @@ int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport,
 	return 0;
 }
 
-/* The number after the last byte queued to send (data starts after the
- * SYN, which takes one number). */
-static bh_seq snd_end(const struct tconn *c)
-{
-	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
-}
-
 int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh_pkt *data)
 {
 	struct tconn *c = from_handle(tcp, h);
@@ -566,7 +559,7 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 	 * not this connection's buffer, that is full. */
 	if (!bh_tcp__mem_ok(tcp, data->size))
 		return -ENOBUFS;
-	bh_seq at = snd_end(c);
+	bh_seq at = bh_tcp__data_end(c);
 	if (!bh_tcp__q_push(tcp, &c->sndq, at, data))
 		return -EAGAIN;
 	bh_tcp__output(tcp, c, now);
@@ -624,7 +617,7 @@ static void do_shutdown(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	case BH_TCP_CLOSE_WAIT:
 		if (!c->fin_queued) {
 			c->fin_queued = true;
-			c->fin_seq = snd_end(c);
+			c->fin_seq = bh_tcp__data_end(c);
 		}
 		bh_tcp__output(tcp, c, now);
 		return;

@@ -178,6 +178,12 @@ static inline bh_seq bh_tcp__data_start(const struct tconn *c)
 	return c->syn_acked ? c->snd_una : bh_seq_add(c->iss, 1);
 }
 
+/* The number after the last byte queued to send. */
+static inline bh_seq bh_tcp__data_end(const struct tconn *c)
+{
+	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
+}
+
 /* tcp.c */
 struct tconn *bh_tcp__lookup(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);
 struct tconn *bh_tcp__listener(struct bh_tcp *tcp, uint16_t lport);

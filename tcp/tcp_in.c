@@ -29,12 +29,6 @@ static void release_all(struct bh_tcp *tcp, const struct bh_ip_rx *rx)
 		tcp->ops.release(tcp->ctx, &rx->piece[i]);
 }
 
-/* RFC 9293 3.10.7.4 footnote: the segment length counts SYN and FIN. */
-static uint32_t seg_len(const struct bh_tcp_repr *s)
-{
-	return s->payload_len + ((s->flags & BH_TCP_SYN) ? 1 : 0) + ((s->flags & BH_TCP_FIN) ? 1 : 0);
-}
-
 /* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2). */
 static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
 			uint64_t now)
@@ -98,6 +92,30 @@ static uint8_t our_wscale(const struct bh_tcp *tcp)
 static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 			       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg);
 
+/* A SYN-RECEIVED child of listener l for the SYN `syn` (a real one, or
+ * one rebuilt from a cookie), our ISS iss; NULL when the table is full. */
+static struct tconn *new_child(struct bh_tcp *tcp, uint64_t now, struct tconn *l, bh_ip4 src,
+			       const struct bh_tcp_repr *syn, bh_seq iss)
+{
+	struct tconn *c = bh_tcp__new_conn(tcp, src, syn->sport, syn->dport);
+	if (!c)
+		return NULL;
+	c->parent = (uint32_t)(l - tcp->conn);
+	l->nchild++;
+	c->state = BH_TCP_SYN_RECEIVED;
+	c->irs = syn->seq;
+	c->rcv_nxt = c->rcv_adv = bh_seq_add(syn->seq, 1);
+	c->iss = iss;
+	c->snd_una = c->snd_nxt = c->snd_max = iss;
+	c->snd_wnd = syn->window; /* RFC 7323 2.2: unscaled in a SYN */
+	c->snd_wl1 = syn->seq;
+	c->snd_wl2 = iss;
+	c->rcv_wscale = syn->opt.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
+	syn_options(tcp, c, syn, now);
+	tcp->ctr.passive_opens++;
+	return c;
+}
+
 /* The SYN queue is full: answer with a cookie and keep nothing (RFC 4987
  * 3.6). A scratch connection, never in the table, carries what the
  * segment builder needs. */
@@ -137,24 +155,8 @@ static bool cookie_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l,
 		release_all(tcp, rx);
 		return true;
 	}
-	struct tconn *c = bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport);
-	if (!c) {
-		release_all(tcp, rx);
-		return true;
-	}
-	tcp->ctr.syncookies_ok++;
-	tcp->ctr.passive_opens++;
-	c->parent = (uint32_t)(l - tcp->conn);
-	l->nchild++;
-	c->state = BH_TCP_SYN_RECEIVED;
-	c->iss = seg->ack - 1;
-	c->snd_una = c->iss;
-	c->snd_nxt = c->snd_max = seg->ack;
-	c->irs = seg->seq - 1;
-	c->rcv_nxt = c->rcv_adv = seg->seq;
-	c->snd_wl1 = c->irs;
-	c->snd_wl2 = c->iss;
-	struct bh_tcp_repr syn = {.seq = c->irs};
+	/* The SYN, as the cookie remembers it; our SYN-ACK was sent. */
+	struct bh_tcp_repr syn = {.sport = seg->sport, .dport = seg->dport, .seq = seg->seq - 1};
 	syn.opt.has_mss = true;
 	syn.opt.mss = ck.mss;
 	syn.opt.has_wscale = ck.has_wscale;
@@ -162,8 +164,13 @@ static bool cookie_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l,
 	syn.opt.sack_ok = ck.sack_ok;
 	syn.opt.has_ts = seg->opt.has_ts;
 	syn.opt.ts_val = seg->opt.ts_val;
-	c->rcv_wscale = ck.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
-	syn_options(tcp, c, &syn, now);
+	struct tconn *c = new_child(tcp, now, l, rx->src, &syn, seg->ack - 1);
+	if (!c) {
+		release_all(tcp, rx);
+		return true;
+	}
+	tcp->ctr.syncookies_ok++;
+	c->snd_nxt = c->snd_max = seg->ack;
 	synchronized_input(tcp, now, c, rx, seg);
 	return true;
 }
@@ -187,8 +194,8 @@ static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, cons
 		tcp->ctr.backlog_drops++;
 		goto drop;
 	}
-	struct tconn *c = l->nchild < l->backlog ? bh_tcp__new_conn(tcp, rx->src, seg->sport, seg->dport)
-						 : NULL;
+	bh_seq iss = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, seg->dport, rx->src, seg->sport, now);
+	struct tconn *c = l->nchild < l->backlog ? new_child(tcp, now, l, rx->src, seg, iss) : NULL;
 	if (!c) {
 		if (tcp->cfg.no_syncookies)
 			tcp->ctr.backlog_drops++;
@@ -196,20 +203,6 @@ static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, cons
 			cookie_syn_ack(tcp, now, l, rx->src, seg);
 		goto drop;
 	}
-	c->parent = (uint32_t)(l - tcp->conn);
-	l->nchild++;
-	c->state = BH_TCP_SYN_RECEIVED;
-	c->irs = seg->seq;
-	c->rcv_nxt = bh_seq_add(seg->seq, 1);
-	c->rcv_adv = c->rcv_nxt;
-	c->iss = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, seg->dport, rx->src, seg->sport, now);
-	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
-	c->snd_wnd = seg->window; /* RFC 7323 2.2: unscaled in a SYN */
-	c->snd_wl1 = seg->seq;
-	c->snd_wl2 = c->iss;
-	c->rcv_wscale = seg->opt.has_wscale && !tcp->cfg.no_wscale ? our_wscale(tcp) : 0;
-	syn_options(tcp, c, seg, now);
-	tcp->ctr.passive_opens++;
 	/* RFC 9293 3.10.7.2: data on a SYN is queued for later; we drop it
 	 * (the peer retransmits it) as most stacks do without TFO. */
 	bh_tcp__output(tcp, c, now);
@@ -284,7 +277,7 @@ static bool acceptable(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_
 	/* What we promised counts even if the buffer filled since. */
 	if (bh_seq_gt(c->rcv_adv, c->rcv_nxt) && bh_seq_span(c->rcv_nxt, c->rcv_adv) > wnd)
 		wnd = bh_seq_span(c->rcv_nxt, c->rcv_adv);
-	uint32_t len = seg_len(seg);
+	uint32_t len = bh_tcp_seg_len(seg);
 	bh_seq s = seg->seq, e = bh_seq_add(seg->seq, len ? len - 1 : 0);
 	bh_seq lo = c->rcv_nxt, hi = bh_seq_add(c->rcv_nxt, wnd);
 	bool ok;
@@ -481,6 +474,16 @@ static void pull_ooo(struct bh_tcp *tcp, struct tconn *c)
 	}
 }
 
+/* Resends the first unacknowledged segment (up to SMSS, not into a
+ * SACKed range); returns the sequence space sent. */
+static uint32_t resend_head(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+{
+	uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_una,
+				  bh_seq_span(c->snd_una, bh_tcp__sb_next(c, c->snd_una)));
+	c->snd_nxt = bh_seq_max(c->snd_nxt, bh_seq_add(c->snd_una, n));
+	return n;
+}
+
 /* Loss recovery starts (RFC 5681 3.2, RFC 6675 5): the algorithm sets
  * ssthresh; with SACK, cwnd = ssthresh and the scoreboard drives what is
  * resent (RFC 6675 5 steps 4.2-4.4); without, NewReno (RFC 6582 3.2). */
@@ -498,8 +501,7 @@ static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 		c->high_rxt = c->snd_una;
 		/* 4.3: the first segment presumed lost goes now, whatever the
 		 * pipe; NextSeg() sends the rest from bh_tcp__output(). */
-		uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_una,
-					  bh_seq_span(c->snd_una, bh_tcp__sb_next(c, c->snd_una)));
+		uint32_t n = resend_head(tcp, now, c);
 		if (n)
 			tcp->ctr.sack_retransmits++;
 		/* 4.3: HighRxt and RescueRxt at the end of that segment, so no
@@ -507,11 +509,7 @@ static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 		c->high_rxt = c->rescue_rxt = bh_seq_add(c->snd_una, n);
 		return;
 	}
-	bh_seq save = c->snd_nxt;
-	c->snd_nxt = c->snd_una;
-	c->cwnd = c->smss;
-	bh_tcp__output(tcp, c, now);
-	c->snd_nxt = bh_seq_max(save, c->snd_nxt);
+	resend_head(tcp, now, c);
 	c->cwnd = c->ssthresh + 3u * c->smss;
 }
 
@@ -556,8 +554,7 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		uint32_t acked = bh_seq_span(c->snd_una, ack);
 		bool was_lost = c->rto_recover;
 		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
-		bh_seq data_from = bh_tcp__data_start(c);
-		bh_seq upto = bh_seq_min(ack, bh_seq_add(data_from, c->sndq.bytes));
+		bh_seq upto = bh_seq_min(ack, bh_tcp__data_end(c));
 		if (c->snd_cur != NONE &&
 		    bh_seq_leq(bh_seq_add(tcp->seg[c->snd_cur].seq, tcp->seg[c->snd_cur].len), upto))
 			c->snd_cur = NONE; /* its buffer is about to go */
@@ -588,13 +585,7 @@ static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 				/* RFC 6582 3.2 (5): partial ACK: resend the next
 				 * hole, deflate. */
 				c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->smss : c->smss;
-				bh_seq save = c->snd_nxt;
-				c->snd_nxt = c->snd_una;
-				uint32_t cw = c->cwnd;
-				c->cwnd = c->smss;
-				bh_tcp__output(tcp, c, now);
-				c->cwnd = cw;
-				c->snd_nxt = bh_seq_max(save, c->snd_nxt);
+				resend_head(tcp, now, c);
 			}
 			/* With SACK, bh_tcp__output() runs NextSeg() after
 			 * this ACK (RFC 6675 5 (C)). */

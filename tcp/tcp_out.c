@@ -71,6 +71,15 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 	}
 }
 
+/* The checksum over the pseudo-header and the segment at p's off. */
+static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt *p)
+{
+	uint8_t *h = bh_pkt_data(p);
+	uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, raddr, BH_IPPROTO_TCP, (uint16_t)p->len);
+	uint16_t ck = bh_csum_fold(bh_csum_partial(h, p->len, sum));
+	memcpy(h + 16, &ck, 2);
+}
+
 bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,
 		  uint32_t len)
 {
@@ -124,9 +133,7 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	if (len)
 		gather(tcp, c, syn ? bh_seq_add(seq, 1) : seq, len, h + hlen);
 	p.len = hlen + len;
-	uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, c->raddr, BH_IPPROTO_TCP, (uint16_t)p.len);
-	uint16_t ck = bh_csum_fold(bh_csum_partial(h, p.len, sum));
-	memcpy(h + 16, &ck, 2);
+	fill_checksum(tcp, c->raddr, &p);
 	tcp->ctr.segs_out++;
 	if (flags & BH_TCP_RST)
 		tcp->ctr.rst_out++;
@@ -159,12 +166,6 @@ static void arm_rtx(struct tconn *c, uint64_t now)
 		c->rtx_at = now + c->rto;
 }
 
-/* The end of queued data, as a sequence number. */
-static bh_seq data_end(const struct tconn *c)
-{
-	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
-}
-
 static bool fin_allowed(const struct tconn *c)
 {
 	return c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
@@ -174,7 +175,7 @@ static bool fin_allowed(const struct tconn *c)
 
 uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint32_t max)
 {
-	bh_seq end = data_end(c);
+	bh_seq end = bh_tcp__data_end(c);
 	uint32_t avail = bh_seq_lt(seq, end) ? bh_seq_span(seq, end) : 0;
 	uint32_t len = avail < max ? avail : max;
 	if (len > c->smss)
@@ -228,7 +229,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 {
 	/* RFC 5681 4.1: after an idle RTO, restart from the initial window. */
 	if (c->last_send && now - c->last_send > c->rto && c->snd_una == c->snd_max &&
-	    bh_seq_lt(c->snd_nxt, data_end(c))) {
+	    bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c))) {
 		uint32_t iw = 10u * c->smss;
 		if (c->cwnd > iw)
 			c->cwnd = iw;
@@ -238,7 +239,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 		const struct tsb *b;
 		while (bh_seq_lt(c->snd_nxt, c->snd_max) && (b = bh_tcp__sb_find(c, c->snd_nxt)))
 			c->snd_nxt = b->r;
-		bh_seq end = data_end(c);
+		bh_seq end = bh_tcp__data_end(c);
 		uint32_t avail = bh_seq_lt(c->snd_nxt, end) ? bh_seq_span(c->snd_nxt, end) : 0;
 		bool resend = bh_seq_lt(c->snd_nxt, c->snd_max);
 		/* RFC 3042: on the first two duplicate ACKs, one new segment
@@ -292,7 +293,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 	/* Data waiting that nothing in flight will clock out (a shut or
 	 * silly window): the retransmission timer doubles as the persist
 	 * timer. */
-	if (bh_seq_lt(c->snd_nxt, data_end(c)) && (c->snd_wnd == 0 || c->snd_una == c->snd_max))
+	if (bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c)) && (c->snd_wnd == 0 || c->snd_una == c->snd_max))
 		arm_rtx(c, now);
 }
 
@@ -314,7 +315,7 @@ static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 			bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
 			uint32_t room = bh_seq_gt(edge, c->snd_max) ? bh_seq_span(c->snd_max, edge) : 0;
 			bool fin_next = c->fin_queued && c->snd_max == c->fin_seq;
-			if ((room && bh_seq_lt(c->snd_max, data_end(c))) || fin_next) {
+			if ((room && bh_seq_lt(c->snd_max, bh_tcp__data_end(c))) || fin_next) {
 				uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_max, room);
 				if (n) {
 					c->snd_nxt = c->snd_max;
@@ -405,17 +406,12 @@ void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_r
 		t.seq = seg->ack;
 		t.flags = BH_TCP_RST;
 	} else {
-		uint32_t seglen = seg->payload_len + ((seg->flags & BH_TCP_SYN) ? 1 : 0) +
-				  ((seg->flags & BH_TCP_FIN) ? 1 : 0);
 		t.seq = 0;
-		t.ack = bh_seq_add(seg->seq, seglen);
+		t.ack = bh_seq_add(seg->seq, bh_tcp_seg_len(seg));
 		t.flags = BH_TCP_RST | BH_TCP_ACK;
 	}
-	uint8_t *h = bh_pkt_data(&p);
-	p.len = bh_tcp_emit(h, &t);
-	uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, raddr, BH_IPPROTO_TCP, (uint16_t)p.len);
-	uint16_t ck = bh_csum_fold(bh_csum_partial(h, p.len, sum));
-	memcpy(h + 16, &ck, 2);
+	p.len = bh_tcp_emit(bh_pkt_data(&p), &t);
+	fill_checksum(tcp, raddr, &p);
 	tcp->ctr.segs_out++;
 	tcp->ctr.rst_out++;
 	tcp->ops.output(tcp->ctx, &p, raddr);
@@ -428,7 +424,7 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	bool outstanding = bh_seq_lt(c->snd_una, c->snd_max);
 	/* A shut window to probe: data waiting or a probe byte out. Not in
 	 * the handshake, where no window has been offered yet. */
-	bool waiting = bh_seq_lt(c->snd_nxt, data_end(c));
+	bool waiting = bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c));
 	bool zero_window = !handshake && ((c->snd_wnd == 0 && (outstanding || waiting)) ||
 					  (!outstanding && waiting));
 	if (!handshake && !outstanding && !zero_window)

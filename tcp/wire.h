@@ -81,6 +81,13 @@ const char *bh_tcp_wire_strerror(enum bh_tcp_wire_err e);
 enum bh_tcp_wire_err bh_tcp_parse(const uint8_t *hdr, size_t avail, uint32_t seg_len,
 				  struct bh_tcp_repr *out);
 
+/* The segment length of RFC 9293 3.3.1: data, plus one for each of SYN
+ * and FIN. */
+static inline uint32_t bh_tcp_seg_len(const struct bh_tcp_repr *s)
+{
+	return s->payload_len + ((s->flags & BH_TCP_SYN) ? 1u : 0) + ((s->flags & BH_TCP_FIN) ? 1u : 0);
+}
+
 /* Bytes the options of `o` take on the wire, padded to a multiple of 4. */
 unsigned bh_tcp_opts_len(const struct bh_tcp_opts *o);
 
