@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the TCP benchmark briefly: it must exit 0 (every transfer verified,
-# every buffer back), print both processing figures and the goodput rows,
-# and say the transfers were verified. No speed is asserted.
+# Runs the TCP benchmark briefly: it must exit 0 (only when every transfer
+# was verified and every buffer came back) and print both processing
+# figures and six verified goodput rows. No speed is asserted.
 set -euo pipefail
 out="$("$1" --quick)"
 echo "$out"
@@ -11,4 +11,3 @@ grep -q '^| receiver (B) | input, recv | [0-9]* received | [0-9]* | [0-9.]* M | 
 	|| { echo "no receiver figure" >&2; exit 1; }
 n=$(grep -c '^| [0-9]* [KM]iB | [0-9]*% | .* | yes |$' <<<"$out" || true)
 [ "$n" -eq 6 ] || { echo "expected 6 verified goodput rows, got $n" >&2; exit 1; }
-grep -q '^Transfers verified: all\.$' <<<"$out" || { echo "not all verified" >&2; exit 1; }
