@@ -58,12 +58,13 @@ struct reasm {
 	bh_ip4 src, dst;
 	uint8_t proto;
 	uint16_t id;
-	uint64_t created, deadline;
+	uint64_t deadline;  /* arrival of its first fragment + the timeout */
 	uint32_t bytes;     /* buffer bytes held */
 	uint32_t total;     /* payload length once the last fragment came; 0 before */
 	uint16_t nfrags;
-	int16_t first;      /* index of the fragment at offset 0, or -1 */
-	uint16_t first_hlen; /* its IP header length */
+	/* The header of the fragment at offset 0 (frag[0] once it came),
+	 * parsed when it arrived; its buffer is held and read-only. */
+	struct bh_ipv4_repr first_hdr;
 	enum bh_ip_cast cast;
 	struct reasm_frag *frag; /* max_pieces slots */
 };

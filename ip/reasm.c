@@ -31,8 +31,10 @@ static void drop_frags(struct bh_ip *ip, struct reasm *r)
 	ip->reasm_bytes -= r->bytes;
 	r->bytes = 0;
 	r->nfrags = 0;
-	r->first = -1;
 }
+
+/* Fragment zero has come (the fragments are kept sorted). */
+static bool has_first(const struct reasm *r) { return r->nfrags && r->frag[0].start == 0; }
 
 /* Abandons a datagram: buffers go back, the key stays as a tombstone. */
 static void kill(struct bh_ip *ip, struct reasm *r)
@@ -68,7 +70,9 @@ static struct reasm *oldest(struct bh_ip *ip, const struct reasm *keep, bool hol
 		struct reasm *r = &ip->reasm[i];
 		if (!r->used || r == keep || (holding && r->bytes == 0))
 			continue;
-		if (!o || (r->dead && !o->dead) || (r->dead == o->dead && r->created < o->created))
+		/* Every datagram has the same timeout: the earliest
+		 * deadline is the oldest. */
+		if (!o || (r->dead && !o->dead) || (r->dead == o->dead && r->deadline < o->deadline))
 			o = r;
 	}
 	return o;
@@ -95,16 +99,14 @@ static struct reasm *new_slot(struct bh_ip *ip, uint64_t now, const struct bh_ip
 	r->dst = h->dst;
 	r->proto = h->proto;
 	r->id = h->id;
-	r->created = now;
 	r->deadline = now + ip->cfg.reasm_timeout_ms;
-	r->first = -1;
 	r->cast = cast;
 	return r;
 }
 
 static bool complete(const struct reasm *r)
 {
-	if (!r->total || r->first != 0)
+	if (!r->total)
 		return false;
 	uint32_t at = 0;
 	for (uint16_t i = 0; i < r->nfrags; i++) {
@@ -120,25 +122,18 @@ static void finish(struct bh_ip *ip, uint64_t now, struct reasm *r)
 	/* Each fragment ended within 65535 bytes by its own header length; the
 	 * datagram must too, with the first fragment's (RFC 791; Linux's
 	 * ip_frag_reasm checks the same). */
-	if (r->first_hlen + r->total > BH_IPV4_MAX_LEN) {
+	uint8_t hlen = r->first_hdr.hlen;
+	if (hlen + r->total > BH_IPV4_MAX_LEN) {
 		ip->ctr.frag_bad++;
 		kill(ip, r);
 		return;
 	}
 	struct reasm_frag *f0 = &r->frag[0];
-	const uint8_t *iph = f0->pkt.base + f0->pkt.off - r->first_hlen;
-	struct ip_dgram d = {.iph = iph, .cast = r->cast};
-	/* Reparse the first fragment's header (it was valid when it came and
-	 * the buffer is read-only to everyone but its owner) for the fields
-	 * the transports see. */
-	if (bh_ipv4_parse(iph, r->first_hlen + f0->pkt.len, &d.hdr) != BH_WIRE_OK) {
-		ip->ctr.frag_bad++;
-		release_slot(ip, r);
-		return;
-	}
+	struct ip_dgram d = {.hdr = r->first_hdr, .iph = f0->pkt.base + f0->pkt.off - hlen,
+			     .cast = r->cast};
 	d.hdr.mf = false;
 	d.hdr.frag_off = 0;
-	d.hdr.total_len = (uint16_t)(r->first_hlen + r->total);
+	d.hdr.total_len = (uint16_t)(hlen + r->total);
 	d.hdr.payload_len = (uint16_t)r->total;
 	ip->rx.npieces = r->nfrags;
 	ip->rx.len = r->total;
@@ -244,9 +239,7 @@ bool bh_reasm__input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
 	r->bytes += frame->size;
 	ip->reasm_bytes += frame->size;
 	if (start == 0)
-		r->first_hlen = h->hlen;
-	/* Indices after pos moved up by one. */
-	r->first = (r->nfrags && r->frag[0].start == 0) ? 0 : -1;
+		r->first_hdr = *h;
 	if (complete(r))
 		finish(ip, now, r);
 	return true;
@@ -267,17 +260,15 @@ void bh_reasm__tick(struct bh_ip *ip, uint64_t now, uint64_t *next)
 			ip->ctr.frag_timeouts++;
 			/* RFC 1122 3.3.2: time exceeded only if fragment zero
 			 * arrived (it holds what the error must quote). */
-			if (r->first == 0) {
+			if (has_first(r)) {
 				struct reasm_frag *f0 = &r->frag[0];
 				struct ip_dgram d = {
-					.iph = f0->pkt.base + f0->pkt.off - r->first_hlen,
+					.hdr = r->first_hdr,
+					.iph = f0->pkt.base + f0->pkt.off - r->first_hdr.hlen,
 					.cast = r->cast,
 				};
-				if (bh_ipv4_parse(d.iph, r->first_hlen + f0->pkt.len, &d.hdr) ==
-				    BH_WIRE_OK)
-					bh_icmp__error(ip, now, BH_ICMP_TIME_EXCEEDED,
-						       BH_ICMP_EXC_FRAGTIME, &d, bh_pkt_data(&f0->pkt),
-						       f0->pkt.len);
+				bh_icmp__error(ip, now, BH_ICMP_TIME_EXCEEDED, BH_ICMP_EXC_FRAGTIME,
+					       &d, bh_pkt_data(&f0->pkt), f0->pkt.len);
 			}
 		}
 		release_slot(ip, r);
