@@ -58,8 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      .ts_val = 1, .ws = data[0] & 8, .ws_v = 2};
 	bh_tcp_conn c = 0, l = 0;
 	if (data[0] & 1) {
-		bh_tcp_listen(h.tcp, h.our_port, 4, 1, &l);
-		h.our_iss = 0;
+		bh_tcp_listen(h.tcp, h.our_port, 4, 1, &l); /* our ISS: from the SYN-ACK */
 	} else {
 		c = h_connect(&h, &peer);
 	}
@@ -96,9 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       len * 6, &o);
 			h.peer_port = port;
 			/* Learn our ISN from a SYN-ACK when listening. */
-			if (l && h.nout && (h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0].t.flags &
-					    BH_TCP_SYN))
-				h.our_iss = h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0].t.seq;
+			const struct h_seg *last = &h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0];
+			if (l && h.nout && (last->t.flags & BH_TCP_SYN))
+				h.our_iss = last->t.seq;
 			if (l && !c)
 				bh_tcp_accept(h.tcp, l, 2, &c);
 			break;

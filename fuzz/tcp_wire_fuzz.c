@@ -2,8 +2,7 @@
  * fuzz/tcp_wire_fuzz.c - the TCP header and option parser on arbitrary
  * bytes. Whatever parses must emit and parse back to the same fields, and
  * an emitted header must never exceed 60 bytes or the length it reports.
- * (Segment input against live connections in every state comes with the
- * connection code.)
+ * (Segments against live connections: tcp_input_fuzz.c.)
  */
 #include <stddef.h>
 #include <stdint.h>

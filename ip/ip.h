@@ -276,7 +276,7 @@ struct bh_ip_tx {
 };
 
 /* Sends a transport datagram: pkt's data is the transport header and
- * payload, checksummed by the caller (use bh_ip_pseudo_sum()). Headers go
+ * payload, checksummed by the caller (use bh_ipv4_pseudo_sum()). Headers go
  * into the headroom when the buffer is writable and has room, else into a
  * fresh buffer (one copy). Datagrams over the MTU are fragmented unless
  * tx->df. The library owns pkt from here, whatever the result.

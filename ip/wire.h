@@ -10,7 +10,8 @@
  *
  * Addresses and ports in representations are host order; MAC addresses are
  * six bytes in wire order. All loads and stores go through bh_ld16/bh_st16
- * and friends, which use memcpy and so accept any alignment.
+ * and friends, which assemble bytes with shifts and so accept any
+ * alignment and either host byte order.
  */
 #ifndef BH_IP_WIRE_H
 #define BH_IP_WIRE_H

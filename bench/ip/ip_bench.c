@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "ip/checksum.h"
+#include "ipc/clock.h"
 #include "ip/ip.h"
 
 #define SLOT 2048
@@ -71,12 +72,7 @@ static const struct bh_mac PEER = {{0x02, 0, 0, 0, 0, 0x09}};
 #define US_IP BH_IP4(10, 0, 0, 2)
 #define PEER_IP BH_IP4(10, 0, 0, 9)
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return (double)bh_now_ns() * 1e-9; }
 
 /* Writes a frame of frame_len bytes (no FCS) into p. */
 static void build(uint8_t *p, size_t frame_len, uint8_t proto, uint16_t sport, uint16_t id)

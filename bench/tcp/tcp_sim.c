@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "ip/checksum.h"
+#include "ipc/clock.h"
 #include "tcp/tcp.h"
 
 #define ADDR_A BH_IP4(10, 0, 0, 1)
@@ -327,21 +328,14 @@ static const struct bh_tcp_ops sim_ops = {cb_alloc, cb_release, cb_output, cb_ev
 
 /* ---- timing ---- */
 
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Runs `call` on side x, timed into ns_<what>/n_<what> when timing. */
 #define TIMED(x, what, call)                                             \
 	do {                                                             \
 		(x)->dirty = true;                                       \
 		if ((x)->sim->opts->timing) {                            \
-			uint64_t t0_ = wall_ns();                        \
+			uint64_t t0_ = bh_now_ns();                        \
 			call;                                            \
-			(x)->res->ns_##what += wall_ns() - t0_;          \
+			(x)->res->ns_##what += bh_now_ns() - t0_;          \
 			(x)->res->n_##what++;                            \
 		} else {                                                 \
 			call;                                            \

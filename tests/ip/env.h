@@ -1,6 +1,6 @@
 /*
- * tests/ip/env.h - an environment for the IP library in tests, fuzzers and
- * the receive benchmark: a buffer pool with ownership tracking (leaks and
+ * tests/ip/env.h - an environment for the IP library in tests and fuzzers
+ * (the receive benchmark has its own, being no test): a buffer pool with ownership tracking (leaks and
  * double releases are recorded, not crashed on), a log of transmitted
  * frames, deliveries and events, and builders for crafted frames.
  *
