@@ -23,6 +23,38 @@ size_t bh_pool_bytes(const struct bh_pool_geom *g)
 	return bh_page_size() + bh_page_round((size_t)g->nbufs * g->buf_size);
 }
 
+static void pool_format(struct bh_region *r, const struct bh_pool_geom *g)
+{
+	struct bh_pool_meta *m =
+	    (struct bh_pool_meta *)((char *)r->base + sizeof(struct bh_region_hdr));
+	m->magic = BH_POOL_MAGIC;
+	m->nbufs = g->nbufs;
+	m->buf_size = g->buf_size;
+	m->headroom = g->headroom;
+	m->data_off = bh_page_size();
+}
+
+/* The owner's private table: every buffer free. */
+static int pool_init_owner(struct bh_pool *p, const struct bh_pool_geom *g)
+{
+	p->holder = calloc(g->nbufs, sizeof(*p->holder));
+	p->free_list = calloc(g->nbufs, sizeof(*p->free_list));
+	if (p->holder == NULL || p->free_list == NULL) {
+		free(p->holder);
+		free(p->free_list);
+		p->holder = NULL;
+		p->free_list = NULL;
+		return -ENOMEM;
+	}
+	p->geom = *g;
+	p->data = (uint8_t *)p->region.base + bh_page_size();
+	/* Lowest indices on top of the stack: allocation order is predictable. */
+	for (uint32_t i = 0; i < g->nbufs; i++)
+		p->free_list[i] = g->nbufs - 1 - i;
+	p->nfree = g->nbufs;
+	return 0;
+}
+
 int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geom *g)
 {
 	memset(p, 0, sizeof(*p));
@@ -34,26 +66,58 @@ int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geo
 				  BH_REGION_OWNER_WRITES);
 	if (err)
 		return err;
-	p->holder = calloc(g->nbufs, sizeof(*p->holder));
-	p->free_list = calloc(g->nbufs, sizeof(*p->free_list));
-	if (p->holder == NULL || p->free_list == NULL) {
-		bh_pool_destroy(p);
-		return -ENOMEM;
-	}
-	struct bh_pool_meta *m =
-	    (struct bh_pool_meta *)((char *)p->region.base + sizeof(struct bh_region_hdr));
-	m->magic = BH_POOL_MAGIC;
-	m->nbufs = g->nbufs;
-	m->buf_size = g->buf_size;
-	m->headroom = g->headroom;
-	m->data_off = bh_page_size();
-	p->geom = *g;
-	p->data = (uint8_t *)p->region.base + bh_page_size();
-	/* Lowest indices on top of the stack: allocation order is predictable. */
-	for (uint32_t i = 0; i < g->nbufs; i++)
-		p->free_list[i] = g->nbufs - 1 - i;
-	p->nfree = g->nbufs;
+	pool_format(&p->region, g);
+	err = pool_init_owner(p, g);
+	if (err)
+		bh_region_close(&p->region);
+	return err;
+}
+
+int bh_pool_region_create(struct bh_region *r, const char *name, const struct bh_pool_geom *g)
+{
+	int err = bh_pool_geom_check(g);
+	if (err)
+		return err;
+	err = bh_region_create_ex(r, name, BH_REGION_POOL, bh_pool_bytes(g), 0);
+	if (err)
+		return err;
+	pool_format(r, g);
 	return 0;
+}
+
+/* Checks a mapped pool region's meta against the configured geometry. */
+static int pool_meta_ok(const struct bh_region *r, const struct bh_pool_geom *g)
+{
+	struct bh_pool_meta m;
+	memcpy(&m, (const char *)r->base + sizeof(struct bh_region_hdr), sizeof(m));
+	return m.magic == BH_POOL_MAGIC && m.nbufs == g->nbufs && m.buf_size == g->buf_size &&
+	       m.headroom == g->headroom && m.data_off == bh_page_size() &&
+	       r->size >= bh_pool_bytes(g);
+}
+
+int bh_pool_attach(struct bh_pool *p, int fd, const struct bh_pool_geom *g)
+{
+	memset(p, 0, sizeof(*p));
+	p->region.fd = -1;
+	int err = bh_pool_geom_check(g);
+	if (err)
+		return err;
+	struct bh_region r;
+	err = bh_region_attach(&r, fd, BH_REGION_POOL, BH_ACCESS_RW);
+	if (err)
+		return err;
+	if (!pool_meta_ok(&r, g)) {
+		bh_region_unmap(&r);
+		return -EPROTO;
+	}
+	p->region = r;
+	p->data = (uint8_t *)r.base + bh_page_size();
+	err = pool_init_owner(p, g);
+	if (err) {
+		bh_region_unmap(&p->region); /* the caller keeps fd on failure */
+		p->region.fd = -1;
+	}
+	return err;
 }
 
 void bh_pool_destroy(struct bh_pool *p)
@@ -145,11 +209,7 @@ int bh_pool_view_attach(struct bh_pool_view *v, int fd, const struct bh_pool_geo
 	err = bh_region_attach(&r, fd, BH_REGION_POOL, access);
 	if (err)
 		return err;
-	struct bh_pool_meta m;
-	memcpy(&m, (char *)r.base + sizeof(struct bh_region_hdr), sizeof(m));
-	if (m.magic != BH_POOL_MAGIC || m.nbufs != g->nbufs || m.buf_size != g->buf_size ||
-	    m.headroom != g->headroom || m.data_off != bh_page_size() ||
-	    r.size < bh_pool_bytes(g)) {
+	if (!pool_meta_ok(&r, g)) {
 		/* Give the descriptor back to the caller untouched. */
 		bh_region_unmap(&r);
 		return -EPROTO;

@@ -78,6 +78,16 @@ int bh_pool_geom_check(const struct bh_pool_geom *g);
 int bh_pool_create(struct bh_pool *p, const char *name, const struct bh_pool_geom *g);
 void bh_pool_destroy(struct bh_pool *p);
 
+/* A pool made by one party (the supervisor) for another (the owning
+ * domain): bh_pool_region_create() makes and formats the region, without
+ * the owner-writes seal (the owner maps it from a descriptor it is
+ * handed); readers get read-only descriptors (bh_region_readonly_fd). The
+ * owner then builds its private ownership table with bh_pool_attach(),
+ * which checks the region against the geometry it was configured with
+ * and takes ownership of fd on success. */
+int bh_pool_region_create(struct bh_region *r, const char *name, const struct bh_pool_geom *g);
+int bh_pool_attach(struct bh_pool *p, int fd, const struct bh_pool_geom *g);
+
 /* Takes a free buffer (holder becomes OWNER); -ENOBUFS when empty. */
 int bh_pool_alloc(struct bh_pool *p, uint32_t *buf);
 /* Returns an OWNER-held buffer to the free list; -EINVAL otherwise. */

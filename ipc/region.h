@@ -47,6 +47,9 @@ enum bh_region_kind {
 	BH_REGION_RINGS = 1,    /* one or more SPSC rings (ring.h) */
 	BH_REGION_POOL = 2,     /* a buffer pool (pool.h) */
 	BH_REGION_DOORBELL = 3, /* notification words and endpoints */
+	BH_REGION_PLAN = 4,     /* an instance's configuration (domains/plan.h) */
+	BH_REGION_STATS = 5,    /* a domain's counters (domains/stats.h) */
+	BH_REGION_APP = 6,      /* an application's sockets (domains/app_abi.h) */
 	BH_REGION_TEST = 99,
 };
 

@@ -1,0 +1,164 @@
+/*
+ * domains/app_abi.h - the boundary between an application (client/) and
+ * the socket server domain (domains/sock.c).
+ *
+ * Control: a SOCK_SEQPACKET UNIX socket, RUNDIR/NAME/app.sock. The server
+ * learns the application's pid and uid from SO_PEERCRED. One request at a
+ * time: struct bh_rpc_req in, struct bh_rpc_rep out (the reply to HELLO
+ * carries two descriptors: the application's region, read-write, and the
+ * server's notification word, read-write).
+ *
+ * Data: the application's own region (a memfd the server made for it
+ * alone; no other application can see it):
+ *
+ *   page 0        region header, then struct bh_app_meta (server-written,
+ *                 read once by the application)
+ *   meta.ntfn_off the application's notification word (server signals)
+ *   meta.dirty_off one bit per socket slot, set by the application when
+ *                 it moved an index, cleared by the server; then a
+ *                 summary word (any bit set)
+ *   meta.slots_off struct bh_app_slot[nslots]
+ *   meta.data_off for slot i: the receive ring (ring bytes), then the
+ *                 send ring (ring bytes)
+ *
+ * Each slot is two cache lines: the first written by the server only,
+ * the second by the application only. Rings are byte streams with
+ * free-running 32-bit indices: receive (server produces rx_head, the
+ * application consumes rx_tail), send (application produces tx_head,
+ * server consumes tx_tail). A datagram socket frames each datagram with
+ * struct bh_dgram_hdr, padded to 16 bytes.
+ *
+ * Everything the application writes is untrusted by the server: indices
+ * are checked against the server's own (they move forward, never past
+ * what is there, 0 <= head - tail <= ring); a violation resets that
+ * socket and is logged. The server keeps its own indices privately and
+ * never re-reads them.
+ */
+#ifndef BH_DOMAINS_APP_ABI_H
+#define BH_DOMAINS_APP_ABI_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "ipc/ntfn.h"
+
+#define BH_APP_MAGIC 0x53505041u /* "APPS" */
+#define BH_APP_VERSION 1u
+
+enum bh_rpc_op {
+	BH_RPC_HELLO = 1,    /* a = BH_APP_VERSION */
+	BH_RPC_SOCKET = 2,   /* a = BH_SOCK_STREAM | BH_SOCK_DGRAM -> slot */
+	BH_RPC_BIND = 3,     /* slot, addr, port */
+	BH_RPC_LISTEN = 4,   /* slot, a = backlog */
+	BH_RPC_CONNECT = 5,  /* slot, addr, port, flags & BH_RPC_NONBLOCK */
+	BH_RPC_ACCEPT = 6,   /* slot -> slot of the new socket, peer */
+	BH_RPC_SHUTDOWN = 7, /* slot, a = SHUT_RD | SHUT_WR | SHUT_RDWR */
+	BH_RPC_CLOSE = 8,    /* slot */
+	BH_RPC_SETOPT = 9,   /* slot, a = BH_OPT_*, b = value */
+	BH_RPC_GETNAME = 10, /* slot -> local and peer addresses */
+};
+
+#define BH_SOCK_STREAM 1u
+#define BH_SOCK_DGRAM 2u
+#define BH_RPC_NONBLOCK 1u
+
+/* Options the server forwards to TCP (values of enum bh_tcp_opt). */
+enum bh_app_opt {
+	BH_OPT_NODELAY = 0,
+	BH_OPT_KEEPALIVE = 1,
+	BH_OPT_KEEPIDLE = 2,
+	BH_OPT_KEEPINTVL = 3,
+	BH_OPT_KEEPCNT = 4,
+};
+
+struct bh_rpc_req {
+	uint32_t op;
+	uint32_t slot;
+	uint32_t a, b;
+	uint32_t addr; /* IPv4, host order */
+	uint16_t port;
+	uint16_t flags;
+};
+
+struct bh_rpc_rep {
+	int32_t ret; /* >= 0, or a negative errno */
+	uint32_t slot;
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+	uint32_t nslots, ring; /* HELLO: the region's geometry */
+};
+
+struct bh_app_meta {
+	uint32_t magic, version;
+	uint32_t nslots, ring;
+	uint64_t ntfn_off, dirty_off, slots_off, data_off;
+};
+
+/* Slot state bits (server-written). */
+#define BH_SS_OPEN 0x001u       /* the slot is a socket */
+#define BH_SS_CONNECTING 0x002u
+#define BH_SS_CONNECTED 0x004u
+#define BH_SS_LISTENING 0x008u
+#define BH_SS_RX_EOF 0x010u     /* no more data: the peer's FIN is behind rx_head */
+#define BH_SS_ERROR 0x020u      /* err holds why the connection failed */
+#define BH_SS_HUP 0x040u        /* the connection is gone */
+#define BH_SS_TX_SHUT 0x080u    /* our FIN is queued */
+#define BH_SS_BOUND 0x100u
+#define BH_SS_RX_WANTS 0x200u   /* the server waits for room in the rx ring */
+
+struct bh_app_slot {
+	/* server-written */
+	uint32_t state;
+	int32_t err; /* positive errno */
+	uint32_t rx_head;
+	uint32_t tx_tail;
+	uint32_t accq; /* connections waiting for accept */
+	uint32_t seq;  /* bumped on every change */
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+	uint32_t pad0[7];
+	/* application-written */
+	uint32_t rx_tail;
+	uint32_t tx_head;
+	uint32_t want; /* the application waits on this slot */
+	uint32_t pad1[13];
+};
+
+_Static_assert(sizeof(struct bh_app_slot) == 128, "two cache lines");
+
+struct bh_dgram_hdr {
+	uint32_t len;  /* payload bytes */
+	uint32_t addr; /* source (rx) or destination (tx), host order */
+	uint16_t port;
+	uint16_t pad;
+	uint32_t pad2;
+};
+
+#define BH_DGRAM_ALIGN 16u
+static inline uint32_t bh_dgram_space(uint32_t len)
+{
+	return (uint32_t)sizeof(struct bh_dgram_hdr) + ((len + BH_DGRAM_ALIGN - 1) & ~(BH_DGRAM_ALIGN - 1));
+}
+
+/* Ring byte copies that wrap (size a power of two). */
+static inline void bh_ring_put(uint8_t *ring, uint32_t size, uint32_t at, const void *src,
+			       uint32_t n)
+{
+	uint32_t o = at & (size - 1), first = size - o < n ? size - o : n;
+	if (first)
+		memcpy(ring + o, src, first);
+	if (n > first)
+		memcpy(ring, (const uint8_t *)src + first, n - first);
+}
+
+static inline void bh_ring_get(void *dst, const uint8_t *ring, uint32_t size, uint32_t at,
+			       uint32_t n)
+{
+	uint32_t o = at & (size - 1), first = size - o < n ? size - o : n;
+	if (first)
+		memcpy(dst, ring + o, first);
+	if (n > first)
+		memcpy((uint8_t *)dst + first, ring, n - first);
+}
+
+#endif /* BH_DOMAINS_APP_ABI_H */

@@ -1,0 +1,356 @@
+/*
+ * domains/driver.c - the driver domain: moves frames between the wire
+ * (drivers/backend.h) and the IP domain, in batches.
+ *
+ *   wire → rx pool buffer (owned here) → link DI → ip ... and back home
+ *   ip's frames (pools IP and SEG, read-only here) → wire → back to ip
+ *
+ * Optional on the way: --capture (every frame both ways, pcap format)
+ * and --impair (drivers/impair.h, both directions).
+ */
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "domains/rt.h"
+#include "drivers/backend.h"
+#include "drivers/impair.h"
+
+#define BATCH 64u
+
+struct drv_stats {
+	uint64_t rx_no_buffer;  /* frames not read: rx pool empty */
+	uint64_t rx_ring_full;  /* frames dropped: the link to ip was full */
+	uint64_t tx_bad;        /* descriptors from ip that were not a frame */
+	uint64_t tx_frames;     /* frames handed to the backend */
+	uint64_t captured;
+	uint64_t capture_errors;
+};
+
+struct drv {
+	struct bh_env *env;
+	struct bh_chan *ch;
+	struct bh_backend *bk;
+	struct bh_driver_spec spec;
+	struct bh_poller poller;
+	pcap_t *cap_dead;
+	pcap_dumper_t *dumper;
+	bool impair;
+	struct bh_impair im_tx, im_rx;
+	struct bh_desc pend[BATCH]; /* frames from ip the device has not taken */
+	unsigned npend, pend_at;
+	struct bh_desc out[BATCH];
+	uint32_t max_frame;
+	struct drv_stats st;
+};
+
+static int drv_wait(void *arg, int timeout_ms)
+{
+	struct drv *d = arg;
+	return d->bk->ops->wait(d->bk, timeout_ms);
+}
+
+static void capture(struct drv *d, const uint8_t *frame, uint32_t len)
+{
+	if (d->dumper == NULL)
+		return;
+	struct pcap_pkthdr h;
+	gettimeofday(&h.ts, NULL);
+	h.caplen = h.len = len;
+	pcap_dump((u_char *)d->dumper, &h, frame);
+	d->st.captured++;
+}
+
+static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
+{
+	struct drv *d = self;
+	const struct bh_plan *p = env->plan;
+	d->env = env;
+	d->ch = env->chan[BH_LINK_DI];
+	d->max_frame = (uint32_t)p->mtu + 14u;
+	const char *why = bh_driver_spec_parse(p->driver, &d->spec);
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	char wire_dir[256];
+	snprintf(wire_dir, sizeof(wire_dir), "%s/..", p->dir);
+	struct bh_backend_args a = {
+	    .spec = &d->spec, .wire_dir = wire_dir, .mtu = p->mtu, .tap_fd = env->tap_fd};
+	int e = bh_backend_open(&d->bk, &a, err, errlen);
+	if (e)
+		return e;
+	if (p->capture[0]) {
+		d->cap_dead = pcap_open_dead(DLT_EN10MB, 65535);
+		d->dumper = d->cap_dead ? pcap_dump_open(d->cap_dead, p->capture) : NULL;
+		if (d->dumper == NULL) {
+			snprintf(err, errlen, "capture %s: %s", p->capture,
+				 d->cap_dead ? pcap_geterr(d->cap_dead) : "pcap_open_dead failed");
+			return -EIO;
+		}
+	}
+	struct bh_impair_cfg ic;
+	why = bh_impair_parse(p->impair, &ic);
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	if (bh_impair_active(&ic)) {
+		d->impair = true;
+		if (bh_impair_init(&d->im_tx, &ic, p->seed, d->max_frame) ||
+		    bh_impair_init(&d->im_rx, &ic, p->seed ^ 0x5bd1e995u, d->max_frame)) {
+			snprintf(err, errlen, "impair: out of memory");
+			return -ENOMEM;
+		}
+	}
+	e = bh_poller_start(&d->poller, drv_wait, d, env->bell);
+	if (e) {
+		snprintf(err, errlen, "poller thread: %s", strerror(-e));
+		return e;
+	}
+	bh_logf("driver %s, MTU %u%s%s%s%s", p->driver, p->mtu, p->capture[0] ? ", capture " : "",
+		p->capture, d->impair ? ", impair " : "", d->impair ? p->impair : "");
+	return 0;
+}
+
+/* Buffers ip has finished with come home. */
+static int drv_reclaim(struct drv *d)
+{
+	struct bh_desc back[BATCH];
+	unsigned n = bh_chan_reclaim(d->ch, back, BATCH);
+	for (unsigned i = 0; i < n; i++) {
+		if (bh_pool_take_back(&d->env->own, back[i].buf, BH_HOLDER_DOM(BH_DOM_IP)) == 0)
+			bh_pool_free(&d->env->own, back[i].buf);
+	}
+	return n != 0;
+}
+
+/* Frames received: to ip, each in a buffer lent to it. */
+static void to_ip(struct drv *d, const uint32_t *bufs, const uint32_t *lens, unsigned n)
+{
+	struct bh_pool *pool = &d->env->own;
+	struct bh_desc *out = d->out;
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = (struct bh_desc){.buf = bufs[i],
+					  .off = (uint16_t)pool->geom.headroom,
+					  .len = (uint16_t)lens[i],
+					  .pool = BH_POOL_RX,
+					  .flags = BH_M_FRAME};
+		bh_pool_lend(pool, bufs[i], BH_HOLDER_DOM(BH_DOM_IP));
+	}
+	unsigned k = bh_chan_send(d->ch, out, n);
+	for (unsigned i = k; i < n; i++) {
+		bh_pool_take_back(pool, bufs[i], BH_HOLDER_DOM(BH_DOM_IP));
+		bh_pool_free(pool, bufs[i]);
+		d->st.rx_ring_full++;
+	}
+}
+
+static int drv_rx(struct drv *d, uint64_t now)
+{
+	struct bh_pool *pool = &d->env->own;
+	uint32_t bufs[BATCH], lens[BATCH];
+	uint8_t *ptr[BATCH];
+	unsigned nb = 0;
+	while (nb < BATCH && bh_pool_alloc(pool, &bufs[nb]) == 0) {
+		ptr[nb] = bh_pool_buf(pool, bufs[nb]) + pool->geom.headroom;
+		nb++;
+	}
+	if (nb == 0) {
+		d->st.rx_no_buffer++;
+		return 0;
+	}
+	uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
+	int got = d->bk->ops->rx(d->bk, ptr, cap, lens, nb);
+	if (got < 0) {
+		bh_logf("device receive failed: %s", strerror(-got));
+		got = 0;
+	}
+	unsigned n = (unsigned)got;
+	for (unsigned i = 0; i < n; i++)
+		capture(d, ptr[i], lens[i]);
+	if (d->impair) {
+		for (unsigned i = 0; i < n; i++)
+			bh_impair_offer(&d->im_rx, now, ptr[i], lens[i]);
+		for (unsigned i = 0; i < nb; i++)
+			bh_pool_free(pool, bufs[i]);
+		/* Frames whose time has come, into fresh buffers. */
+		unsigned m = 0;
+		const struct bh_impair_frame *f;
+		while (m < BATCH && (f = bh_impair_peek(&d->im_rx, now)) != NULL) {
+			if (bh_pool_alloc(pool, &bufs[m]) != 0)
+				break;
+			memcpy(bh_pool_buf(pool, bufs[m]) + pool->geom.headroom, f->data, f->len);
+			lens[m++] = f->len;
+			bh_impair_pop(&d->im_rx);
+		}
+		if (m)
+			to_ip(d, bufs, lens, m);
+		return n != 0 || m != 0;
+	}
+	for (unsigned i = n; i < nb; i++)
+		bh_pool_free(pool, bufs[i]);
+	if (n)
+		to_ip(d, bufs, lens, n);
+	return n != 0;
+}
+
+static int drv_tx(struct drv *d, uint64_t now)
+{
+	int progress = 0;
+	if (d->npend == 0) {
+		d->npend = bh_chan_recv(d->ch, d->pend, BATCH);
+		d->pend_at = 0;
+		/* Anything that is not a whole frame goes straight back. */
+		unsigned keep = 0;
+		for (unsigned i = 0; i < d->npend; i++) {
+			struct bh_desc *x = &d->pend[i];
+			if (x->flags != BH_M_FRAME || x->len < 14 || x->len > d->max_frame ||
+			    bh_env_buf(d->env, x->pool, x->buf) == NULL) {
+				d->st.tx_bad++;
+				bh_chan_give_back(d->ch, x, 1);
+				continue;
+			}
+			d->pend[keep++] = *x;
+		}
+		d->npend = keep;
+		progress |= keep != 0;
+	}
+	while (d->pend_at < d->npend) {
+		const uint8_t *frames[BATCH];
+		uint32_t lens[BATCH];
+		unsigned n = d->npend - d->pend_at;
+		for (unsigned i = 0; i < n; i++) {
+			const struct bh_desc *x = &d->pend[d->pend_at + i];
+			frames[i] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
+			lens[i] = x->len;
+		}
+		unsigned took;
+		if (d->impair) {
+			for (unsigned i = 0; i < n; i++)
+				bh_impair_offer(&d->im_tx, now, frames[i], lens[i]);
+			took = n;
+		} else {
+			int r = d->bk->ops->tx(d->bk, frames, lens, n);
+			took = r < 0 ? n : (unsigned)r; /* a failed device drops them */
+		}
+		for (unsigned i = 0; i < took; i++)
+			capture(d, frames[i], lens[i]);
+		d->st.tx_frames += took;
+		bh_chan_give_back(d->ch, &d->pend[d->pend_at], took);
+		d->pend_at += took;
+		progress |= took != 0;
+		if (took < n)
+			break; /* the device is full: the rest wait */
+	}
+	if (d->pend_at >= d->npend)
+		d->npend = d->pend_at = 0;
+	if (d->impair) {
+		const struct bh_impair_frame *f;
+		while ((f = bh_impair_peek(&d->im_tx, now)) != NULL) {
+			const uint8_t *fr = f->data;
+			uint32_t len = f->len;
+			if (d->bk->ops->tx(d->bk, &fr, &len, 1) == 0)
+				break;
+			bh_impair_pop(&d->im_tx);
+			progress = 1;
+		}
+	}
+	return progress;
+}
+
+static int drv_poll(void *self, uint64_t now, uint32_t badges)
+{
+	(void)badges;
+	struct drv *d = self;
+	int progress = drv_reclaim(d);
+	progress |= drv_tx(d, now);
+	progress |= drv_rx(d, now);
+	if (d->dumper && progress)
+		pcap_dump_flush(d->dumper);
+	return progress;
+}
+
+static uint64_t drv_deadline(void *self)
+{
+	struct drv *d = self;
+	if (!d->impair)
+		return UINT64_MAX;
+	uint64_t a = bh_impair_deadline(&d->im_tx), b = bh_impair_deadline(&d->im_rx);
+	return a < b ? a : b;
+}
+
+static bool drv_arm(void *self)
+{
+	struct drv *d = self;
+	/* With no buffers to read into, wait for ip to return some rather
+	 * than be told again and again that the device has frames. */
+	if (d->env->own.nfree >= BATCH)
+		bh_poller_arm(&d->poller);
+	return false;
+}
+
+static void drv_publish(void *self, struct bh_stats_w *w)
+{
+	struct drv *d = self;
+	const struct bh_backend_stats *b = &d->bk->st;
+	bh_stats_add(w, "dev.", "rx_frames", b->rx_frames);
+	bh_stats_add(w, "dev.", "rx_bytes", b->rx_bytes);
+	bh_stats_add(w, "dev.", "tx_frames", b->tx_frames);
+	bh_stats_add(w, "dev.", "tx_bytes", b->tx_bytes);
+	bh_stats_add(w, "dev.", "rx_errors", b->rx_errors);
+	bh_stats_add(w, "dev.", "tx_errors", b->tx_errors);
+	bh_stats_add(w, "dev.", "tx_no_carrier", b->tx_no_carrier);
+	bh_stats_add(w, "dev.", "tx_busy", b->tx_busy);
+	bh_stats_add(w, "dev.", "bad_index", b->rx_bad_index);
+	bh_stats_add(w, "dev.", "replay_done", d->bk->eof);
+	bh_stats_add(w, "", "rx_no_buffer", d->st.rx_no_buffer);
+	bh_stats_add(w, "", "rx_ring_full", d->st.rx_ring_full);
+	bh_stats_add(w, "", "tx_bad_desc", d->st.tx_bad);
+	bh_stats_add(w, "", "captured", d->st.captured);
+	bh_stats_add(w, "poller.", "wakes", d->poller.wakes);
+	if (d->impair) {
+		const struct bh_impair *im[2] = {&d->im_tx, &d->im_rx};
+		const char *pf[2] = {"impair.tx.", "impair.rx."};
+		for (int i = 0; i < 2; i++) {
+			bh_stats_add(w, pf[i], "frames", im[i]->st.frames);
+			bh_stats_add(w, pf[i], "lost", im[i]->st.lost);
+			bh_stats_add(w, pf[i], "duplicated", im[i]->st.duplicated);
+			bh_stats_add(w, pf[i], "reordered", im[i]->st.reordered);
+			bh_stats_add(w, pf[i], "corrupted", im[i]->st.corrupted);
+			bh_stats_add(w, pf[i], "queue_drops", im[i]->st.queue_drops);
+		}
+	}
+}
+
+static void drv_fini(void *self)
+{
+	struct drv *d = self;
+	bh_poller_stop(&d->poller);
+	if (d->dumper) {
+		pcap_dump_flush(d->dumper);
+		pcap_dump_close(d->dumper);
+	}
+	if (d->cap_dead)
+		pcap_close(d->cap_dead);
+	if (d->bk)
+		d->bk->ops->close(d->bk);
+	if (d->impair) {
+		bh_impair_fini(&d->im_tx);
+		bh_impair_fini(&d->im_rx);
+	}
+}
+
+const struct bh_dom_vt bh_driver_vt = {
+    .name = "driver",
+    .size = sizeof(struct drv),
+    .init = drv_init,
+    .poll = drv_poll,
+    .deadline = drv_deadline,
+    .arm = drv_arm,
+    .publish = drv_publish,
+    .fini = drv_fini,
+};

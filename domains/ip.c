@@ -1,0 +1,461 @@
+/*
+ * domains/ip.c - the IP domain: the IP library (ip/ip.h) between the
+ * driver below and TCP and the socket server (UDP) above.
+ *
+ *   link DI   frames in (rx pool) → bh_ip_input; frames out (pools IP
+ *             and SEG) ← ops.transmit
+ *   link IT   segments up: each received piece by descriptor (zero
+ *             copy); segments down from tcp → bh_ip_output, headers
+ *             written into the segment's headroom
+ *   link IS   UDP datagrams up (a header message, then the pieces);
+ *             datagrams down (copied once into an IP buffer); binds
+ *
+ * Buffers this domain forwards but does not own (received frames going
+ * up, segments going to the driver) are tracked, and come home only from
+ * the domain that holds them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domains/rt.h"
+#include "domains/track.h"
+#include "ip/ip.h"
+
+#define BATCH 64u
+
+struct ipd_stats {
+	uint64_t bad_desc;      /* descriptors of a type or shape not expected */
+	uint64_t tx_ring_full;  /* frames dropped: the link to the driver was full */
+	uint64_t up_ring_full;  /* datagrams dropped: the link up was full */
+	uint64_t tcp_not_unicast;
+	uint64_t udp_no_buffer; /* datagrams dropped: no buffer for the header or copy */
+	uint64_t udp_too_big;
+	uint64_t events_lost;
+};
+
+struct ipd {
+	struct bh_env *env;
+	struct bh_ip *ip;
+	struct bh_track tr;
+	struct bh_ctlq cq_sock;
+	uint64_t next_tick_ms;
+	uint64_t now_ms;
+	bool started;
+	struct ipd_stats st;
+};
+
+static struct bh_pkt pkt_of(struct ipd *d, const struct bh_desc *x, bool writable)
+{
+	const struct bh_pool_geom *g = &d->env->plan->pools.g[x->pool];
+	uint8_t *base = writable ? d->env->wview[x->pool] : (uint8_t *)d->env->view[x->pool];
+	return (struct bh_pkt){.base = base + (size_t)x->buf * g->buf_size,
+			       .size = g->buf_size,
+			       .off = x->off,
+			       .len = x->len,
+			       .handle = bh_handle(x->pool, x->buf),
+			       .writable = writable};
+}
+
+static void give_home(struct ipd *d, uint8_t pool, uint32_t buf)
+{
+	struct bh_desc x = {.buf = buf, .pool = pool};
+	switch (pool) {
+	case BH_POOL_IP:
+		bh_pool_free(&d->env->own, buf);
+		break;
+	case BH_POOL_RX:
+		bh_chan_give_back(d->env->chan[BH_LINK_DI], &x, 1);
+		break;
+	case BH_POOL_SEG:
+		bh_chan_give_back(d->env->chan[BH_LINK_IT], &x, 1);
+		break;
+	case BH_POOL_SOCK:
+		bh_chan_give_back(d->env->chan[BH_LINK_IS], &x, 1);
+		break;
+	}
+}
+
+/* --- library callbacks --- */
+
+static bool op_alloc(void *ctx, struct bh_pkt *out)
+{
+	struct ipd *d = ctx;
+	uint32_t buf;
+	if (bh_pool_alloc(&d->env->own, &buf) != 0)
+		return false;
+	const struct bh_pool_geom *g = &d->env->own.geom;
+	*out = (struct bh_pkt){.base = bh_pool_buf(&d->env->own, buf),
+			       .size = g->buf_size,
+			       .off = g->headroom,
+			       .len = 0,
+			       .handle = bh_handle(BH_POOL_IP, buf),
+			       .writable = true};
+	return true;
+}
+
+static void op_release(void *ctx, const struct bh_pkt *p)
+{
+	struct ipd *d = ctx;
+	give_home(d, bh_handle_pool(p->handle), bh_handle_buf(p->handle));
+}
+
+static void op_transmit(void *ctx, const struct bh_pkt *f)
+{
+	struct ipd *d = ctx;
+	uint8_t pool = bh_handle_pool(f->handle);
+	uint32_t buf = bh_handle_buf(f->handle);
+	struct bh_desc x = {.buf = buf,
+			    .off = (uint16_t)f->off,
+			    .len = (uint16_t)f->len,
+			    .pool = pool,
+			    .flags = BH_M_FRAME};
+	if (pool == BH_POOL_IP)
+		bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_DRIVER));
+	else if (!bh_track_out(&d->tr, pool, buf, BH_DOM_DRIVER, 0))
+		return;
+	if (bh_chan_send(d->env->chan[BH_LINK_DI], &x, 1) == 1)
+		return;
+	d->st.tx_ring_full++;
+	if (pool == BH_POOL_IP)
+		bh_pool_take_back(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_DRIVER));
+	else
+		bh_track_back(&d->tr, pool, buf, BH_DOM_DRIVER, NULL);
+	give_home(d, pool, buf);
+}
+
+static void release_rx(struct ipd *d, const struct bh_ip_rx *rx, unsigned from)
+{
+	for (unsigned i = from; i < rx->npieces; i++)
+		op_release(d, &rx->piece[i]);
+}
+
+/* Sends n descriptors up; the pieces among them are tracked as held by
+ * `to`; what does not fit goes home. */
+static void send_up(struct ipd *d, int link, int to, struct bh_desc *x, unsigned n,
+		    const struct bh_ip_rx *rx, unsigned first_piece)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].pool == BH_POOL_IP)
+			bh_pool_lend(&d->env->own, x[i].buf, BH_HOLDER_DOM(to));
+		else
+			bh_track_out(&d->tr, x[i].pool, x[i].buf, to, 0);
+	}
+	unsigned k = bh_chan_send(d->env->chan[link], x, n);
+	if (k == n)
+		return;
+	d->st.up_ring_full++;
+	for (unsigned i = k; i < n; i++) {
+		if (x[i].pool == BH_POOL_IP) {
+			bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(to));
+			bh_pool_free(&d->env->own, x[i].buf);
+		} else {
+			bh_track_back(&d->tr, x[i].pool, x[i].buf, to, NULL);
+			give_home(d, x[i].pool, x[i].buf);
+		}
+	}
+	(void)rx;
+	(void)first_piece;
+}
+
+static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
+{
+	struct ipd *d = ctx;
+	struct bh_desc x[BH_IP_MAX_PIECES + 1];
+	unsigned n = 0;
+	if (rx->proto == BH_IPPROTO_TCP) {
+		if (rx->cast != BH_IP_UNICAST) {
+			d->st.tcp_not_unicast++;
+			release_rx(d, rx, 0);
+			return;
+		}
+		for (unsigned i = 0; i < rx->npieces; i++) {
+			const struct bh_pkt *p = &rx->piece[i];
+			x[n++] = (struct bh_desc){.buf = bh_handle_buf(p->handle),
+						  .off = (uint16_t)p->off,
+						  .len = (uint16_t)p->len,
+						  .pool = bh_handle_pool(p->handle),
+						  .flags = i == 0 ? BH_M_SEG : BH_M_MORE,
+						  .meta = (uint16_t)rx->npieces,
+						  .aux = rx->src};
+		}
+		send_up(d, BH_LINK_IT, BH_DOM_TCP, x, n, rx, 0);
+		return;
+	}
+	if (rx->proto == BH_IPPROTO_UDP) {
+		/* The header message first, then the pieces, in one batch. */
+		uint32_t hb;
+		if (bh_pool_alloc(&d->env->own, &hb) != 0) {
+			d->st.udp_no_buffer++;
+			release_rx(d, rx, 0);
+			return;
+		}
+		struct bh_ctl c = {.op = BH_CTL_DGRAM,
+				   .sid = (uint32_t)rx->cookie,
+				   .laddr = rx->dst,
+				   .raddr = rx->src,
+				   .lport = rx->dport,
+				   .rport = rx->sport,
+				   .arg = rx->npieces,
+				   .len = rx->len - 8u};
+		uint32_t off = d->env->own.geom.headroom;
+		memcpy(bh_pool_buf(&d->env->own, hb) + off, &c, sizeof(c));
+		x[n++] = (struct bh_desc){
+		    .buf = hb, .off = (uint16_t)off, .len = sizeof(c), .pool = BH_POOL_IP,
+		    .flags = BH_M_CTL};
+		for (unsigned i = 0; i < rx->npieces; i++) {
+			const struct bh_pkt *p = &rx->piece[i];
+			x[n++] = (struct bh_desc){.buf = bh_handle_buf(p->handle),
+						  .off = (uint16_t)p->off,
+						  .len = (uint16_t)p->len,
+						  .pool = bh_handle_pool(p->handle),
+						  .flags = BH_M_DATA,
+						  .aux = c.sid};
+		}
+		send_up(d, BH_LINK_IS, BH_DOM_SOCK, x, n, rx, 1);
+		return;
+	}
+	release_rx(d, rx, 0);
+}
+
+static void op_event(void *ctx, const struct bh_ip_event *ev)
+{
+	struct ipd *d = ctx;
+	if (ev->proto != BH_IPPROTO_TCP)
+		return;
+	uint32_t buf;
+	if (bh_pool_alloc(&d->env->own, &buf) != 0) {
+		d->st.events_lost++;
+		return;
+	}
+	uint32_t off = d->env->own.geom.headroom;
+	memcpy(bh_pool_buf(&d->env->own, buf) + off, ev, sizeof(*ev));
+	struct bh_desc x = {.buf = buf,
+			    .off = (uint16_t)off,
+			    .len = sizeof(*ev),
+			    .pool = BH_POOL_IP,
+			    .flags = BH_M_IPEVENT};
+	bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_TCP));
+	if (bh_chan_send(d->env->chan[BH_LINK_IT], &x, 1) != 1) {
+		bh_pool_take_back(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_TCP));
+		bh_pool_free(&d->env->own, buf);
+		d->st.events_lost++;
+	}
+}
+
+static const struct bh_ip_ops ip_ops = {
+    .alloc = op_alloc,
+    .release = op_release,
+    .transmit = op_transmit,
+    .deliver = op_deliver,
+    .event = op_event,
+};
+
+/* --- the domain --- */
+
+static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
+{
+	struct ipd *d = self;
+	const struct bh_plan *p = env->plan;
+	d->env = env;
+	unsigned tracked = (1u << BH_POOL_RX) | (1u << BH_POOL_SEG);
+	if (bh_track_init(&d->tr, &p->pools, tracked) || bh_ctlq_init(&d->cq_sock, 1024)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	struct bh_ip_config cfg = {
+	    .mac = p->mac,
+	    .addr = p->addr,
+	    .prefix_len = p->prefix,
+	    .gateway = p->gw,
+	    .mtu = p->mtu,
+	    .secret = {p->secret[0], p->secret[1]},
+	};
+	const char *why = NULL;
+	d->ip = bh_ip_create(&cfg, &ip_ops, d, &why);
+	if (d->ip == NULL) {
+		snprintf(err, errlen, "ip: %s", why ? why : "cannot create");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void from_driver(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].flags != BH_M_FRAME) {
+			d->st.bad_desc++;
+			bh_chan_give_back(d->env->chan[BH_LINK_DI], &x[i], 1);
+			continue;
+		}
+		struct bh_pkt p = pkt_of(d, &x[i], false);
+		bh_ip_input(d->ip, now_ms, &p);
+	}
+}
+
+static void from_tcp(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].flags != BH_M_SEG || x[i].pool != BH_POOL_SEG || x[i].len < 20) {
+			d->st.bad_desc++;
+			bh_chan_give_back(d->env->chan[BH_LINK_IT], &x[i], 1);
+			continue;
+		}
+		struct bh_pkt p = pkt_of(d, &x[i], true);
+		const uint8_t *h = bh_pkt_data(&p);
+		struct bh_ip_tx tx = {.dst = x[i].aux,
+				      .proto = BH_IPPROTO_TCP,
+				      .df = true,
+				      .sport = (uint16_t)(h[0] << 8 | h[1]),
+				      .dport = (uint16_t)(h[2] << 8 | h[3])};
+		bh_ip_output(d->ip, now_ms, &p, &tx);
+	}
+}
+
+static void reply_sock(struct ipd *d, const struct bh_ctl *req, int err)
+{
+	struct bh_ctl c = {.op = BH_CTL_RESULT, .sid = req->sid, .arg = req->op, .err = err,
+			   .lport = req->lport};
+	bh_ctl_send(d->env, &d->cq_sock, BH_LINK_IS, &c);
+}
+
+static void from_sock(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, unsigned n)
+{
+	struct bh_chan *ch = d->env->chan[BH_LINK_IS];
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *b = bh_env_buf(d->env, x[i].pool, x[i].buf);
+		if (x[i].flags == BH_M_CTL) {
+			struct bh_ctl c;
+			if (!bh_ctl_read(d->env, &x[i], &c)) {
+				d->st.bad_desc++;
+			} else if (c.op == BH_CTL_UDP_BIND) {
+				int e = c.lport ? bh_udp_bind(d->ip, c.lport, c.sid) : -EINVAL;
+				reply_sock(d, &c, -e);
+			} else if (c.op == BH_CTL_UDP_UNBIND) {
+				bh_udp_unbind(d->ip, c.lport);
+			} else {
+				d->st.bad_desc++;
+			}
+			bh_chan_give_back(ch, &x[i], 1);
+			continue;
+		}
+		if (x[i].flags != BH_M_DGRAM || b == NULL || x[i].len < sizeof(struct bh_udp_out)) {
+			d->st.bad_desc++;
+			bh_chan_give_back(ch, &x[i], 1);
+			continue;
+		}
+		struct bh_udp_out h;
+		memcpy(&h, b + x[i].off, sizeof(h));
+		uint32_t plen = x[i].len - (uint32_t)sizeof(h);
+		struct bh_pkt p;
+		if (plen > d->env->own.geom.buf_size - d->env->own.geom.headroom) {
+			d->st.udp_too_big++;
+		} else if (!op_alloc(d, &p)) {
+			d->st.udp_no_buffer++;
+		} else {
+			if (plen)
+				memcpy(bh_pkt_data(&p), b + x[i].off + sizeof(h), plen);
+			p.len = plen;
+			bh_udp_output(d->ip, now_ms, &p, h.sport, h.daddr, h.dport);
+		}
+		bh_chan_give_back(ch, &x[i], 1);
+	}
+}
+
+/* Buffers coming home from link `link`, whose other end is `from`. */
+static int reclaim(struct ipd *d, int link, int from)
+{
+	struct bh_desc x[BATCH];
+	unsigned n = bh_chan_reclaim(d->env->chan[link], x, BATCH);
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].pool == BH_POOL_IP) {
+			if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(from)) == 0)
+				bh_pool_free(&d->env->own, x[i].buf);
+			continue;
+		}
+		if (bh_track_back(&d->tr, x[i].pool, x[i].buf, from, NULL))
+			give_home(d, x[i].pool, x[i].buf);
+	}
+	return n != 0;
+}
+
+static int ipd_poll(void *self, uint64_t now, uint32_t badges)
+{
+	(void)badges;
+	struct ipd *d = self;
+	uint64_t ms = bh_ns_to_ms(now);
+	d->now_ms = ms;
+	int progress = 0;
+	progress |= reclaim(d, BH_LINK_DI, BH_DOM_DRIVER);
+	progress |= reclaim(d, BH_LINK_IT, BH_DOM_TCP);
+	progress |= reclaim(d, BH_LINK_IS, BH_DOM_SOCK);
+	struct bh_desc x[BATCH];
+	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_DI], x, BATCH);
+	from_driver(d, ms, x, n);
+	progress |= n != 0;
+	n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, BATCH);
+	from_tcp(d, ms, x, n);
+	progress |= n != 0;
+	n = bh_chan_recv(d->env->chan[BH_LINK_IS], x, BATCH);
+	from_sock(d, ms, x, n);
+	progress |= n != 0;
+	if (d->cq_sock.head != d->cq_sock.tail)
+		bh_ctlq_flush(d->env, &d->cq_sock, BH_LINK_IS);
+	if (!d->started) {
+		bh_ip_start(d->ip, ms);
+		d->started = true;
+	}
+	/* Any call may have set a timer: ask again after work. */
+	if (progress || ms >= d->next_tick_ms) {
+		d->next_tick_ms = bh_ip_tick(d->ip, ms);
+		if (d->next_tick_ms <= ms)
+			d->next_tick_ms = ms + 1;
+	}
+	return progress;
+}
+
+static uint64_t ipd_deadline(void *self)
+{
+	struct ipd *d = self;
+	if (d->next_tick_ms == UINT64_MAX)
+		return UINT64_MAX;
+	return d->next_tick_ms * 1000000u;
+}
+
+static void ipd_publish(void *self, struct bh_stats_w *w)
+{
+	struct ipd *d = self;
+	const struct bh_ip_counters *c = bh_ip_counters(d->ip);
+	for (unsigned i = 0; i < BH_IP_NCOUNTERS; i++)
+		bh_stats_add(w, "", bh_ip_counter_name(i), bh_ip_counter_value(c, i));
+	bh_stats_add(w, "", "bad_desc", d->st.bad_desc);
+	bh_stats_add(w, "", "tx_ring_full", d->st.tx_ring_full);
+	bh_stats_add(w, "", "up_ring_full", d->st.up_ring_full);
+	bh_stats_add(w, "", "tcp_not_unicast", d->st.tcp_not_unicast);
+	bh_stats_add(w, "", "udp_no_buffer", d->st.udp_no_buffer);
+	bh_stats_add(w, "", "udp_too_big", d->st.udp_too_big);
+	bh_stats_add(w, "", "events_lost", d->st.events_lost);
+	bh_stats_add(w, "track.", "refused", d->tr.refused);
+	bh_stats_add(w, "track.", "dup_out", d->tr.dup_out);
+	bh_stats_add(w, "", "held", bh_ip_held(d->ip));
+}
+
+static void ipd_fini(void *self)
+{
+	struct ipd *d = self;
+	if (d->ip)
+		bh_ip_destroy(d->ip);
+	bh_track_fini(&d->tr);
+	bh_ctlq_fini(&d->cq_sock);
+}
+
+const struct bh_dom_vt bh_ip_vt = {
+    .name = "ip",
+    .size = sizeof(struct ipd),
+    .init = ipd_init,
+    .poll = ipd_poll,
+    .deadline = ipd_deadline,
+    .publish = ipd_publish,
+    .fini = ipd_fini,
+};

@@ -1,0 +1,170 @@
+/*
+ * domains/plan.h - one instance's configuration and regions, and how a
+ * domain finds what it was handed.
+ *
+ * The supervisor fills a struct bh_plan (addresses, driver, limits, pool
+ * geometries), creates every region of the instance (bh_regions_create)
+ * and starts each domain with only its own descriptors, at the fixed
+ * numbers below (bh_dom_fds lists them with the access each gets). The
+ * plan itself travels as a sealed, read-only memfd at BH_FD_PLAN. A
+ * domain process attaches what it finds (bh_env_attach); the monolithic
+ * process holds every descriptor and attaches all four domains with the
+ * in-process transport (bh_env_attach_mono).
+ *
+ * Who maps what, with which permission (docs/ARCHITECTURE.md has the
+ * table with reasons):
+ *
+ *   region         driver  ip    tcp   sock  apps  supervisor
+ *   pool RX        RW      R     R     R     -     -
+ *   pool IP        R       RW    R     R     -     -
+ *   pool SEG       R       RW*   RW    R     -     -      (*headers only)
+ *   pool SOCK      -       R     R     RW    -     -
+ *   link DI        part    part  -     -     -     -
+ *   link IT        -       part  part  -     -     -
+ *   link TS        -       -     part  part  -     -
+ *   link IS        -       part  -     part  -     -
+ *   bell X         RW if X is itself or a neighbour (sock's bell: apps too)
+ *   stats X        RW if X is itself                      R
+ *
+ * "part": mapped read-only, with write access granted to exactly the
+ * ring pages that side writes (ipc/channel.h).
+ */
+#ifndef BH_DOMAINS_PLAN_H
+#define BH_DOMAINS_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "domains/proto.h"
+#include "ip/wire.h"
+#include "ipc/channel.h"
+#include "ipc/ntfn.h"
+#include "ipc/pool.h"
+#include "ipc/region.h"
+
+#define BH_PLAN_MAGIC 0x4e414c50u /* "PLAN" */
+#define BH_PLAN_VERSION 1u
+
+enum bh_mode { BH_MODE_FACTORED = 0, BH_MODE_MONO = 1 };
+
+struct bh_plan {
+	uint32_t magic, version;
+	char name[64];
+	char dir[200]; /* the instance's directory (log, sockets) */
+	uint32_t mode;
+	/* network */
+	bh_ip4 addr, gw;
+	uint8_t prefix;
+	uint8_t pad0;
+	uint16_t mtu;
+	struct bh_mac mac;
+	uint16_t pad1;
+	/* driver */
+	char driver[200];
+	char capture[200];
+	char impair[200];
+	uint64_t seed;
+	uint64_t secret[4];
+	/* geometry and limits */
+	struct bh_pools_geom pools;
+	uint32_t link_cap;
+	uint32_t max_socks;     /* sockets in the whole instance */
+	uint32_t app_max_socks; /* per application */
+	uint32_t app_ring;      /* bytes per socket per direction */
+	uint64_t app_max_mem;   /* region bytes per application */
+	uint32_t max_apps;
+	uint32_t tcp_buf;       /* TCP send and receive buffer per connection */
+	uint32_t low_port_uid;  /* besides root, who may bind below 1024 (or ~0) */
+	uint32_t pad2;
+};
+
+/* Fixed descriptor numbers in a domain process. */
+enum {
+	BH_FD_PLAN = 3,
+	BH_FD_READY = 4,  /* write end of the start-up report pipe */
+	BH_FD_BELL0 = 10, /* + domain */
+	BH_FD_LINK0 = 20, /* + link */
+	BH_FD_POOL0 = 30, /* + pool */
+	BH_FD_STATS0 = 40, /* + domain */
+	BH_FD_TAP = 50,   /* driver: the TAP device */
+	BH_FD_APPS = 51,  /* sock: the listening socket applications attach to */
+	BH_FD_MAX = 60,
+};
+
+/* Every region of one instance (the supervisor's handles). */
+struct bh_regions {
+	struct bh_region plan;
+	struct bh_region bell[BH_NDOMS];
+	struct bh_region link[BH_NLINKS];
+	struct bh_region pool[BH_NPOOLS];
+	struct bh_region stats[BH_NDOMS];
+};
+
+/* Fills defaults for everything the command line does not set. */
+void bh_plan_defaults(struct bh_plan *p);
+/* Checks a plan; NULL if fine, else what is wrong. */
+const char *bh_plan_check(const struct bh_plan *p);
+
+int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);
+void bh_regions_close(struct bh_regions *r);
+
+/* The descriptors domain `dom` is handed: up to max entries of
+ * (source fd, target number); read-only ones are fresh descriptors the
+ * caller closes after the spawn (*owned set). Returns the count. */
+struct bh_fd_map {
+	int src, dst;
+	bool owned;
+};
+int bh_dom_fds(const struct bh_regions *r, int dom, struct bh_fd_map *out, int max);
+
+/* Links each domain is on, and its side; the domain at the other end. */
+bool bh_dom_on_link(int dom, int link, int *side);
+int bh_link_peer(int link, int dom);
+
+/* Size of each domain's stats region. */
+size_t bh_stats_bytes(const struct bh_plan *p, int dom);
+
+/* What a domain runs with. */
+struct bh_env {
+	const struct bh_plan *plan;
+	int dom;
+	struct bh_ntfn *bell;               /* the word this domain sleeps on */
+	struct bh_chan *chan[BH_NLINKS];     /* NULL for links it is not on */
+	struct bh_pool own;                 /* the pool it owns: pool id == domain id */
+	const uint8_t *view[BH_NPOOLS];     /* data of every pool it reads */
+	uint8_t *wview[BH_NPOOLS];          /* pools it may write (own, and SEG for ip) */
+	struct bh_region stats;             /* its stats region, RW */
+	int tap_fd, apps_fd;                /* -1 unless handed */
+	struct bh_region bell_regions[BH_NDOMS];
+	struct bh_region link_regions[BH_NLINKS];
+	struct bh_pool_view views[BH_NPOOLS];
+	struct bh_chan chans[BH_NLINKS];
+};
+
+/* In a domain process: the plan at BH_FD_PLAN and the regions for dom.
+ * On failure returns -errno and writes a message to err. */
+int bh_plan_attach(struct bh_region *r, const struct bh_plan **out);
+int bh_env_attach(struct bh_env *env, const struct bh_plan *plan, int dom, char *err,
+		  size_t errlen);
+
+/* The monolithic process: all four from the same descriptors, joined by
+ * in-process links that mark `pending` (one word for the whole process). */
+struct bh_mono_links {
+	struct bh_local_link link[BH_NLINKS];
+	uint32_t pending;
+};
+int bh_env_attach_mono(struct bh_env env[BH_NDOMS], struct bh_mono_links *ml,
+		       const struct bh_plan *plan, char *err, size_t errlen);
+
+void bh_env_detach(struct bh_env *env);
+
+/* The pool data a descriptor names in env (already checked by the
+ * channel against the geometry), or NULL if env does not read that pool. */
+static inline const uint8_t *bh_env_buf(const struct bh_env *env, uint8_t pool, uint32_t buf)
+{
+	if (pool >= BH_NPOOLS || env->view[pool] == 0)
+		return 0;
+	return env->view[pool] + (size_t)buf * env->plan->pools.g[pool].buf_size;
+}
+
+#endif /* BH_DOMAINS_PLAN_H */

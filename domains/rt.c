@@ -1,0 +1,461 @@
+/*
+ * domains/rt.c - the domain main loop (one domain, or four in one
+ * process), the poller thread, the log and the control-message queue.
+ * See rt.h.
+ */
+#include "domains/rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu/futex.h>
+
+#include "ipc/clock.h"
+#include "ipc/log.h"
+#include "ipc/order.h"
+
+/* ------------------------------------------------------------------ */
+/* log                                                                  */
+/* ------------------------------------------------------------------ */
+
+static char log_dom[16] = "bulkhead";
+
+static void log_line(const char *text)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char line[512];
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s\n",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, log_dom, (int)getpid(), text);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* One write: with O_APPEND, lines of different domains never mix. */
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}
+
+void bh_rt_log_init(const char *dom)
+{
+	snprintf(log_dom, sizeof(log_dom), "%s", dom);
+	bh_log_set_hook(log_line);
+}
+
+void bh_logf(const char *fmt, ...)
+{
+	char text[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_line(text);
+}
+
+/* ------------------------------------------------------------------ */
+/* control-message queue                                                */
+/* ------------------------------------------------------------------ */
+
+int bh_ctlq_init(struct bh_ctlq *cq, uint32_t cap)
+{
+	memset(cq, 0, sizeof(*cq));
+	cq->q = calloc(cap, sizeof(*cq->q));
+	cq->cap = cap;
+	return cq->q ? 0 : -ENOMEM;
+}
+
+void bh_ctlq_fini(struct bh_ctlq *cq)
+{
+	free(cq->q);
+	cq->q = NULL;
+}
+
+bool bh_ctlq_flush(struct bh_env *env, struct bh_ctlq *cq, int link)
+{
+	struct bh_pool *pool = &env->own;
+	while (cq->head != cq->tail) {
+		uint32_t buf;
+		if (bh_pool_alloc(pool, &buf) != 0)
+			return false;
+		uint32_t off = pool->geom.headroom;
+		memcpy(bh_pool_buf(pool, buf) + off, &cq->q[cq->tail % cq->cap],
+		       sizeof(struct bh_ctl));
+		struct bh_desc d = {.buf = buf,
+				    .off = (uint16_t)off,
+				    .len = sizeof(struct bh_ctl),
+				    .pool = (uint8_t)env->dom,
+				    .flags = BH_M_CTL};
+		if (bh_chan_send(env->chan[link], &d, 1) != 1) {
+			bh_pool_free(pool, buf);
+			return false;
+		}
+		bh_pool_lend(pool, buf, BH_HOLDER_DOM(bh_link_peer(link, env->dom)));
+		cq->tail++;
+	}
+	return true;
+}
+
+bool bh_ctl_send(struct bh_env *env, struct bh_ctlq *cq, int link, const struct bh_ctl *c)
+{
+	if (cq->head - cq->tail >= cq->cap) {
+		cq->overflow++;
+		bh_logf("control queue to link %d full: message %u for socket %u lost", link, c->op,
+			c->sid);
+		return false;
+	}
+	cq->q[cq->head % cq->cap] = *c;
+	cq->head++;
+	bh_ctlq_flush(env, cq, link);
+	return true;
+}
+
+bool bh_ctl_read(const struct bh_env *env, const struct bh_desc *d, struct bh_ctl *out)
+{
+	const uint8_t *b = bh_env_buf(env, d->pool, d->buf);
+	if (b == NULL || d->len < sizeof(*out))
+		return false;
+	memcpy(out, b + d->off, sizeof(*out));
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* poller thread                                                        */
+/* ------------------------------------------------------------------ */
+
+static void *poller_main(void *arg)
+{
+	struct bh_poller *p = arg;
+	while (!bh_load_acquire32(&p->stop)) {
+		if (!bh_load_acquire32(&p->armed)) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			futex_async((int32_t *)&p->armed, FUTEX_WAIT, 0, &ts, NULL, 0);
+			continue;
+		}
+		if (p->wait(p->arg, 100) > 0) {
+			bh_store_release32(&p->armed, 0);
+			p->wakes++;
+			bh_ntfn_signal(p->bell, BH_BADGE_IO, &p->nstats);
+		}
+	}
+	return NULL;
+}
+
+int bh_poller_start(struct bh_poller *p, int (*wait)(void *, int), void *arg,
+		    struct bh_ntfn *bell)
+{
+	p->wait = wait;
+	p->arg = arg;
+	p->bell = bell;
+	p->armed = 0;
+	p->stop = 0;
+	int err = pthread_create(&p->thread, NULL, poller_main, p);
+	if (err)
+		return -err;
+	p->started = true;
+	return 0;
+}
+
+void bh_poller_arm(struct bh_poller *p)
+{
+	if (!p->started || bh_load_relaxed32(&p->armed))
+		return;
+	bh_store_release32(&p->armed, 1);
+	futex_async((int32_t *)&p->armed, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+void bh_poller_stop(struct bh_poller *p)
+{
+	if (!p->started)
+		return;
+	bh_store_release32(&p->stop, 1);
+	bh_store_release32(&p->armed, 1);
+	futex_async((int32_t *)&p->armed, FUTEX_WAKE, 1, NULL, NULL, 0);
+	pthread_join(p->thread, NULL);
+	p->started = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* loops                                                                */
+/* ------------------------------------------------------------------ */
+
+const struct bh_dom_vt *bh_dom_vt(int dom)
+{
+	switch (dom) {
+	case BH_DOM_DRIVER:
+		return &bh_driver_vt;
+	case BH_DOM_IP:
+		return &bh_ip_vt;
+	case BH_DOM_TCP:
+		return &bh_tcp_vt;
+	case BH_DOM_SOCK:
+		return &bh_sock_vt;
+	default:
+		return NULL;
+	}
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void setup_process(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* The supervisor gone, the domain goes too. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static void report_ready(const char *msg)
+{
+	if (fcntl(BH_FD_READY, F_GETFD) >= 0) {
+		ssize_t w = write(BH_FD_READY, msg, strlen(msg));
+		(void)w;
+		close(BH_FD_READY);
+	}
+}
+
+/* One or more domains driven by one thread. */
+struct loop {
+	int n;
+	const struct bh_dom_vt *vt[BH_NDOMS];
+	void *self[BH_NDOMS];
+	struct bh_env *env[BH_NDOMS];
+	struct bh_stats_w stats[BH_NDOMS];
+	struct bh_ntfn *bell;
+	struct bh_ntfn_stats nstats;
+};
+
+static bool loop_arm(struct loop *lp)
+{
+	bool work = false;
+	for (int i = 0; i < lp->n; i++) {
+		for (int l = 0; l < BH_NLINKS; l++)
+			if (lp->env[i]->chan[l] && bh_chan_arm(lp->env[i]->chan[l]))
+				work = true;
+		if (lp->vt[i]->arm && lp->vt[i]->arm(lp->self[i]))
+			work = true;
+	}
+	return work;
+}
+
+static void loop_disarm(struct loop *lp)
+{
+	for (int i = 0; i < lp->n; i++)
+		for (int l = 0; l < BH_NLINKS; l++)
+			if (lp->env[i]->chan[l])
+				bh_chan_disarm(lp->env[i]->chan[l]);
+}
+
+static void loop_publish(struct loop *lp, uint64_t now)
+{
+	for (int i = 0; i < lp->n; i++) {
+		struct bh_stats_w *w = &lp->stats[i];
+		bh_stats_begin(w);
+		lp->vt[i]->publish(lp->self[i], w);
+		for (int l = 0; l < BH_NLINKS; l++) {
+			struct bh_chan *ch = lp->env[i]->chan[l];
+			if (!ch)
+				continue;
+			struct bh_chan_stats cs = bh_chan_stats(ch);
+			char pfx[48];
+			snprintf(pfx, sizeof(pfx), "chan.%s.", ch->name);
+			bh_stats_add(w, pfx, "sent", cs.sent);
+			bh_stats_add(w, pfx, "received", cs.received);
+			bh_stats_add(w, pfx, "given_back", cs.given_back);
+			bh_stats_add(w, pfx, "reclaimed", cs.reclaimed);
+			bh_stats_add(w, pfx, "send_full", cs.send_full);
+			bh_stats_add(w, pfx, "rejected_desc", cs.rejected_desc);
+			bh_stats_add(w, pfx, "rejected_index", cs.rejected_index);
+			bh_stats_add(w, pfx, "signals", cs.signals);
+			bh_stats_add(w, pfx, "wakes", cs.wakes);
+		}
+		struct bh_pool *own = &lp->env[i]->own;
+		bh_stats_add(w, "pool.", "free", own->nfree);
+		bh_stats_add(w, "pool.", "alloc_fail", own->stats.alloc_fail);
+		bh_stats_add(w, "pool.", "bad_return", own->stats.bad_return);
+		bh_stats_add(w, "loop.", "sleeps", lp->nstats.sleeps);
+		bh_stats_add(w, "loop.", "waits", lp->nstats.waits);
+		bh_stats_end(w, now);
+	}
+}
+
+static void loop_run(struct loop *lp)
+{
+	uint64_t last_pub = 0;
+	uint32_t badges = 0;
+	while (!stop_requested) {
+		uint64_t now = bh_now_ns();
+		int progress = 0;
+		/* Badges posted while we were awake (no sleeper: no system call). */
+		badges |= bh_ntfn_poll(lp->bell);
+		for (int i = 0; i < lp->n; i++)
+			progress |= lp->vt[i]->poll(lp->self[i], now, badges);
+		badges = 0;
+		for (int i = 0; i < lp->n; i++)
+			for (int l = 0; l < BH_NLINKS; l++)
+				if (lp->env[i]->chan[l])
+					bh_chan_notify(lp->env[i]->chan[l]);
+		if (now - last_pub >= BH_RT_PUBLISH_NS) {
+			loop_publish(lp, now);
+			last_pub = now;
+		}
+		for (int i = 0; i < lp->n; i++)
+			bh_stats_beat(&lp->stats[i]);
+		if (progress)
+			continue;
+		if (loop_arm(lp)) {
+			loop_disarm(lp);
+			continue;
+		}
+		uint64_t dl = UINT64_MAX;
+		for (int i = 0; i < lp->n; i++) {
+			uint64_t d = lp->vt[i]->deadline(lp->self[i]);
+			if (d < dl)
+				dl = d;
+		}
+		now = bh_now_ns();
+		int64_t timeout = dl <= now ? 0 : (int64_t)(dl - now);
+		if (timeout > (int64_t)BH_RT_MAX_SLEEP_NS)
+			timeout = (int64_t)BH_RT_MAX_SLEEP_NS;
+		if (timeout > 0)
+			badges = bh_ntfn_wait(lp->bell, BH_NTFN_SPIN_DEFAULT, timeout, &lp->nstats);
+		loop_disarm(lp);
+	}
+}
+
+static int loop_init(struct loop *lp, int dom, struct bh_env *env, char *err, size_t errlen)
+{
+	int i = lp->n;
+	lp->vt[i] = bh_dom_vt(dom);
+	lp->env[i] = env;
+	lp->self[i] = calloc(1, lp->vt[i]->size);
+	if (lp->self[i] == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int e = bh_stats_writer(&lp->stats[i], &env->stats);
+	if (e) {
+		snprintf(err, errlen, "stats region: %s", bh_ipc_strerror(e));
+		return e;
+	}
+	e = lp->vt[i]->init(lp->self[i], env, err, errlen);
+	if (e)
+		return e;
+	lp->n++;
+	return 0;
+}
+
+static void loop_fini(struct loop *lp)
+{
+	for (int i = lp->n - 1; i >= 0; i--) {
+		lp->vt[i]->fini(lp->self[i]);
+		free(lp->self[i]);
+	}
+	lp->n = 0;
+}
+
+int bh_rt_run_domain(int dom)
+{
+	const struct bh_dom_vt *vt = bh_dom_vt(dom);
+	if (vt == NULL)
+		return 2;
+	bh_rt_log_init(vt->name);
+	setup_process();
+	struct bh_region plan_region;
+	const struct bh_plan *plan;
+	char err[256] = "";
+	int e = bh_plan_attach(&plan_region, &plan);
+	if (e) {
+		snprintf(err, sizeof(err), "error: plan: %s\n", bh_ipc_strerror(e));
+		bh_logf("%s", err);
+		report_ready(err);
+		return 1;
+	}
+	static struct bh_env env;
+	static struct loop lp;
+	char msg[300];
+	if ((e = bh_env_attach(&env, plan, dom, err, sizeof(err))) ||
+	    (e = loop_init(&lp, dom, &env, err, sizeof(err)))) {
+		snprintf(msg, sizeof(msg), "error: %s: %s\n", vt->name, err);
+		bh_logf("start failed: %s", err);
+		report_ready(msg);
+		return 1;
+	}
+	lp.bell = env.bell;
+	for (int i = 0; i < lp.n; i++)
+		bh_stats_ready(&lp.stats[i]);
+	loop_publish(&lp, bh_now_ns());
+	bh_logf("running (factored, pid %d)", (int)getpid());
+	report_ready("ok\n");
+	loop_run(&lp);
+	bh_logf("stopping");
+	loop_fini(&lp);
+	bh_env_detach(&env);
+	return 0;
+}
+
+int bh_rt_run_mono(void)
+{
+	bh_rt_log_init("mono");
+	setup_process();
+	struct bh_region plan_region;
+	const struct bh_plan *plan;
+	char err[256] = "";
+	char msg[300];
+	int e = bh_plan_attach(&plan_region, &plan);
+	if (e) {
+		snprintf(msg, sizeof(msg), "error: plan: %s\n", bh_ipc_strerror(e));
+		report_ready(msg);
+		return 1;
+	}
+	static struct bh_env env[BH_NDOMS];
+	static struct bh_mono_links ml;
+	static struct loop lp;
+	if ((e = bh_env_attach_mono(env, &ml, plan, err, sizeof(err)))) {
+		snprintf(msg, sizeof(msg), "error: %s\n", err);
+		bh_logf("start failed: %s", err);
+		report_ready(msg);
+		return 1;
+	}
+	for (int d = 0; d < BH_NDOMS; d++) {
+		if ((e = loop_init(&lp, d, &env[d], err, sizeof(err)))) {
+			snprintf(msg, sizeof(msg), "error: %s: %s\n", bh_dom_name(d), err);
+			bh_logf("start failed: %s: %s", bh_dom_name(d), err);
+			report_ready(msg);
+			return 1;
+		}
+	}
+	lp.bell = env[BH_DOM_SOCK].bell;
+	for (int i = 0; i < lp.n; i++)
+		bh_stats_ready(&lp.stats[i]);
+	loop_publish(&lp, bh_now_ns());
+	bh_logf("running (mono, pid %d)", (int)getpid());
+	report_ready("ok\n");
+	loop_run(&lp);
+	bh_logf("stopping");
+	loop_fini(&lp);
+	for (int d = 0; d < BH_NDOMS; d++)
+		bh_env_detach(&env[d]);
+	return 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * domains/rt.h - what every domain shares: its entry points (in the shape
+ * of sDDF's init/notified), the main loop that drives one domain in its
+ * own process or all four in one (mono), the poller thread that turns
+ * outside events (a TAP descriptor, the application socket, the peer of a
+ * shared-memory wire) into a badge on the domain's notification word, the
+ * log, and a queue for control messages that must not be lost.
+ *
+ * The loop, for one domain or all four:
+ *
+ *   poll every domain (each drains its channels, does its I/O and timers)
+ *   notify every channel that owes a signal (once per batch)
+ *   publish counters at most every BH_RT_PUBLISH_NS; beat the heartbeat
+ *   if nothing made progress: arm every channel (request, re-check),
+ *     arm the pollers, and sleep on the notification word until a badge
+ *     arrives or the earliest timer (at most BH_RT_MAX_SLEEP_NS)
+ */
+#ifndef BH_DOMAINS_RT_H
+#define BH_DOMAINS_RT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "domains/plan.h"
+#include "domains/stats.h"
+
+#define BH_RT_PUBLISH_NS (50ull * 1000 * 1000)
+#define BH_RT_MAX_SLEEP_NS (100ull * 1000 * 1000)
+
+struct bh_dom_vt {
+	const char *name;
+	size_t size;
+	/* Attaches to what env holds; a message in err on failure. */
+	int (*init)(void *self, struct bh_env *env, char *err, size_t errlen);
+	/* Does what is ready; nonzero when it made progress. `badges` are
+	 * those that arrived on the notification word since the last pass
+	 * (BH_BADGE_*): a hint, never the only way work is found. */
+	int (*poll)(void *self, uint64_t now_ns, uint32_t badges);
+	/* CLOCK_MONOTONIC ns of its next timer, or UINT64_MAX. */
+	uint64_t (*deadline)(void *self);
+	/* Optional: before sleeping (arm pollers). True: work is there. */
+	bool (*arm)(void *self);
+	void (*publish)(void *self, struct bh_stats_w *w);
+	void (*fini)(void *self);
+};
+
+extern const struct bh_dom_vt bh_driver_vt, bh_ip_vt, bh_tcp_vt, bh_sock_vt;
+const struct bh_dom_vt *bh_dom_vt(int dom);
+
+/* --- log --- */
+
+/* Lines go to standard error (the instance's log file), each as
+ * "2026-01-02T03:04:05.678Z driver[123]: text". */
+void bh_rt_log_init(const char *dom);
+void bh_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- loops --- */
+
+/* Runs domain `dom` of the plan at BH_FD_PLAN until told to stop (SIGTERM
+ * or SIGINT). Returns the process exit status. */
+int bh_rt_run_domain(int dom);
+/* Runs all four in this process over in-process links. */
+int bh_rt_run_mono(void);
+
+/* --- poller thread --- */
+
+struct bh_poller {
+	pthread_t thread;
+	bool started;
+	/* Blocks until outside work is ready (>0) or timeout_ms passes (0). */
+	int (*wait)(void *arg, int timeout_ms);
+	void *arg;
+	struct bh_ntfn *bell;
+	uint32_t armed; /* futex word: 1 while the main loop wants a signal */
+	uint32_t stop;
+	struct bh_ntfn_stats nstats;
+	uint64_t wakes; /* badges posted */
+};
+
+int bh_poller_start(struct bh_poller *p, int (*wait)(void *, int), void *arg,
+		    struct bh_ntfn *bell);
+/* The main loop is about to sleep: the poller watches from now on, and
+ * posts BH_BADGE_IO once when outside work is ready. */
+void bh_poller_arm(struct bh_poller *p);
+void bh_poller_stop(struct bh_poller *p);
+
+/* --- control messages that must arrive --- */
+
+/* A bounded private queue in front of a link: a control message waits
+ * here when no buffer or ring slot is free, and goes out in order. */
+struct bh_ctlq {
+	struct bh_ctl *q;
+	uint32_t cap, head, tail;
+	uint64_t overflow; /* messages lost: the queue itself was full */
+};
+int bh_ctlq_init(struct bh_ctlq *cq, uint32_t cap);
+void bh_ctlq_fini(struct bh_ctlq *cq);
+/* Queues c for link `link` of env, buffers from env's own pool, and
+ * sends what it can; returns false if the message had to be dropped. */
+bool bh_ctl_send(struct bh_env *env, struct bh_ctlq *cq, int link, const struct bh_ctl *c);
+/* Sends what waits; true if the queue is now empty. */
+bool bh_ctlq_flush(struct bh_env *env, struct bh_ctlq *cq, int link);
+
+/* A control message from a descriptor, copied out once; false if the
+ * span cannot hold one (the caller counts it). */
+bool bh_ctl_read(const struct bh_env *env, const struct bh_desc *d, struct bh_ctl *out);
+
+/* Time helpers. */
+static inline uint64_t bh_ns_to_ms(uint64_t ns) { return ns / 1000000u; }
+static inline uint64_t bh_ns_to_us(uint64_t ns) { return ns / 1000u; }
+
+#endif /* BH_DOMAINS_RT_H */

@@ -1,0 +1,685 @@
+/*
+ * domains/tcp.c - the TCP domain: the TCP library (tcp/tcp.h), its timers
+ * and connection table, between ip below and the socket server above.
+ *
+ *   link IT   segments in: the first piece (BH_M_SEG, meta = pieces,
+ *             aux = source) and the rest (BH_M_MORE) become one
+ *             bh_ip_rx; ICMP reports (BH_M_IPEVENT); segments out, one
+ *             SEG buffer each
+ *   link TS   sockets by id (sid, chosen by sock, 1..max_socks-1):
+ *             control messages both ways (domains/proto.h); data from
+ *             applications (SOCK buffers, held by the library until
+ *             acknowledged, then given back); data for applications (the
+ *             received buffers themselves, as many as the per-socket
+ *             budget allows, zero copy)
+ *
+ * The library's cookie for a connection or listener is its sid (0 for a
+ * connection not yet accepted). Library events only mark work; the work
+ * is done after the library call returns (no re-entry).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domains/dq.h"
+#include "domains/rt.h"
+#include "domains/track.h"
+#include "tcp/tcp.h"
+
+#define BATCH 64u
+#define PUMP 32u
+#define SID_BITS 20
+#define GEN_MASK 0xfffu
+
+struct tsock {
+	bool used, listener;
+	bool eof_sent;
+	bool shut_pending, close_pending; /* after the queued data */
+	bool dirty;
+	bool gone; /* the library said CLOSED or never had it */
+	bh_tcp_conn conn;
+	uint32_t gen;
+	uint32_t rx_out;      /* buffers forwarded to sock, not yet back */
+	struct bh_dq pend_tx; /* data from sock the library had no room for */
+	struct bh_dq pend_rx; /* data for sock the ring had no room for */
+};
+
+struct tcpd_stats {
+	uint64_t bad_desc;     /* descriptors of a type or shape not expected */
+	uint64_t bad_sid;      /* messages for a socket id we do not know */
+	uint64_t bad_segment;  /* piece sequences that did not add up */
+	uint64_t out_ring_full; /* segments dropped: the link to ip was full */
+	uint64_t data_dropped; /* application data refused (socket closing, error) */
+	uint64_t dq_full;      /* node pool exhausted (a bug if ever nonzero) */
+};
+
+struct tcpd {
+	struct bh_env *env;
+	struct bh_tcp *tcp;
+	struct bh_track tr;
+	struct bh_ctlq cq;
+	struct tsock *s;
+	uint32_t nsocks;
+	uint32_t rx_budget; /* buffers per socket with sock at once */
+	struct bh_dq_nodes nodes;
+	uint32_t *dirty;
+	uint32_t ndirty;
+	uint64_t next_tick_us;
+	uint64_t now_us;
+	/* A segment whose pieces span two batches. */
+	struct bh_ip_rx rx;
+	unsigned rx_want;
+	struct tcpd_stats st;
+};
+
+static struct tsock *sock_of(struct tcpd *d, uint32_t sid)
+{
+	if (sid == 0 || sid >= d->nsocks || !d->s[sid].used)
+		return NULL;
+	return &d->s[sid];
+}
+
+static void mark(struct tcpd *d, uint32_t sid)
+{
+	struct tsock *t = sock_of(d, sid);
+	if (t && !t->dirty) {
+		t->dirty = true;
+		d->dirty[d->ndirty++] = sid;
+	}
+}
+
+static void ctl(struct tcpd *d, uint16_t op, uint32_t sid, int err)
+{
+	struct bh_ctl c = {.op = op, .sid = sid, .err = err};
+	struct tsock *t = sock_of(d, sid);
+	struct bh_tcp_info info;
+	if (t && !t->gone && bh_tcp_info(d->tcp, t->conn, &info) == 0) {
+		c.laddr = info.local;
+		c.raddr = info.remote;
+		c.lport = info.lport;
+		c.rport = info.rport;
+	}
+	bh_ctl_send(d->env, &d->cq, BH_LINK_TS, &c);
+}
+
+static void result(struct tcpd *d, uint32_t sid, uint16_t op, int err)
+{
+	struct bh_ctl c = {.op = BH_CTL_RESULT, .sid = sid, .arg = op, .err = err};
+	struct tsock *t = sock_of(d, sid);
+	struct bh_tcp_info info;
+	if (t && !t->gone && bh_tcp_info(d->tcp, t->conn, &info) == 0) {
+		c.laddr = info.local;
+		c.lport = info.lport;
+	}
+	bh_ctl_send(d->env, &d->cq, BH_LINK_TS, &c);
+}
+
+static void give_back_sock(struct tcpd *d, const struct bh_desc *x)
+{
+	struct bh_desc b = {.buf = x->buf, .pool = x->pool};
+	bh_chan_give_back(d->env->chan[BH_LINK_TS], &b, 1);
+}
+
+static void give_back_ip(struct tcpd *d, uint8_t pool, uint32_t buf)
+{
+	struct bh_desc b = {.buf = buf, .pool = pool};
+	bh_chan_give_back(d->env->chan[BH_LINK_IT], &b, 1);
+}
+
+/* Forgets a socket: its waiting data goes home. */
+static void sock_free(struct tcpd *d, uint32_t sid)
+{
+	struct tsock *t = &d->s[sid];
+	struct bh_desc x = {0};
+	while (bh_dq_pop(&d->nodes, &t->pend_tx, &x))
+		give_back_sock(d, &x);
+	while (bh_dq_pop(&d->nodes, &t->pend_rx, &x))
+		give_back_ip(d, x.pool, x.buf);
+	t->used = false;
+	t->gen++;
+}
+
+/* --- library callbacks --- */
+
+static bool op_alloc(void *ctx, struct bh_pkt *out)
+{
+	struct tcpd *d = ctx;
+	uint32_t buf;
+	if (bh_pool_alloc(&d->env->own, &buf) != 0)
+		return false;
+	const struct bh_pool_geom *g = &d->env->own.geom;
+	*out = (struct bh_pkt){.base = bh_pool_buf(&d->env->own, buf),
+			       .size = g->buf_size,
+			       .off = g->headroom,
+			       .handle = bh_handle(BH_POOL_SEG, buf),
+			       .writable = true};
+	return true;
+}
+
+static void op_release(void *ctx, const struct bh_pkt *p)
+{
+	struct tcpd *d = ctx;
+	uint8_t pool = bh_handle_pool(p->handle);
+	uint32_t buf = bh_handle_buf(p->handle);
+	struct bh_desc x = {.buf = buf, .pool = pool};
+	if (pool == BH_POOL_SEG)
+		bh_pool_free(&d->env->own, buf);
+	else if (pool == BH_POOL_SOCK)
+		give_back_sock(d, &x);
+	else
+		give_back_ip(d, pool, buf);
+}
+
+static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
+{
+	struct tcpd *d = ctx;
+	uint32_t buf = bh_handle_buf(seg->handle);
+	struct bh_desc x = {.buf = buf,
+			    .off = (uint16_t)seg->off,
+			    .len = (uint16_t)seg->len,
+			    .pool = BH_POOL_SEG,
+			    .flags = BH_M_SEG,
+			    .aux = dst};
+	bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_IP));
+	if (bh_chan_send(d->env->chan[BH_LINK_IT], &x, 1) == 1)
+		return;
+	d->st.out_ring_full++;
+	bh_pool_take_back(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_IP));
+	bh_pool_free(&d->env->own, buf);
+}
+
+static void op_event(void *ctx, const struct bh_tcp_event *ev)
+{
+	struct tcpd *d = ctx;
+	uint32_t sid = (uint32_t)ev->cookie;
+	struct tsock *t = sock_of(d, sid);
+	if (t == NULL)
+		return; /* a connection not yet accepted */
+	switch (ev->type) {
+	case BH_TCP_EV_CONNECTED:
+		ctl(d, BH_CTL_CONNECTED, sid, 0);
+		break;
+	case BH_TCP_EV_ACCEPTABLE:
+		ctl(d, BH_CTL_ACCEPTABLE, sid, 0);
+		break;
+	case BH_TCP_EV_READABLE:
+	case BH_TCP_EV_WRITABLE:
+		mark(d, sid);
+		break;
+	case BH_TCP_EV_ERROR:
+		ctl(d, BH_CTL_ERROR, sid, ev->err);
+		mark(d, sid);
+		break;
+	case BH_TCP_EV_CLOSED:
+		t->gone = true;
+		ctl(d, BH_CTL_CLOSED, sid, 0);
+		sock_free(d, sid);
+		break;
+	}
+}
+
+static const struct bh_tcp_ops tcp_ops = {
+    .alloc = op_alloc,
+    .release = op_release,
+    .output = op_output,
+    .event = op_event,
+};
+
+/* --- the domain --- */
+
+static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
+{
+	struct tcpd *d = self;
+	const struct bh_plan *p = env->plan;
+	d->env = env;
+	d->nsocks = p->max_socks;
+	d->rx_budget = p->tcp_buf / 1024u;
+	if (d->rx_budget < 16)
+		d->rx_budget = 16;
+	d->s = calloc(d->nsocks, sizeof(*d->s));
+	d->dirty = calloc(d->nsocks, sizeof(*d->dirty));
+	uint32_t nodes = p->pools.g[BH_POOL_SOCK].nbufs + p->pools.g[BH_POOL_RX].nbufs;
+	if (d->s == NULL || d->dirty == NULL || bh_dq_nodes_init(&d->nodes, nodes) ||
+	    bh_track_init(&d->tr, &p->pools, 1u << BH_POOL_RX) ||
+	    bh_ctlq_init(&d->cq, 4 * d->nsocks)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < d->nsocks; i++) {
+		bh_dq_init(&d->s[i].pend_tx);
+		bh_dq_init(&d->s[i].pend_rx);
+	}
+	struct bh_tcp_config cfg = {
+	    .addr = p->addr,
+	    .mss = (uint16_t)(p->mtu - 40),
+	    .conns = p->max_socks,
+	    .segs = p->pools.g[BH_POOL_RX].nbufs + p->pools.g[BH_POOL_SOCK].nbufs,
+	    .rcv_buf = p->tcp_buf,
+	    .snd_buf = p->tcp_buf,
+	    .secret = {p->secret[2], p->secret[3]},
+	};
+	const char *why = NULL;
+	d->tcp = bh_tcp_create(&cfg, &tcp_ops, d, &why);
+	if (d->tcp == NULL) {
+		snprintf(err, errlen, "tcp: %s", why ? why : "cannot create");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static struct bh_pkt pkt_of(struct tcpd *d, const struct bh_desc *x)
+{
+	const struct bh_pool_geom *g = &d->env->plan->pools.g[x->pool];
+	return (struct bh_pkt){.base = (uint8_t *)d->env->view[x->pool] +
+				       (size_t)x->buf * g->buf_size,
+			       .size = g->buf_size,
+			       .off = x->off,
+			       .len = x->len,
+			       .handle = bh_handle(x->pool, x->buf)};
+}
+
+static void drop_partial(struct tcpd *d)
+{
+	for (unsigned i = 0; i < d->rx.npieces; i++)
+		give_back_ip(d, bh_handle_pool(d->rx.piece[i].handle),
+			     bh_handle_buf(d->rx.piece[i].handle));
+	d->rx.npieces = 0;
+	d->rx_want = 0;
+	d->st.bad_segment++;
+}
+
+static void from_ip(struct tcpd *d, const struct bh_desc *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].flags == BH_M_IPEVENT && x[i].pool == BH_POOL_IP &&
+		    x[i].len >= sizeof(struct bh_ip_event)) {
+			struct bh_ip_event ev;
+			memcpy(&ev, bh_env_buf(d->env, x[i].pool, x[i].buf) + x[i].off, sizeof(ev));
+			give_back_ip(d, x[i].pool, x[i].buf);
+			bh_tcp_ip_event(d->tcp, d->now_us, &ev);
+			continue;
+		}
+		if (x[i].pool != BH_POOL_RX || (x[i].flags != BH_M_SEG && x[i].flags != BH_M_MORE)) {
+			d->st.bad_desc++;
+			give_back_ip(d, x[i].pool, x[i].buf);
+			continue;
+		}
+		if (x[i].flags == BH_M_SEG) {
+			if (d->rx_want)
+				drop_partial(d);
+			if (x[i].meta == 0 || x[i].meta > BH_IP_MAX_PIECES) {
+				d->st.bad_segment++;
+				give_back_ip(d, x[i].pool, x[i].buf);
+				continue;
+			}
+			d->rx.proto = BH_IPPROTO_TCP;
+			d->rx.cast = BH_IP_UNICAST;
+			d->rx.src = x[i].aux;
+			d->rx.dst = d->env->plan->addr;
+			d->rx.len = 0;
+			d->rx.npieces = 0;
+			d->rx_want = x[i].meta;
+		} else if (d->rx_want == 0) {
+			d->st.bad_segment++;
+			give_back_ip(d, x[i].pool, x[i].buf);
+			continue;
+		}
+		d->rx.piece[d->rx.npieces++] = pkt_of(d, &x[i]);
+		d->rx.len += x[i].len;
+		if (d->rx.npieces == d->rx_want) {
+			d->rx_want = 0;
+			bh_tcp_input(d->tcp, d->now_us, &d->rx);
+			d->rx.npieces = 0;
+		}
+	}
+}
+
+/* Data from an application: to the library, or to wait for room. */
+static void data_from_sock(struct tcpd *d, const struct bh_desc *x)
+{
+	struct tsock *t = sock_of(d, x->aux);
+	if (t == NULL || t->listener || t->gone || t->shut_pending || t->close_pending) {
+		if (t == NULL)
+			d->st.bad_sid++;
+		d->st.data_dropped++;
+		give_back_sock(d, x);
+		return;
+	}
+	if (t->pend_tx.n == 0) {
+		struct bh_pkt p = pkt_of(d, x);
+		int r = bh_tcp_send(d->tcp, d->now_us, t->conn, &p);
+		if (r == 0)
+			return;
+		if (r != -EAGAIN && r != -ENOBUFS) {
+			d->st.data_dropped++;
+			give_back_sock(d, x);
+			return;
+		}
+	}
+	if (!bh_dq_push(&d->nodes, &t->pend_tx, x)) {
+		d->st.dq_full++;
+		give_back_sock(d, x);
+	}
+}
+
+static void ctl_from_sock(struct tcpd *d, const struct bh_ctl *c)
+{
+	uint32_t sid = c->sid;
+	if (sid == 0 || sid >= d->nsocks) {
+		d->st.bad_sid++;
+		return;
+	}
+	struct tsock *t = &d->s[sid];
+	int r;
+	switch (c->op) {
+	case BH_CTL_LISTEN:
+	case BH_CTL_CONNECT:
+	case BH_CTL_ACCEPT: {
+		if (t->used) {
+			d->st.bad_sid++;
+			result(d, sid, c->op, EBUSY);
+			return;
+		}
+		bh_tcp_conn h = 0;
+		if (c->op == BH_CTL_LISTEN) {
+			r = bh_tcp_listen(d->tcp, c->lport, c->arg ? c->arg : 128, sid, &h);
+		} else if (c->op == BH_CTL_CONNECT) {
+			r = bh_tcp_connect(d->tcp, d->now_us, c->raddr, c->rport, c->lport, sid, &h);
+		} else {
+			struct tsock *l = sock_of(d, c->arg);
+			r = l && l->listener ? bh_tcp_accept(d->tcp, l->conn, sid, &h) : -EINVAL;
+		}
+		if (r == 0) {
+			t->used = true;
+			t->listener = c->op == BH_CTL_LISTEN;
+			t->eof_sent = t->shut_pending = t->close_pending = t->gone = false;
+			t->dirty = false;
+			t->conn = h;
+			t->rx_out = 0;
+		}
+		if (c->op == BH_CTL_ACCEPT && r == 0) {
+			ctl(d, BH_CTL_ACCEPTED, sid, 0);
+			mark(d, sid); /* data may have come before the accept */
+		} else {
+			result(d, sid, c->op, -r);
+		}
+		return;
+	}
+	default:
+		break;
+	}
+	if (!t->used) {
+		d->st.bad_sid++;
+		return;
+	}
+	switch (c->op) {
+	case BH_CTL_SHUTDOWN:
+		t->shut_pending = true;
+		mark(d, sid);
+		break;
+	case BH_CTL_CLOSE:
+		t->close_pending = true;
+		mark(d, sid);
+		break;
+	case BH_CTL_ABORT:
+		if (!t->gone && bh_tcp_abort(d->tcp, d->now_us, t->conn) != 0)
+			t->gone = true;
+		if (t->used && t->gone) {
+			ctl(d, BH_CTL_CLOSED, sid, 0);
+			sock_free(d, sid);
+		}
+		break;
+	case BH_CTL_SETOPT:
+		r = t->gone ? -ENOTCONN
+			    : bh_tcp_setopt(d->tcp, d->now_us, t->conn, (enum bh_tcp_opt)c->arg,
+					    c->arg2);
+		result(d, sid, c->op, -r);
+		break;
+	default:
+		d->st.bad_desc++;
+		break;
+	}
+}
+
+static void from_sock(struct tcpd *d, const struct bh_desc *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].pool == BH_POOL_SOCK && x[i].flags == BH_M_DATA) {
+			data_from_sock(d, &x[i]);
+			continue;
+		}
+		struct bh_ctl c;
+		if (x[i].flags == BH_M_CTL && bh_ctl_read(d->env, &x[i], &c))
+			ctl_from_sock(d, &c);
+		else
+			d->st.bad_desc++;
+		give_back_sock(d, &x[i]);
+	}
+}
+
+/* Sends waiting data for sock, in order; true if all of it went. */
+static bool flush_rx(struct tcpd *d, uint32_t sid, struct tsock *t)
+{
+	struct bh_desc *px;
+	while ((px = bh_dq_peek(&d->nodes, &t->pend_rx)) != NULL) {
+		struct bh_desc x = *px;
+		uint32_t tag = sid | (t->gen & GEN_MASK) << SID_BITS;
+		if (!bh_track_out(&d->tr, x.pool, x.buf, BH_DOM_SOCK, tag)) {
+			bh_dq_pop(&d->nodes, &t->pend_rx, NULL);
+			continue;
+		}
+		if (bh_chan_send(d->env->chan[BH_LINK_TS], &x, 1) != 1) {
+			bh_track_back(&d->tr, x.pool, x.buf, BH_DOM_SOCK, NULL);
+			return false;
+		}
+		bh_dq_pop(&d->nodes, &t->pend_rx, NULL);
+		t->rx_out++;
+	}
+	return true;
+}
+
+static void pump(struct tcpd *d, uint32_t sid)
+{
+	struct tsock *t = sock_of(d, sid);
+	if (t == NULL || t->listener)
+		return;
+	/* Data sock gave us while the library had no room. */
+	struct bh_desc x = {0};
+	while (!t->gone && bh_dq_peek(&d->nodes, &t->pend_tx)) {
+		struct bh_pkt p = pkt_of(d, bh_dq_peek(&d->nodes, &t->pend_tx));
+		int r = bh_tcp_send(d->tcp, d->now_us, t->conn, &p);
+		if (r == -EAGAIN || r == -ENOBUFS)
+			break;
+		bh_dq_pop(&d->nodes, &t->pend_tx, &x);
+		if (r != 0) {
+			d->st.data_dropped++;
+			give_back_sock(d, &x);
+		}
+	}
+	if (t->pend_tx.n == 0 && !t->gone) {
+		if (t->close_pending) {
+			t->close_pending = false;
+			t->shut_pending = false;
+			/* Data already with sock is unread data the
+			 * application gave up: the library decides FIN or RST
+			 * from what it still holds. */
+			if (bh_tcp_close(d->tcp, d->now_us, t->conn) != 0)
+				t->gone = true;
+			t = sock_of(d, sid);
+			if (t && t->gone) {
+				ctl(d, BH_CTL_CLOSED, sid, 0);
+				sock_free(d, sid);
+			}
+			return;
+		}
+		if (t->shut_pending) {
+			t->shut_pending = false;
+			bh_tcp_shutdown(d->tcp, d->now_us, t->conn);
+		}
+	}
+	if (t->gone || t->close_pending || d->cq.head != d->cq.tail)
+		return;
+	/* Received data, up to the budget, zero copy. */
+	if (!flush_rx(d, sid, t))
+		return;
+	while (t->rx_out < d->rx_budget && !t->eof_sent) {
+		struct bh_pkt p[PUMP];
+		unsigned want = d->rx_budget - t->rx_out;
+		int n = bh_tcp_recv(d->tcp, d->now_us, t->conn, p, want < PUMP ? want : PUMP);
+		if (n == -EAGAIN || n < 0)
+			break;
+		if (n == 0) {
+			t->eof_sent = true;
+			ctl(d, BH_CTL_EOF, sid, 0);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct bh_desc y = {.buf = bh_handle_buf(p[i].handle),
+					    .off = (uint16_t)p[i].off,
+					    .len = (uint16_t)p[i].len,
+					    .pool = bh_handle_pool(p[i].handle),
+					    .flags = BH_M_DATA,
+					    .aux = sid};
+			if (!bh_dq_push(&d->nodes, &t->pend_rx, &y)) {
+				d->st.dq_full++;
+				give_back_ip(d, y.pool, y.buf);
+			}
+		}
+		if (!flush_rx(d, sid, t))
+			break;
+	}
+}
+
+static int reclaim(struct tcpd *d)
+{
+	struct bh_desc x[BATCH];
+	int progress = 0;
+	unsigned n = bh_chan_reclaim(d->env->chan[BH_LINK_IT], x, BATCH);
+	for (unsigned i = 0; i < n; i++)
+		if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(BH_DOM_IP)) == 0)
+			bh_pool_free(&d->env->own, x[i].buf);
+	progress |= n != 0;
+	n = bh_chan_reclaim(d->env->chan[BH_LINK_TS], x, BATCH);
+	for (unsigned i = 0; i < n; i++) {
+		if (x[i].pool == BH_POOL_SEG) {
+			if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(BH_DOM_SOCK)) == 0)
+				bh_pool_free(&d->env->own, x[i].buf);
+			continue;
+		}
+		uint32_t tag;
+		if (!bh_track_back(&d->tr, x[i].pool, x[i].buf, BH_DOM_SOCK, &tag))
+			continue;
+		give_back_ip(d, x[i].pool, x[i].buf);
+		uint32_t sid = tag & ((1u << SID_BITS) - 1);
+		struct tsock *t = sock_of(d, sid);
+		if (t && (t->gen & GEN_MASK) == tag >> SID_BITS && t->rx_out) {
+			t->rx_out--;
+			mark(d, sid);
+		}
+	}
+	progress |= n != 0;
+	return progress;
+}
+
+static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
+{
+	struct tcpd *d = self;
+	(void)badges;
+	d->now_us = bh_ns_to_us(now);
+	int progress = reclaim(d);
+	struct bh_desc x[BATCH];
+	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, BATCH);
+	from_ip(d, x, n);
+	progress |= n != 0;
+	n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, BATCH);
+	from_sock(d, x, n);
+	progress |= n != 0;
+	if (d->cq.head != d->cq.tail)
+		bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS);
+	if (progress || d->now_us >= d->next_tick_us)
+		d->next_tick_us = bh_tcp_tick(d->tcp, d->now_us);
+	/* Marked sockets, including those marked while pumping. */
+	for (uint32_t i = 0; i < d->ndirty; i++) {
+		uint32_t sid = d->dirty[i];
+		if (sid < d->nsocks)
+			d->s[sid].dirty = false;
+		pump(d, sid);
+	}
+	if (d->ndirty)
+		progress = 1;
+	d->ndirty = 0;
+	return progress;
+}
+
+static uint64_t tcpd_deadline(void *self)
+{
+	struct tcpd *d = self;
+	if (d->next_tick_us == UINT64_MAX)
+		return UINT64_MAX;
+	return d->next_tick_us * 1000u;
+}
+
+static void tcpd_publish(void *self, struct bh_stats_w *w)
+{
+	struct tcpd *d = self;
+	const struct bh_tcp_counters *c = bh_tcp_counters(d->tcp);
+	for (unsigned i = 0; bh_tcp_counter_name(i); i++)
+		bh_stats_add(w, "", bh_tcp_counter_name(i), bh_tcp_counter_value(c, i));
+	bh_stats_add(w, "", "bad_desc", d->st.bad_desc);
+	bh_stats_add(w, "", "bad_sid", d->st.bad_sid);
+	bh_stats_add(w, "", "bad_segment", d->st.bad_segment);
+	bh_stats_add(w, "", "out_ring_full", d->st.out_ring_full);
+	bh_stats_add(w, "", "data_dropped", d->st.data_dropped);
+	bh_stats_add(w, "", "ctl_lost", d->cq.overflow);
+	bh_stats_add(w, "track.", "refused", d->tr.refused);
+	bh_stats_add(w, "", "held", bh_tcp_held(d->tcp));
+	for (uint32_t sid = 1; sid < d->nsocks; sid++) {
+		struct tsock *t = &d->s[sid];
+		struct bh_tcp_info info;
+		if (!t->used || t->gone || bh_tcp_info(d->tcp, t->conn, &info) != 0)
+			continue;
+		struct bh_stat_conn *sc = bh_stats_conn(w);
+		if (sc == NULL)
+			break;
+		sc->laddr = info.local;
+		sc->raddr = info.remote;
+		sc->lport = info.lport;
+		sc->rport = info.rport;
+		sc->state = (uint8_t)info.state;
+		sc->sid = sid;
+		sc->cwnd = info.cwnd;
+		sc->ssthresh = info.ssthresh;
+		sc->srtt_us = info.srtt_us;
+		sc->rto_us = info.rto_us;
+		sc->retransmits = info.retransmits;
+		sc->mss = info.mss;
+		sc->snd_queued = info.snd_queued;
+		sc->rcv_queued = info.rcv_queued;
+		sc->snd_wnd = info.snd_wnd;
+		sc->rcv_wnd = info.rcv_wnd;
+		snprintf(sc->cc, sizeof(sc->cc), "%s", info.cc ? info.cc : "");
+	}
+}
+
+static void tcpd_fini(void *self)
+{
+	struct tcpd *d = self;
+	if (d->tcp)
+		bh_tcp_destroy(d->tcp);
+	bh_track_fini(&d->tr);
+	bh_ctlq_fini(&d->cq);
+	bh_dq_nodes_fini(&d->nodes);
+	free(d->s);
+	free(d->dirty);
+}
+
+const struct bh_dom_vt bh_tcp_vt = {
+    .name = "tcp",
+    .size = sizeof(struct tcpd),
+    .init = tcpd_init,
+    .poll = tcpd_poll,
+    .deadline = tcpd_deadline,
+    .publish = tcpd_publish,
+    .fini = tcpd_fini,
+};

@@ -1,0 +1,93 @@
+/*
+ * domains/track.h - who holds the buffers a domain forwarded but does not
+ * own (a received frame ip passed on to tcp; a segment ip passed to the
+ * driver). A buffer comes back only from the neighbour it went to; what
+ * comes back from anyone else is refused and counted, and when a
+ * neighbour dies, what it held is known (issue 6 reclaims it).
+ *
+ * One byte per buffer of each tracked pool (0: not out, else the holder's
+ * domain id + 1) and one 32-bit tag the domain keeps with it (a socket
+ * id, say). Private memory; one thread.
+ */
+#ifndef BH_DOMAINS_TRACK_H
+#define BH_DOMAINS_TRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "domains/proto.h"
+
+struct bh_track {
+	uint8_t *holder[BH_NPOOLS];
+	uint32_t *tag[BH_NPOOLS];
+	uint32_t n[BH_NPOOLS];
+	uint64_t refused; /* returns from a domain that did not hold the buffer */
+	uint64_t dup_out; /* forwards of a buffer already out (a neighbour's lie) */
+};
+
+static inline int bh_track_init(struct bh_track *t, const struct bh_pools_geom *g,
+				unsigned pools_mask)
+{
+	for (int p = 0; p < BH_NPOOLS; p++) {
+		if (!(pools_mask & (1u << p)))
+			continue;
+		t->n[p] = g->g[p].nbufs;
+		t->holder[p] = calloc(t->n[p], 1);
+		t->tag[p] = calloc(t->n[p], sizeof(uint32_t));
+		if (t->holder[p] == NULL || t->tag[p] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static inline void bh_track_fini(struct bh_track *t)
+{
+	for (int p = 0; p < BH_NPOOLS; p++) {
+		free(t->holder[p]);
+		free(t->tag[p]);
+		t->holder[p] = NULL;
+		t->tag[p] = NULL;
+	}
+}
+
+/* Records that `to` now holds (pool, buf). False (and counted) if the
+ * pool is not tracked or the buffer is already out: then do not forward. */
+static inline bool bh_track_out(struct bh_track *t, uint8_t pool, uint32_t buf, int to,
+				uint32_t tag)
+{
+	if (pool >= BH_NPOOLS || t->holder[pool] == NULL || buf >= t->n[pool] ||
+	    t->holder[pool][buf] != 0) {
+		t->dup_out++;
+		return false;
+	}
+	t->holder[pool][buf] = (uint8_t)(to + 1);
+	t->tag[pool][buf] = tag;
+	return true;
+}
+
+/* Takes (pool, buf) back from `from`; false (and counted) unless it held it. */
+static inline bool bh_track_back(struct bh_track *t, uint8_t pool, uint32_t buf, int from,
+				 uint32_t *tag)
+{
+	if (pool >= BH_NPOOLS || t->holder[pool] == NULL || buf >= t->n[pool] ||
+	    t->holder[pool][buf] != (uint8_t)(from + 1)) {
+		t->refused++;
+		return false;
+	}
+	t->holder[pool][buf] = 0;
+	if (tag)
+		*tag = t->tag[pool][buf];
+	return true;
+}
+
+static inline uint32_t bh_track_held(const struct bh_track *t, int by)
+{
+	uint32_t n = 0;
+	for (int p = 0; p < BH_NPOOLS; p++)
+		for (uint32_t i = 0; t->holder[p] && i < t->n[p]; i++)
+			n += t->holder[p][i] == (uint8_t)(by + 1);
+	return n;
+}
+
+#endif /* BH_DOMAINS_TRACK_H */

@@ -1,0 +1,90 @@
+/*
+ * drivers/backend.h - packet I/O backends for the driver domain.
+ *
+ *   tap:IFNAME      a TAP device the supervisor created and handed over
+ *   pcap:IFNAME     libpcap live capture and injection on an existing
+ *                   interface (one end of a veth pair, say)
+ *   wire:LINK:0|1   one end of a shared-memory wire between two instances
+ *   file:PATH.pcap  replays a capture as received frames; sent frames are
+ *                   counted and dropped (see them with --capture)
+ *
+ * The driver's main thread calls rx and tx; its poller thread calls wait.
+ * A backend copies frames into and out of the caller's buffers: the
+ * driver domain owns packet memory, the backend only moves bytes.
+ */
+#ifndef BH_DRIVERS_BACKEND_H
+#define BH_DRIVERS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ip/wire.h"
+
+enum bh_backend_kind { BH_BK_TAP, BH_BK_PCAP, BH_BK_WIRE, BH_BK_FILE };
+
+struct bh_driver_spec {
+	enum bh_backend_kind kind;
+	char arg[200]; /* interface name, wire link name or file path */
+	int end;       /* wire: 0 or 1 */
+};
+
+/* Parses a --driver SPEC; NULL if fine, else what is wrong. */
+const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
+
+struct bh_backend_stats {
+	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+	uint64_t rx_errors;    /* read errors, truncated or oversized frames */
+	uint64_t tx_errors;    /* write errors */
+	uint64_t tx_no_carrier; /* wire: the other end is not attached */
+	uint64_t tx_busy;      /* frames that waited: the device was full */
+	uint64_t rx_bad_index; /* wire: the other end published bad indices */
+};
+
+struct bh_backend;
+
+struct bh_backend_ops {
+	/* Up to n received frames, copied into bufs[i] (cap bytes each);
+	 * their lengths in lens. Returns the count, or -errno if the device
+	 * failed for good. */
+	int (*rx)(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint32_t *lens,
+		  unsigned n);
+	/* Sends frames in order; returns how many were taken (the rest wait:
+	 * the device is full), or -errno. */
+	int (*tx)(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
+		  unsigned n);
+	/* Poller thread: 1 when rx has something, 0 after timeout_ms. */
+	int (*wait)(struct bh_backend *b, int timeout_ms);
+	void (*close)(struct bh_backend *b);
+};
+
+struct bh_backend {
+	const struct bh_backend_ops *ops;
+	struct bh_mac mac;
+	bool has_mac; /* pcap: the interface's own address */
+	bool eof;     /* file: replay finished */
+	struct bh_backend_stats st;
+};
+
+struct bh_backend_args {
+	const struct bh_driver_spec *spec;
+	const char *wire_dir; /* where wire files live */
+	uint16_t mtu;
+	int tap_fd;
+};
+
+int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
+		    size_t errlen);
+
+/* Individual backends (backend.c dispatches). */
+int bh_tap_open(struct bh_backend **out, int fd, char *err, size_t errlen);
+int bh_pcap_open(struct bh_backend **out, const char *ifname, uint16_t mtu, char *err,
+		 size_t errlen);
+int bh_file_open(struct bh_backend **out, const char *path, char *err, size_t errlen);
+int bh_wire_open(struct bh_backend **out, const char *dir, const char *link, int end,
+		 uint16_t mtu, char *err, size_t errlen);
+
+/* Wire files: the path of LINK's file under dir. */
+int bh_wire_path(char *out, size_t n, const char *dir, const char *link);
+
+#endif /* BH_DRIVERS_BACKEND_H */

@@ -1,0 +1,331 @@
+/*
+ * drivers/wire.c - a shared-memory wire between two instances on one
+ * host: a file (under the run directory) holding two frame rings, one per
+ * direction. No privileges needed.
+ *
+ * Layout (page-aligned parts):
+ *
+ *   page 0        struct wire_hdr: geometry, written once by the end that
+ *                 creates the file; each end's pid while attached
+ *   direction d   frames sent by end d, received by end 1-d:
+ *     page        producer: head (written by end d only)
+ *     page        consumer: tail, want (written by end 1-d only), and
+ *                 the consumer's notification word (end d signals it)
+ *     slots       nslots x slot_size: a 32-bit length, then the frame
+ *
+ * Ordering is that of ipc/ring.h: the producer writes slots, then
+ * release-stores head; the consumer acquire-loads head, copies frames
+ * out, release-stores tail. The consumer asks for a signal by storing
+ * want = 1, a full barrier, and re-reading head; the producer stores
+ * head, a full barrier, and reads want.
+ *
+ * The other end is another instance, so nothing it writes is trusted:
+ * indices must move forward and never past what was published, lengths
+ * must fit the slot and the caller's buffer. Violations are counted and
+ * treated as no progress. When the other end is not attached, frames
+ * sent are dropped as on a link without carrier.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drivers/backend.h"
+#include "ipc/ntfn.h"
+#include "ipc/order.h"
+
+#define WIRE_MAGIC 0x45524957u /* "WIRE" */
+#define WIRE_VERSION 1u
+#define WIRE_SLOTS 2048u
+
+struct wire_hdr {
+	uint32_t magic, version;
+	uint32_t slot_size, nslots;
+	uint32_t pid[2];
+};
+
+struct wire_prod {
+	uint32_t head;
+};
+
+struct wire_cons {
+	uint32_t tail;
+	uint32_t pad[BH_CACHE_LINE / 4 - 1];
+	uint32_t want;
+	uint32_t pad2[BH_CACHE_LINE / 4 - 1];
+	struct bh_ntfn ntfn;
+};
+
+struct wire {
+	struct bh_backend b;
+	char path[256];
+	int fd;
+	int end;
+	uint8_t *base;
+	size_t size;
+	struct wire_hdr *hdr;
+	uint32_t slot_size, nslots; /* our copies */
+	/* direction `end` (we produce) */
+	struct wire_prod *tx_prod;
+	struct wire_cons *tx_cons;
+	uint8_t *tx_slots;
+	uint32_t tx_head;
+	/* direction 1-end (we consume) */
+	struct wire_prod *rx_prod;
+	struct wire_cons *rx_cons;
+	uint8_t *rx_slots;
+	uint32_t rx_tail;
+	struct bh_ntfn_stats nstats;
+};
+
+static size_t page(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t dir_bytes(uint32_t slot_size, uint32_t nslots)
+{
+	size_t s = (size_t)slot_size * nslots;
+	return 2 * page() + ((s + page() - 1) & ~(page() - 1));
+}
+
+static size_t wire_bytes(uint32_t slot_size, uint32_t nslots)
+{
+	return page() + 2 * dir_bytes(slot_size, nslots);
+}
+
+static void locate(struct wire *w)
+{
+	for (int d = 0; d < 2; d++) {
+		uint8_t *base = w->base + page() + (size_t)d * dir_bytes(w->slot_size, w->nslots);
+		struct wire_prod *p = (struct wire_prod *)base;
+		struct wire_cons *c = (struct wire_cons *)(base + page());
+		uint8_t *slots = base + 2 * page();
+		if (d == w->end) {
+			w->tx_prod = p;
+			w->tx_cons = c;
+			w->tx_slots = slots;
+		} else {
+			w->rx_prod = p;
+			w->rx_cons = c;
+			w->rx_slots = slots;
+		}
+	}
+}
+
+static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint32_t *lens,
+		   unsigned n)
+{
+	struct wire *w = (struct wire *)b;
+	uint32_t head = bh_load_acquire32(&w->rx_prod->head);
+	uint32_t avail = head - w->rx_tail;
+	if (avail > w->nslots) {
+		b->st.rx_bad_index++;
+		return 0;
+	}
+	unsigned k = 0;
+	uint32_t t = w->rx_tail;
+	for (; avail > 0 && k < n; avail--, t++) {
+		const uint8_t *slot = w->rx_slots + (size_t)(t & (w->nslots - 1)) * w->slot_size;
+		uint32_t len;
+		memcpy(&len, slot, sizeof(len));
+		if (len < 14 || len > w->slot_size - 4 || len > cap) {
+			b->st.rx_errors++;
+			continue;
+		}
+		memcpy(bufs[k], slot + 4, len);
+		lens[k++] = len;
+		b->st.rx_frames++;
+		b->st.rx_bytes += len;
+	}
+	w->rx_tail = t;
+	/* Pairs with the producer's acquire of tail: it may reuse the slots. */
+	bh_store_release32(&w->rx_cons->tail, t);
+	return (int)k;
+}
+
+static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
+		   unsigned n)
+{
+	struct wire *w = (struct wire *)b;
+	if (bh_load_relaxed32(&w->hdr->pid[1 - w->end]) == 0) {
+		b->st.tx_no_carrier += n;
+		return (int)n;
+	}
+	uint32_t tail = bh_load_acquire32(&w->tx_cons->tail);
+	uint32_t used = w->tx_head - tail;
+	if (used > w->nslots) {
+		/* The other end lies about what it consumed: drop, as a
+		 * wire that cannot carry frames. */
+		b->st.rx_bad_index++;
+		b->st.tx_errors += n;
+		return (int)n;
+	}
+	uint32_t space = w->nslots - used;
+	unsigned k = 0;
+	for (; k < n && k < space; k++) {
+		uint8_t *slot = w->tx_slots + (size_t)(w->tx_head & (w->nslots - 1)) * w->slot_size;
+		uint32_t len = lens[k];
+		if (len > w->slot_size - 4) {
+			b->st.tx_errors++;
+			len = 0; /* consumed as an invalid frame */
+		}
+		memcpy(slot, &len, sizeof(len));
+		if (len)
+			memcpy(slot + 4, frames[k], len);
+		w->tx_head++;
+		b->st.tx_frames++;
+		b->st.tx_bytes += len;
+	}
+	if (k < n)
+		b->st.tx_busy++;
+	if (k) {
+		bh_store_release32(&w->tx_prod->head, w->tx_head);
+		bh_full_barrier(); /* head before want (see the top) */
+		if (bh_load_relaxed32(&w->tx_cons->want))
+			bh_ntfn_signal(&w->tx_cons->ntfn, 1, &w->nstats);
+	}
+	return (int)k;
+}
+
+static int wire_wait(struct bh_backend *b, int timeout_ms)
+{
+	struct wire *w = (struct wire *)b;
+	bh_store_relaxed32(&w->rx_cons->want, 1);
+	bh_full_barrier(); /* want before head (see the top) */
+	uint32_t head = bh_load_acquire32(&w->rx_prod->head);
+	uint32_t tail = bh_load_acquire32(&w->rx_cons->tail);
+	int ready = head != tail;
+	if (!ready)
+		ready = bh_ntfn_wait(&w->rx_cons->ntfn, 0, (int64_t)timeout_ms * 1000000, NULL) != 0;
+	bh_store_relaxed32(&w->rx_cons->want, 0);
+	if (!ready) {
+		head = bh_load_acquire32(&w->rx_prod->head);
+		ready = head != bh_load_acquire32(&w->rx_cons->tail);
+	}
+	return ready;
+}
+
+static bool pid_alive(uint32_t pid)
+{
+	return pid != 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+static void wire_close(struct bh_backend *b)
+{
+	struct wire *w = (struct wire *)b;
+	flock(w->fd, LOCK_EX);
+	bh_store_release32(&w->hdr->pid[w->end], 0);
+	if (!pid_alive(w->hdr->pid[1 - w->end]))
+		unlink(w->path);
+	flock(w->fd, LOCK_UN);
+	munmap(w->base, w->size);
+	close(w->fd);
+	free(w);
+}
+
+static const struct bh_backend_ops wire_ops = {wire_rx, wire_tx, wire_wait, wire_close};
+
+int bh_wire_open(struct bh_backend **out, const char *dir, const char *link, int end,
+		 uint16_t mtu, char *err, size_t errlen)
+{
+	struct wire *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	w->end = end;
+	w->fd = -1;
+	int rc = -EINVAL;
+	if (bh_wire_path(w->path, sizeof(w->path), dir, link) != 0) {
+		snprintf(err, errlen, "wire:%s: path too long", link);
+		goto fail;
+	}
+	w->fd = open(w->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "wire:%s: %s: %s", link, w->path, strerror(errno));
+		goto fail;
+	}
+	flock(w->fd, LOCK_EX);
+	struct stat st;
+	if (fstat(w->fd, &st) < 0) {
+		rc = -errno;
+		goto unlock;
+	}
+	uint32_t want_slot = ((uint32_t)mtu + 14u + 4u + 63u) & ~63u;
+	bool fresh = st.st_size == 0;
+	if (fresh) {
+		w->slot_size = want_slot;
+		w->nslots = WIRE_SLOTS;
+		w->size = wire_bytes(w->slot_size, w->nslots);
+		if (ftruncate(w->fd, (off_t)w->size) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "wire:%s: %s", link, strerror(errno));
+			goto unlock;
+		}
+	} else {
+		w->size = (size_t)st.st_size;
+	}
+	w->base = mmap(NULL, w->size, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+	if (w->base == MAP_FAILED) {
+		w->base = NULL;
+		rc = -errno;
+		snprintf(err, errlen, "wire:%s: %s", link, strerror(errno));
+		goto unlock;
+	}
+	w->hdr = (struct wire_hdr *)w->base;
+	if (fresh) {
+		w->hdr->magic = WIRE_MAGIC;
+		w->hdr->version = WIRE_VERSION;
+		w->hdr->slot_size = w->slot_size;
+		w->hdr->nslots = w->nslots;
+	} else {
+		struct wire_hdr h;
+		memcpy(&h, w->hdr, sizeof(h));
+		if (h.magic != WIRE_MAGIC || h.version != WIRE_VERSION || h.nslots == 0 ||
+		    (h.nslots & (h.nslots - 1)) || h.nslots > (1u << 16) || h.slot_size < 64 ||
+		    h.slot_size > 65536 || wire_bytes(h.slot_size, h.nslots) != w->size) {
+			snprintf(err, errlen, "wire:%s: %s is not a wire file of this version", link,
+				 w->path);
+			goto unlock;
+		}
+		w->slot_size = h.slot_size;
+		w->nslots = h.nslots;
+		if (want_slot > w->slot_size) {
+			snprintf(err, errlen,
+				 "wire:%s: the other end uses a smaller MTU (%u); use the same --mtu",
+				 link, w->slot_size - 18u);
+			goto unlock;
+		}
+	}
+	if (pid_alive(w->hdr->pid[end])) {
+		rc = -EBUSY;
+		snprintf(err, errlen, "wire:%s: end %d is in use by process %u", link, end,
+			 w->hdr->pid[end]);
+		goto unlock;
+	}
+	locate(w);
+	/* Frames left from an earlier attachment are not ours: skip them. */
+	w->rx_tail = bh_load_acquire32(&w->rx_prod->head);
+	bh_store_release32(&w->rx_cons->tail, w->rx_tail);
+	w->tx_head = bh_load_relaxed32(&w->tx_prod->head);
+	bh_store_release32(&w->hdr->pid[end], (uint32_t)getpid());
+	flock(w->fd, LOCK_UN);
+	w->b.ops = &wire_ops;
+	*out = &w->b;
+	return 0;
+unlock:
+	flock(w->fd, LOCK_UN);
+fail:
+	if (w->base)
+		munmap(w->base, w->size);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
+	return rc;
+}
