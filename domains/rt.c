@@ -25,7 +25,8 @@
 /* log                                                                  */
 /* ------------------------------------------------------------------ */
 
-static char log_dom[16] = "bulkhead";
+/* Whose line it is: in mono, the loop names each domain as it runs it. */
+static const char *log_dom = "bulkhead";
 
 static void log_line(const char *text)
 {
@@ -50,7 +51,7 @@ static void log_line(const char *text)
 
 void bh_rt_log_init(const char *dom)
 {
-	snprintf(log_dom, sizeof(log_dom), "%s", dom);
+	log_dom = dom;
 	bh_log_set_hook(log_line);
 }
 
@@ -309,8 +310,10 @@ static void loop_run(struct loop *lp)
 		int progress = 0;
 		/* Badges posted while we were awake (no sleeper: no system call). */
 		badges |= bh_ntfn_poll(lp->bell);
-		for (int i = 0; i < lp->n; i++)
+		for (int i = 0; i < lp->n; i++) {
+			log_dom = lp->vt[i]->name;
 			progress |= lp->vt[i]->poll(lp->self[i], now, badges);
+		}
 		badges = 0;
 		for (int i = 0; i < lp->n; i++)
 			for (int l = 0; l < BH_NLINKS; l++)
@@ -439,6 +442,7 @@ int bh_rt_run_mono(void)
 		return 1;
 	}
 	for (int d = 0; d < BH_NDOMS; d++) {
+		log_dom = bh_dom_name(d);
 		if ((e = loop_init(&lp, d, &env[d], err, sizeof(err)))) {
 			snprintf(msg, sizeof(msg), "error: %s: %s\n", bh_dom_name(d), err);
 			bh_logf("start failed: %s: %s", bh_dom_name(d), err);
@@ -450,7 +454,8 @@ int bh_rt_run_mono(void)
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
-	bh_logf("running (mono, pid %d)", (int)getpid());
+	log_dom = "mono";
+	bh_logf("running (mono: driver, ip, tcp and sock in pid %d)", (int)getpid());
 	report_ready("ok\n");
 	loop_run(&lp);
 	bh_logf("stopping");

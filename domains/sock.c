@@ -873,6 +873,15 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 		s->rx_wants = waiting;
 		publish(d, s);
 	}
+	if (waiting) {
+		/* RX_WANTS, then re-read rx_tail (the application stores
+		 * rx_tail, then reads RX_WANTS): room made meanwhile is seen
+		 * by one of us. */
+		bh_full_barrier();
+		uint32_t again;
+		if (rx_room(d, sid, s, &again) && again > room)
+			mark(d, sid);
+	}
 }
 
 /* The application's send ring into SOCK buffers for tcp (the copy out). */

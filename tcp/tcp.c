@@ -786,6 +786,61 @@ static void keepalive(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->ka_at = now + (uint64_t)c->ka_intvl_s * 1000000;
 }
 
+/* RFC 1122 4.2.3.9, RFC 5927 and RFC 5461: ICMP errors about our flows.
+ * Port and protocol unreachable are hard errors; as in Linux (and as
+ * RFC 5461 recommends) they end only a connection still in SYN-SENT.
+ * The rest are soft: kept, and reported instead of ETIMEDOUT if the
+ * connection times out. */
+void bh_tcp_ip_event(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_event *ev)
+{
+	(void)now;
+	if (ev->proto != BH_IPPROTO_TCP ||
+	    (ev->type != BH_IP_EV_ICMP_ERROR && ev->type != BH_IP_EV_HOST_UNREACH))
+		return;
+	struct tconn *c = bh_tcp__lookup(tcp, ev->dst, ev->dport, ev->sport);
+	if (c == NULL || c->listener || c->state == BH_TCP_CLOSED ||
+	    c->state == BH_TCP_TIME_WAIT) {
+		tcp->ctr.icmp_ignored++;
+		return;
+	}
+	int err = EHOSTUNREACH;
+	bool hard = false;
+	if (ev->type == BH_IP_EV_ICMP_ERROR) {
+		/* RFC 5927 4.1: the segment it quotes must be one in flight. */
+		if (!bh_seq_geq(ev->seq, c->snd_una) || !bh_seq_leq(ev->seq, c->snd_nxt)) {
+			tcp->ctr.icmp_ignored++;
+			return;
+		}
+		if (ev->icmp_type != BH_ICMP_DEST_UNREACH) {
+			tcp->ctr.icmp_ignored++;
+			return;
+		}
+		switch (ev->icmp_code) {
+		case BH_ICMP_UNREACH_PROTOCOL:
+		case BH_ICMP_UNREACH_PORT:
+			err = ECONNREFUSED;
+			hard = true;
+			break;
+		case BH_ICMP_UNREACH_NET:
+			err = ENETUNREACH;
+			break;
+		case BH_ICMP_UNREACH_NEEDFRAG:
+			/* No path MTU discovery: MSS is from the local MTU. */
+			tcp->ctr.icmp_ignored++;
+			return;
+		default:
+			break;
+		}
+	}
+	tcp->ctr.icmp_errors++;
+	if (hard && c->state == BH_TCP_SYN_SENT) {
+		tcp->ctr.icmp_refused++;
+		bh_tcp__finish(tcp, c, err);
+		return;
+	}
+	c->soft_err = err;
+}
+
 uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;

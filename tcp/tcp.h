@@ -162,7 +162,10 @@ struct bh_tcp_config {
 	X(table_full, "connections refused: table full")                          \
 	X(no_buffers, "segments not sent: no buffer")                             \
 	X(conn_timeouts, "connections ended by retransmission timeout")          \
-	X(conn_resets, "connections ended by a reset")
+	X(conn_resets, "connections ended by a reset")                           \
+	X(icmp_errors, "ICMP errors and unreachable reports about our flows")   \
+	X(icmp_refused, "connection attempts ended by port or protocol unreachable") \
+	X(icmp_ignored, "ICMP errors ignored (no flow, or a sequence outside it)")
 
 struct bh_tcp_counters {
 #define BH_TCP_COUNTER_FIELD(name, text) uint64_t name;

@@ -151,6 +151,7 @@ struct tconn {
 	uint32_t unacked; /* full segments received since our last ACK */
 	bool ack_now;
 	int err; /* why it failed, reported once */
+	int soft_err; /* the last soft ICMP error (RFC 1122 4.2.3.9) */
 };
 
 struct bh_tcp {

@@ -432,7 +432,9 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	uint32_t limit = handshake ? tcp->cfg.syn_retries : tcp->cfg.retries;
 	if (c->backoff >= limit) {
 		tcp->ctr.conn_timeouts++;
-		bh_tcp__finish(tcp, c, ETIMEDOUT);
+		/* RFC 1122 4.2.3.9: a soft ICMP error heard meanwhile says
+		 * more than "timed out" (Linux reports it too). */
+		bh_tcp__finish(tcp, c, c->soft_err ? c->soft_err : ETIMEDOUT);
 		return;
 	}
 	tcp->ctr.timeouts++;

@@ -9,16 +9,21 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/ip/ip_bench.h"
 #include "bench/ipc/ipc_bench.h"
 #include "bench/tcp/tcp_bench.h"
+#include "domains/plan.h"
+#include "domains/rt.h"
+#include "tools/apps.h"
+#include "tools/instance.h"
 
 #define BH_VERSION "0.1.0"
 
 /* The brief's commands still to be built (see its interface contract). */
 static const char *const bh_pending_cmds[] = {
-    "up", "down", "status", "stats", "conns", "logs", "inject", "serve", "get", "nc",
+    "inject",
 };
 
 static void bh_usage(FILE *f)
@@ -26,6 +31,18 @@ static void bh_usage(FILE *f)
 	fputs("usage: bulkhead COMMAND [ARGS...]\n"
 	      "\n"
 	      "commands:\n"
+	      "  up NAME --driver SPEC --addr A.B.C.D/LEN [--gw IP] [--mode factored|mono]\n"
+	      "     [--mtu N] [--capture FILE] [--impair SPEC] [--host-addr CIDR]\n"
+	      "                      start an instance in the background; returns once\n"
+	      "                      it serves traffic (bulkhead up --help)\n"
+	      "  down NAME           stop it\n"
+	      "  status NAME [--json] each domain: pid, state, restarts, uptime\n"
+	      "  stats NAME [--json]  counters of every domain\n"
+	      "  conns NAME [--json]  TCP connections: endpoints, state, cwnd, srtt, ...\n"
+	      "  logs NAME [DOMAIN]   the instance's log lines\n"
+	      "  serve NAME --port P --root DIR   HTTP/1.1 file server on the instance\n"
+	      "  get NAME URL [-o FILE]           HTTP client on the instance\n"
+	      "  nc NAME [-l] [-u] HOST PORT      netcat on the instance\n"
 	      "  bench ipc [OPTIONS] measure the IPC layer against its baselines\n"
 	      "                      (bulkhead bench ipc --help for the options)\n"
 	      "  bench ip [OPTIONS]  measure the IP library's receive path\n"
@@ -35,7 +52,7 @@ static void bh_usage(FILE *f)
 	      "  help                this text\n"
 	      "\n"
 	      "not available in this build yet:\n"
-	      "  up, down, status, stats, conns, logs, inject, serve, get, nc\n"
+	      "  inject (fault injection)\n"
 	      "\n"
 	      "The launcher ./bulkhead also runs: demo, test [--all], build.\n",
 	      f);
@@ -99,6 +116,36 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "bench") == 0)
 		return bh_cmd_bench(argc - 1, argv + 1);
+	if (strcmp(cmd, "__domain") == 0 && argc >= 3) {
+		for (int d = 0; d < BH_NDOMS; d++)
+			if (strcmp(argv[2], bh_dom_name(d)) == 0)
+				return bh_rt_run_domain(d);
+		return 2;
+	}
+	if (strcmp(cmd, "__mono") == 0)
+		return bh_rt_run_mono();
+	if (strcmp(cmd, "up") == 0) {
+		char exe[512];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0) {
+			perror("bulkhead: /proc/self/exe");
+			return 1;
+		}
+		exe[n] = '\0';
+		return bh_cmd_up(argc - 1, argv + 1, exe);
+	}
+	if (strcmp(cmd, "down") == 0)
+		return bh_cmd_down(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 || strcmp(cmd, "conns") == 0)
+		return bh_cmd_query(argc - 1, argv + 1);
+	if (strcmp(cmd, "logs") == 0)
+		return bh_cmd_logs(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return bh_cmd_serve(argc - 1, argv + 1);
+	if (strcmp(cmd, "get") == 0)
+		return bh_cmd_get(argc - 1, argv + 1);
+	if (strcmp(cmd, "nc") == 0)
+		return bh_cmd_nc(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(bh_pending_cmds) / sizeof(bh_pending_cmds[0]); i++) {
 		if (strcmp(cmd, bh_pending_cmds[i]) == 0) {
 			fprintf(stderr, "bulkhead: '%s' is not available in this build yet\n", cmd);
