@@ -244,8 +244,16 @@ struct loop {
 	struct bh_env *env[BH_NDOMS];
 	struct bh_stats_w stats[BH_NDOMS];
 	struct bh_ntfn *bell;
+	uint32_t spin; /* polls of the word before sleeping */
 	struct bh_ntfn_stats nstats;
 };
+
+/* Polls before sleeping: $BULKHEAD_SPIN, else BH_RT_SPIN. */
+static uint32_t spin_budget(void)
+{
+	const char *e = getenv("BULKHEAD_SPIN");
+	return e && *e ? (uint32_t)strtoul(e, NULL, 10) : BH_RT_SPIN;
+}
 
 static bool loop_arm(struct loop *lp)
 {
@@ -342,7 +350,7 @@ static void loop_run(struct loop *lp)
 		if (timeout > (int64_t)BH_RT_MAX_SLEEP_NS)
 			timeout = (int64_t)BH_RT_MAX_SLEEP_NS;
 		if (timeout > 0)
-			badges = bh_ntfn_wait(lp->bell, BH_NTFN_SPIN_DEFAULT, timeout, &lp->nstats);
+			badges = bh_ntfn_wait(lp->bell, lp->spin, timeout, &lp->nstats);
 		loop_disarm(lp);
 	}
 }
@@ -406,6 +414,7 @@ int bh_rt_run_domain(int dom)
 		return 1;
 	}
 	lp.bell = env.bell;
+	lp.spin = spin_budget();
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
@@ -451,6 +460,7 @@ int bh_rt_run_mono(void)
 		}
 	}
 	lp.bell = env[BH_DOM_SOCK].bell;
+	lp.spin = spin_budget();
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());

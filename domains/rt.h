@@ -27,6 +27,10 @@
 
 #define BH_RT_PUBLISH_NS (50ull * 1000 * 1000)
 #define BH_RT_MAX_SLEEP_NS (100ull * 1000 * 1000)
+/* Polls of the notification word before sleeping. With more processes
+ * than cores, a spinning domain takes the core its neighbour needs, so
+ * the default is short. */
+#define BH_RT_SPIN 100u
 
 struct bh_dom_vt {
 	const char *name;

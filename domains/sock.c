@@ -227,7 +227,10 @@ static void publish(struct sockd *d, struct ssock *s)
 	bh_store_release32(&sl->state, st);
 	bh_store_release32(&sl->seq, sl->seq + 1);
 	struct app *a = &d->apps[s->app];
-	/* Whoever waits will see it; an idle application costs no signal. */
+	/* The stores above, then want (the application stores want, then
+	 * re-reads them): one of us sees the other. An idle application
+	 * costs no signal. */
+	bh_full_barrier();
 	if (bh_load_relaxed32(&sl->want))
 		a->owe_signal = true;
 }

@@ -320,10 +320,18 @@ static int spawn(struct sup *s, int dom, const char *exe, pid_t *pid_out)
 			struct bh_fd_map m[32];
 			int k = bh_dom_fds(&s->regions, d, m, 32);
 			for (int i = 0; i < k; i++) {
-				bool dup = false;
+				/* One descriptor per number; the writable one wins
+				 * (each domain owns a pool the others only read). */
+				int at = -1;
 				for (int j = 0; j < n; j++)
-					dup |= map[j].dst == m[i].dst;
-				if (dup || n >= 60) {
+					if (map[j].dst == m[i].dst)
+						at = j;
+				if (at >= 0 && map[at].owned && !m[i].owned) {
+					close(map[at].src);
+					map[at] = m[i];
+					continue;
+				}
+				if (at >= 0 || n >= 60) {
 					if (m[i].owned)
 						close(m[i].src);
 					continue;

@@ -1,0 +1,94 @@
+#!/bin/bash
+# Two instances over a shared-memory wire, factored and mono: nc both
+# ways with half-close, HTTP transfers checked by SHA-256, status, stats,
+# conns and logs, impairment, clean shutdown.
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$WORK/www"
+head -c 1 /dev/urandom >"$WORK/www/one"
+head -c 1048576 /dev/urandom >"$WORK/www/1m"
+head -c 20000000 /dev/urandom >"$WORK/www/20m"
+
+pair() { # pair MODE [IMPAIR]
+	local imp=()
+	[ -n "${2:-}" ] && imp=(--impair "$2")
+	timeout 30 "$B" up a --driver wire:l1:0 --addr 10.9.0.1/24 --mode "$1" "${imp[@]}" &&
+		timeout 30 "$B" up b --driver wire:l1:1 --addr 10.9.0.2/24 --mode "$1" "${imp[@]}"
+}
+unpair() { timeout 20 "$B" down a >/dev/null; timeout 20 "$B" down b >/dev/null; }
+
+fetch() { # fetch FILE: from a's server to b, hash checked
+	local out="$WORK/got.$1"
+	rm -f "$out"
+	timeout 120 "$B" get b "http://10.9.0.1:8080/$1" -o "$out" 2>"$WORK/get.err" &&
+		[ "$(sha "$out")" = "$(sha "$WORK/www/$1")" ] ||
+		{ cat "$WORK/get.err"; false; }
+}
+
+for mode in factored mono; do
+	check "$mode: both instances up" pair "$mode"
+	st="$(timeout 10 "$B" status a --json)"
+	n=$(grep -o '"state": "running"' <<<"$st" | wc -l)
+	check "$mode: status --json shows four running domains ($n)" [ "$n" -eq 4 ]
+	check "$mode: status --json has the mode" grep -q "\"mode\": \"$mode\"" <<<"$st"
+
+	# nc: b connects to a; each sends a line and half-closes; each gets the other's.
+	echo "from-a" >"$WORK/a.in"
+	echo "from-b" >"$WORK/b.in"
+	timeout 20 "$B" nc a -l 0.0.0.0 7000 <"$WORK/a.in" >"$WORK/a.out" &
+	ncpid=$!
+	sleep 0.3
+	timeout 20 "$B" nc b 10.9.0.1 7000 <"$WORK/b.in" >"$WORK/b.out"
+	rc=$?
+	wait $ncpid
+	rc2=$?
+	check "$mode: nc both ways with half-close (rc $rc/$rc2)" \
+		[ $rc -eq 0 -a $rc2 -eq 0 -a "$(cat "$WORK/a.out")" = from-b -a "$(cat "$WORK/b.out")" = from-a ]
+
+	"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+	srv=$!
+	sleep 0.3
+	for f in one 1m 20m; do
+		check "$mode: HTTP transfer of $f, SHA-256 equal" fetch "$f"
+	done
+	grep -h "Mbit/s" "$WORK/get.err"
+	# Many at once.
+	pids=()
+	for i in $(seq 1 16); do
+		(timeout 120 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/par.$i" 2>/dev/null &&
+			[ "$(sha "$WORK/par.$i")" = "$(sha "$WORK/www/1m")" ]) &
+		pids+=($!)
+	done
+	ok=0
+	for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+	check "$mode: 16 concurrent transfers, all hashes equal ($ok)" [ "$ok" -eq 16 ]
+	check "$mode: a 404 is an error" bash -c "! timeout 20 '$B' get b http://10.9.0.1:8080/nope -o /dev/null 2>/dev/null"
+
+	c="$(timeout 10 "$B" conns a)"
+	check "$mode: conns lists the listener" grep -q "10.9.0.1:8080 .*LISTEN" <<<"$c"
+	s="$(timeout 10 "$B" stats b --json)"
+	check "$mode: stats --json has every domain" grep -q '"driver": {.*"ip": {.*"tcp": {.*"sock": {' <<<"$s"
+	segs=$(timeout 10 "$B" stats b | awk '$1 == "tcp.segs_in" {print $2}')
+	check "$mode: stats counts segments ($segs)" [ "${segs:-0}" -gt 14000 ]
+	kill $srv
+	wait $srv 2>/dev/null
+	for d in driver ip tcp sock; do
+		check "$mode: logs has $d lines" bash -c "timeout 10 '$B' logs a $d | grep -q ' $d\['"
+	done
+	unpair
+	check "$mode: down removed the control socket" [ ! -e "$BULKHEAD_RUN/a/ctl.sock" ]
+done
+
+# Loss, reordering, duplication and corruption in both drivers.
+check "impaired pair up" pair factored "loss=1%,reorder=1%,dup=1%,corrupt=0.1%,seed=7"
+"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+srv=$!
+sleep 0.3
+check "impaired: HTTP transfer of 1m, SHA-256 equal" fetch 1m
+rt=$(timeout 10 "$B" stats a | awk '$1 == "tcp.retransmits" {print $2}')
+lost=$(timeout 10 "$B" stats a | awk '$1 == "driver.impair.tx.lost" {print $2}')
+check "impaired: frames were lost ($lost) and resent ($rt)" [ "${lost:-0}" -gt 0 -a "${rt:-0}" -gt 0 ]
+kill $srv
+wait $srv 2>/dev/null
+unpair
+finish
