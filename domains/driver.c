@@ -311,7 +311,7 @@ static void drv_publish(void *self, struct bh_stats_w *w)
 	bh_stats_add(w, "", "rx_ring_full", d->st.rx_ring_full);
 	bh_stats_add(w, "", "tx_bad_desc", d->st.tx_bad);
 	bh_stats_add(w, "", "captured", d->st.captured);
-	bh_stats_add(w, "poller.", "wakes", d->poller.wakes);
+	bh_stats_add(w, "poller.", "wakes", __atomic_load_n(&d->poller.wakes, __ATOMIC_RELAXED));
 	if (d->impair) {
 		const struct bh_impair *im[2] = {&d->im_tx, &d->im_rx};
 		const char *pf[2] = {"impair.tx.", "impair.rx."};

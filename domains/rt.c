@@ -146,7 +146,8 @@ static void *poller_main(void *arg)
 		}
 		if (p->wait(p->arg, 100) > 0) {
 			bh_store_release32(&p->armed, 0);
-			p->wakes++;
+			/* Read by the main loop (publish, outside_io). */
+			__atomic_fetch_add(&p->wakes, 1, __ATOMIC_RELEASE);
 			bh_ntfn_signal(p->bell, BH_BADGE_IO, &p->nstats);
 		}
 	}

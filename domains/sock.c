@@ -1411,7 +1411,7 @@ static void sockd_publish(void *self, struct bh_stats_w *w)
 	bh_stats_add(w, "", "low_port_denied", d->st.low_port_denied);
 	bh_stats_add(w, "", "app_signals", d->st.app_signals);
 	bh_stats_add(w, "", "ctl_lost", d->cq_tcp.overflow + d->cq_ip.overflow);
-	bh_stats_add(w, "poller.", "wakes", d->poller.wakes);
+	bh_stats_add(w, "poller.", "wakes", __atomic_load_n(&d->poller.wakes, __ATOMIC_RELAXED));
 }
 
 static void sockd_fini(void *self)

@@ -1,7 +1,7 @@
 # tests/stack/lib.sh - shared by the stack tests: find the tool, give each
 # test a run directory of its own, and leave nothing behind.
 set -u
-B="${TEST_SRCDIR:-$(pwd)}/__main__/tools/bulkhead"
+B="${TEST_SRCDIR:-/nonexistent}/${TEST_WORKSPACE:-bulkhead}/tools/bulkhead"
 [ -x "$B" ] || B="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/bazel-bin/tools/bulkhead"
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-test.XXXXXX)"
 WORK="$(mktemp -d /tmp/bh-work.XXXXXX)"
