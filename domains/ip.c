@@ -41,7 +41,6 @@ struct ipd {
 	struct bh_track tr;
 	struct bh_ctlq cq_sock;
 	uint64_t next_tick_ms;
-	uint64_t now_ms;
 	bool started;
 	struct ipd_stats st;
 };
@@ -133,8 +132,7 @@ static void release_rx(struct ipd *d, const struct bh_ip_rx *rx, unsigned from)
 
 /* Sends n descriptors up; the pieces among them are tracked as held by
  * `to`; what does not fit goes home. */
-static void send_up(struct ipd *d, int link, int to, struct bh_desc *x, unsigned n,
-		    const struct bh_ip_rx *rx, unsigned first_piece)
+static void send_up(struct ipd *d, int link, int to, struct bh_desc *x, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		if (x[i].pool == BH_POOL_IP)
@@ -155,8 +153,6 @@ static void send_up(struct ipd *d, int link, int to, struct bh_desc *x, unsigned
 			give_home(d, x[i].pool, x[i].buf);
 		}
 	}
-	(void)rx;
-	(void)first_piece;
 }
 
 static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
@@ -180,7 +176,7 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 						  .meta = (uint16_t)rx->npieces,
 						  .aux = rx->src};
 		}
-		send_up(d, BH_LINK_IT, BH_DOM_TCP, x, n, rx, 0);
+		send_up(d, BH_LINK_IT, BH_DOM_TCP, x, n);
 		return;
 	}
 	if (rx->proto == BH_IPPROTO_UDP) {
@@ -213,7 +209,7 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 						  .flags = BH_M_DATA,
 						  .aux = c.sid};
 		}
-		send_up(d, BH_LINK_IS, BH_DOM_SOCK, x, n, rx, 1);
+		send_up(d, BH_LINK_IS, BH_DOM_SOCK, x, n);
 		return;
 	}
 	release_rx(d, rx, 0);
@@ -385,7 +381,6 @@ static int ipd_poll(void *self, uint64_t now, uint32_t badges)
 	(void)badges;
 	struct ipd *d = self;
 	uint64_t ms = bh_ns_to_ms(now);
-	d->now_ms = ms;
 	int progress = 0;
 	progress |= reclaim(d, BH_LINK_DI, BH_DOM_DRIVER);
 	progress |= reclaim(d, BH_LINK_IT, BH_DOM_TCP);

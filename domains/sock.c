@@ -235,17 +235,16 @@ static void publish(struct sockd *d, struct ssock *s)
 		a->owe_signal = true;
 }
 
-static void reply(struct sockd *d, struct app *a, const struct bh_rpc_rep *r)
+static void reply(struct app *a, const struct bh_rpc_rep *r)
 {
 	ssize_t w = send(a->fd, r, sizeof(*r), MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)w; /* a dead application's replies go nowhere */
-	(void)d;
 }
 
 static void reply_err(struct sockd *d, struct app *a, int ret)
 {
 	struct bh_rpc_rep r = {.ret = ret};
-	reply(d, a, &r);
+	reply(a, &r);
 }
 
 static void reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
@@ -258,7 +257,7 @@ static void reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
 		r.lport = s->lport;
 		r.rport = s->rport;
 	}
-	reply(d, a, &r);
+	reply(a, &r);
 }
 
 /* A request waiting for tcp or ip is answered. */
@@ -403,7 +402,6 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	/* Shrink to the memory limit rather than refuse. */
 	while (nslots > 1 && (uint64_t)nslots * 2 * ring > d->plan->app_max_mem)
 		nslots /= 2;
-	size_t pg = bh_page_size();
 	size_t ntfn_off = 256;
 	size_t dirty_off = 512;
 	size_t dirty_bytes = ((size_t)nslots / 32 + 2) * 4;
@@ -419,7 +417,6 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 		reply_err(d, a, e);
 		return;
 	}
-	(void)pg;
 	struct bh_app_meta *m = (struct bh_app_meta *)((char *)a->region.base + 64);
 	*m = (struct bh_app_meta){.magic = BH_APP_MAGIC,
 				  .version = BH_APP_VERSION,

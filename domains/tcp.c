@@ -89,9 +89,10 @@ static void mark(struct tcpd *d, uint32_t sid)
 	}
 }
 
-static void ctl(struct tcpd *d, uint16_t op, uint32_t sid, int err)
+/* A control message for sock, with the connection's addresses. */
+static void ctl_ex(struct tcpd *d, uint16_t op, uint32_t sid, int err, uint32_t arg)
 {
-	struct bh_ctl c = {.op = op, .sid = sid, .err = err};
+	struct bh_ctl c = {.op = op, .sid = sid, .err = err, .arg = arg};
 	struct tsock *t = sock_of(d, sid);
 	struct bh_tcp_info info;
 	if (t && !t->gone && bh_tcp_info(d->tcp, t->conn, &info) == 0) {
@@ -103,16 +104,15 @@ static void ctl(struct tcpd *d, uint16_t op, uint32_t sid, int err)
 	bh_ctl_send(d->env, &d->cq, BH_LINK_TS, &c);
 }
 
+static void ctl(struct tcpd *d, uint16_t op, uint32_t sid, int err)
+{
+	ctl_ex(d, op, sid, err, 0);
+}
+
+/* The answer to request `op`. */
 static void result(struct tcpd *d, uint32_t sid, uint16_t op, int err)
 {
-	struct bh_ctl c = {.op = BH_CTL_RESULT, .sid = sid, .arg = op, .err = err};
-	struct tsock *t = sock_of(d, sid);
-	struct bh_tcp_info info;
-	if (t && !t->gone && bh_tcp_info(d->tcp, t->conn, &info) == 0) {
-		c.laddr = info.local;
-		c.lport = info.lport;
-	}
-	bh_ctl_send(d->env, &d->cq, BH_LINK_TS, &c);
+	ctl_ex(d, BH_CTL_RESULT, sid, err, op);
 }
 
 static void give_back_sock(struct tcpd *d, const struct bh_desc *x)
