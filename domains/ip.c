@@ -194,7 +194,7 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 				   .lport = rx->dport,
 				   .rport = rx->sport,
 				   .arg = rx->npieces,
-				   .len = rx->len - 8u};
+				   .len = rx->len}; /* the library strips the UDP header */
 		uint32_t off = d->env->own.geom.headroom;
 		memcpy(bh_pool_buf(&d->env->own, hb) + off, &c, sizeof(c));
 		x[n++] = (struct bh_desc){

@@ -70,14 +70,16 @@ static inline uint8_t *bh_pkt_data(const struct bh_pkt *p) { return p->base + p-
 enum bh_ip_cast { BH_IP_UNICAST, BH_IP_BROADCAST, BH_IP_MULTICAST };
 
 /* A datagram for the transport above, possibly in several pieces (one per
- * fragment, in order). Piece 0 starts with the transport header, which the
- * library guarantees is whole in piece 0 (8 bytes for UDP, 20 for TCP). */
+ * fragment, in order). For TCP, piece 0 starts with the TCP header, which
+ * the library guarantees is whole in piece 0 (20 bytes at least); for UDP
+ * the header is checked and removed, so the pieces and len are the
+ * payload alone. */
 struct bh_ip_rx {
 	uint8_t proto;
 	uint8_t ttl, tos;
 	enum bh_ip_cast cast;
 	bh_ip4 src, dst;
-	uint32_t len; /* transport bytes over all pieces */
+	uint32_t len; /* bytes over all pieces */
 	/* UDP only: the header, already checked, and the binding's cookie. */
 	uint16_t sport, dport;
 	uint64_t cookie;

@@ -1,0 +1,184 @@
+#!/bin/bash
+# Bulkhead against the Linux kernel's stack and tools, over TAP and over
+# veth into a network namespace with the pcap: driver: ping answered
+# (small and fragmented), Linux curl downloading from `bulkhead serve`,
+# `bulkhead get` downloading from python3's http.server, Linux nc both
+# ways with half-close, UDP both ways (one datagram in several
+# fragments), all hashes checked. Needs root; leaves no interface,
+# namespace or process behind.
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "FAIL: this test needs root (TAP devices, network namespaces)"
+	exit 1
+fi
+for t in curl nc ping python3 ip ethtool; do
+	command -v "$t" >/dev/null || { echo "FAIL: $t is not installed"; exit 1; }
+done
+
+TAP="bht$$"
+NS="bhns$$"
+VA="bhva$$" # our end of the veth pair, in this namespace
+VB="bhvb$$" # Linux's end, in $NS
+linux_cleanup() {
+	ip link del "$TAP" 2>/dev/null
+	ip link del "$VA" 2>/dev/null
+	ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	cleanup
+	for i in "$TAP" "$VA"; do
+		ip link show "$i" >/dev/null 2>&1 && { echo "FAIL: interface $i left behind"; FAILS=$((FAILS + 1)); }
+	done
+	ip netns list | grep -qw "$NS" && { echo "FAIL: namespace $NS left behind"; FAILS=$((FAILS + 1)); }
+	[ "$FAILS" -eq 0 ]
+}
+trap 'linux_cleanup; exit $?' EXIT
+
+mkdir -p "$WORK/www"
+head -c 1048576 /dev/urandom >"$WORK/www/1m"
+head -c 20000000 /dev/urandom >"$WORK/www/20m"
+
+# same_after OUT WANT CMD...: CMD succeeds and OUT then equals WANT.
+same_after() {
+	local out="$1" want="$2"
+	shift 2
+	"$@" 2>>"$WORK/get.err" && [ "$(sha "$out")" = "$(sha "$want")" ]
+}
+
+# The checks, run once per attachment. L runs a command on the Linux side
+# (directly, or in the namespace); LA is Linux's address, BA Bulkhead's.
+linux_suite() { # linux_suite LABEL INSTANCE LA BA L...
+	local lab="$1" inst="$2" la="$3" ba="$4"
+	shift 4
+	local L=("$@")
+
+	check "$lab: ping from Linux answered" \
+		"${L[@]}" ping -c 3 -i 0.2 -W 2 -q "$ba"
+	check "$lab: ping of 4000 bytes (reassembled, answered in fragments)" \
+		"${L[@]}" ping -c 2 -i 0.2 -W 2 -q -s 4000 "$ba"
+
+	"$B" serve "$inst" --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+	local srv=$!
+	sleep 0.3
+	for f in 1m 20m; do
+		rm -f "$WORK/curl.$f"
+		check "$lab: Linux curl downloads $f from bulkhead serve, SHA-256 equal" \
+			same_after "$WORK/curl.$f" "$WORK/www/$f" "${L[@]}" curl -sS --max-time 60 \
+			-o "$WORK/curl.$f" "http://$ba:8080/$f"
+	done
+	# Keep-alive: two URLs over one connection.
+	"${L[@]}" curl -sv --max-time 30 -o /dev/null -o /dev/null \
+		"http://$ba:8080/1m" "http://$ba:8080/1m" >"$WORK/curl.v" 2>&1
+	check "$lab: Linux curl, two requests on one kept-alive connection" \
+		grep -q "Re-using existing connection" "$WORK/curl.v"
+	kill "$srv" 2>/dev/null
+	wait "$srv" 2>/dev/null
+
+	"${L[@]}" timeout 60 python3 -m http.server 8000 --bind "$la" \
+		--directory "$WORK/www" >"$WORK/py.log" 2>&1 &
+	local py=$!
+	local up=0
+	for _ in $(seq 50); do
+		"${L[@]}" curl -s -o /dev/null "http://$la:8000/" && { up=1; break; }
+		sleep 0.1
+	done
+	check "$lab: python3 http.server is up" [ "$up" -eq 1 ]
+	for f in 1m 20m; do
+		rm -f "$WORK/get.$f"
+		check "$lab: bulkhead get downloads $f from python3 http.server, SHA-256 equal" \
+			same_after "$WORK/get.$f" "$WORK/www/$f" \
+			timeout 60 "$B" get "$inst" "http://$la:8000/$f" -o "$WORK/get.$f"
+	done
+	kill "$py" 2>/dev/null
+	wait "$py" 2>/dev/null
+
+	# nc, Linux listening: each side sends a line, half-closes, and
+	# still receives the other's line.
+	echo "from-linux-$lab" >"$WORK/l.in"
+	echo "from-bulkhead-$lab" >"$WORK/b.in"
+	"${L[@]}" timeout 20 nc -N -l "$la" 7001 <"$WORK/l.in" >"$WORK/l.out" &
+	local lp=$!
+	sleep 0.3
+	timeout 20 "$B" nc "$inst" "$la" 7001 <"$WORK/b.in" >"$WORK/b.out"
+	local rc=$?
+	wait "$lp"
+	local rc2=$?
+	check "$lab: bulkhead nc to Linux nc -l, half-close both ways (rc $rc/$rc2)" \
+		[ $rc -eq 0 -a $rc2 -eq 0 -a "$(cat "$WORK/l.out")" = "from-bulkhead-$lab" \
+		-a "$(cat "$WORK/b.out")" = "from-linux-$lab" ]
+
+	# nc, Bulkhead listening; 1 MiB from Linux, then a line back after
+	# Linux has half-closed.
+	rm -f "$WORK/b.out" "$WORK/l.out"
+	timeout 20 "$B" nc "$inst" -l 0.0.0.0 7002 <"$WORK/b.in" >"$WORK/b.out" &
+	lp=$!
+	sleep 0.3
+	"${L[@]}" timeout 20 nc -N "$ba" 7002 <"$WORK/www/1m" >"$WORK/l.out"
+	rc=$?
+	wait "$lp"
+	rc2=$?
+	check "$lab: Linux nc to bulkhead nc -l, 1 MiB in, a line back after half-close (rc $rc/$rc2)" \
+		[ $rc -eq 0 -a $rc2 -eq 0 -a "$(sha "$WORK/b.out")" = "$(sha "$WORK/www/1m")" \
+		-a "$(cat "$WORK/l.out")" = "from-bulkhead-$lab" ]
+
+	# UDP: Linux sends a 5000-byte datagram (fragmented) to a Bulkhead
+	# listener, which answers the sender.
+	head -c 5000 /dev/urandom >"$WORK/dgram"
+	rm -f "$WORK/u.out"
+	(sleep 1; echo "udp-from-bulkhead") |
+		timeout 10 "$B" nc "$inst" -u -l -w 2 0.0.0.0 5000 >"$WORK/u.out" &
+	lp=$!
+	sleep 0.3
+	local reply
+	reply="$("${L[@]}" timeout 10 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(open(sys.argv[1], "rb").read(), (sys.argv[2], 5000))
+print(s.recvfrom(65535)[0].decode().strip())' "$WORK/dgram" "$ba")"
+	wait "$lp"
+	check "$lab: UDP 5000-byte datagram from Linux arrives whole, the answer returns" \
+		[ "$(sha "$WORK/u.out")" = "$(sha "$WORK/dgram")" -a "$reply" = "udp-from-bulkhead" ]
+	"${L[@]}" timeout 10 nc -u -l "$la" 5001 >"$WORK/lu.out" &
+	lp=$!
+	sleep 0.3
+	echo "udp-to-linux" | timeout 10 "$B" nc "$inst" -u -w 1 "$la" 5001
+	sleep 0.3
+	kill "$lp" 2>/dev/null
+	wait "$lp" 2>/dev/null
+	check "$lab: UDP from bulkhead nc to Linux nc -u -l" \
+		[ "$(cat "$WORK/lu.out")" = "udp-to-linux" ]
+
+	grep -h "Mbit/s" "$WORK/get.err" 2>/dev/null
+	rm -f "$WORK/get.err"
+}
+
+# --- TAP: Bulkhead creates the interface, Linux gets 10.77.0.1. -------------
+check "tap: bulkhead up over tap:$TAP" \
+	timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.77.0.1/24 --addr 10.77.0.2/24
+check "tap: the TAP interface exists with the host address" \
+	bash -c "ip -4 addr show $TAP | grep -q 10.77.0.1/24"
+check "tap: the same TAP name again is refused" \
+	bash -c "! timeout 30 '$B' up t2 --driver tap:$TAP --addr 10.77.0.3/24 2>$WORK/err && grep -qi exists $WORK/err"
+linux_suite tap t 10.77.0.1 10.77.0.2 env
+check "tap: down" timeout 20 "$B" down t
+check "tap: the TAP interface is gone with the instance" \
+	bash -c "! ip link show $TAP >/dev/null 2>&1"
+
+# --- veth + netns: Linux in its own namespace, Bulkhead on the other end
+# through libpcap. Checksum offload off on Linux's end: frames that
+# leave it are captured before any device would fill them in.
+ip netns add "$NS"
+ip link add "$VA" type veth peer name "$VB"
+ip link set "$VB" netns "$NS"
+ip link set "$VA" up
+ip -n "$NS" addr add 10.78.0.1/24 dev "$VB"
+ip -n "$NS" link set "$VB" up
+ip -n "$NS" link set lo up
+ip netns exec "$NS" ethtool -K "$VB" tx off >/dev/null 2>&1
+check "pcap: bulkhead up over pcap:$VA" \
+	timeout 30 "$B" up p --driver "pcap:$VA" --addr 10.78.0.2/24
+linux_suite pcap p 10.78.0.1 10.78.0.2 ip netns exec "$NS"
+check "pcap: down" timeout 20 "$B" down p
+
+finish
