@@ -247,6 +247,9 @@ struct loop {
 	struct bh_ntfn *bell;
 	uint32_t spin; /* polls of the word before sleeping */
 	struct bh_ntfn_stats nstats;
+	/* Passes of the loop; passes that made progress; passes that found
+	 * work while arming (no sleep); passes whose deadline had passed. */
+	uint64_t passes, busy, arm_races, due;
 };
 
 /* Polls before sleeping: $BULKHEAD_SPIN, else BH_RT_SPIN. */
@@ -304,6 +307,10 @@ static void loop_publish(struct loop *lp, uint64_t now)
 		bh_stats_add(w, "pool.", "free", own->nfree);
 		bh_stats_add(w, "pool.", "alloc_fail", own->stats.alloc_fail);
 		bh_stats_add(w, "pool.", "bad_return", own->stats.bad_return);
+		bh_stats_add(w, "loop.", "passes", lp->passes);
+		bh_stats_add(w, "loop.", "busy", lp->busy);
+		bh_stats_add(w, "loop.", "arm_races", lp->arm_races);
+		bh_stats_add(w, "loop.", "due", lp->due);
 		bh_stats_add(w, "loop.", "sleeps", lp->nstats.sleeps);
 		bh_stats_add(w, "loop.", "waits", lp->nstats.waits);
 		bh_stats_end(w, now);
@@ -334,9 +341,13 @@ static void loop_run(struct loop *lp)
 		}
 		for (int i = 0; i < lp->n; i++)
 			bh_stats_beat(&lp->stats[i]);
-		if (progress)
+		lp->passes++;
+		if (progress) {
+			lp->busy++;
 			continue;
+		}
 		if (loop_arm(lp)) {
+			lp->arm_races++;
 			loop_disarm(lp);
 			continue;
 		}
@@ -347,11 +358,13 @@ static void loop_run(struct loop *lp)
 				dl = d;
 		}
 		now = bh_now_ns();
-		int64_t timeout = dl <= now ? 0 : (int64_t)(dl - now);
-		if (timeout > (int64_t)BH_RT_MAX_SLEEP_NS)
-			timeout = (int64_t)BH_RT_MAX_SLEEP_NS;
+		/* In unsigned arithmetic: "no deadline" is UINT64_MAX. */
+		uint64_t left = dl <= now ? 0 : dl - now;
+		int64_t timeout = left > BH_RT_MAX_SLEEP_NS ? (int64_t)BH_RT_MAX_SLEEP_NS : (int64_t)left;
 		if (timeout > 0)
 			badges = bh_ntfn_wait(lp->bell, lp->spin, timeout, &lp->nstats);
+		else
+			lp->due++;
 		loop_disarm(lp);
 	}
 }
