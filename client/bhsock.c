@@ -44,7 +44,19 @@ static struct {
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
 	struct bh_ntfn_stats nst;
+	uint32_t next_waiter;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+/* This thread's waiter word: 1 + its index in the region's array, given
+ * out in turn on first use (see app_abi.h). */
+static __thread uint32_t my_waiter;
+
+static uint32_t waiter(void)
+{
+	if (my_waiter == 0)
+		my_waiter = __atomic_fetch_add(&g.next_waiter, 1, __ATOMIC_RELAXED) % BH_APP_WAITERS + 1;
+	return my_waiter;
+}
 
 static int fail(int e)
 {
@@ -161,7 +173,7 @@ int bh_attach(const char *name)
 	    m->slots_off + (uint64_t)m->nslots * sizeof(struct bh_app_slot) > size ||
 	    m->data_off + (uint64_t)m->nslots * 2 * m->ring > size ||
 	    m->dirty_off + ((uint64_t)m->nslots / 32 + 2) * 4 > size ||
-	    m->ntfn_off + sizeof(struct bh_ntfn) > size) {
+	    m->ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn) > size) {
 		bh_region_close(&g.region);
 		bh_region_close(&g.bell_region);
 		close(fd);
@@ -220,7 +232,7 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 	for (;;) {
 		if (cond(s))
 			return 0;
-		bh_store_relaxed32(&sl->want, 1);
+		bh_store_relaxed32(&sl->want, waiter());
 		bh_full_barrier(); /* want before the re-check (the server: state, then want) */
 		if (cond(s)) {
 			bh_store_relaxed32(&sl->want, 0);
@@ -236,7 +248,7 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
-		bh_ntfn_wait(g.ntfn, 200, slice, NULL);
+		bh_ntfn_wait(&g.ntfn[waiter() - 1], 200, slice, NULL);
 		bh_store_relaxed32(&sl->want, 0);
 		if (g.fd < 0)
 			return -ECONNRESET;
@@ -694,7 +706,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 			return ready;
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
-				bh_store_relaxed32(&g.slots[fds[i].fd].want, 1);
+				bh_store_relaxed32(&g.slots[fds[i].fd].want, waiter());
 		bh_full_barrier();
 		for (nfds_t i = 0; i < n; i++) {
 			fds[i].revents = fds[i].fd < 0 ? 0 : revents_of(fds[i].fd, fds[i].events);
@@ -710,7 +722,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 					slice = (int64_t)(deadline - now);
 			}
 			if (slice > 0)
-				bh_ntfn_wait(g.ntfn, 200, slice, NULL);
+				bh_ntfn_wait(&g.ntfn[waiter() - 1], 200, slice, NULL);
 		}
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))

@@ -13,13 +13,21 @@
  *
  *   page 0        region header, then struct bh_app_meta (server-written,
  *                 read once by the application)
- *   meta.ntfn_off the application's notification word (server signals)
+ *   meta.ntfn_off BH_APP_WAITERS notification words, one per waiting
+ *                 thread of the application (the server signals them)
  *   meta.dirty_off one bit per socket slot, set by the application when
  *                 it moved an index, cleared by the server; then a
  *                 summary word (any bit set)
  *   meta.slots_off struct bh_app_slot[nslots]
  *   meta.data_off for slot i: the receive ring (ring bytes), then the
  *                 send ring (ring bytes)
+ *
+ * A thread that waits on sockets stores 1 + the index of its own
+ * notification word in each slot's `want`, re-checks, and sleeps on that
+ * word; the server, after changing a slot whose `want` is set, signals
+ * the word it names. Threads of one application so never take each
+ * other's wake-ups (beyond BH_APP_WAITERS threads, words are shared and a
+ * thread may wait out its slice instead).
  *
  * Each slot is two cache lines: the first written by the server only,
  * the second by the application only. Rings are byte streams with
@@ -43,7 +51,8 @@
 #include "ipc/ntfn.h"
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
-#define BH_APP_VERSION 1u
+#define BH_APP_VERSION 2u
+#define BH_APP_WAITERS 64u
 
 enum bh_rpc_op {
 	BH_RPC_HELLO = 1,    /* a = BH_APP_VERSION */
@@ -120,7 +129,7 @@ struct bh_app_slot {
 	/* application-written */
 	uint32_t rx_tail;
 	uint32_t tx_head;
-	uint32_t want; /* the application waits on this slot */
+	uint32_t want; /* 1 + the waiter word of a thread waiting on this slot */
 	uint32_t pad1[13];
 };
 

@@ -54,7 +54,7 @@ struct app {
 	uint32_t nslots, ring, nused;
 	uint32_t *slot_sid; /* private: 0 free, else the socket */
 	bool *slot_busy;    /* private: closed by the app, still draining */
-	bool owe_signal;
+	uint64_t owe; /* waiter words to signal (bit i: word i) */
 	/* the request being answered later */
 	bool waiting;
 	uint32_t wait_sid;
@@ -231,8 +231,9 @@ static void publish(struct sockd *d, struct ssock *s)
 	 * re-reads them): one of us sees the other. An idle application
 	 * costs no signal. */
 	bh_full_barrier();
-	if (bh_load_relaxed32(&sl->want))
-		a->owe_signal = true;
+	uint32_t w = bh_load_relaxed32(&sl->want);
+	if (w >= 1 && w <= BH_APP_WAITERS)
+		a->owe |= 1ull << (w - 1);
 }
 
 static void reply(struct app *a, const struct bh_rpc_rep *r)
@@ -402,8 +403,8 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	/* Shrink to the memory limit rather than refuse. */
 	while (nslots > 1 && (uint64_t)nslots * 2 * ring > d->plan->app_max_mem)
 		nslots /= 2;
-	size_t ntfn_off = 256;
-	size_t dirty_off = 512;
+	size_t ntfn_off = 4096;
+	size_t dirty_off = ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn);
 	size_t dirty_bytes = ((size_t)nslots / 32 + 2) * 4;
 	size_t slots_off = bh_page_round(dirty_off + dirty_bytes);
 	size_t data_off = bh_page_round(slots_off + (size_t)nslots * sizeof(struct bh_app_slot));
@@ -1363,10 +1364,11 @@ static int sockd_poll(void *self, uint64_t now, uint32_t badges)
 		bh_ctlq_flush(d->env, &d->cq_ip, BH_LINK_IS);
 	for (uint32_t ai = 0; ai < d->napps; ai++) {
 		struct app *a = &d->apps[ai];
-		if (a->used && a->owe_signal) {
-			a->owe_signal = false;
+		while (a->used && a->owe) {
+			int i = __builtin_ctzll(a->owe);
+			a->owe &= a->owe - 1;
 			d->st.app_signals++;
-			bh_ntfn_signal(a->ntfn, 1, &a->nstats);
+			bh_ntfn_signal(&a->ntfn[i], 1, &a->nstats);
 		}
 	}
 	return progress;

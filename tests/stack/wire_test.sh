@@ -64,6 +64,7 @@ for mode in factored mono; do
 	check "$mode: 16 concurrent transfers, all hashes equal ($ok)" [ "$ok" -eq 16 ]
 	check "$mode: a 404 is an error" bash -c "! timeout 20 '$B' get b http://10.9.0.1:8080/nope -o /dev/null 2>/dev/null"
 
+	sleep 0.2 # counters are published every 50 ms
 	c="$(timeout 10 "$B" conns a)"
 	check "$mode: conns lists the listener" grep -q "10.9.0.1:8080 .*LISTEN" <<<"$c"
 	s="$(timeout 10 "$B" stats b --json)"
@@ -85,6 +86,7 @@ check "impaired pair up" pair factored "loss=1%,reorder=1%,dup=1%,corrupt=0.1%,s
 srv=$!
 sleep 0.3
 check "impaired: HTTP transfer of 1m, SHA-256 equal" fetch 1m
+sleep 0.2 # counters are published every 50 ms
 rt=$(timeout 10 "$B" stats a | awk '$1 == "tcp.retransmits" {print $2}')
 lost=$(timeout 10 "$B" stats a | awk '$1 == "driver.impair.tx.lost" {print $2}')
 check "impaired: frames were lost ($lost) and resent ($rt)" [ "${lost:-0}" -gt 0 -a "${rt:-0}" -gt 0 ]
