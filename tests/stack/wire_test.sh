@@ -8,6 +8,7 @@ mkdir -p "$WORK/www"
 head -c 1 /dev/urandom >"$WORK/www/one"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
 head -c 20000000 /dev/urandom >"$WORK/www/20m"
+head -c 268435456 /dev/urandom >"$WORK/www/256m"
 
 pair() { # pair MODE [IMPAIR]
 	local imp=()
@@ -45,10 +46,23 @@ for mode in factored mono; do
 	check "$mode: nc both ways with half-close (rc $rc/$rc2)" \
 		[ $rc -eq 0 -a $rc2 -eq 0 -a "$(cat "$WORK/a.out")" = from-b -a "$(cat "$WORK/b.out")" = from-a ]
 
+	# UDP: a 5000-byte datagram (three fragments each way) from b to a
+	# listener on a, which answers its sender with another.
+	head -c 5000 /dev/urandom >"$WORK/d.ab"
+	head -c 5000 /dev/urandom >"$WORK/d.ba"
+	rm -f "$WORK/u.a" "$WORK/u.b"
+	(sleep 1; cat "$WORK/d.ba") | timeout 20 "$B" nc a -u -l -w 2 0.0.0.0 5000 >"$WORK/u.a" &
+	ncpid=$!
+	sleep 0.3
+	(cat "$WORK/d.ab"; sleep 2) | timeout 20 "$B" nc b -u -w 2 10.9.0.1 5000 >"$WORK/u.b"
+	wait $ncpid
+	check "$mode: UDP 5000-byte datagrams both ways, whole" \
+		[ "$(sha "$WORK/u.a")" = "$(sha "$WORK/d.ab")" -a "$(sha "$WORK/u.b")" = "$(sha "$WORK/d.ba")" ]
+
 	"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
 	srv=$!
 	sleep 0.3
-	for f in one 1m 20m; do
+	for f in one 1m 20m 256m; do
 		check "$mode: HTTP transfer of $f, SHA-256 equal" fetch "$f"
 	done
 	grep -h "Mbit/s" "$WORK/get.err"
@@ -80,17 +94,24 @@ for mode in factored mono; do
 	check "$mode: down removed the control socket" [ ! -e "$BULKHEAD_RUN/a/ctl.sock" ]
 done
 
-# Loss, reordering, duplication and corruption in both drivers.
-check "impaired pair up" pair factored "loss=1%,reorder=1%,dup=1%,corrupt=0.1%,seed=7"
-"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
-srv=$!
-sleep 0.3
-check "impaired: HTTP transfer of 1m, SHA-256 equal" fetch 1m
-sleep 0.2 # counters are published every 50 ms
-rt=$(timeout 10 "$B" stats a | awk '$1 == "tcp.retransmits" {print $2}')
-lost=$(timeout 10 "$B" stats a | awk '$1 == "driver.impair.tx.lost" {print $2}')
-check "impaired: frames were lost ($lost) and resent ($rt)" [ "${lost:-0}" -gt 0 -a "${rt:-0}" -gt 0 ]
-kill $srv
-wait $srv 2>/dev/null
-unpair
+# Loss, reordering, duplication and corruption in both drivers, both modes.
+for mode in factored mono; do
+	check "$mode impaired: pair up" pair "$mode" "loss=1%,reorder=1%,dup=1%,corrupt=0.1%,seed=7"
+	"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+	srv=$!
+	sleep 0.3
+	check "$mode impaired: HTTP transfer of 1m, SHA-256 equal" fetch 1m
+	check "$mode impaired: HTTP transfer of 20m, SHA-256 equal" fetch 20m
+	grep -h "Mbit/s" "$WORK/get.err"
+	sleep 0.2 # counters are published every 50 ms
+	st="$(timeout 10 "$B" stats a)"
+	v() { awk -v k="$1" '$1 == k {print $2}' <<<"$st"; }
+	check "$mode impaired: lost $(v driver.impair.tx.lost), duplicated $(v driver.impair.tx.duplicated), reordered $(v driver.impair.tx.reordered), corrupted $(v driver.impair.tx.corrupted), retransmitted $(v tcp.retransmits)" \
+		[ "$(v driver.impair.tx.lost)" -gt 0 -a "$(v driver.impair.tx.duplicated)" -gt 0 \
+		-a "$(v driver.impair.tx.reordered)" -gt 0 -a "$(v driver.impair.tx.corrupted)" -gt 0 \
+		-a "$(v tcp.retransmits)" -gt 0 ]
+	kill $srv
+	wait $srv 2>/dev/null
+	unpair
+done
 finish
