@@ -431,6 +431,7 @@ int bh_cmd_get(int argc, char **argv)
 	if (clen > 0)
 		b.total = (uint64_t)clen;
 	int rc = 0;
+	errno = 0; /* a plain end of stream leaves it 0 */
 	if (chunked) {
 		for (;;) {
 			if (rb_line(&r, line, sizeof(line)) != 0) {
@@ -448,6 +449,7 @@ int bh_cmd_get(int argc, char **argv)
 	} else {
 		rc = rb_body(&r, &b, clen >= 0 ? (uint64_t)clen : 0, clen < 0);
 	}
+	int err = rc ? errno : 0; /* before anything else can change it */
 	progress(&b, true);
 	fflush(b.out);
 	if (outpath)
@@ -462,7 +464,14 @@ int bh_cmd_get(int argc, char **argv)
 		(unsigned long long)b.bytes, secs, secs > 0 ? (double)b.bytes * 8 / secs / 1e6 : 0.0,
 		hex);
 	if (rc != 0) {
-		fprintf(stderr, "bulkhead get: the transfer broke off: %s\n", strerror(errno));
+		if (err)
+			fprintf(stderr, "bulkhead get: the transfer broke off after %llu bytes: %s\n",
+				(unsigned long long)b.bytes, strerror(err));
+		else
+			fprintf(stderr,
+				"bulkhead get: the server closed the connection after %llu bytes%s\n",
+				(unsigned long long)b.bytes,
+				clen >= 0 ? " (fewer than Content-Length)" : "");
 		return 1;
 	}
 	return code >= 200 && code < 300 ? 0 : 1;

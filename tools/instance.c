@@ -66,22 +66,30 @@ static int parse_ip(const char *s, bh_ip4 *out)
 	return 0;
 }
 
-static int parse_cidr(const char *s, bh_ip4 *addr, uint8_t *prefix)
+/* Parses A.B.C.D/LEN; returns NULL, or why it is not one. */
+static const char *parse_cidr(const char *s, bh_ip4 *addr, uint8_t *prefix)
 {
 	char buf[64];
 	const char *slash = strchr(s, '/');
-	if (slash == NULL || (size_t)(slash - s) >= sizeof(buf))
-		return -1;
+	if (slash == NULL)
+		return "no prefix length: want A.B.C.D/LEN, such as 10.0.0.1/24";
+	if ((size_t)(slash - s) >= sizeof(buf) || slash == s)
+		return "not an IPv4 address before the '/'";
 	memcpy(buf, s, (size_t)(slash - s));
 	buf[slash - s] = '\0';
+	if (parse_ip(buf, addr) != 0)
+		return "not an IPv4 address before the '/' (A.B.C.D, each 0-255)";
 	char *end;
 	long p = strtol(slash + 1, &end, 10);
 	if (end == slash + 1 || *end || p < 0 || p > 32)
-		return -1;
-	if (parse_ip(buf, addr) != 0)
-		return -1;
+		return "the prefix length must be 0 to 32";
 	*prefix = (uint8_t)p;
-	return 0;
+	return NULL;
+}
+
+static bh_ip4 prefix_mask(uint8_t prefix)
+{
+	return prefix == 0 ? 0 : ~(bh_ip4)0 << (32 - prefix);
 }
 
 static void fmt_ip(char *out, size_t n, bh_ip4 a)
@@ -910,12 +918,14 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 	if (why)
 		return fail("bad --driver '%s': %s", driver, why);
 	snprintf(p->driver, sizeof(p->driver), "%s", driver);
-	if (parse_cidr(addr, &p->addr, &p->prefix) != 0)
-		return fail("bad --addr '%s': want A.B.C.D/LEN, such as 10.0.0.1/24", addr);
+	if ((why = parse_cidr(addr, &p->addr, &p->prefix)) != NULL)
+		return fail("bad --addr '%s': %s", addr, why);
 	if (p->addr == 0 || (p->addr >> 24) == 127 || (p->addr >> 28) >= 14)
 		return fail("bad --addr '%s': not a usable unicast address", addr);
 	if (gw && parse_ip(gw, &p->gw) != 0)
 		return fail("bad --gw '%s': want A.B.C.D", gw);
+	if (gw && (p->gw & prefix_mask(p->prefix)) != (p->addr & prefix_mask(p->prefix)))
+		return fail("bad --gw '%s': the gateway is not on the subnet of --addr %s", gw, addr);
 	if (strcmp(mode, "factored") == 0)
 		p->mode = BH_MODE_FACTORED;
 	else if (strcmp(mode, "mono") == 0)
@@ -958,8 +968,8 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 		uint8_t hp;
 		if (spec.kind != BH_BK_TAP)
 			return fail("--host-addr is for tap: drivers only");
-		if (parse_cidr(host, &ha, &hp) != 0)
-			return fail("bad --host-addr '%s': want A.B.C.D/LEN", host);
+		if ((why = parse_cidr(host, &ha, &hp)) != NULL)
+			return fail("bad --host-addr '%s': %s", host, why);
 		if (ha == p->addr)
 			return fail("--host-addr and --addr are the same address");
 	}

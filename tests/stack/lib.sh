@@ -6,15 +6,32 @@ B="${TEST_SRCDIR:-/nonexistent}/${TEST_WORKSPACE:-bulkhead}/tools/bulkhead"
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-test.XXXXXX)"
 WORK="$(mktemp -d /tmp/bh-work.XXXXXX)"
 FAILS=0
+# The pids of bulkhead processes (supervisors, domains, applications)
+# whose environment names this test's run directory.
+run_pids() {
+	local f p
+	for f in /proc/[0-9]*/environ; do
+		p="${f#/proc/}"
+		p="${p%/environ}"
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = bulkhead ] || continue
+		{ tr '\0' '\n' <"$f" | grep -qxF "BULKHEAD_RUN=$BULKHEAD_RUN"; } 2>/dev/null && echo "$p"
+	done
+}
 cleanup() {
 	for d in "$BULKHEAD_RUN"/*/; do
 		[ -S "$d/ctl.sock" ] && timeout 15 "$B" down "$(basename "$d")" >/dev/null 2>&1
 	done
 	pkill -f "bh-test-app-$$" 2>/dev/null
-	# Anything still running from this run directory is a leak.
+	# Any bulkhead process still running with this run directory (every
+	# supervisor, domain and application inherits it) is a leak.
 	sleep 0.2
-	if pgrep -f "$BULKHEAD_RUN" >/dev/null 2>&1; then
-		echo "FAIL: processes left behind"; pgrep -af "$BULKHEAD_RUN"; FAILS=$((FAILS + 1))
+	local left
+	left="$(run_pids)"
+	if [ -n "$left" ]; then
+		echo "FAIL: processes left behind:"
+		for p in $left; do echo "  $p $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)"; done
+		FAILS=$((FAILS + 1))
+		kill -9 $left 2>/dev/null
 	fi
 	rm -rf "$BULKHEAD_RUN" "$WORK"
 }
