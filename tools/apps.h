@@ -8,5 +8,6 @@
 int bh_cmd_serve(int argc, char **argv);
 int bh_cmd_get(int argc, char **argv);
 int bh_cmd_nc(int argc, char **argv);
+int bh_cmd_loadgen(int argc, char **argv);
 
 #endif /* BH_TOOLS_APPS_H */

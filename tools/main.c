@@ -42,12 +42,16 @@ static void bh_usage(FILE *f)
 	      "  logs NAME [DOMAIN]   the instance's log lines\n"
 	      "  serve NAME --port P --root DIR   HTTP/1.1 file server on the instance\n"
 	      "  get NAME URL [-o FILE]           HTTP client on the instance\n"
-	      "  nc NAME [-l] [-u] HOST PORT      netcat on the instance\n"
+	      "  nc NAME [-l] [-u] [-w SECS] HOST PORT  netcat on the instance\n"
+	      "  loadgen MODE (--instance NAME | --kernel) ...  load generator over\n"
+	      "                      Bulkhead or kernel sockets (bulkhead loadgen)\n"
 	      "  bench ipc [OPTIONS] measure the IPC layer against its baselines\n"
 	      "                      (bulkhead bench ipc --help for the options)\n"
 	      "  bench ip [OPTIONS]  measure the IP library's receive path\n"
 	      "  bench tcp [OPTIONS] measure the TCP library: cost per segment, goodput\n"
 	      "                      over a simulated lossy path; replay a simulation\n"
+	      "  bench stack [--quick]  (through the launcher ./bulkhead) throughput and\n"
+	      "                      latency: factored, mono, Linux over veth\n"
 	      "  version             print the version\n"
 	      "  help                this text\n"
 	      "\n"
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
 		return bh_cmd_get(argc - 1, argv + 1);
 	if (strcmp(cmd, "nc") == 0)
 		return bh_cmd_nc(argc - 1, argv + 1);
+	if (strcmp(cmd, "loadgen") == 0)
+		return bh_cmd_loadgen(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(bh_pending_cmds) / sizeof(bh_pending_cmds[0]); i++) {
 		if (strcmp(cmd, bh_pending_cmds[i]) == 0) {
 			fprintf(stderr, "bulkhead: '%s' is not available in this build yet\n", cmd);
