@@ -323,6 +323,26 @@ static int call(struct bh_rpc_req *rq, struct bh_rpc_rep *rp)
 	return r;
 }
 
+/* A call that opens (socket, accept: the slot the server names, checked,
+ * gets *ls) or closes (close) a slot. The local table changes under the
+ * same lock as the request, so a slot the server frees and at once hands
+ * to another thread is never marked closed by the thread that closed it
+ * after the other marked it open. */
+static int call_slot(struct bh_rpc_req *rq, struct bh_rpc_rep *rp, int closing,
+		     const struct lsock *ls)
+{
+	pthread_mutex_lock(&g.lock);
+	int r = rpc(rq, rp);
+	if (closing)
+		g.ls[rq->slot].open = false;
+	else if (r >= 0 && rp->slot < g.meta.nslots)
+		g.ls[rp->slot] = *ls;
+	else if (r >= 0)
+		r = -EPROTO;
+	pthread_mutex_unlock(&g.lock);
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* the calls                                                            */
 /* ------------------------------------------------------------------ */
@@ -339,15 +359,12 @@ int bh_socket(int domain, int type, int protocol)
 	struct bh_rpc_req rq = {.op = BH_RPC_SOCKET,
 				.a = base == SOCK_STREAM ? BH_SOCK_STREAM : BH_SOCK_DGRAM};
 	struct bh_rpc_rep rp;
-	int r = call(&rq, &rp);
+	struct lsock ls = {.open = true,
+			   .nonblock = (type & SOCK_NONBLOCK) != 0,
+			   .udp = base == SOCK_DGRAM};
+	int r = call_slot(&rq, &rp, 0, &ls);
 	if (r < 0)
 		return fail(-r);
-	if (rp.slot >= g.meta.nslots)
-		return fail(EPROTO);
-	struct lsock *l = &g.ls[rp.slot];
-	*l = (struct lsock){.open = true,
-			    .nonblock = (type & SOCK_NONBLOCK) != 0,
-			    .udp = base == SOCK_DGRAM};
 	return (int)rp.slot;
 }
 
@@ -392,11 +409,9 @@ int bh_accept(int s, struct sockaddr *a, socklen_t *len)
 	for (;;) {
 		struct bh_rpc_req rq = {.op = BH_RPC_ACCEPT, .slot = (uint32_t)s};
 		struct bh_rpc_rep rp;
-		int r = call(&rq, &rp);
+		struct lsock ls = {.open = true};
+		int r = call_slot(&rq, &rp, 0, &ls);
 		if (r >= 0) {
-			if (rp.slot >= g.meta.nslots)
-				return fail(EPROTO);
-			g.ls[rp.slot] = (struct lsock){.open = true};
 			from_sin(a, len, rp.raddr, rp.rport);
 			return (int)rp.slot;
 		}
@@ -589,8 +604,7 @@ int bh_close(int s)
 		return fail(EBADF);
 	struct bh_rpc_req rq = {.op = BH_RPC_CLOSE, .slot = (uint32_t)s};
 	struct bh_rpc_rep rp;
-	int r = call(&rq, &rp);
-	l->open = false;
+	int r = call_slot(&rq, &rp, 1, NULL);
 	return r < 0 ? fail(-r) : 0;
 }
 

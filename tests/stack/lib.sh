@@ -33,9 +33,20 @@ cleanup() {
 		FAILS=$((FAILS + 1))
 		kill -9 $left 2>/dev/null
 	fi
+	# A sanitizer report from any domain (instance logs) or application
+	# (the tests keep their standard error in $WORK) fails the test.
+	local rep
+	rep="$(grep -lE "ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:" \
+		"$BULKHEAD_RUN"/*/log "$WORK"/*.err 2>/dev/null)"
+	if [ -n "$rep" ]; then
+		echo "FAIL: sanitizer reports in: $rep"
+		for f in $rep; do grep -m1 -A25 -E "Sanitizer|runtime error:" "$f"; done
+		FAILS=$((FAILS + 1))
+	fi
 	rm -rf "$BULKHEAD_RUN" "$WORK"
 }
-trap cleanup EXIT
+# Failures found while cleaning up (leaks, sanitizer reports) fail the test.
+trap 'cleanup; [ "$FAILS" -eq 0 ] || exit 1' EXIT
 pass() { echo "ok: $*"; }
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 check() { # check DESCRIPTION COMMAND...
