@@ -43,7 +43,6 @@ static struct {
 	uint32_t *dirty;
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
-	struct bh_ntfn_stats nst;
 	uint32_t next_waiter;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
@@ -216,7 +215,7 @@ static void kick(int s)
 	uint32_t words = g.meta.nslots / 32 + 1;
 	__atomic_fetch_or(&g.dirty[s / 32], 1u << (s % 32), __ATOMIC_SEQ_CST);
 	__atomic_store_n(&g.dirty[words], 1u, __ATOMIC_SEQ_CST);
-	bh_ntfn_signal(g.bell, BH_BADGE_APP_BIT, &g.nst);
+	bh_ntfn_signal(g.bell, BH_BADGE_APP_BIT, NULL);
 }
 
 static uint32_t state(int s)

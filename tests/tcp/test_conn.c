@@ -151,6 +151,95 @@ Test(open, syn_retries_end_in_etimedout)
 	bh_tcp_close(H.tcp, H.now, c);
 }
 
+/* An ICMP error from IP about our flow to H_PEER:40000 (RFC 1122 4.2.3.9,
+ * RFC 5927). */
+static void icmp(enum bh_ip_event_type type, uint8_t code, bh_seq quoted)
+{
+	struct bh_ip_event ev = {.type = type,
+				 .proto = BH_IPPROTO_TCP,
+				 .icmp_type = BH_ICMP_DEST_UNREACH,
+				 .icmp_code = code,
+				 .src = H_US,
+				 .dst = H_PEER,
+				 .sport = H.our_port,
+				 .dport = 40000,
+				 .seq = quoted};
+	bh_tcp_ip_event(H.tcp, H.now, &ev);
+}
+
+Test(open, port_unreachable_refuses_a_connection_attempt)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	H.our_port = last()->t.sport;
+	/* Quoting a sequence number that is not in flight: ignored (RFC 5927 4.1). */
+	icmp(BH_IP_EV_ICMP_ERROR, BH_ICMP_UNREACH_PORT, H.our_iss + 5000);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_ignored, 1);
+	/* Quoting our SYN: a hard error ends SYN-SENT with ECONNREFUSED. */
+	icmp(BH_IP_EV_ICMP_ERROR, BH_ICMP_UNREACH_PORT, H.our_iss);
+	cr_expect_eq(h_last_error(&H), ECONNREFUSED);
+	cr_expect_eq(info(c).state, BH_TCP_CLOSED);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_refused, 1);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_errors, 1);
+	cr_expect_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+}
+
+Test(open, soft_errors_replace_etimedout)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	H.our_port = last()->t.sport;
+	/* Network unreachable is soft: the attempt goes on... */
+	icmp(BH_IP_EV_ICMP_ERROR, BH_ICMP_UNREACH_NET, H.our_iss);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	cr_expect_eq(h_last_error(&H), 0);
+	/* ...and when the retries run out, it is the error reported. */
+	uint64_t t = H.now;
+	for (int k = 0; k < 20 && !h_last_error(&H); k++) {
+		uint64_t next = h_tick(&H, t);
+		if (next == UINT64_MAX)
+			break;
+		t = next;
+		h_tick(&H, t);
+	}
+	cr_expect_eq(h_last_error(&H), ENETUNREACH);
+	bh_tcp_close(H.tcp, H.now, c);
+}
+
+Test(open, errors_about_other_flows_or_protocols_are_ignored)
+{
+	bh_tcp_conn c;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
+	H.our_iss = last()->t.seq;
+	H.our_port = last()->t.sport;
+	struct bh_ip_event ev = {.type = BH_IP_EV_ICMP_ERROR,
+				 .proto = BH_IPPROTO_TCP,
+				 .icmp_type = BH_ICMP_DEST_UNREACH,
+				 .icmp_code = BH_ICMP_UNREACH_PORT,
+				 .src = H_US,
+				 .dst = H_PEER,
+				 .sport = H.our_port,
+				 .dport = 40001, /* another flow */
+				 .seq = H.our_iss};
+	bh_tcp_ip_event(H.tcp, H.now, &ev);
+	ev.dport = 40000;
+	ev.proto = BH_IPPROTO_UDP; /* not ours */
+	bh_tcp_ip_event(H.tcp, H.now, &ev);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_ignored, 1, "the unknown flow");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_errors, 0);
+	/* ARP giving up is "host unreachable": soft. */
+	ev.proto = BH_IPPROTO_TCP;
+	ev.type = BH_IP_EV_HOST_UNREACH;
+	bh_tcp_ip_event(H.tcp, H.now, &ev);
+	cr_expect_eq(info(c).state, BH_TCP_SYN_SENT);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->icmp_errors, 1);
+	bh_tcp_close(H.tcp, H.now, c);
+}
+
 Test(open, simultaneous_open)
 {
 	bh_tcp_conn c;
