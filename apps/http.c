@@ -231,7 +231,9 @@ int bh_cmd_serve(int argc, char **argv)
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&at, 256 * 1024);
-		if (pthread_create(&t, &at, serve_conn, a) != 0) {
+		int e = pthread_create(&t, &at, serve_conn, a);
+		if (e != 0) {
+			fprintf(stderr, "bulkhead serve: no thread for a connection: %s\n", strerror(e));
 			atomic_fetch_sub(&active, 1);
 			bh_close(c);
 			free(a);

@@ -100,14 +100,21 @@ static void nodelay(int s)
 static void *serve_conn(void *arg)
 {
 	int s = (int)(intptr_t)arg;
-	static __thread uint8_t buf[256 * 1024];
+	/* On the heap: thread-local storage this size would be taken from
+	 * every thread's stack in the whole binary. */
+	enum { BUF = 256 * 1024 };
+	uint8_t *buf = malloc(BUF);
 	struct hdr h;
+	if (buf == NULL) {
+		api->close(s);
+		return NULL;
+	}
 	nodelay(s);
 	while (recv_all(s, &h, sizeof(h)) == 0) {
 		if (h.op == OP_BULK) {
 			uint64_t left = h.n;
 			while (left) {
-				ssize_t r = api->recv(s, buf, left < sizeof(buf) ? left : sizeof(buf), 0);
+				ssize_t r = api->recv(s, buf, left < BUF ? left : BUF, 0);
 				if (r < 0 && errno == EINTR)
 					continue;
 				if (r <= 0)
@@ -127,6 +134,7 @@ static void *serve_conn(void *arg)
 	}
 out:
 	api->close(s);
+	free(buf);
 	return NULL;
 }
 

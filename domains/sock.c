@@ -70,6 +70,7 @@ struct ssock {
 	bool connected, connecting;
 	bool eof_pending, eof;
 	bool app_closed;   /* the application is done; drain, then CLOSE */
+	bool close_abort;  /* closed with data unread: ABORT (RST), not CLOSE */
 	bool shut_wr_pending, shut_wr_sent;
 	bool reset;        /* error or gone: no more data either way */
 	bool dirty;
@@ -321,12 +322,20 @@ static void sock_close(struct sockd *d, uint32_t sid)
 	if (s == NULL)
 		return;
 	s->app_closed = true;
+	/* RFC 1122 4.2.2.13: closing with received data unread resets the
+	 * connection (as Linux does), whether the data waits here or in
+	 * the application's ring (its index is only read for this). */
+	struct app *a = s->app == NO_APP ? NULL : &d->apps[s->app];
+	if (!s->udp && !s->listener &&
+	    (bh_dq_peek(&d->nodes, &s->rxq) != NULL ||
+	     (a && bh_load_acquire32(&a->slots[s->slot].rx_tail) != s->rx_head)))
+		s->close_abort = true;
 	if (s->listener) {
-		/* Accepted connections nobody took go too. */
+		/* Accepted connections nobody took are reset, as Linux does. */
 		for (uint32_t c = s->acc_head; c; c = d->s[c].acc_next) {
 			d->s[c].app_closed = true;
 			if (d->s[c].tcp_has)
-				to_tcp(d, BH_CTL_CLOSE, c, NULL);
+				to_tcp(d, BH_CTL_ABORT, c, NULL);
 		}
 		s->acc_head = s->acc_tail = 0;
 		s->accq = 0;
@@ -994,7 +1003,7 @@ static void service(struct sockd *d, uint32_t sid)
 			app_unbind_slot(d, a, s->slot);
 			s->app = NO_APP;
 			if (s->tcp_has && !s->udp)
-				to_tcp(d, BH_CTL_CLOSE, sid, NULL);
+				to_tcp(d, s->close_abort ? BH_CTL_ABORT : BH_CTL_CLOSE, sid, NULL);
 			else if (s->udp)
 				s->tcp_has = false;
 			maybe_free(d, sid);
