@@ -15,13 +15,7 @@ TAP="bhdemo$$"
 SRV=""
 FAILED=0
 
-stop_all() {
-	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
-	SRV=""
-	for d in "$BULKHEAD_RUN"/*/; do
-		[ -S "$d/ctl.sock" ] && timeout 15 "$TOOL" down "$(basename "$d")" >/dev/null 2>&1
-	done
-}
+. "$(dirname "$0")/instances.sh"
 cleanup() {
 	stop_all
 	ip link del "$TAP" >/dev/null 2>&1

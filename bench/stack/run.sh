@@ -29,13 +29,7 @@ OUT="$(mktemp -d /tmp/bh-bench-out.XXXXXX)"
 NS1="bhbn1$$" NS2="bhbn2$$"
 SRV=""
 
-stop_all() {
-	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
-	SRV=""
-	for d in "$BULKHEAD_RUN"/*/; do
-		[ -S "$d/ctl.sock" ] && timeout 15 "$TOOL" down "$(basename "$d")" >/dev/null 2>&1
-	done
-}
+. "$(dirname "$0")/../../tools/instances.sh"
 cleanup() {
 	stop_all
 	for ns in "$NS1" "$NS2"; do

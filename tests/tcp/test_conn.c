@@ -153,17 +153,22 @@ Test(open, syn_retries_end_in_etimedout)
 
 /* An ICMP error from IP about our flow to H_PEER:40000 (RFC 1122 4.2.3.9,
  * RFC 5927). */
+static struct bh_ip_event icmp_ev(enum bh_ip_event_type type, uint8_t code, bh_seq quoted)
+{
+	return (struct bh_ip_event){.type = type,
+				    .proto = BH_IPPROTO_TCP,
+				    .icmp_type = BH_ICMP_DEST_UNREACH,
+				    .icmp_code = code,
+				    .src = H_US,
+				    .dst = H_PEER,
+				    .sport = H.our_port,
+				    .dport = 40000,
+				    .seq = quoted};
+}
+
 static void icmp(enum bh_ip_event_type type, uint8_t code, bh_seq quoted)
 {
-	struct bh_ip_event ev = {.type = type,
-				 .proto = BH_IPPROTO_TCP,
-				 .icmp_type = BH_ICMP_DEST_UNREACH,
-				 .icmp_code = code,
-				 .src = H_US,
-				 .dst = H_PEER,
-				 .sport = H.our_port,
-				 .dport = 40000,
-				 .seq = quoted};
+	struct bh_ip_event ev = icmp_ev(type, code, quoted);
 	bh_tcp_ip_event(H.tcp, H.now, &ev);
 }
 
@@ -215,15 +220,8 @@ Test(open, errors_about_other_flows_or_protocols_are_ignored)
 	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, 40000, 0, 7, &c), 0);
 	H.our_iss = last()->t.seq;
 	H.our_port = last()->t.sport;
-	struct bh_ip_event ev = {.type = BH_IP_EV_ICMP_ERROR,
-				 .proto = BH_IPPROTO_TCP,
-				 .icmp_type = BH_ICMP_DEST_UNREACH,
-				 .icmp_code = BH_ICMP_UNREACH_PORT,
-				 .src = H_US,
-				 .dst = H_PEER,
-				 .sport = H.our_port,
-				 .dport = 40001, /* another flow */
-				 .seq = H.our_iss};
+	struct bh_ip_event ev = icmp_ev(BH_IP_EV_ICMP_ERROR, BH_ICMP_UNREACH_PORT, H.our_iss);
+	ev.dport = 40001; /* another flow */
 	bh_tcp_ip_event(H.tcp, H.now, &ev);
 	ev.dport = 40000;
 	ev.proto = BH_IPPROTO_UDP; /* not ours */
