@@ -76,6 +76,22 @@ refuses "the same name again" "in use|already|running" up a --driver wire:r2:0 -
 refuses "a wire end already attached" "in use|busy" up c --driver wire:r1:0 --addr 10.9.0.3/24
 check "the first a is untouched" bash -c "timeout 10 '$B' status a | grep -c running | grep -qx 4"
 
+# Ports below 1024 are for root (the socket server knows each
+# application's uid from SO_PEERCRED); others may bind above.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	chmod 755 "$BULKHEAD_RUN"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$WORK/bulkhead" "$@"; }
+	out="$(timeout 10 bash -c "$(declare -f as_nobody); WORK='$WORK'; as_nobody nc a -l 0.0.0.0 80 </dev/null" 2>&1)"
+	check "port 80 refused to an unprivileged application (\"$out\")" grep -qi "permission denied" <<<"$out"
+	timeout 1 bash -c "$(declare -f as_nobody); WORK='$WORK'; as_nobody nc a -l 0.0.0.0 8090 </dev/null" >/dev/null 2>&1
+	check "port 8090 allowed to it (still listening when stopped)" [ $? -eq 124 ]
+	sleep 0.2 # counters are published every 50 ms
+	low=$(timeout 10 "$B" stats a | awk '$1 == "sock.low_port_denied" {print $2}')
+	check "the refusal is counted (sock.low_port_denied ${low:-none})" [ "${low:-0}" -ge 1 ]
+else
+	echo "note: not root: the low-port check needs root to drop to nobody; not run"
+fi
+
 "$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
 srv=$!
 sleep 0.3
