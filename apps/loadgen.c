@@ -174,6 +174,7 @@ static int cmp_u64(const void *a, const void *b)
 static int client(const char *mode, const struct sockaddr_in *sa, uint64_t bytes, uint32_t size,
 		  uint64_t count)
 {
+	errno = 0; /* "broken" below: a plain end of stream leaves it 0 */
 	int s = api->socket(AF_INET, SOCK_STREAM, 0);
 	if (s < 0 || api->connect(s, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
 		fprintf(stderr, "bulkhead loadgen: connect: %s\n", strerror(errno));

@@ -46,7 +46,8 @@ static void *stdin_to_sock(void *p)
 	struct nc *n = p;
 	static char buf[64 * 1024];
 	for (;;) {
-		ssize_t r = read(STDIN_FILENO, buf, n->udp ? 1400 : sizeof(buf));
+		/* UDP: each read is one datagram, as large as the read. */
+		ssize_t r = read(STDIN_FILENO, buf, n->udp ? 65507 : sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -59,6 +60,7 @@ static void *stdin_to_sock(void *p)
 			if (w < 0) {
 				fprintf(stderr, "bulkhead nc: send: %s\n", strerror(errno));
 				n->send_rc = 1;
+				__atomic_store_n(&n->stdin_done, 1, __ATOMIC_RELEASE);
 				return NULL;
 			}
 			off += (size_t)w;
@@ -147,6 +149,7 @@ int bh_cmd_nc(int argc, char **argv)
 	static char buf[64 * 1024];
 	int rc = 0;
 	uint64_t idle_since = 0;
+	bool idle_exit = false;
 	for (;;) {
 		struct sockaddr_in from;
 		socklen_t fl = sizeof(from);
@@ -156,15 +159,18 @@ int bh_cmd_nc(int argc, char **argv)
 			struct pollfd pf = {.fd = n.s, .events = POLLIN};
 			int pr = bh_poll(&pf, 1, 100);
 			if (pr == 0) {
-				bool armed = sender ? __atomic_load_n(&n.stdin_done, __ATOMIC_ACQUIRE)
-						    : n.have_peer;
+				bool armed = udp && listen_mode
+						 ? n.have_peer
+						 : __atomic_load_n(&n.stdin_done, __ATOMIC_ACQUIRE);
 				uint64_t now = now_ms();
-				if (!armed)
+				if (!armed) {
 					idle_since = 0;
-				else if (idle_since == 0)
+				} else if (idle_since == 0) {
 					idle_since = now;
-				else if (now - idle_since >= (uint64_t)wait_s * 1000)
-					break; /* idle for SECS: done */
+				} else if (now - idle_since >= (uint64_t)wait_s * 1000) {
+					idle_exit = true; /* idle for SECS: done */
+					break;
+				}
 				continue;
 			}
 			if (pr < 0 && errno == EINTR)
@@ -190,7 +196,9 @@ int bh_cmd_nc(int argc, char **argv)
 			break;
 		fflush(stdout);
 	}
-	if (sender)
+	/* After an idle exit the sender may still wait on standard input
+	 * (a terminal, say): the process ends without it. */
+	if (sender && !idle_exit)
 		pthread_join(t, NULL);
 	bh_close(n.s);
 	return rc ? rc : n.send_rc;

@@ -43,18 +43,46 @@ static struct {
 	uint32_t *dirty;
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
-	uint32_t next_waiter;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
-/* This thread's waiter word: 1 + its index in the region's array, given
- * out in turn on first use (see app_abi.h). */
-static __thread uint32_t my_waiter;
+/* This thread's waiter word (see app_abi.h): a free one is claimed on
+ * first use and given back when the thread exits; when all are taken,
+ * threads share (and may wait out a slice). */
+static uint64_t waiters_used;
+static pthread_key_t waiter_key;
+static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
+static __thread int my_waiter = -1;
 
-static uint32_t waiter(void)
+static void waiter_release(void *p)
 {
-	if (my_waiter == 0)
-		my_waiter = __atomic_fetch_add(&g.next_waiter, 1, __ATOMIC_RELAXED) % BH_APP_WAITERS + 1;
-	return my_waiter;
+	uint64_t bit = 1ull << ((uintptr_t)p - 1);
+	__atomic_fetch_and(&waiters_used, ~bit, __ATOMIC_RELEASE);
+}
+
+static void waiter_key_make(void)
+{
+	pthread_key_create(&waiter_key, waiter_release);
+}
+
+static unsigned waiter(void)
+{
+	if (my_waiter >= 0)
+		return (unsigned)my_waiter;
+	pthread_once(&waiter_once, waiter_key_make);
+	uint64_t used = __atomic_load_n(&waiters_used, __ATOMIC_ACQUIRE);
+	while (~used) {
+		int i = __builtin_ctzll(~used);
+		if (__atomic_compare_exchange_n(&waiters_used, &used, used | (1ull << i), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			/* The key holds i + 1: its destructor runs only for
+			 * non-NULL values. */
+			pthread_setspecific(waiter_key, (void *)(uintptr_t)(i + 1));
+			my_waiter = i;
+			return (unsigned)i;
+		}
+	}
+	my_waiter = (int)((uintptr_t)pthread_self() % BH_APP_WAITERS); /* all taken: share */
+	return (unsigned)my_waiter;
 }
 
 static int fail(int e)
@@ -172,7 +200,8 @@ int bh_attach(const char *name)
 	    m->slots_off + (uint64_t)m->nslots * sizeof(struct bh_app_slot) > size ||
 	    m->data_off + (uint64_t)m->nslots * 2 * m->ring > size ||
 	    m->dirty_off + ((uint64_t)m->nslots / 32 + 2) * 4 > size ||
-	    m->ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn) > size) {
+	    m->ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn) > size ||
+	    m->dgram_max == 0 || m->dgram_max > 65507) {
 		bh_region_close(&g.region);
 		bh_region_close(&g.bell_region);
 		close(fd);
@@ -231,24 +260,25 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 	for (;;) {
 		if (cond(s))
 			return 0;
-		bh_store_relaxed32(&sl->want, waiter());
+		uint64_t bit = 1ull << waiter();
+		__atomic_fetch_or(&sl->want, bit, __ATOMIC_SEQ_CST);
 		bh_full_barrier(); /* want before the re-check (the server: state, then want) */
 		if (cond(s)) {
-			bh_store_relaxed32(&sl->want, 0);
+			__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
 			return 0;
 		}
 		int64_t slice = WAIT_SLICE_NS;
 		if (deadline) {
 			uint64_t now = bh_now_ns();
 			if (now >= deadline) {
-				bh_store_relaxed32(&sl->want, 0);
+				__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
 				return -ETIMEDOUT;
 			}
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
-		bh_ntfn_wait(&g.ntfn[waiter() - 1], 200, slice, NULL);
-		bh_store_relaxed32(&sl->want, 0);
+		bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
+		__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
 		if (g.fd < 0)
 			return -ECONNRESET;
 	}
@@ -332,7 +362,9 @@ static int call_slot(struct bh_rpc_req *rq, struct bh_rpc_rep *rp, int closing,
 {
 	pthread_mutex_lock(&g.lock);
 	int r = rpc(rq, rp);
-	if (closing)
+	if (g.ls == NULL) /* detached meanwhile */
+		r = r < 0 ? r : -EBADF;
+	else if (closing)
 		g.ls[rq->slot].open = false;
 	else if (r >= 0 && rp->slot < g.meta.nslots)
 		g.ls[rp->slot] = *ls;
@@ -471,7 +503,7 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 static ssize_t send_dgram(int s, struct lsock *l, const uint8_t *buf, size_t n, bool nb,
 			  uint32_t addr, uint16_t port)
 {
-	if (n > 1900)
+	if (n > g.meta.dgram_max)
 		return fail(EMSGSIZE);
 	uint32_t need = bh_dgram_space((uint32_t)n);
 	if (addr == 0 && !(state(s) & BH_SS_CONNECTED))
@@ -719,7 +751,8 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 			return ready;
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
-				bh_store_relaxed32(&g.slots[fds[i].fd].want, waiter());
+				__atomic_fetch_or(&g.slots[fds[i].fd].want, 1ull << waiter(),
+						  __ATOMIC_SEQ_CST);
 		bh_full_barrier();
 		for (nfds_t i = 0; i < n; i++) {
 			fds[i].revents = fds[i].fd < 0 ? 0 : revents_of(fds[i].fd, fds[i].events);
@@ -735,11 +768,12 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 					slice = (int64_t)(deadline - now);
 			}
 			if (slice > 0)
-				bh_ntfn_wait(&g.ntfn[waiter() - 1], 200, slice, NULL);
+				bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
 		}
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
-				bh_store_relaxed32(&g.slots[fds[i].fd].want, 0);
+				__atomic_fetch_and(&g.slots[fds[i].fd].want, ~(1ull << waiter()),
+						   __ATOMIC_RELAXED);
 		if (ready)
 			return ready;
 		if (deadline && bh_now_ns() >= deadline)

@@ -22,12 +22,14 @@
  *   meta.data_off for slot i: the receive ring (ring bytes), then the
  *                 send ring (ring bytes)
  *
- * A thread that waits on sockets stores 1 + the index of its own
- * notification word in each slot's `want`, re-checks, and sleeps on that
- * word; the server, after changing a slot whose `want` is set, signals
- * the word it names. Threads of one application so never take each
- * other's wake-ups (beyond BH_APP_WAITERS threads, words are shared and a
- * thread may wait out its slice instead).
+ * A thread that waits on sockets owns one of the notification words
+ * while it lives; it sets bit i (its word's index) in the `want` mask of
+ * each socket it waits on, re-checks, and sleeps on word i; the server,
+ * after changing a slot, signals every word whose bit is set in its
+ * `want`. Threads of one application so never take each other's
+ * wake-ups, also when several wait on one socket (beyond BH_APP_WAITERS
+ * waiting threads at once, words are shared and a thread may wait out
+ * its slice instead).
  *
  * Each slot is two cache lines: the first written by the server only,
  * the second by the application only. Rings are byte streams with
@@ -52,7 +54,7 @@
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
 #define BH_APP_VERSION 2u
-#define BH_APP_WAITERS 64u
+#define BH_APP_WAITERS 64u /* the bits of a slot's want mask */
 
 enum bh_rpc_op {
 	BH_RPC_HELLO = 1,    /* a = BH_APP_VERSION */
@@ -101,6 +103,8 @@ struct bh_app_meta {
 	uint32_t magic, version;
 	uint32_t nslots, ring;
 	uint64_t ntfn_off, dirty_off, slots_off, data_off;
+	uint32_t dgram_max; /* the largest datagram the server sends (EMSGSIZE above) */
+	uint32_t pad;
 };
 
 /* Slot state bits (server-written). */
@@ -129,8 +133,8 @@ struct bh_app_slot {
 	/* application-written */
 	uint32_t rx_tail;
 	uint32_t tx_head;
-	uint32_t want; /* 1 + the waiter word of a thread waiting on this slot */
-	uint32_t pad1[13];
+	uint64_t want; /* bit i: the thread on waiter word i waits on this slot */
+	uint32_t pad1[12];
 };
 
 _Static_assert(sizeof(struct bh_app_slot) == 128, "two cache lines");

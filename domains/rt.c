@@ -248,7 +248,8 @@ struct loop {
 	uint32_t spin; /* polls of the word before sleeping */
 	struct bh_ntfn_stats nstats;
 	/* Passes of the loop; passes that made progress; passes that found
-	 * work while arming (no sleep); passes whose deadline had passed. */
+	 * work while arming (no sleep); passes that did not sleep because a
+	 * deadline (a timer, or publishing counters that moved) had come. */
 	uint64_t passes, busy, arm_races, due;
 };
 

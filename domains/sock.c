@@ -96,6 +96,7 @@ struct sockd_stats {
 	uint64_t bad_desc, bad_sid;
 	uint64_t rx_bytes, tx_bytes;
 	uint64_t low_port_denied;
+	uint64_t udp_too_big; /* datagrams larger than the ring: dropped */
 	uint64_t dq_full;
 	uint64_t app_signals;
 };
@@ -232,9 +233,7 @@ static void publish(struct sockd *d, struct ssock *s)
 	 * re-reads them): one of us sees the other. An idle application
 	 * costs no signal. */
 	bh_full_barrier();
-	uint32_t w = bh_load_relaxed32(&sl->want);
-	if (w >= 1 && w <= BH_APP_WAITERS)
-		a->owe |= 1ull << (w - 1);
+	a->owe |= __atomic_load_n(&sl->want, __ATOMIC_RELAXED);
 }
 
 static void reply(struct app *a, const struct bh_rpc_rep *r)
@@ -370,7 +369,7 @@ static void app_detach(struct sockd *d, uint32_t ai, const char *why)
 			 * is read from it. */
 			s->app = NO_APP;
 			if (s->tcp_has && !s->reset)
-				to_tcp(d, BH_CTL_CLOSE, sid, NULL);
+				to_tcp(d, s->close_abort ? BH_CTL_ABORT : BH_CTL_CLOSE, sid, NULL);
 			maybe_free(d, sid);
 		}
 	}
@@ -435,7 +434,8 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 				  .ntfn_off = ntfn_off,
 				  .dirty_off = dirty_off,
 				  .slots_off = slots_off,
-				  .data_off = data_off};
+				  .data_off = data_off,
+				  .dgram_max = d->chunk - (uint32_t)sizeof(struct bh_udp_out)};
 	a->nslots = nslots;
 	a->ring = ring;
 	a->ntfn = (struct bh_ntfn *)((char *)a->region.base + ntfn_off);
@@ -820,15 +820,17 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 				continue;
 			}
 			uint32_t need = bh_dgram_space(c.len);
-			if (need > a->ring) {
-				/* Never fits: drop the datagram. */
-				room = 0;
-			}
-			if (need > room)
+			/* One that can never fit the ring is dropped whole
+			 * (header and pieces), not left to block the rest. */
+			bool fits = need <= a->ring;
+			if (fits && need > room)
 				break;
-			struct bh_dgram_hdr h = {.len = c.len, .addr = c.raddr, .port = c.rport};
-			bh_ring_put(ring, a->ring, s->rx_head, &h, sizeof(h));
-			uint32_t at = s->rx_head + (uint32_t)sizeof(h), got = 0;
+			if (fits) {
+				struct bh_dgram_hdr h = {.len = c.len, .addr = c.raddr,
+							 .port = c.rport};
+				bh_ring_put(ring, a->ring, s->rx_head, &h, sizeof(h));
+			}
+			uint32_t at = s->rx_head + (uint32_t)sizeof(struct bh_dgram_hdr), got = 0;
 			struct bh_desc hd = {0};
 			bh_dq_pop(&d->nodes, &s->rxq, &hd);
 			struct bh_desc b = {.buf = hd.buf, .pool = hd.pool};
@@ -843,11 +845,15 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 				uint32_t n = p.len;
 				if (got + n > c.len)
 					n = c.len - got;
-				if (src && n)
+				if (fits && src && n)
 					bh_ring_put(ring, a->ring, at + got, src + p.off, n);
 				got += n;
 				struct bh_desc pb = {.buf = p.buf, .pool = p.pool};
 				bh_chan_give_back(ch, &pb, 1);
+			}
+			if (!fits) {
+				d->st.udp_too_big++;
+				continue;
 			}
 			s->rx_head += need;
 			room -= need;
@@ -1095,8 +1101,10 @@ static void ctl_from_tcp(struct sockd *d, const struct bh_ctl *c)
 		s->rport = c->rport;
 		struct ssock *l = sock_of(d, s->parent);
 		if (l == NULL || !l->listener || l->app_closed) {
+			/* Its listener is gone: reset, as for those in the
+			 * accept queue when it closed. */
 			s->app_closed = true;
-			to_tcp(d, BH_CTL_CLOSE, sid, NULL);
+			to_tcp(d, BH_CTL_ABORT, sid, NULL);
 			break;
 		}
 		if (l->acc_tail)
@@ -1417,6 +1425,7 @@ static void sockd_publish(void *self, struct bh_stats_w *w)
 	bh_stats_add(w, "", "rx_bytes", d->st.rx_bytes);
 	bh_stats_add(w, "", "tx_bytes", d->st.tx_bytes);
 	bh_stats_add(w, "", "low_port_denied", d->st.low_port_denied);
+	bh_stats_add(w, "", "udp_too_big", d->st.udp_too_big);
 	bh_stats_add(w, "", "app_signals", d->st.app_signals);
 	bh_stats_add(w, "", "ctl_lost", d->cq_tcp.overflow + d->cq_ip.overflow);
 	bh_stats_add(w, "poller.", "wakes", __atomic_load_n(&d->poller.wakes, __ATOMIC_RELAXED));

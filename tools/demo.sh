@@ -41,14 +41,16 @@ pair() {
 		serve_on a
 }
 
-# fetch: one download from a to b; prints Mbit/s, or nothing on failure.
+# fetch: one download from a to b; prints its Mbit/s and succeeds, or
+# prints why it failed and fails (it runs in a subshell: the caller
+# records the failure).
 fetch() {
 	local out
 	rm -f "$WORK/got"
 	out="$(timeout 120 "$TOOL" get b "http://10.99.0.1:8080/file" -o "$WORK/got" 2>&1 | tail -1)"
 	if [ "$(sha256sum <"$WORK/got" 2>/dev/null)" != "$WANT" ]; then
-		bad "download or SHA-256 mismatch: $out"
-		return
+		echo "download failed or SHA-256 differs: $out"
+		return 1
 	fi
 	sed -n 's/.* \([0-9.]*\) Mbit\/s.*/\1/p' <<<"$out"
 }
@@ -76,10 +78,13 @@ for r in $(seq "$ROUNDS"); do
 			"$TOOL" status a | sed 's/^/   /'
 			say ""
 		fi
-		v="$(fetch)"
-		[ -n "$v" ] && RATE[$mode]+="$v "
-		printf '   round %d  %-8s  %8s Mbit/s  %s\n' "$r" "$mode" "${v:-failed}" \
-			"$([ -n "$v" ] && echo 'SHA-256 ok')"
+		if v="$(fetch)" && [ -n "$v" ]; then
+			RATE[$mode]+="$v "
+			printf '   round %d  %-8s  %8s Mbit/s  SHA-256 ok\n' "$r" "$mode" "$v"
+		else
+			printf '   round %d  %-8s  failed\n' "$r" "$mode"
+			bad "$v"
+		fi
 		stop_all
 	done
 done

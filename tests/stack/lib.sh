@@ -6,14 +6,18 @@ B="${TEST_SRCDIR:-/nonexistent}/${TEST_WORKSPACE:-bulkhead}/tools/bulkhead"
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-test.XXXXXX)"
 WORK="$(mktemp -d /tmp/bh-work.XXXXXX)"
 FAILS=0
-# The pids of bulkhead processes (supervisors, domains, applications)
-# whose environment names this test's run directory.
+# The pids of our programs (supervisors, domains, applications, the
+# tests' own scribble_app) whose environment names this test's run
+# directory.
 run_pids() {
 	local f p
 	for f in /proc/[0-9]*/environ; do
 		p="${f#/proc/}"
 		p="${p%/environ}"
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = bulkhead ] || continue
+		case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+		bulkhead | scribble_app) ;;
+		*) continue ;;
+		esac
 		{ tr '\0' '\n' <"$f" | grep -qxF "BULKHEAD_RUN=$BULKHEAD_RUN"; } 2>/dev/null && echo "$p"
 	done
 }

@@ -57,7 +57,7 @@ linux_suite() { # linux_suite LABEL INSTANCE LA BA L...
 	check "$lab: ping of 4000 bytes (reassembled, answered in fragments)" \
 		"${L[@]}" ping -c 2 -i 0.2 -W 2 -q -s 4000 "$ba"
 
-	"$B" serve "$inst" --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+	"$B" serve "$inst" --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
 	local srv=$!
 	sleep 0.3
 	for f in 1m 20m; do
@@ -149,8 +149,7 @@ print(s.recvfrom(65535)[0].decode().strip())' "$WORK/dgram" "$ba")"
 	check "$lab: UDP from bulkhead nc to Linux nc -u -l" \
 		[ "$(cat "$WORK/lu.out")" = "udp-to-linux" ]
 
-	grep -h "Mbit/s" "$WORK/get.err" 2>/dev/null
-	rm -f "$WORK/get.err"
+	grep -h "Mbit/s" "$WORK/get.err" 2>/dev/null | tail -2
 }
 
 # --- TAP: Bulkhead creates the interface, Linux gets 10.77.0.1. -------------

@@ -92,7 +92,7 @@ else
 	echo "note: not root: the low-port check needs root to drop to nobody; not run"
 fi
 
-"$B" serve a --port 8080 --root "$WORK/www" 2>"$WORK/serve.err" &
+"$B" serve a --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
 srv=$!
 sleep 0.3
 
@@ -109,9 +109,11 @@ fetch_ok() { # fetch_ok FILE: b gets FILE from a, hash checked
 }
 
 # A client killed mid-transfer.
-timeout 60 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/dead" 2>/dev/null &
+"$B" get b http://10.9.0.1:8080/64m -o "$WORK/dead" 2>/dev/null &
 victim=$!
 sleep 0.15
+kill -0 $victim 2>/dev/null
+check "client killed mid-transfer: it was still running when killed" [ $? -eq 0 ]
 kill -9 $victim
 wait $victim 2>/dev/null
 # within 5 s: no established connection left on either side
@@ -129,7 +131,7 @@ check "client killed mid-transfer: both instances fully running, no restart" \
 	bash -c "$(declare -f all_running); B='$B'; all_running a && all_running b"
 
 # A server killed mid-transfer: the client gets an error, not a hang.
-"$B" serve a --port 8081 --root "$WORK/www" 2>/dev/null &
+"$B" serve a --port 8081 --root "$WORK/www" 2>>"$WORK/serve2.err" &
 srv2=$!
 sleep 0.3
 timeout 60 "$B" get b http://10.9.0.1:8081/64m -o "$WORK/dead" 2>"$WORK/dead.err" &
@@ -147,11 +149,11 @@ check "server killed mid-transfer: the other server still serves" fetch_ok 1m
 # application downloads 64 MiB.
 timeout 60 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/during" 2>>"$WORK/get.err" &
 getp=$!
-timeout 60 "$SCRIBBLE" b 10.9.0.1 8080 7 200 >"$WORK/scribble.out" 2>&1
+timeout 60 "$SCRIBBLE" b 10.9.0.1 8080 7 200 >"$WORK/scribble.out" 2>"$WORK/scribble.err"
 src=$?
 wait $getp
 grc=$?
-check "scribbler ran to its end ($src: $(tail -1 "$WORK/scribble.out"))" [ $src -eq 0 ]
+check "scribbler ran to its end ($src: $(tail -1 "$WORK/scribble.out") $(tail -1 "$WORK/scribble.err"))" [ $src -eq 0 ]
 check "scribbler: the other application's 64 MiB arrived intact" \
 	[ $grc -eq 0 -a "$(sha "$WORK/during")" = "$(sha "$WORK/www/64m")" ]
 sleep 0.2 # counters are published every 50 ms
