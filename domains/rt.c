@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <urcu/futex.h>
 
+#include "domains/fault.h"
 #include "ipc/clock.h"
 #include "ipc/log.h"
 #include "ipc/order.h"
@@ -224,6 +225,7 @@ static void setup_process(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	bh_fault_install();
 	/* The supervisor gone, the domain goes too. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
@@ -345,6 +347,7 @@ static void loop_run(struct loop *lp)
 		}
 		for (int i = 0; i < lp->n; i++)
 			bh_stats_beat(&lp->stats[i]);
+		bh_fault_run(lp->env, lp->n);
 		lp->passes++;
 		if (progress) {
 			lp->busy++;

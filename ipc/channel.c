@@ -179,6 +179,17 @@ static const struct bh_chan_ops shm_ops = {
     .disarm = shm_disarm,
 };
 
+unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage)
+{
+	if (ch->ops != &shm_ops)
+		return 0;
+	bh_store_release32(&ch->u.shm.tx_active.prod->head, garbage);
+	bh_store_release32(&ch->u.shm.rx_free.prod->head, garbage ^ 0x5a5a5a5au);
+	bh_store_release32(&ch->u.shm.rx_active.cons->tail, ~garbage);
+	bh_store_release32(&ch->u.shm.tx_free.cons->tail, garbage + 0x10000u);
+	return 4;
+}
+
 int bh_chan_shm_attach(struct bh_chan *ch, const char *name, struct bh_region *r, int side,
 		       uint32_t cap, struct bh_ntfn *peer_ntfn, uint32_t badge)
 {

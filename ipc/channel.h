@@ -113,6 +113,13 @@ struct bh_chan {
 	} u;
 };
 
+/* Fault injection (domains/fault.c): writes `garbage` into the ring
+ * indices this side owns in shared memory (the producer heads and
+ * consumer tails it publishes). The local copies stay right, so the next
+ * publish repairs them; the peer must reject what it reads meanwhile.
+ * Returns the indices written (0 for the local transport). */
+unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage);
+
 /* --- link regions (shm transport) --- */
 
 size_t bh_link_bytes(uint32_t cap);

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "domains/fault.h"
 #include "domains/paths.h"
 #include "domains/plan.h"
 #include "domains/stats.h"
@@ -600,6 +601,43 @@ static void answer_conns(struct sup *s, struct text *t, bool json)
 	bh_stats_snap_free(&snap);
 }
 
+/* "inject DOMAIN FAULT SEED": the domain performs the fault itself
+ * (domains/fault.h); asked with a queued real-time signal. */
+static void answer_inject(struct sup *s, struct text *t, const char *args)
+{
+	char dname[16], fname[16];
+	unsigned seed = 1;
+	if (sscanf(args, "%15s %15s %u", dname, fname, &seed) < 2) {
+		tprintf(t, "error: inject DOMAIN FAULT [SEED]\n");
+		return;
+	}
+	int dom = -1;
+	for (int d = 0; d < BH_NDOMS; d++)
+		if (strcmp(dname, bh_dom_name(d)) == 0)
+			dom = d;
+	enum bh_fault f = bh_fault_parse(fname);
+	if (dom < 0 || f == BH_FAULT_NONE) {
+		tprintf(t, "error: %s %s: DOMAIN is driver, ip, tcp or sock; FAULT is kill, crash, "
+			   "hang, scribble or bad-desc\n",
+			dname, fname);
+		return;
+	}
+	struct dom_rec *r = &s->dom[dom];
+	if (!r->alive) {
+		tprintf(t, "error: domain %s is not running\n", dname);
+		return;
+	}
+	union sigval v = {.sival_int = bh_fault_value(f, dom, seed)};
+	if (sigqueue(r->pid, BH_FAULT_SIGNAL, v) != 0) {
+		tprintf(t, "error: cannot signal %s (pid %d): %s\n", dname, (int)r->pid,
+			strerror(errno));
+		return;
+	}
+	sup_log("fault %s injected into %s (pid %d, seed %u)", fname, dname, (int)r->pid, seed);
+	tprintf(t, "ok: %s into %s (pid %d, seed %u)%s\n", fname, dname, (int)r->pid, seed,
+		s->plan.mode == BH_MODE_MONO ? "; mono: one process holds all four domains" : "");
+}
+
 static void handle_ctl(struct sup *s, int fd)
 {
 	char line[256];
@@ -625,6 +663,8 @@ static void handle_ctl(struct sup *s, int fd)
 		answer_stats(s, &t, json);
 	else if (strncmp(line, "conns", 5) == 0)
 		answer_conns(s, &t, json);
+	else if (strncmp(line, "inject ", 7) == 0)
+		answer_inject(s, &t, line + 7);
 	else if (strcmp(line, "down") == 0) {
 		tprintf(&t, "ok\n");
 		s->stopping = true;
@@ -1164,6 +1204,34 @@ int bh_cmd_down(int argc, char **argv)
 		usleep(50000);
 	}
 	return fail("instance %s did not stop within 10 s", name);
+}
+
+int bh_cmd_inject(int argc, char **argv)
+{
+	unsigned long seed = 1;
+	if (argc == 6 && strcmp(argv[4], "--seed") == 0) {
+		char *end;
+		seed = strtoul(argv[5], &end, 10);
+		if (*end || seed > 0x1ffffff)
+			argc = 0;
+	} else if (argc != 4) {
+		argc = 0;
+	}
+	if (argc == 0 || !bh_name_ok(argv[1]) || bh_fault_parse(argv[3]) == BH_FAULT_NONE) {
+		fputs("usage: bulkhead inject NAME DOMAIN FAULT [--seed N]\n"
+		      "  DOMAIN: driver, ip, tcp, sock\n"
+		      "  FAULT:  kill, crash, hang, scribble, bad-desc\n",
+		      stderr);
+		return 2;
+	}
+	char req[96], *ans = NULL;
+	snprintf(req, sizeof(req), "inject %.15s %.15s %lu", argv[2], argv[3], seed);
+	if (ctl_request(argv[1], req, &ans) != 0)
+		return fail("instance %s is not up", argv[1]);
+	bool ok = ans && strncmp(ans, "ok", 2) == 0;
+	fprintf(ok ? stdout : stderr, "%s", ans ? ans : "no answer\n");
+	free(ans);
+	return ok ? 0 : 1;
 }
 
 int bh_cmd_logs(int argc, char **argv)

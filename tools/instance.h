@@ -10,5 +10,6 @@ int bh_cmd_down(int argc, char **argv);
 /* status, stats, conns */
 int bh_cmd_query(int argc, char **argv);
 int bh_cmd_logs(int argc, char **argv);
+int bh_cmd_inject(int argc, char **argv);
 
 #endif /* BH_TOOLS_INSTANCE_H */

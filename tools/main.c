@@ -21,11 +21,6 @@
 
 #define BH_VERSION "0.1.0"
 
-/* The brief's commands still to be built (see its interface contract). */
-static const char *const bh_pending_cmds[] = {
-    "inject",
-};
-
 static void bh_usage(FILE *f)
 {
 	fputs("usage: bulkhead COMMAND [ARGS...]\n"
@@ -40,6 +35,8 @@ static void bh_usage(FILE *f)
 	      "  stats NAME [--json]  counters of every domain\n"
 	      "  conns NAME [--json]  TCP connections: endpoints, state, cwnd, srtt, ...\n"
 	      "  logs NAME [DOMAIN]   the instance's log lines\n"
+	      "  inject NAME DOMAIN FAULT [--seed N]  fault injection: DOMAIN driver, ip,\n"
+	      "                      tcp or sock; FAULT kill, crash, hang, scribble, bad-desc\n"
 	      "  serve NAME --port P --root DIR   HTTP/1.1 file server on the instance\n"
 	      "  get NAME URL [-o FILE]           HTTP client on the instance\n"
 	      "  nc NAME [-l] [-u] [-w SECS] HOST PORT  netcat on the instance\n"
@@ -55,9 +52,7 @@ static void bh_usage(FILE *f)
 	      "  version             print the version\n"
 	      "  help                this text\n"
 	      "\n"
-	      "not available in this build yet:\n"
-	      "  inject (fault injection)\n"
-	      "\n"
+
 	      "The launcher ./bulkhead also runs: demo, test [--all], build.\n",
 	      f);
 }
@@ -142,6 +137,8 @@ int main(int argc, char **argv)
 		return bh_cmd_down(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 || strcmp(cmd, "conns") == 0)
 		return bh_cmd_query(argc - 1, argv + 1);
+	if (strcmp(cmd, "inject") == 0)
+		return bh_cmd_inject(argc - 1, argv + 1);
 	if (strcmp(cmd, "logs") == 0)
 		return bh_cmd_logs(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
@@ -152,12 +149,6 @@ int main(int argc, char **argv)
 		return bh_cmd_nc(argc - 1, argv + 1);
 	if (strcmp(cmd, "loadgen") == 0)
 		return bh_cmd_loadgen(argc - 1, argv + 1);
-	for (size_t i = 0; i < sizeof(bh_pending_cmds) / sizeof(bh_pending_cmds[0]); i++) {
-		if (strcmp(cmd, bh_pending_cmds[i]) == 0) {
-			fprintf(stderr, "bulkhead: '%s' is not available in this build yet\n", cmd);
-			return 2;
-		}
-	}
 	fprintf(stderr, "bulkhead: unknown command '%s'\n", cmd);
 	bh_usage(stderr);
 	return 2;
