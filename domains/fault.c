@@ -32,16 +32,18 @@ const char *bh_fault_name(enum bh_fault f)
 	return f > 0 && (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "none";
 }
 
-/* The request, written by the handler, taken by the loop. */
-static volatile sig_atomic_t pending;
+/* The request, written by the handler (on whichever thread the signal
+ * lands, the poller's included), taken by the loop: lock-free atomics,
+ * safe in a handler. */
+static int pending;
 static int pending_value;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	pending_value = si->si_value.sival_int;
-	pending = 1;
+	__atomic_store_n(&pending_value, si->si_value.sival_int, __ATOMIC_RELAXED);
+	__atomic_store_n(&pending, 1, __ATOMIC_RELEASE);
 }
 
 void bh_fault_install(void)
@@ -146,10 +148,10 @@ static unsigned bad_desc(struct bh_env *env, uint64_t *rng)
 
 void bh_fault_run(struct bh_env *const *env, int n)
 {
-	if (!pending)
+	if (!__atomic_load_n(&pending, __ATOMIC_RELAXED) ||
+	    !__atomic_exchange_n(&pending, 0, __ATOMIC_ACQUIRE))
 		return;
-	pending = 0;
-	uint32_t v = (uint32_t)pending_value;
+	uint32_t v = (uint32_t)__atomic_load_n(&pending_value, __ATOMIC_RELAXED);
 	enum bh_fault f = (enum bh_fault)(v & 0xfu);
 	int dom = (int)((v >> 4) & 3u);
 	uint64_t rng = ((uint64_t)(v >> 6) << 20) ^ 0x9e3779b97f4a7c15ull;
