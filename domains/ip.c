@@ -155,6 +155,19 @@ static void send_up(struct ipd *d, int link, int to, struct bh_desc *x, unsigned
 	}
 }
 
+/* The descriptor that carries one piece of a received datagram up. */
+static struct bh_desc piece_desc(const struct bh_pkt *p, uint8_t flags, uint16_t meta,
+				 uint32_t aux)
+{
+	return (struct bh_desc){.buf = bh_handle_buf(p->handle),
+				.off = (uint16_t)p->off,
+				.len = (uint16_t)p->len,
+				.pool = bh_handle_pool(p->handle),
+				.flags = flags,
+				.meta = meta,
+				.aux = aux};
+}
+
 static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 {
 	struct ipd *d = ctx;
@@ -166,16 +179,9 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 			release_rx(d, rx, 0);
 			return;
 		}
-		for (unsigned i = 0; i < rx->npieces; i++) {
-			const struct bh_pkt *p = &rx->piece[i];
-			x[n++] = (struct bh_desc){.buf = bh_handle_buf(p->handle),
-						  .off = (uint16_t)p->off,
-						  .len = (uint16_t)p->len,
-						  .pool = bh_handle_pool(p->handle),
-						  .flags = i == 0 ? BH_M_SEG : BH_M_MORE,
-						  .meta = (uint16_t)rx->npieces,
-						  .aux = rx->src};
-		}
+		for (unsigned i = 0; i < rx->npieces; i++)
+			x[n++] = piece_desc(&rx->piece[i], i == 0 ? BH_M_SEG : BH_M_MORE,
+					    (uint16_t)rx->npieces, rx->src);
 		send_up(d, BH_LINK_IT, BH_DOM_TCP, x, n);
 		return;
 	}
@@ -200,15 +206,8 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 		x[n++] = (struct bh_desc){
 		    .buf = hb, .off = (uint16_t)off, .len = sizeof(c), .pool = BH_POOL_IP,
 		    .flags = BH_M_CTL};
-		for (unsigned i = 0; i < rx->npieces; i++) {
-			const struct bh_pkt *p = &rx->piece[i];
-			x[n++] = (struct bh_desc){.buf = bh_handle_buf(p->handle),
-						  .off = (uint16_t)p->off,
-						  .len = (uint16_t)p->len,
-						  .pool = bh_handle_pool(p->handle),
-						  .flags = BH_M_DATA,
-						  .aux = c.sid};
-		}
+		for (unsigned i = 0; i < rx->npieces; i++)
+			x[n++] = piece_desc(&rx->piece[i], BH_M_DATA, 0, c.sid);
 		send_up(d, BH_LINK_IS, BH_DOM_SOCK, x, n);
 		return;
 	}

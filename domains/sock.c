@@ -307,6 +307,16 @@ static void maybe_free(struct sockd *d, uint32_t sid)
 /* application attach and detach                                        */
 /* ------------------------------------------------------------------ */
 
+/* A slot of the application's region that is neither in use nor still
+ * draining, or NO_APP. */
+static uint32_t free_slot(const struct app *a)
+{
+	for (uint32_t i = 0; i < a->nslots; i++)
+		if (a->slot_sid[i] == 0 && !a->slot_busy[i])
+			return i;
+	return NO_APP;
+}
+
 static void app_unbind_slot(struct sockd *d, struct app *a, uint32_t slot)
 {
 	a->slot_sid[slot] = 0;
@@ -561,12 +571,7 @@ static void rpc(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 			reply_err(d, a, -EPROTONOSUPPORT);
 			return;
 		}
-		uint32_t slot = NO_APP;
-		for (uint32_t i = 0; i < a->nslots; i++)
-			if (a->slot_sid[i] == 0 && !a->slot_busy[i]) {
-				slot = i;
-				break;
-			}
+		uint32_t slot = free_slot(a);
 		if (slot == NO_APP) {
 			reply_err(d, a, -EMFILE);
 			return;
@@ -672,12 +677,7 @@ static void rpc(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 			reply_err(d, a, -EAGAIN);
 			return;
 		}
-		uint32_t slot = NO_APP;
-		for (uint32_t i = 0; i < a->nslots; i++)
-			if (a->slot_sid[i] == 0 && !a->slot_busy[i]) {
-				slot = i;
-				break;
-			}
+		uint32_t slot = free_slot(a);
 		if (slot == NO_APP) {
 			reply_err(d, a, -EMFILE);
 			return;
