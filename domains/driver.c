@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "domains/recover.h"
 #include "domains/rt.h"
 #include "drivers/backend.h"
 #include "drivers/impair.h"
@@ -120,7 +121,7 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 static int drv_reclaim(struct drv *d)
 {
 	struct bh_desc back[BATCH];
-	unsigned n = bh_chan_reclaim(d->ch, back, BATCH);
+	unsigned n = bh_env_reclaim(d->env, BH_LINK_DI, back, BATCH);
 	for (unsigned i = 0; i < n; i++) {
 		if (bh_pool_take_back(&d->env->own, back[i].buf, BH_HOLDER_DOM(BH_DOM_IP)) == 0)
 			bh_pool_free(&d->env->own, back[i].buf);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domains/recover.h"
 #include "domains/rt.h"
 #include "domains/track.h"
 #include "ip/ip.h"
@@ -255,6 +256,7 @@ static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	const struct bh_plan *p = env->plan;
 	d->env = env;
 	unsigned tracked = (1u << BH_POOL_RX) | (1u << BH_POOL_SEG);
+	env->track = &d->tr;
 	if (bh_track_init(&d->tr, &p->pools, tracked) || bh_ctlq_init(&d->cq_sock, 1024)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -362,7 +364,7 @@ static void from_sock(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, u
 static int reclaim(struct ipd *d, int link, int from)
 {
 	struct bh_desc x[BATCH];
-	unsigned n = bh_chan_reclaim(d->env->chan[link], x, BATCH);
+	unsigned n = bh_env_reclaim(d->env, link, x, BATCH);
 	for (unsigned i = 0; i < n; i++) {
 		if (x[i].pool == BH_POOL_IP) {
 			if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(from)) == 0)

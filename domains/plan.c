@@ -235,6 +235,20 @@ fail:
 	return err;
 }
 
+void bh_regions_reset_links(struct bh_regions *r, int dom)
+{
+	for (int l = 0; l < BH_NLINKS; l++) {
+		int side;
+		if (!bh_dom_on_link(dom, l, &side))
+			continue;
+		bh_link_new_epoch(&r->link[l]);
+		int peer = link_ends[l][1 - side];
+		struct bh_ntfn *bell = bh_region_at(&r->bell[peer], BELL_OFF, sizeof(struct bh_ntfn));
+		if (bell)
+			bh_ntfn_signal(bell, BH_BADGE_LINK(l), NULL);
+	}
+}
+
 static int add_fd(struct bh_fd_map *out, int n, int max, int src, int dst, bool ro)
 {
 	if (n >= max || src < 0)
@@ -291,15 +305,16 @@ static struct bh_ntfn *bell_word(struct bh_region *r)
 }
 
 /* Pools a side accepts on a link. */
-static void accept_pools(struct bh_chan *ch, const struct bh_plan *p, int link, int side)
+static int accept_pools(struct bh_chan *ch, const struct bh_plan *p, int link, int side)
 {
 	unsigned in = link_pools[link][1 - side], out = link_pools[link][side];
 	for (int i = 0; i < BH_NPOOLS; i++) {
-		if (in & (1u << i))
-			bh_chan_accept_rx_pool(ch, (uint8_t)i, &p->pools.g[i]);
+		if ((in & (1u << i)) && bh_chan_accept_rx_pool(ch, (uint8_t)i, &p->pools.g[i]))
+			return -ENOMEM;
 		if (out & (1u << i))
 			bh_chan_accept_tx_pool(ch, (uint8_t)i, &p->pools.g[i]);
 	}
+	return 0;
 }
 
 static void env_init(struct bh_env *env, const struct bh_plan *plan, int dom)
@@ -373,8 +388,9 @@ int bh_env_attach(struct bh_env *env, const struct bh_plan *plan, int dom, char 
 					 BH_BADGE_LINK(l));
 		if (err)
 			FAIL("link %s: %s", link_names[l], bh_ipc_strerror(err));
-		accept_pools(&env->chans[l], plan, l, side);
 		env->chan[l] = &env->chans[l];
+		if (accept_pools(&env->chans[l], plan, l, side))
+			FAIL("link %s: out of memory", link_names[l]);
 	}
 	if (dom == BH_DOM_DRIVER && fcntl_ok(BH_FD_TAP))
 		env->tap_fd = BH_FD_TAP;
@@ -419,8 +435,9 @@ int bh_env_attach_mono(struct bh_env env[BH_NDOMS], struct bh_mono_links *ml,
 			struct bh_env *e = &env[link_ends[l][s]];
 			bh_chan_local_attach(&e->chans[l], link_names[l], &ml->link[l], s,
 					     BH_BADGE_LINK(l));
-			accept_pools(&e->chans[l], plan, l, s);
 			e->chan[l] = &e->chans[l];
+			if (accept_pools(&e->chans[l], plan, l, s))
+				FAIL("link %s: out of memory", link_names[l]);
 		}
 	}
 	if (fcntl_ok(BH_FD_TAP))
@@ -441,8 +458,11 @@ void bh_env_detach(struct bh_env *env)
 	bh_pool_destroy(&env->own);
 	for (int i = 0; i < BH_NPOOLS; i++)
 		bh_pool_view_detach(&env->views[i]);
-	for (int i = 0; i < BH_NLINKS; i++)
+	for (int i = 0; i < BH_NLINKS; i++) {
+		if (env->chan[i])
+			bh_chan_fini(env->chan[i]);
 		bh_region_close(&env->link_regions[i]);
+	}
 	for (int i = 0; i < BH_NDOMS; i++)
 		bh_region_close(&env->bell_regions[i]);
 	bh_region_close(&env->stats);

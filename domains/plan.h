@@ -106,6 +106,9 @@ void bh_plan_defaults(struct bh_plan *p);
 const char *bh_plan_check(const struct bh_plan *p);
 
 int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);
+/* Supervisor, after domain `dom` died: a new epoch on each of its links
+ * (ipc/channel.h), and a signal to the neighbour at the other end. */
+void bh_regions_reset_links(struct bh_regions *r, int dom);
 void bh_regions_close(struct bh_regions *r);
 
 /* The descriptors domain `dom` is handed: up to max entries of
@@ -124,10 +127,16 @@ int bh_link_peer(int link, int dom);
 /* Size of each domain's stats region. */
 size_t bh_stats_bytes(const struct bh_plan *p, int dom);
 
+struct bh_track;
+struct bh_recover;
+
 /* What a domain runs with. */
 struct bh_env {
 	const struct bh_plan *plan;
 	int dom;
+	bool restarted;                     /* a new incarnation of a replaced domain */
+	struct bh_track *track;             /* set by domains that forward buffers */
+	struct bh_recover *rec;             /* domains/recover.h */
 	struct bh_ntfn *bell;               /* the word this domain sleeps on */
 	struct bh_chan *chan[BH_NLINKS];     /* NULL for links it is not on */
 	struct bh_pool own;                 /* the pool it owns: pool id == domain id */

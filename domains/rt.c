@@ -18,6 +18,7 @@
 #include <urcu/futex.h>
 
 #include "domains/fault.h"
+#include "domains/recover.h"
 #include "ipc/clock.h"
 #include "ipc/log.h"
 #include "ipc/order.h"
@@ -253,6 +254,10 @@ struct loop {
 	 * work while arming (no sleep); passes that did not sleep because a
 	 * deadline (a timer, or publishing counters that moved) had come. */
 	uint64_t passes, busy, arm_races, due;
+	/* A restarted domain: when it started, and whether it has said it
+	 * serves (every link up again). */
+	bool waiting_links;
+	uint64_t started_ns;
 };
 
 /* Polls before sleeping: $BULKHEAD_SPIN, else BH_RT_SPIN. */
@@ -305,7 +310,9 @@ static void loop_publish(struct loop *lp, uint64_t now)
 			bh_stats_add(w, pfx, "rejected_index", cs.rejected_index);
 			bh_stats_add(w, pfx, "signals", cs.signals);
 			bh_stats_add(w, pfx, "wakes", cs.wakes);
+			bh_stats_add(w, pfx, "resets", cs.resets);
 		}
+		bh_recover_publish(lp->env[i], w);
 		struct bh_pool *own = &lp->env[i]->own;
 		bh_stats_add(w, "pool.", "free", own->nfree);
 		bh_stats_add(w, "pool.", "alloc_fail", own->stats.alloc_fail);
@@ -320,6 +327,44 @@ static void loop_publish(struct loop *lp, uint64_t now)
 	}
 }
 
+/* Link resets (ipc/channel.h), before anything touches a channel this
+ * pass. Nonzero if something happened. */
+static int loop_sync(struct loop *lp)
+{
+	int progress = 0;
+	bool all_up = true;
+	for (int i = 0; i < lp->n; i++) {
+		struct bh_env *env = lp->env[i];
+		for (int l = 0; l < BH_NLINKS; l++) {
+			struct bh_chan *ch = env->chan[l];
+			if (ch == NULL)
+				continue;
+			switch (bh_chan_sync(ch)) {
+			case BH_CHAN_PEER_RESET:
+				log_dom = lp->vt[i]->name;
+				bh_recover_peer_reset(env, l);
+				if (lp->vt[i]->peer_reset)
+					lp->vt[i]->peer_reset(lp->self[i], l);
+				progress = 1;
+				break;
+			case BH_CHAN_UP:
+				progress = 1;
+				break;
+			default:
+				break;
+			}
+			all_up &= ch->up;
+		}
+	}
+	if (lp->waiting_links && all_up) {
+		lp->waiting_links = false;
+		bh_logf("serving again: every link up %.1f ms after start",
+			(double)(bh_now_ns() - lp->started_ns) / 1e6);
+		report_ready("ok\n");
+	}
+	return progress;
+}
+
 static void loop_run(struct loop *lp)
 {
 	uint64_t last_pub = 0;
@@ -330,9 +375,11 @@ static void loop_run(struct loop *lp)
 		int progress = 0;
 		/* Badges posted while we were awake (no sleeper: no system call). */
 		badges |= bh_ntfn_poll(lp->bell);
+		progress |= loop_sync(lp);
 		for (int i = 0; i < lp->n; i++) {
 			log_dom = lp->vt[i]->name;
 			progress |= lp->vt[i]->poll(lp->self[i], now, badges);
+			progress |= bh_recover_flush(lp->env[i]);
 		}
 		badges = 0;
 		for (int i = 0; i < lp->n; i++)
@@ -399,6 +446,12 @@ static int loop_init(struct loop *lp, int dom, struct bh_env *env, char *err, si
 	if (e)
 		return e;
 	lp->n++;
+	if (bh_recover_init(env)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (env->restarted)
+		bh_recover_restarted(env);
 	return 0;
 }
 
@@ -407,11 +460,12 @@ static void loop_fini(struct loop *lp)
 	for (int i = lp->n - 1; i >= 0; i--) {
 		lp->vt[i]->fini(lp->self[i]);
 		free(lp->self[i]);
+		bh_recover_fini(lp->env[i]);
 	}
 	lp->n = 0;
 }
 
-int bh_rt_run_domain(int dom)
+int bh_rt_run_domain(int dom, bool restarted)
 {
 	const struct bh_dom_vt *vt = bh_dom_vt(dom);
 	if (vt == NULL)
@@ -431,8 +485,12 @@ int bh_rt_run_domain(int dom)
 	static struct bh_env env;
 	static struct loop lp;
 	char msg[300];
-	if ((e = bh_env_attach(&env, plan, dom, err, sizeof(err))) ||
-	    (e = loop_init(&lp, dom, &env, err, sizeof(err)))) {
+	lp.started_ns = bh_now_ns();
+	if ((e = bh_env_attach(&env, plan, dom, err, sizeof(err))) == 0) {
+		env.restarted = restarted;
+		e = loop_init(&lp, dom, &env, err, sizeof(err));
+	}
+	if (e) {
 		snprintf(msg, sizeof(msg), "error: %s: %s\n", vt->name, err);
 		bh_logf("start failed: %s", err);
 		report_ready(msg);
@@ -443,8 +501,13 @@ int bh_rt_run_domain(int dom)
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
-	bh_logf("running (factored, pid %d)", (int)getpid());
-	report_ready("ok\n");
+	bh_logf("running (factored, pid %d%s)", (int)getpid(),
+		restarted ? ", replacing one that died" : "");
+	/* A replacement serves once its links are up (loop_sync reports). */
+	if (restarted)
+		lp.waiting_links = true;
+	else
+		report_ready("ok\n");
 	loop_run(&lp);
 	bh_logf("stopping");
 	loop_fini(&lp);

@@ -47,6 +47,11 @@ struct bh_dom_vt {
 	bool (*arm)(void *self);
 	void (*publish)(void *self, struct bh_stats_w *w);
 	void (*fini)(void *self);
+	/* Optional: the neighbour on `link` was replaced and the link reset
+	 * (buffers are recover.c's business; this is for the rest of the
+	 * domain's state about that neighbour: connections, bindings,
+	 * queued control messages). */
+	void (*peer_reset)(void *self, int link);
 };
 
 extern const struct bh_dom_vt bh_driver_vt, bh_ip_vt, bh_tcp_vt, bh_sock_vt;
@@ -62,8 +67,9 @@ void bh_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --- loops --- */
 
 /* Runs domain `dom` of the plan at BH_FD_PLAN until told to stop (SIGTERM
- * or SIGINT). Returns the process exit status. */
-int bh_rt_run_domain(int dom);
+ * or SIGINT). Returns the process exit status. `restarted`: it replaces
+ * a domain that died; it reports ready once every link is up again. */
+int bh_rt_run_domain(int dom, bool restarted);
 /* Runs all four in this process over in-process links. */
 int bh_rt_run_mono(void);
 

@@ -34,6 +34,7 @@
 
 #include "domains/app_abi.h"
 #include "domains/dq.h"
+#include "domains/recover.h"
 #include "domains/rt.h"
 #include "ipc/order.h"
 #include "tcp/tcp.h"
@@ -1241,7 +1242,7 @@ static void from_ip(struct sockd *d, const struct bh_desc *x, unsigned n)
 static int reclaim(struct sockd *d, int link, int peer)
 {
 	struct bh_desc x[BATCH];
-	unsigned n = bh_chan_reclaim(d->env->chan[link], x, BATCH);
+	unsigned n = bh_env_reclaim(d->env, link, x, BATCH);
 	for (unsigned i = 0; i < n; i++) {
 		if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(peer)) != 0)
 			continue;

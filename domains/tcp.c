@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "domains/dq.h"
+#include "domains/recover.h"
 #include "domains/rt.h"
 #include "domains/track.h"
 #include "tcp/tcp.h"
@@ -233,6 +234,7 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	struct tcpd *d = self;
 	const struct bh_plan *p = env->plan;
 	d->env = env;
+	env->track = &d->tr;
 	d->nsocks = p->max_socks;
 	d->rx_budget = p->tcp_buf / 1024u;
 	if (d->rx_budget < 16)
@@ -555,12 +557,12 @@ static int reclaim(struct tcpd *d)
 {
 	struct bh_desc x[BATCH];
 	int progress = 0;
-	unsigned n = bh_chan_reclaim(d->env->chan[BH_LINK_IT], x, BATCH);
+	unsigned n = bh_env_reclaim(d->env, BH_LINK_IT, x, BATCH);
 	for (unsigned i = 0; i < n; i++)
 		if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(BH_DOM_IP)) == 0)
 			bh_pool_free(&d->env->own, x[i].buf);
 	progress |= n != 0;
-	n = bh_chan_reclaim(d->env->chan[BH_LINK_TS], x, BATCH);
+	n = bh_env_reclaim(d->env, BH_LINK_TS, x, BATCH);
 	for (unsigned i = 0; i < n; i++) {
 		if (x[i].pool == BH_POOL_SEG) {
 			if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(BH_DOM_SOCK)) == 0)

@@ -8,6 +8,13 @@
  * One byte per buffer of each tracked pool (0: not out, else the holder's
  * domain id + 1) and one 32-bit tag the domain keeps with it (a socket
  * id, say). Private memory; one thread.
+ *
+ * After a neighbour is replaced (domains/recover.h) a buffer may also be
+ * suspect: `suspect` holds a bit per domain that may still hold it from
+ * before the replacement, and what to do upstream once all have answered
+ * (BH_TRACK_UP_RETURN: give it back as usual; BH_TRACK_UP_DISCLAIM: this
+ * domain is the new incarnation, so disclaim it). A buffer can be out
+ * (held now) and suspect (an old answer still to come) at once.
  */
 #ifndef BH_DOMAINS_TRACK_H
 #define BH_DOMAINS_TRACK_H
@@ -18,8 +25,13 @@
 
 #include "domains/proto.h"
 
+#define BH_TRACK_UP_RETURN 0x40u
+#define BH_TRACK_UP_DISCLAIM 0x80u
+#define BH_TRACK_DOMS 0x0fu
+
 struct bh_track {
 	uint8_t *holder[BH_NPOOLS];
+	uint8_t *suspect[BH_NPOOLS];
 	uint32_t *tag[BH_NPOOLS];
 	uint32_t n[BH_NPOOLS];
 	uint64_t refused; /* returns from a domain that did not hold the buffer */
@@ -35,7 +47,8 @@ static inline int bh_track_init(struct bh_track *t, const struct bh_pools_geom *
 		t->n[p] = g->g[p].nbufs;
 		t->holder[p] = calloc(t->n[p], 1);
 		t->tag[p] = calloc(t->n[p], sizeof(uint32_t));
-		if (t->holder[p] == NULL || t->tag[p] == NULL)
+		t->suspect[p] = calloc(t->n[p], 1);
+		if (t->holder[p] == NULL || t->tag[p] == NULL || t->suspect[p] == NULL)
 			return -1;
 	}
 	return 0;
@@ -46,8 +59,10 @@ static inline void bh_track_fini(struct bh_track *t)
 	for (int p = 0; p < BH_NPOOLS; p++) {
 		free(t->holder[p]);
 		free(t->tag[p]);
+		free(t->suspect[p]);
 		t->holder[p] = NULL;
 		t->tag[p] = NULL;
+		t->suspect[p] = NULL;
 	}
 }
 

@@ -49,10 +49,30 @@ static unsigned filter(struct bh_chan *ch, struct bh_desc *d, unsigned n,
 	return kept;
 }
 
-void bh_chan_accept_rx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g)
+int bh_chan_accept_rx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g)
 {
-	if (id < BH_MAX_POOLS)
-		ch->rx_pools[id] = g;
+	if (id >= BH_MAX_POOLS || g == NULL)
+		return -EINVAL;
+	free(ch->held[id]);
+	ch->held_n[id] = 0;
+	ch->held[id] = calloc((g->nbufs + 63) / 64, sizeof(uint64_t));
+	if (ch->held[id] == NULL) {
+		ch->rx_pools[id] = NULL;
+		return -ENOMEM;
+	}
+	ch->held_n[id] = g->nbufs;
+	ch->rx_pools[id] = g;
+	return 0;
+}
+
+void bh_chan_fini(struct bh_chan *ch)
+{
+	for (int i = 0; i < BH_MAX_POOLS; i++) {
+		free(ch->held[i]);
+		ch->held[i] = NULL;
+		ch->held_n[i] = 0;
+		ch->rx_pools[i] = NULL;
+	}
 }
 
 void bh_chan_accept_tx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g)
@@ -89,7 +109,24 @@ int bh_link_format(struct bh_region *r, uint32_t cap)
 	    (struct bh_link_meta *)((char *)r->base + sizeof(struct bh_region_hdr));
 	m->magic = BH_LINK_MAGIC;
 	m->cap = cap;
+	m->epoch = 1;
 	return 0;
+}
+
+static uint32_t *meta_epoch(struct bh_region *r)
+{
+	return &((struct bh_link_meta *)((char *)r->base + sizeof(struct bh_region_hdr)))->epoch;
+}
+
+uint32_t bh_link_new_epoch(struct bh_region *r)
+{
+	uint32_t *e = meta_epoch(r);
+	uint32_t next = bh_load_relaxed32(e) + 1;
+	if (next == 0)
+		next = 1; /* 0 means "none yet" to a side */
+	/* RELEASE: nothing else to order; the sides acquire it in sync(). */
+	bh_store_release32(e, next);
+	return next;
 }
 
 static unsigned shm_send(struct bh_chan *ch, const struct bh_desc *d, unsigned n)
@@ -179,6 +216,58 @@ static const struct bh_chan_ops shm_ops = {
     .disarm = shm_disarm,
 };
 
+/* Zeroes what this side owns and acknowledges epoch e (see channel.h). */
+static void shm_reset(struct bh_chan *ch, uint32_t e)
+{
+	bh_ring_producer_reset(&ch->u.shm.tx_active);
+	bh_ring_producer_reset(&ch->u.shm.rx_free);
+	bh_ring_consumer_reset(&ch->u.shm.rx_active);
+	bh_ring_consumer_reset(&ch->u.shm.tx_free);
+	ch->owe_active = ch->owe_free = false;
+	ch->up = false;
+	ch->epoch = e;
+	/* RELEASE: the zeroes above are visible to a peer that acquires the
+	 * acknowledgement (shm_peer_acked). */
+	bh_store_release32(&ch->u.shm.tx_active.prod->user, e);
+	bh_ntfn_signal(ch->u.shm.peer_ntfn, ch->badge, &ch->u.shm.nstats);
+}
+
+/* ACQUIRE: pairs with the peer's RELEASE of its acknowledgement; its
+ * zeroed indices are visible from here on. */
+static bool shm_peer_acked(struct bh_chan *ch)
+{
+	return bh_load_acquire32(&ch->u.shm.rx_active.prod->user) == ch->epoch;
+}
+
+enum bh_chan_sync bh_chan_sync(struct bh_chan *ch)
+{
+	if (ch->meta_epoch == NULL)
+		return BH_CHAN_STEADY; /* local transport: never reset */
+	uint32_t e = bh_load_acquire32(ch->meta_epoch);
+	if (e != ch->epoch) {
+		shm_reset(ch, e);
+		ch->stats.resets++;
+		if (shm_peer_acked(ch))
+			ch->up = true;
+		return BH_CHAN_PEER_RESET;
+	}
+	if (ch->up)
+		return BH_CHAN_STEADY;
+	if (!shm_peer_acked(ch))
+		return BH_CHAN_WAITING;
+	ch->up = true;
+	return BH_CHAN_UP;
+}
+
+bool bh_chan__try_up(struct bh_chan *ch)
+{
+	if (ch->meta_epoch == NULL || bh_load_acquire32(ch->meta_epoch) != ch->epoch)
+		return false; /* a new epoch: sync() must see it first */
+	if (shm_peer_acked(ch))
+		ch->up = true;
+	return ch->up;
+}
+
 unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage)
 {
 	if (ch->ops != &shm_ops)
@@ -202,10 +291,11 @@ int bh_chan_shm_attach(struct bh_chan *ch, const char *name, struct bh_region *r
 	if (m.magic != BH_LINK_MAGIC || m.cap != cap)
 		return -EPROTO;
 	int err;
-	if ((err = bh_ring_producer_attach(&ch->u.shm.tx_active, r,
-					   ring_off(cap, ring_tx_active[side]), cap)) ||
-	    (err = bh_ring_producer_attach(&ch->u.shm.rx_free, r, ring_off(cap, ring_rx_free[side]),
-					   cap)) ||
+	/* The indices are not adopted: the reset below zeroes them. */
+	if ((err = bh_ring__producer_map(&ch->u.shm.tx_active, r,
+					 ring_off(cap, ring_tx_active[side]), cap)) ||
+	    (err = bh_ring__producer_map(&ch->u.shm.rx_free, r, ring_off(cap, ring_rx_free[side]),
+					 cap)) ||
 	    (err = bh_ring_consumer_attach(&ch->u.shm.rx_active, r,
 					   ring_off(cap, ring_rx_active[side]), cap)) ||
 	    (err = bh_ring_consumer_attach(&ch->u.shm.tx_free, r, ring_off(cap, ring_tx_free[side]),
@@ -216,6 +306,8 @@ int bh_chan_shm_attach(struct bh_chan *ch, const char *name, struct bh_region *r
 	ch->side = side;
 	ch->badge = badge;
 	ch->u.shm.peer_ntfn = peer_ntfn;
+	ch->meta_epoch = meta_epoch(r);
+	shm_reset(ch, bh_load_acquire32(ch->meta_epoch));
 	return 0;
 }
 
@@ -369,6 +461,7 @@ void bh_chan_local_attach(struct bh_chan *ch, const char *name, struct bh_local_
 	ch->side = side & 1;
 	ch->badge = badge;
 	ch->u.local.link = l;
+	ch->up = true;
 }
 
 struct bh_chan_stats bh_chan_stats(const struct bh_chan *ch)

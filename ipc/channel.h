@@ -28,6 +28,28 @@
  * system call and usually no shared write. Before sleeping on its own
  * notification a side calls arm(); if it returns true, work arrived
  * meanwhile: call disarm() and process instead of sleeping.
+ *
+ * Link resets (shm): the link region's first page carries an epoch that
+ * only the supervisor writes; it bumps it when the domain at one end dies
+ * and a new one takes its place. Each side calls sync() once per loop
+ * pass. A side that sees a new epoch zeroes the ring indices it owns
+ * (its producer heads, its consumer tails), forgets its local copies, and
+ * publishes the epoch as its acknowledgement (the `user` word of its
+ * tx-active producer page), then signals the peer. The link carries
+ * nothing until the peer's acknowledgement names the same epoch: only
+ * then are all four rings known to be empty on both sides. Descriptors in
+ * flight at the reset are dropped; buffer recovery (domains/recover.h)
+ * makes up for them.
+ *
+ *   supervisor             survivor                new incarnation
+ *   epoch = e+1  ──────▶   sees e+1: zero, ack    attaches: zero, ack e+1
+ *   signal survivor        waits for peer ack     waits for peer ack
+ *                          ◀────────── both acks == e+1: up ──────────▶
+ *
+ * The ledger: each side records, per buffer of every pool it accepts on
+ * recv(), whether it holds one it has not given back yet (set by recv(),
+ * cleared by give_back()). After a reset it says which of the peer's
+ * buffers this side still has; everything else it disclaims.
  */
 #ifndef BH_IPC_CHANNEL_H
 #define BH_IPC_CHANNEL_H
@@ -55,7 +77,13 @@ enum {
 struct bh_link_meta {
 	uint32_t magic;
 	uint32_t cap;
+	uint32_t epoch; /* written by the supervisor only; starts at 1 */
 };
+
+/* Descriptor flags on a free queue meaning "I do not hold this buffer":
+ * sent after a link reset (domains/recover.h), never recorded as a
+ * return in the ledger. */
+#define BH_DESC_DISCLAIM 0xffu
 
 struct bh_chan_stats {
 	uint64_t sent, received, given_back, reclaimed;
@@ -65,6 +93,7 @@ struct bh_chan_stats {
 	uint64_t notifies;       /* notify() calls that owed a signal */
 	uint64_t signals;        /* signals actually sent */
 	uint64_t wakes;          /* of which woke a sleeping peer (syscall) */
+	uint64_t resets;         /* link resets seen (a peer was replaced) */
 };
 
 struct bh_chan;
@@ -100,6 +129,11 @@ struct bh_chan {
 	struct bh_chan_stats stats;
 	struct bh_ratelimit reject_log;
 	bool owe_active, owe_free; /* queued since the last notify */
+	bool up;        /* both sides acknowledged the current epoch */
+	uint32_t epoch; /* the epoch this side last reset to (0: none yet) */
+	const uint32_t *meta_epoch; /* shm: the supervisor's word */
+	uint64_t *held[BH_MAX_POOLS]; /* the ledger, one bit per buffer */
+	uint32_t held_n[BH_MAX_POOLS];
 	union {
 		struct {
 			struct bh_ring_producer tx_active, rx_free;
@@ -139,27 +173,75 @@ void bh_local_link_fini(struct bh_local_link *l);
 void bh_chan_local_attach(struct bh_chan *ch, const char *name, struct bh_local_link *l,
 			  int side, uint32_t badge);
 
-/* Which pools this side accepts on recv (peer's) and reclaim (its own). */
-void bh_chan_accept_rx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g);
+/* Which pools this side accepts on recv (peer's) and reclaim (its own).
+ * Accepting an rx pool allocates its ledger: -ENOMEM if that fails. */
+int bh_chan_accept_rx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g);
 void bh_chan_accept_tx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_geom *g);
+
+/* Frees the ledger. */
+void bh_chan_fini(struct bh_chan *ch);
+
+/* --- resets (shm; the local transport is always up) --- */
+
+enum bh_chan_sync {
+	BH_CHAN_STEADY = 0,     /* nothing changed */
+	BH_CHAN_WAITING = 1,    /* reset done here, waiting for the peer */
+	BH_CHAN_PEER_RESET = 2, /* a new epoch: the peer was replaced (just reset) */
+	BH_CHAN_UP = 3,         /* the peer acknowledged: the link carries again */
+};
+/* Once per loop pass, before anything else touches the channel. */
+enum bh_chan_sync bh_chan_sync(struct bh_chan *ch);
+
+/* Supervisor: starts a new epoch on a link region it maps read-write;
+ * returns it. */
+uint32_t bh_link_new_epoch(struct bh_region *r);
+
+/* Whether this side's ledger says it holds (pool, buf). */
+static inline bool bh_chan_holds(const struct bh_chan *ch, uint8_t pool, uint32_t buf)
+{
+	return pool < BH_MAX_POOLS && ch->held[pool] && buf < ch->held_n[pool] &&
+	       (ch->held[pool][buf >> 6] >> (buf & 63) & 1u);
+}
+
+/* Internal: whether the peer has acknowledged this side's epoch yet
+ * (without taking a new epoch, which only sync() does). */
+bool bh_chan__try_up(struct bh_chan *ch);
+#define BH_CHAN_UP_OR(ch, none)                                 \
+	do {                                                    \
+		if (!(ch)->up && !bh_chan__try_up(ch))          \
+			return none;                            \
+	} while (0)
 
 /* --- what domain code calls --- */
 
+/* While a reset waits for the peer, nothing moves (all return 0). */
 static inline unsigned bh_chan_send(struct bh_chan *ch, const struct bh_desc *d, unsigned n)
 {
+	BH_CHAN_UP_OR(ch, 0);
 	return ch->ops->send(ch, d, n);
 }
 static inline unsigned bh_chan_recv(struct bh_chan *ch, struct bh_desc *d, unsigned max)
 {
-	return ch->ops->recv(ch, d, max);
+	BH_CHAN_UP_OR(ch, 0);
+	unsigned k = ch->ops->recv(ch, d, max);
+	/* recv() handed out only descriptors of accepted pools, in range. */
+	for (unsigned i = 0; i < k; i++)
+		ch->held[d[i].pool][d[i].buf >> 6] |= 1ull << (d[i].buf & 63);
+	return k;
 }
 static inline unsigned bh_chan_give_back(struct bh_chan *ch, const struct bh_desc *d,
 					 unsigned n)
 {
-	return ch->ops->give_back(ch, d, n);
+	BH_CHAN_UP_OR(ch, 0);
+	unsigned k = ch->ops->give_back(ch, d, n);
+	for (unsigned i = 0; i < k; i++)
+		if (d[i].flags != BH_DESC_DISCLAIM && bh_chan_holds(ch, d[i].pool, d[i].buf))
+			ch->held[d[i].pool][d[i].buf >> 6] &= ~(1ull << (d[i].buf & 63));
+	return k;
 }
 static inline unsigned bh_chan_reclaim(struct bh_chan *ch, struct bh_desc *d, unsigned max)
 {
+	BH_CHAN_UP_OR(ch, 0);
 	return ch->ops->reclaim(ch, d, max);
 }
 static inline void bh_chan_notify(struct bh_chan *ch)
@@ -168,6 +250,7 @@ static inline void bh_chan_notify(struct bh_chan *ch)
 }
 static inline bool bh_chan_arm(struct bh_chan *ch)
 {
+	BH_CHAN_UP_OR(ch, false);
 	return ch->ops->arm(ch);
 }
 static inline void bh_chan_disarm(struct bh_chan *ch)

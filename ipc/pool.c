@@ -162,15 +162,68 @@ int bh_pool_lend(struct bh_pool *p, uint32_t buf, uint8_t peer)
 	return 0;
 }
 
-int bh_pool_take_back(struct bh_pool *p, uint32_t buf, uint8_t peer)
+/* Clears peer's suspicion of a suspect buffer; 0 once none remain. */
+static int unsuspect(struct bh_pool *p, uint32_t buf, uint8_t peer)
 {
-	if (buf >= p->geom.nbufs || peer < BH_HOLDER_PEER_MIN || p->holder[buf] != peer) {
-		p->stats.bad_return++;
-		return -EINVAL;
+	uint8_t left = (uint8_t)(p->holder[buf] & ~bh_holder_bit(peer) & ~BH_HOLDER_SUSPECT);
+	if (left) {
+		p->holder[buf] = (uint8_t)(BH_HOLDER_SUSPECT | left);
+		return 1;
 	}
 	p->holder[buf] = BH_HOLDER_OWNER;
-	p->stats.returned++;
+	p->stats.settled++;
 	return 0;
+}
+
+int bh_pool_take_back(struct bh_pool *p, uint32_t buf, uint8_t peer)
+{
+	if (buf < p->geom.nbufs && peer >= BH_HOLDER_PEER_MIN && p->holder[buf] == peer) {
+		p->holder[buf] = BH_HOLDER_OWNER;
+		p->stats.returned++;
+		return 0;
+	}
+	if (bh_pool_suspected_by(p, buf, peer)) {
+		p->stats.returned++;
+		return unsuspect(p, buf, peer);
+	}
+	p->stats.bad_return++;
+	return -EINVAL;
+}
+
+int bh_pool_disclaim(struct bh_pool *p, uint32_t buf, uint8_t peer)
+{
+	if (!bh_pool_suspected_by(p, buf, peer)) {
+		p->stats.disclaim_noop++;
+		return -ENOENT;
+	}
+	return unsuspect(p, buf, peer);
+}
+
+uint32_t bh_pool_suspect_peer(struct bh_pool *p, uint8_t peer)
+{
+	uint8_t bit = bh_holder_bit(peer);
+	uint32_t n = 0;
+	if (bit == 0)
+		return 0;
+	for (uint32_t i = 0; i < p->geom.nbufs; i++) {
+		/* A suspect buffer was never lent to it: nothing to add. */
+		if (p->holder[i] == peer) {
+			p->holder[i] = (uint8_t)(BH_HOLDER_SUSPECT | bit);
+			n++;
+		}
+	}
+	return n;
+}
+
+void bh_pool_suspect_all(struct bh_pool *p, uint8_t mask)
+{
+	mask &= (uint8_t)((1u << BH_HOLDER_SUSPECT_PEERS) - 1);
+	for (uint32_t i = 0; i < p->geom.nbufs; i++)
+		p->holder[i] = mask ? (uint8_t)(BH_HOLDER_SUSPECT | mask) : BH_HOLDER_FREE;
+	p->nfree = 0;
+	if (mask == 0)
+		for (uint32_t i = p->geom.nbufs; i-- > 0;)
+			p->free_list[p->nfree++] = i;
 }
 
 uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer)

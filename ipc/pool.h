@@ -17,6 +17,16 @@
  * does not hold: forged indices, double returns, another party's buffers.
  * When a peer dies, bh_pool_reclaim() returns everything it held.
  *
+ * Suspects (recovery after a peer is replaced, domains/recover.h): when
+ * nobody knows for sure who holds a buffer, the owner records the set of
+ * peers that might ("suspect"), and the buffer stays out of the free list
+ * until each of them has either returned it or disclaimed it. A buffer is
+ * suspect when the peer that held it was replaced (bh_pool_suspect_peer)
+ * or when the owner itself is a new incarnation (bh_pool_suspect_all). A
+ * suspect buffer is never lent again before it is settled, so a return or
+ * a disclaim of it can only be about the old lending; a disclaim of a
+ * buffer that is not suspect changes nothing, whoever holds it now.
+ *
  * Mutual exclusion the caller owes: one thread at a time per owner handle.
  */
 #ifndef BH_IPC_POOL_H
@@ -35,7 +45,17 @@
 #define BH_HOLDER_FREE 0u  /* in the owner's free list */
 #define BH_HOLDER_OWNER 1u /* allocated, in the owner's hands */
 #define BH_HOLDER_PEER_MIN 2u
-#define BH_HOLDER_PEER_MAX 255u
+#define BH_HOLDER_PEER_MAX 127u
+/* 0x80 | mask: suspected by the peers whose bit is set in mask, bit i
+ * for peer BH_HOLDER_PEER_MIN + i (peers 2..8 only). */
+#define BH_HOLDER_SUSPECT 0x80u
+#define BH_HOLDER_SUSPECT_PEERS 7u
+static inline uint8_t bh_holder_bit(uint8_t peer)
+{
+	return peer >= BH_HOLDER_PEER_MIN && peer < BH_HOLDER_PEER_MIN + BH_HOLDER_SUSPECT_PEERS
+		   ? (uint8_t)(1u << (peer - BH_HOLDER_PEER_MIN))
+		   : 0;
+}
 
 struct bh_pool_meta {
 	uint32_t magic;
@@ -52,6 +72,8 @@ struct bh_pool_stats {
 	uint64_t returned;
 	uint64_t bad_return;    /* index out of range or not held by that peer */
 	uint64_t reclaimed;     /* taken back from dead peers */
+	uint64_t settled;       /* suspect buffers freed: every suspect answered */
+	uint64_t disclaim_noop; /* disclaims of buffers not suspected of that peer */
 };
 
 /* The owner's handle. */
@@ -94,8 +116,24 @@ int bh_pool_alloc(struct bh_pool *p, uint32_t *buf);
 int bh_pool_free(struct bh_pool *p, uint32_t buf);
 /* OWNER -> peer. */
 int bh_pool_lend(struct bh_pool *p, uint32_t buf, uint8_t peer);
-/* peer -> OWNER, only if that peer holds it; counted in bad_return if not. */
+/* peer -> OWNER, only if that peer holds it; counted in bad_return if not.
+ * A suspect buffer: the peer's suspicion is cleared (it returned it);
+ * returns 1 while other suspects remain, 0 once it is the owner's. */
 int bh_pool_take_back(struct bh_pool *p, uint32_t buf, uint8_t peer);
+/* `peer` says it does not hold buf: clears its suspicion. 0 when the
+ * buffer became the owner's (the caller frees it), 1 when others remain,
+ * -ENOENT (counted in disclaim_noop) when peer was not a suspect. */
+int bh_pool_disclaim(struct bh_pool *p, uint32_t buf, uint8_t peer);
+/* Every buffer `peer` holds becomes suspected by it; returns how many. */
+uint32_t bh_pool_suspect_peer(struct bh_pool *p, uint8_t peer);
+/* A new owner of a pool in use: every buffer suspected by the peers in
+ * `mask` (bh_holder_bit values ORed), none free. */
+void bh_pool_suspect_all(struct bh_pool *p, uint8_t mask);
+static inline bool bh_pool_suspected_by(const struct bh_pool *p, uint32_t buf, uint8_t peer)
+{
+	uint8_t h = buf < p->geom.nbufs ? p->holder[buf] : 0;
+	return (h & BH_HOLDER_SUSPECT) && (h & bh_holder_bit(peer));
+}
 /* Every buffer `peer` holds goes back to the free list; returns how many. */
 uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer);
 uint32_t bh_pool_held_by(const struct bh_pool *p, uint8_t holder);

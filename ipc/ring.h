@@ -7,6 +7,8 @@
  *   off + 0 page   struct bh_ring_prod_page   written by the PRODUCER only
  *                    head: free-running count of descriptors published
  *                    magic, cap: written at format time, checked at attach
+ *                    user: a word the producer publishes for the layer
+ *                      above (channel.h: its answer to a link reset)
  *   off + 1 page   struct bh_ring_cons_page   written by the CONSUMER only
  *                    tail: free-running count of descriptors consumed
  *                    want_signal (next cache line): consumer asks to be
@@ -65,6 +67,7 @@ struct bh_ring_prod_page {
 	uint32_t head;
 	uint32_t magic;
 	uint32_t cap;
+	uint32_t user;
 };
 
 struct bh_ring_cons_page {
@@ -148,8 +151,9 @@ static inline int bh_ring__locate(struct bh_region *r, size_t off, uint32_t cap,
 	return 0;
 }
 
-static inline int bh_ring_producer_attach(struct bh_ring_producer *p, struct bh_region *r,
-					  size_t off, uint32_t cap)
+/* Maps the producer's parts without looking at the indices. */
+static inline int bh_ring__producer_map(struct bh_ring_producer *p, struct bh_region *r,
+					size_t off, uint32_t cap)
 {
 	char *prod, *cons, *slots;
 	int err = bh_ring__locate(r, off, cap, &prod, &cons, &slots);
@@ -170,6 +174,15 @@ static inline int bh_ring_producer_attach(struct bh_ring_producer *p, struct bh_
 	p->slots = (struct bh_desc *)slots;
 	p->cap = cap;
 	p->mask = cap - 1;
+	return 0;
+}
+
+static inline int bh_ring_producer_attach(struct bh_ring_producer *p, struct bh_region *r,
+					  size_t off, uint32_t cap)
+{
+	int err = bh_ring__producer_map(p, r, off, cap);
+	if (err)
+		return err;
 	/* Adopt the ring as it is (a restarted producer resumes where the
 	 * last one stopped); refuse one whose indices break the invariant. */
 	p->head = bh_load_relaxed32(&p->prod->head);
@@ -200,6 +213,24 @@ static inline int bh_ring_consumer_attach(struct bh_ring_consumer *c, struct bh_
 	c->tail = bh_load_relaxed32(&c->cons->tail);
 	c->head_seen = c->tail;
 	return 0;
+}
+
+/* A link reset (channel.h): both sides start again from index 0. Each
+ * side zeroes only the words it owns; RELEASE, so a peer that later
+ * acquires the reset's acknowledgement sees the zeroes. */
+static inline void bh_ring_producer_reset(struct bh_ring_producer *p)
+{
+	p->head = 0;
+	p->tail_seen = 0;
+	bh_store_release32(&p->prod->head, 0);
+}
+
+static inline void bh_ring_consumer_reset(struct bh_ring_consumer *c)
+{
+	c->tail = 0;
+	c->head_seen = 0;
+	bh_store_relaxed32(&c->cons->want_signal, 0);
+	bh_store_release32(&c->cons->tail, 0);
 }
 
 /* Copies n descriptors. Counts are small and known only at run time;

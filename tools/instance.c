@@ -229,7 +229,26 @@ struct dom_rec {
 	uint64_t last_beat, last_beat_ns;
 	bool hung;
 	uint32_t restarts;
+	/* Restarts (factored only): */
+	bool restart_due;     /* dead, a replacement to start at restart_at */
+	uint64_t restart_at;
+	uint64_t detected_ns; /* when its death was seen */
+	int ready_fd;         /* a replacement's ready pipe, until it serves */
+	bool serving;         /* said it serves (ready) */
+	uint64_t serving_ns;
+	bool faulted;         /* a fault was injected into this incarnation */
+	uint32_t quick_fails; /* replacements in a row that died at once */
+	uint64_t last_restart_ms; /* detection to serving, the last one */
 };
+
+/* Restart policy: a replacement that dies before it serves, or within
+ * BH_STABLE_NS of serving with no fault injected into it, is a quick
+ * failure; each in a row doubles the wait before the next (from
+ * BH_BACKOFF0_NS), and after BH_MAX_QUICK_FAILS the instance stops. */
+#define BH_STABLE_NS (1000ull * 1000 * 1000)
+#define BH_BACKOFF0_NS (50ull * 1000 * 1000)
+#define BH_MAX_QUICK_FAILS 5u
+#define BH_SERVE_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
 
 struct sup {
 	struct bh_plan plan;
@@ -238,6 +257,7 @@ struct sup {
 	struct dom_rec dom[BH_NDOMS]; /* mono: all four share one process */
 	uint64_t started_ns;
 	bool stopping;
+	const char *exe;
 };
 
 static void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -318,7 +338,7 @@ static int tap_create(const char *ifname, uint16_t mtu, const char *host_cidr, c
 
 /* Starts one process running `dom` (or mono when dom < 0) with its
  * descriptors; returns its ready pipe's read end, or -errno. */
-static int spawn(struct sup *s, int dom, const char *exe, pid_t *pid_out)
+static int spawn(struct sup *s, int dom, const char *exe, bool restart, pid_t *pid_out)
 {
 	struct bh_fd_map map[64];
 	int n = 0;
@@ -384,7 +404,8 @@ static int spawn(struct sup *s, int dom, const char *exe, pid_t *pid_out)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		char *argv[] = {"bulkhead", dom >= 0 ? "__domain" : "__mono",
-				(char *)(dom >= 0 ? bh_dom_name(dom) : "all"), s->plan.name, NULL};
+				(char *)(dom >= 0 ? bh_dom_name(dom) : "all"), s->plan.name,
+				restart ? "restart" : NULL, NULL};
 		execv(exe, argv);
 		_exit(127);
 	}
@@ -467,10 +488,14 @@ static void stop_all(struct sup *s)
 
 static const char *dom_state(const struct dom_rec *r)
 {
+	if (r->alive && !r->serving)
+		return "restarting";
 	if (r->alive)
 		return r->hung ? "unresponsive" : "running";
 	if (r->pid == 0)
 		return "not started";
+	if (r->restart_due)
+		return "restarting";
 	if (WIFSIGNALED(r->status))
 		return "killed";
 	return "exited";
@@ -478,8 +503,13 @@ static const char *dom_state(const struct dom_rec *r)
 
 static void exit_text(char *out, size_t n, const struct dom_rec *r)
 {
-	if (r->alive || r->pid == 0)
+	if (r->pid == 0 || (r->alive && r->restarts == 0))
 		out[0] = '\0';
+	else if (r->alive)
+		snprintf(out, n, "last: %s %d, back in %llu ms",
+			 WIFSIGNALED(r->status) ? "signal" : "status",
+			 WIFSIGNALED(r->status) ? WTERMSIG(r->status) : WEXITSTATUS(r->status),
+			 (unsigned long long)r->last_restart_ms);
 	else if (WIFSIGNALED(r->status))
 		snprintf(out, n, "signal %d (%s)", WTERMSIG(r->status), strsignal(WTERMSIG(r->status)));
 	else
@@ -511,9 +541,9 @@ static void answer_status(struct sup *s, struct text *t, bool json)
 		exit_text(ex, sizeof(ex), r);
 		if (json)
 			tprintf(t, "%s{\"name\": \"%s\", \"pid\": %d, \"state\": \"%s\", \"restarts\": %u, "
-				   "\"uptime_s\": %.3f, \"exit\": \"%s\"}",
+				   "\"uptime_s\": %.3f, \"exit\": \"%s\", \"last_restart_ms\": %llu}",
 				d ? ", " : "", bh_dom_name(d), (int)r->pid, dom_state(r), r->restarts,
-				r->alive ? up : 0.0, ex);
+				r->alive ? up : 0.0, ex, (unsigned long long)r->last_restart_ms);
 		else
 			tprintf(t, "%-7s %-8d %-13s %-9u %-10.1f %s\n", bh_dom_name(d), (int)r->pid,
 				dom_state(r), r->restarts, r->alive ? up : 0.0, ex);
@@ -633,6 +663,9 @@ static void answer_inject(struct sup *s, struct text *t, const char *args)
 			strerror(errno));
 		return;
 	}
+	for (int d = 0; d < BH_NDOMS; d++)
+		if (s->dom[d].pid == r->pid)
+			s->dom[d].faulted = true;
 	sup_log("fault %s injected into %s (pid %d, seed %u)", fname, dname, (int)r->pid, seed);
 	tprintf(t, "ok: %s into %s (pid %d, seed %u)%s\n", fname, dname, (int)r->pid, seed,
 		s->plan.mode == BH_MODE_MONO ? "; mono: one process holds all four domains" : "");
@@ -680,6 +713,109 @@ static void handle_ctl(struct sup *s, int fd)
 	free(t.s);
 }
 
+/* A factored domain died: its links start a new epoch now (the
+ * survivors let go of it at once), and a replacement is due after the
+ * backoff. */
+static void schedule_restart(struct sup *s, int d)
+{
+	struct dom_rec *r = &s->dom[d];
+	uint64_t now = bh_now_ns();
+	r->detected_ns = now;
+	if (r->ready_fd >= 0) {
+		close(r->ready_fd);
+		r->ready_fd = -1;
+	}
+	bool quick = !r->serving || (now - r->serving_ns < BH_STABLE_NS && !r->faulted);
+	r->quick_fails = quick ? r->quick_fails + 1 : 0;
+	if (r->quick_fails > BH_MAX_QUICK_FAILS) {
+		sup_log("domain %s failed %u times in a row right after starting: the instance "
+			"cannot recover; stopping it",
+			bh_dom_name(d), r->quick_fails);
+		s->stopping = true;
+		return;
+	}
+	bh_regions_reset_links(&s->regions, d);
+	uint64_t wait = r->quick_fails ? BH_BACKOFF0_NS << (r->quick_fails - 1) : 0;
+	r->restart_due = true;
+	r->restart_at = now + wait;
+	if (wait)
+		sup_log("domain %s: quick failure %u in a row; restarting it in %llu ms",
+			bh_dom_name(d), r->quick_fails, (unsigned long long)(wait / 1000000u));
+}
+
+static void start_replacements(struct sup *s)
+{
+	uint64_t now = bh_now_ns();
+	for (int d = 0; d < BH_NDOMS; d++) {
+		struct dom_rec *r = &s->dom[d];
+		if (!r->restart_due || now < r->restart_at || s->stopping)
+			continue;
+		r->restart_due = false;
+		pid_t pid = 0;
+		int rfd = spawn(s, d, s->exe, true, &pid);
+		if (rfd < 0) {
+			sup_log("cannot start a replacement for %s: %s", bh_dom_name(d), strerror(-rfd));
+			r->serving = false;
+			schedule_restart(s, d);
+			continue;
+		}
+		int fl = fcntl(rfd, F_GETFL);
+		fcntl(rfd, F_SETFL, fl | O_NONBLOCK);
+		r->pid = pid;
+		r->alive = true;
+		r->hung = false;
+		r->serving = false;
+		r->faulted = false;
+		r->started_ns = r->last_beat_ns = bh_now_ns();
+		r->ready_fd = rfd;
+		r->restarts++;
+		sup_log("domain %s: replacement %u started (pid %d)", bh_dom_name(d), r->restarts,
+			(int)pid);
+	}
+}
+
+/* A replacement says it serves (every link up) or gives up. */
+static void check_replacements(struct sup *s)
+{
+	uint64_t now = bh_now_ns();
+	for (int d = 0; d < BH_NDOMS; d++) {
+		struct dom_rec *r = &s->dom[d];
+		if (r->ready_fd < 0)
+			continue;
+		char buf[256];
+		ssize_t n = read(r->ready_fd, buf, sizeof(buf) - 1);
+		if (n < 0 && errno == EAGAIN) {
+			if (r->alive && now - r->started_ns > BH_SERVE_TIMEOUT_NS) {
+				sup_log("domain %s (pid %d) is not serving %llu s after it started: "
+					"killing it",
+					bh_dom_name(d), (int)r->pid,
+					(unsigned long long)(BH_SERVE_TIMEOUT_NS / 1000000000u));
+				kill(r->pid, SIGKILL);
+				r->started_ns = now; /* once */
+			}
+			continue;
+		}
+		close(r->ready_fd);
+		r->ready_fd = -1;
+		if (n > 0 && strncmp(buf, "ok", 2) == 0) {
+			r->serving = true;
+			r->serving_ns = now;
+			r->last_restart_ms = (now - r->detected_ns) / 1000000u;
+			sup_log("domain %s serving again (pid %d, restart %u): %.1f ms from detection "
+				"to serving",
+				bh_dom_name(d), (int)r->pid, r->restarts,
+				(double)(now - r->detected_ns) / 1e6);
+		} else {
+			buf[n > 0 ? n : 0] = '\0';
+			char *nl = strchr(buf, '\n');
+			if (nl)
+				*nl = '\0';
+			sup_log("domain %s replacement (pid %d) failed to start: %s", bh_dom_name(d),
+				(int)r->pid, n > 0 ? buf : "it exited first");
+		}
+	}
+}
+
 static void check_children(struct sup *s)
 {
 	for (;;) {
@@ -697,6 +833,8 @@ static void check_children(struct sup *s)
 			char ex[64];
 			exit_text(ex, sizeof(ex), r);
 			sup_log("domain %s (pid %d) died: %s", bh_dom_name(d), (int)pid, ex);
+			if (s->plan.mode == BH_MODE_FACTORED && !s->stopping)
+				schedule_restart(s, d);
 		}
 	}
 }
@@ -720,8 +858,12 @@ static void check_heartbeats(struct sup *s)
 			r->hung = false;
 		} else if (!r->hung && now - r->last_beat_ns > BH_HANG_NS) {
 			r->hung = true;
-			sup_log("domain %s (pid %d): no heartbeat for %.1f s", bh_dom_name(d),
-				(int)r->pid, (double)(now - r->last_beat_ns) / 1e9);
+			bool kill_it = s->plan.mode == BH_MODE_FACTORED;
+			sup_log("domain %s (pid %d): no heartbeat for %.1f s%s", bh_dom_name(d),
+				(int)r->pid, (double)(now - r->last_beat_ns) / 1e9,
+				kill_it ? ": killing it, to replace it" : "");
+			if (kill_it)
+				kill(r->pid, SIGKILL);
 		}
 	}
 }
@@ -786,7 +928,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 	for (int i = 0; i < nproc; i++) {
 		int dom = s->plan.mode == BH_MODE_MONO ? -1 : i;
 		pid_t pid = 0;
-		int rfd = spawn(s, dom, exe, &pid);
+		int rfd = spawn(s, dom, exe, false, &pid);
 		if (rfd < 0) {
 			e = rfd;
 			snprintf(err, sizeof(err), "cannot start a domain: %s", strerror(-e));
@@ -796,7 +938,8 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 			if (dom >= 0 && d != dom)
 				continue;
 			s->dom[d] = (struct dom_rec){.pid = pid, .alive = true, .started_ns = bh_now_ns(),
-						     .last_beat_ns = bh_now_ns()};
+						     .last_beat_ns = bh_now_ns(), .ready_fd = -1,
+						     .serving = true, .serving_ns = bh_now_ns()};
 		}
 		char why[256];
 		e = wait_ready(rfd, 10000, why, sizeof(why));
@@ -818,9 +961,13 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 	epoll_ctl(ep, EPOLL_CTL_ADD, s->ctl_fd, &ev);
 	ev.data.fd = sfd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	s->exe = exe;
 	while (!s->stopping) {
 		struct epoll_event evs[8];
-		int n = epoll_wait(ep, evs, 8, 250);
+		bool busy = false;
+		for (int d = 0; d < BH_NDOMS; d++)
+			busy |= s->dom[d].restart_due || s->dom[d].ready_fd >= 0;
+		int n = epoll_wait(ep, evs, 8, busy ? 2 : 250);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.fd == s->ctl_fd) {
 				int c = accept4(s->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -840,6 +987,8 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 		}
 		check_children(s);
 		check_heartbeats(s);
+		start_replacements(s);
+		check_replacements(s);
 	}
 	sup_log("stopping instance %s", s->plan.name);
 	stop_all(s);

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "__domain") == 0 && argc >= 3) {
 		for (int d = 0; d < BH_NDOMS; d++)
 			if (strcmp(argv[2], bh_dom_name(d)) == 0)
-				return bh_rt_run_domain(d);
+				return bh_rt_run_domain(d, argc >= 5 && strcmp(argv[4], "restart") == 0);
 		return 2;
 	}
 	if (strcmp(cmd, "__mono") == 0)
