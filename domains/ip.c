@@ -446,6 +446,24 @@ static void ipd_fini(void *self)
 	bh_ctlq_fini(&d->cq_sock);
 }
 
+/* A neighbour was replaced. The driver or tcp: nothing to forget (ARP,
+ * reassembly and routes are ip's own; what was in flight is lost and
+ * TCP retransmits it). The socket server: its UDP bindings went with it,
+ * and so did the sockets our queued messages were for. */
+static void ipd_peer_reset(void *self, int link)
+{
+	struct ipd *d = self;
+	if (link != BH_LINK_IS)
+		return;
+	d->cq_sock.tail = d->cq_sock.head;
+	unsigned n = 0;
+	for (uint32_t port = 1; port <= 65535; port++)
+		n += bh_udp_unbind(d->ip, (uint16_t)port) == 0;
+	bh_logf("socket server replaced: %u UDP bindings dropped (it binds again what it "
+		"still has)",
+		n);
+}
+
 const struct bh_dom_vt bh_ip_vt = {
     .name = "ip",
     .size = sizeof(struct ipd),
@@ -454,4 +472,5 @@ const struct bh_dom_vt bh_ip_vt = {
     .deadline = ipd_deadline,
     .publish = ipd_publish,
     .fini = ipd_fini,
+    .peer_reset = ipd_peer_reset,
 };

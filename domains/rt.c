@@ -258,6 +258,9 @@ struct loop {
 	 * serves (every link up again). */
 	bool waiting_links;
 	uint64_t started_ns;
+	/* Links reset whose domain hook (peer_reset) waits for the link to
+	 * carry again: what the hook gives back must not be lost. */
+	bool hook_due[BH_NDOMS][BH_NLINKS];
 };
 
 /* Polls before sleeping: $BULKHEAD_SPIN, else BH_RT_SPIN. */
@@ -306,11 +309,14 @@ static void loop_publish(struct loop *lp, uint64_t now)
 			bh_stats_add(w, pfx, "given_back", cs.given_back);
 			bh_stats_add(w, pfx, "reclaimed", cs.reclaimed);
 			bh_stats_add(w, pfx, "send_full", cs.send_full);
+			bh_stats_add(w, pfx, "give_back_full", cs.give_back_full);
 			bh_stats_add(w, pfx, "rejected_desc", cs.rejected_desc);
 			bh_stats_add(w, pfx, "rejected_index", cs.rejected_index);
 			bh_stats_add(w, pfx, "signals", cs.signals);
 			bh_stats_add(w, pfx, "wakes", cs.wakes);
 			bh_stats_add(w, pfx, "resets", cs.resets);
+			bh_stats_add(w, pfx, "held", bh_chan_held(ch));
+			bh_stats_add(w, pfx, "owed", ch->nowed);
 		}
 		bh_recover_publish(lp->env[i], w);
 		struct bh_pool *own = &lp->env[i]->own;
@@ -342,9 +348,9 @@ static int loop_sync(struct loop *lp)
 			switch (bh_chan_sync(ch)) {
 			case BH_CHAN_PEER_RESET:
 				log_dom = lp->vt[i]->name;
+				/* The ledger's snapshot, before anything moves. */
 				bh_recover_peer_reset(env, l);
-				if (lp->vt[i]->peer_reset)
-					lp->vt[i]->peer_reset(lp->self[i], l);
+				lp->hook_due[i][l] = lp->vt[i]->peer_reset != NULL;
 				progress = 1;
 				break;
 			case BH_CHAN_UP:
@@ -352,6 +358,11 @@ static int loop_sync(struct loop *lp)
 				break;
 			default:
 				break;
+			}
+			if (lp->hook_due[i][l] && ch->up) {
+				lp->hook_due[i][l] = false;
+				log_dom = lp->vt[i]->name;
+				lp->vt[i]->peer_reset(lp->self[i], l);
 			}
 			all_up &= ch->up;
 		}
@@ -380,6 +391,9 @@ static void loop_run(struct loop *lp)
 			log_dom = lp->vt[i]->name;
 			progress |= lp->vt[i]->poll(lp->self[i], now, badges);
 			progress |= bh_recover_flush(lp->env[i]);
+			for (int l = 0; l < BH_NLINKS; l++)
+				if (lp->env[i]->chan[l])
+					progress |= bh_chan_flush_owed(lp->env[i]->chan[l]);
 		}
 		badges = 0;
 		for (int i = 0; i < lp->n; i++)

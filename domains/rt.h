@@ -50,7 +50,8 @@ struct bh_dom_vt {
 	/* Optional: the neighbour on `link` was replaced and the link reset
 	 * (buffers are recover.c's business; this is for the rest of the
 	 * domain's state about that neighbour: connections, bindings,
-	 * queued control messages). */
+	 * queued control messages). Called once the link carries again, so
+	 * what it gives back or sends is not lost. */
 	void (*peer_reset)(void *self, int link);
 };
 

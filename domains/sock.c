@@ -88,6 +88,7 @@ struct ssock {
 	/* accepted connections not yet taken by the application */
 	uint32_t acc_next, acc_head, acc_tail, accq;
 	uint32_t parent;
+	uint32_t backlog; /* a listener's, to listen again after a tcp restart */
 };
 
 struct sockd_stats {
@@ -630,6 +631,7 @@ static void rpc(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 			port_set(d, false, s->lport, true);
 		}
 		struct bh_ctl c = {.lport = s->lport, .arg = rq->a};
+		s->backlog = rq->a;
 		to_tcp(d, BH_CTL_LISTEN, sid, &c);
 		a->waiting = true;
 		a->wait_sid = sid;
@@ -1450,6 +1452,83 @@ static void sockd_fini(void *self)
 	free(d->buf_sid);
 }
 
+/* tcp was replaced: every connection it carried is gone (the new tcp
+ * knows none of them). Each ends as a reset would end it, ECONNRESET to
+ * its application; its unaccepted children go; listeners listen again,
+ * so new connections work at once. Its SOCK buffers are recover.c's. */
+static void tcp_replaced(struct sockd *d)
+{
+	unsigned conns = 0, listeners = 0;
+	d->cq_tcp.tail = d->cq_tcp.head;
+	for (uint32_t sid = 1; sid < d->nsocks; sid++) {
+		struct ssock *s = &d->s[sid];
+		if (!s->used || s->udp)
+			continue;
+		s->tx_out = 0;
+		if (s->listener && !s->app_closed) {
+			for (uint32_t c = s->acc_head; c; c = d->s[c].acc_next) {
+				d->s[c].app_closed = true;
+				d->s[c].tcp_has = false;
+			}
+			for (uint32_t c = s->acc_head, next; c; c = next) {
+				next = d->s[c].acc_next;
+				maybe_free(d, c);
+			}
+			s->acc_head = s->acc_tail = 0;
+			s->accq = 0;
+			s->tcp_has = false;
+			struct bh_ctl c = {.lport = s->lport, .arg = s->backlog};
+			to_tcp(d, BH_CTL_LISTEN, sid, &c);
+			publish(d, s);
+			listeners++;
+			continue;
+		}
+		if (!s->tcp_has && !s->connecting)
+			continue;
+		if (!s->app_closed && !s->eof_pending)
+			s->reset = true;
+		if (!s->err)
+			s->err = ECONNRESET;
+		s->connecting = false;
+		s->tcp_has = false;
+		drop_rxq(d, s, BH_LINK_TS);
+		publish(d, s);
+		answer(d, sid, BH_CTL_CONNECTED, -s->err);
+		mark(d, sid);
+		maybe_free(d, sid);
+		conns++;
+	}
+	bh_logf("tcp replaced: %u connections reset (ECONNRESET), %u listeners listening again",
+		conns, listeners);
+}
+
+/* ip was replaced: it lost the UDP bindings; bind again what is bound.
+ * Datagrams already here stay (their buffers go home as usual). */
+static void ip_replaced(struct sockd *d)
+{
+	unsigned n = 0;
+	d->cq_ip.tail = d->cq_ip.head;
+	d->udp_want = 0;
+	for (uint32_t sid = 1; sid < d->nsocks; sid++) {
+		struct ssock *s = &d->s[sid];
+		if (!s->used || !s->udp || !s->lport || s->app_closed)
+			continue;
+		struct bh_ctl c = {.op = BH_CTL_UDP_BIND, .sid = sid, .lport = s->lport};
+		bh_ctl_send(d->env, &d->cq_ip, BH_LINK_IS, &c);
+		n++;
+	}
+	bh_logf("ip replaced: %u UDP ports bound again", n);
+}
+
+static void sockd_peer_reset(void *self, int link)
+{
+	struct sockd *d = self;
+	if (link == BH_LINK_TS)
+		tcp_replaced(d);
+	else if (link == BH_LINK_IS)
+		ip_replaced(d);
+}
+
 const struct bh_dom_vt bh_sock_vt = {
     .name = "sock",
     .size = sizeof(struct sockd),
@@ -1459,4 +1538,5 @@ const struct bh_dom_vt bh_sock_vt = {
     .arm = sockd_arm,
     .publish = sockd_publish,
     .fini = sockd_fini,
+    .peer_reset = sockd_peer_reset,
 };

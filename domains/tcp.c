@@ -60,6 +60,7 @@ struct tcpd {
 	struct bh_tcp *tcp;
 	struct bh_track tr;
 	struct bh_ctlq cq;
+	bool sock_gone; /* the socket server was replaced: tell it nothing */
 	struct tsock *s;
 	uint32_t nsocks;
 	uint32_t rx_budget; /* buffers per socket with sock at once */
@@ -93,6 +94,8 @@ static void mark(struct tcpd *d, uint32_t sid)
 /* A control message for sock, with the connection's addresses. */
 static void ctl_ex(struct tcpd *d, uint16_t op, uint32_t sid, int err, uint32_t arg)
 {
+	if (d->sock_gone)
+		return;
 	struct bh_ctl c = {.op = op, .sid = sid, .err = err, .arg = arg};
 	struct tsock *t = sock_of(d, sid);
 	struct bh_tcp_info info;
@@ -676,6 +679,34 @@ static void tcpd_fini(void *self)
 	free(d->dirty);
 }
 
+/* A neighbour was replaced. ip: nothing to forget (segments in flight
+ * are retransmitted). The socket server: every socket it had is gone, so
+ * every connection is reset (RST to the peer, RFC 9293 3.10.7.1 for an
+ * aborted connection) and every listener closed; the new server listens
+ * again on what its applications still hold, and queued messages for the
+ * old one are dropped. */
+static void tcpd_peer_reset(void *self, int link)
+{
+	struct tcpd *d = self;
+	if (link != BH_LINK_TS)
+		return;
+	unsigned reset = 0;
+	d->sock_gone = true; /* its sockets are not the new one's business */
+	for (uint32_t sid = 1; sid < d->nsocks; sid++) {
+		struct tsock *t = &d->s[sid];
+		if (!t->used)
+			continue;
+		if (!t->gone && bh_tcp_abort(d->tcp, d->now_us, t->conn) != 0)
+			t->gone = true;
+		if (d->s[sid].used)
+			sock_free(d, sid);
+		reset++;
+	}
+	d->cq.tail = d->cq.head;
+	d->sock_gone = false;
+	bh_logf("socket server replaced: %u connections and listeners reset", reset);
+}
+
 const struct bh_dom_vt bh_tcp_vt = {
     .name = "tcp",
     .size = sizeof(struct tcpd),
@@ -684,4 +715,5 @@ const struct bh_dom_vt bh_tcp_vt = {
     .deadline = tcpd_deadline,
     .publish = tcpd_publish,
     .fini = tcpd_fini,
+    .peer_reset = tcpd_peer_reset,
 };

@@ -60,15 +60,76 @@ int bh_chan_accept_rx_pool(struct bh_chan *ch, uint8_t id, const struct bh_pool_
 		ch->rx_pools[id] = NULL;
 		return -ENOMEM;
 	}
+	free(ch->owed[id]);
+	ch->owed[id] = calloc((g->nbufs + 63) / 64, sizeof(uint64_t));
+	if (ch->owed[id] == NULL) {
+		ch->rx_pools[id] = NULL;
+		return -ENOMEM;
+	}
 	ch->held_n[id] = g->nbufs;
 	ch->rx_pools[id] = g;
 	return 0;
+}
+
+void bh_chan__owe(struct bh_chan *ch, const struct bh_desc *d, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (d[i].flags == BH_DESC_DISCLAIM || !bh_chan_holds(ch, d[i].pool, d[i].buf))
+			continue;
+		uint64_t *w = &ch->owed[d[i].pool][d[i].buf >> 6];
+		uint64_t bit = 1ull << (d[i].buf & 63);
+		if (!(*w & bit)) {
+			*w |= bit;
+			ch->nowed++;
+			ch->stats.give_back_full++;
+		}
+	}
+}
+
+bool bh_chan_flush_owed(struct bh_chan *ch)
+{
+	if (ch->nowed == 0 || !(ch->up || bh_chan__try_up(ch)))
+		return false;
+	uint32_t before = ch->nowed;
+	for (int p = 0; p < BH_MAX_POOLS && ch->nowed; p++) {
+		for (uint32_t w = 0; ch->owed[p] && w < (ch->held_n[p] + 63) / 64; w++) {
+			uint64_t bits = ch->owed[p][w];
+			if (bits == 0)
+				continue;
+			struct bh_desc batch[64];
+			unsigned k = 0;
+			for (; bits; bits &= bits - 1)
+				batch[k++] = (struct bh_desc){.buf = w * 64 + (uint32_t)__builtin_ctzll(bits),
+							      .pool = (uint8_t)p};
+			unsigned sent = ch->ops->give_back(ch, batch, k);
+			for (unsigned i = 0; i < sent; i++) {
+				uint64_t bit = 1ull << (batch[i].buf & 63);
+				ch->owed[p][w] &= ~bit;
+				ch->held[p][w] &= ~bit;
+			}
+			ch->nowed -= sent;
+			if (sent < k)
+				return ch->nowed != before;
+		}
+	}
+	return ch->nowed != before;
+}
+
+uint32_t bh_chan_held(const struct bh_chan *ch)
+{
+	uint32_t n = 0;
+	for (int p = 0; p < BH_MAX_POOLS; p++)
+		for (uint32_t w = 0; ch->held[p] && w < (ch->held_n[p] + 63) / 64; w++)
+			n += (uint32_t)__builtin_popcountll(ch->held[p][w]);
+	return n;
 }
 
 void bh_chan_fini(struct bh_chan *ch)
 {
 	for (int i = 0; i < BH_MAX_POOLS; i++) {
 		free(ch->held[i]);
+		free(ch->owed[i]);
+		ch->owed[i] = NULL;
 		ch->held[i] = NULL;
 		ch->held_n[i] = 0;
 		ch->rx_pools[i] = NULL;

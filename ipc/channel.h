@@ -50,6 +50,11 @@
  * recv(), whether it holds one it has not given back yet (set by recv(),
  * cleared by give_back()). After a reset it says which of the peer's
  * buffers this side still has; everything else it disclaims.
+ *
+ * Give-backs are never lost: one that does not fit (the free ring is
+ * full, or the link waits for a reset to finish) is owed, one bit per
+ * buffer, and goes out with flush_owed() (once per loop pass) as a plain
+ * return of that buffer.
  */
 #ifndef BH_IPC_CHANNEL_H
 #define BH_IPC_CHANNEL_H
@@ -88,6 +93,7 @@ struct bh_link_meta {
 struct bh_chan_stats {
 	uint64_t sent, received, given_back, reclaimed;
 	uint64_t send_full;      /* descriptors that did not fit */
+	uint64_t give_back_full; /* give-backs that did not fit (or link down) */
 	uint64_t rejected_desc;  /* descriptors that failed validation */
 	uint64_t rejected_index; /* invalid peer indices (shm only) */
 	uint64_t notifies;       /* notify() calls that owed a signal */
@@ -133,7 +139,9 @@ struct bh_chan {
 	uint32_t epoch; /* the epoch this side last reset to (0: none yet) */
 	const uint32_t *meta_epoch; /* shm: the supervisor's word */
 	uint64_t *held[BH_MAX_POOLS]; /* the ledger, one bit per buffer */
+	uint64_t *owed[BH_MAX_POOLS]; /* give-backs that did not fit yet */
 	uint32_t held_n[BH_MAX_POOLS];
+	uint32_t nowed;
 	union {
 		struct {
 			struct bh_ring_producer tx_active, rx_free;
@@ -196,12 +204,21 @@ enum bh_chan_sync bh_chan_sync(struct bh_chan *ch);
  * returns it. */
 uint32_t bh_link_new_epoch(struct bh_region *r);
 
+/* How many of the peer's buffers the ledger says this side holds. */
+uint32_t bh_chan_held(const struct bh_chan *ch);
+
 /* Whether this side's ledger says it holds (pool, buf). */
 static inline bool bh_chan_holds(const struct bh_chan *ch, uint8_t pool, uint32_t buf)
 {
 	return pool < BH_MAX_POOLS && ch->held[pool] && buf < ch->held_n[pool] &&
 	       (ch->held[pool][buf >> 6] >> (buf & 63) & 1u);
 }
+
+/* Internal: records give-backs that did not fit (returns of buffers the
+ * ledger holds; disclaims are recover.c's to retry). */
+void bh_chan__owe(struct bh_chan *ch, const struct bh_desc *d, unsigned n);
+/* Sends owed give-backs while there is room; true if it sent any. */
+bool bh_chan_flush_owed(struct bh_chan *ch);
 
 /* Internal: whether the peer has acknowledged this side's epoch yet
  * (without taking a new epoch, which only sync() does). */
@@ -232,11 +249,14 @@ static inline unsigned bh_chan_recv(struct bh_chan *ch, struct bh_desc *d, unsig
 static inline unsigned bh_chan_give_back(struct bh_chan *ch, const struct bh_desc *d,
 					 unsigned n)
 {
-	BH_CHAN_UP_OR(ch, 0);
-	unsigned k = ch->ops->give_back(ch, d, n);
+	unsigned k = 0;
+	if (ch->up || bh_chan__try_up(ch))
+		k = ch->ops->give_back(ch, d, n);
 	for (unsigned i = 0; i < k; i++)
 		if (d[i].flags != BH_DESC_DISCLAIM && bh_chan_holds(ch, d[i].pool, d[i].buf))
 			ch->held[d[i].pool][d[i].buf >> 6] &= ~(1ull << (d[i].buf & 63));
+	if (k < n)
+		bh_chan__owe(ch, d + k, n - k);
 	return k;
 }
 static inline unsigned bh_chan_reclaim(struct bh_chan *ch, struct bh_desc *d, unsigned max)
