@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,7 +44,21 @@ static struct {
 	uint32_t *dirty;
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
+	bool server_gone; /* the socket server closed our control socket */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+/* Whether the socket server went away (it died, and a replacement knows
+ * nothing of this application): asked after a wait slice that saw no
+ * wake-up, so it costs nothing while traffic flows. */
+static bool server_gone(void)
+{
+	if (g.server_gone || g.fd < 0)
+		return true;
+	struct pollfd p = {.fd = g.fd, .events = POLLRDHUP};
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+		g.server_gone = true;
+	return g.server_gone;
+}
 
 /* This thread's waiter word (see app_abi.h): a free one is claimed on
  * first use and given back when the thread exits; when all are taken,
@@ -277,15 +292,17 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
-		bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
+		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
 		__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
-		if (g.fd < 0)
+		if (g.fd < 0 || (!woke && server_gone()))
 			return -ECONNRESET;
 	}
 }
 
 static int sock_error(int s)
 {
+	if (g.server_gone)
+		return ECONNRESET;
 	uint32_t st = state(s);
 	if (st & BH_SS_ERROR) {
 		int e = g.slots[s].err;
@@ -487,7 +504,8 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 		if (space == 0) {
 			if (nb)
 				return sent ? (ssize_t)sent : fail(EAGAIN);
-			wait_for(s, tx_ready, 0);
+			if (wait_for(s, tx_ready, 0) == -ECONNRESET)
+				return sent ? (ssize_t)sent : fail(ECONNRESET);
 			continue;
 		}
 		uint32_t k = n - sent < space ? (uint32_t)(n - sent) : space;
@@ -579,7 +597,8 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 				return fail(ENOTCONN);
 			if (nb)
 				return fail(EAGAIN);
-			wait_for(s, rx_ready, 0);
+			if (wait_for(s, rx_ready, 0) == -ECONNRESET)
+				return fail(ECONNRESET);
 			continue;
 		}
 		size_t k;
@@ -767,8 +786,9 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 				else if ((int64_t)(deadline - now) < slice)
 					slice = (int64_t)(deadline - now);
 			}
-			if (slice > 0)
-				bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
+			if (slice > 0 && !bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL) &&
+			    server_gone())
+				slice = -1;
 		}
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
@@ -778,7 +798,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 			return ready;
 		if (deadline && bh_now_ns() >= deadline)
 			return 0;
-		if (g.fd < 0)
+		if (g.fd < 0 || slice < 0)
 			return fail(ECONNRESET);
 	}
 }
