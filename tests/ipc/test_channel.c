@@ -142,3 +142,81 @@ ParameterizedTest(enum transport *t, channel, both_transports)
 {
 	exercise(*t);
 }
+
+/* A link reset (shm): the supervisor starts a new epoch; nothing moves
+ * until both sides have reset; what was in flight is dropped; both start
+ * again from index 0. The ledger records what each side holds. */
+Test(channel, reset_handshake_drops_what_was_in_flight)
+{
+	struct pair *p = make_pair(SHM, 8);
+	struct bh_desc d[4], out[8];
+	for (uint32_t i = 0; i < 4; i++)
+		d[i] = (struct bh_desc){.buf = i, .len = 10, .pool = 0, .aux = i};
+	cr_assert_eq(bh_chan_sync(&p->a), BH_CHAN_UP);
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_UP);
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_STEADY);
+	cr_assert_eq(bh_chan_send(&p->a, d, 4), 4);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 1), 1);
+	cr_assert_eq(bh_chan_held(&p->b), 1, "the ledger: b holds buffer 0");
+	cr_assert(bh_chan_holds(&p->b, 0, 0));
+
+	bh_link_new_epoch(&p->link);
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_PEER_RESET);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 0, "not until a has reset too");
+	cr_assert_eq(bh_chan_give_back(&p->b, out, 1), 0, "a give-back waits...");
+	cr_assert_eq(p->b.nowed, 1, "...owed, not lost");
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_WAITING);
+	cr_assert_eq(bh_chan_sync(&p->a), BH_CHAN_PEER_RESET);
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_UP);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 0, "the three in flight were dropped");
+	cr_assert(bh_chan_flush_owed(&p->b));
+	cr_assert_eq(p->b.nowed, 0);
+	cr_assert_eq(bh_chan_held(&p->b), 0);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out, 8), 1, "the owed return arrives");
+	cr_assert_eq(out[0].buf, 0);
+	cr_assert_eq(bh_chan_send(&p->a, d + 1, 3), 3, "the rings carry again");
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 3);
+	cr_assert_eq(out[0].aux, 1);
+	cr_assert_eq(bh_chan_stats(&p->a).rejected_index, 0, "nobody saw an index go backwards");
+	cr_assert_eq(bh_chan_stats(&p->b).resets, 1);
+
+	/* a disclaim is not a return: the ledger keeps what it holds */
+	struct bh_desc dis = {.buf = 1, .pool = 0, .flags = BH_DESC_DISCLAIM};
+	cr_assert_eq(bh_chan_give_back(&p->b, &dis, 1), 1);
+	cr_assert(bh_chan_holds(&p->b, 0, 1));
+	cr_assert_eq(bh_chan_reclaim(&p->a, out, 8), 1);
+	cr_assert_eq(out[0].flags, BH_DESC_DISCLAIM);
+	bh_chan_fini(&p->a);
+	bh_chan_fini(&p->b);
+	free_pair(p);
+}
+
+/* A replacement attaches with garbage left in the indices it owns (the
+ * dead one wrote it): attaching zeroes them; nothing is read out of turn. */
+Test(channel, a_replacement_starts_clean_over_garbage_indices)
+{
+	struct pair *p = make_pair(SHM, 8);
+	struct bh_desc d = {.buf = 3, .len = 1, .pool = 0};
+	cr_assert_eq(bh_chan_send(&p->a, &d, 1), 1);
+	cr_assert_eq(bh_chan_corrupt_indices(&p->a, 0xdeadbeef), 4);
+	bh_chan_fini(&p->a);
+	bh_link_new_epoch(&p->link);
+	struct bh_region map;
+	cr_assert_eq(bh_region_attach(&map, dup(p->link.fd), BH_REGION_RINGS, BH_ACCESS_RO), 0);
+	struct bh_chan a2;
+	cr_assert_eq(bh_chan_shm_attach(&a2, "a2", &map, 0, 8, &p->ntfn[1], 0x1), 0);
+	bh_chan_accept_tx_pool(&a2, 0, &G0);
+	bh_chan_accept_rx_pool(&a2, 1, &G1);
+	struct bh_desc out[8];
+	cr_assert_eq(bh_chan_send(&a2, &d, 1), 0, "b has not reset yet");
+	cr_assert_eq(bh_chan_sync(&p->b), BH_CHAN_PEER_RESET);
+	cr_assert(p->b.up, "a2 had acknowledged already");
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 0, "the old descriptor is gone");
+	cr_assert_eq(bh_chan_send(&a2, &d, 1), 1);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 1);
+	cr_assert_eq(bh_chan_stats(&p->b).rejected_index, 0);
+	bh_chan_fini(&a2);
+	bh_chan_fini(&p->b);
+	bh_region_close(&map);
+	free_pair(p);
+}

@@ -98,6 +98,45 @@ Test(pool, reclaim_takes_back_everything_a_dead_peer_held)
 	bh_pool_destroy(&p);
 }
 
+Test(pool, suspect_buffers_wait_for_every_suspect_and_disclaims_touch_only_them)
+{
+	struct bh_pool p;
+	cr_assert_eq(bh_pool_create(&p, "sus", &G), 0);
+	uint32_t b[4];
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(bh_pool_alloc(&p, &b[i]), 0);
+		cr_assert_eq(bh_pool_lend(&p, b[i], i < 3 ? 2 : 3), 0);
+	}
+	/* peer 2 is replaced: what it held becomes suspected by it */
+	cr_assert_eq(bh_pool_suspect_peer(&p, 2), 3);
+	cr_assert(bh_pool_suspected_by(&p, b[0], 2));
+	cr_assert_not(bh_pool_suspected_by(&p, b[3], 2), "peer 3's buffer is untouched");
+	cr_assert_eq(bh_pool_disclaim(&p, b[0], 2), 0, "its disclaim settles it");
+	cr_assert_eq(bh_pool_free(&p, b[0]), 0);
+	cr_assert_eq(bh_pool_take_back(&p, b[1], 2), 0, "a late return settles it too");
+	cr_assert_eq(bh_pool_free(&p, b[1]), 0);
+	cr_assert_eq(bh_pool_disclaim(&p, b[3], 3), -ENOENT,
+		     "a disclaim of a buffer held for real changes nothing");
+	cr_assert_eq(bh_pool_take_back(&p, b[3], 3), 0, "its real return still works");
+	cr_assert_eq(bh_pool_disclaim(&p, b[2], 3), -ENOENT, "not a suspect of b[2]");
+	cr_assert_eq(bh_pool_take_back(&p, b[2], 3), -EINVAL);
+	cr_assert_eq(p.stats.disclaim_noop, 2);
+
+	/* a new owner: every buffer suspected by peers 2 and 4, none free */
+	bh_pool_suspect_all(&p, bh_holder_bit(2) | bh_holder_bit(4));
+	uint32_t x;
+	cr_assert_eq(bh_pool_alloc(&p, &x), -ENOBUFS);
+	cr_assert_eq(bh_pool_disclaim(&p, 7, 2), 1, "peer 4 may still hold it");
+	cr_assert_eq(bh_pool_alloc(&p, &x), -ENOBUFS);
+	cr_assert_eq(bh_pool_disclaim(&p, 7, 2), -ENOENT, "a second disclaim is nothing");
+	cr_assert_eq(bh_pool_take_back(&p, 7, 4), 0, "peer 4 returns it: settled");
+	cr_assert_eq(bh_pool_free(&p, 7), 0);
+	cr_assert_eq(bh_pool_alloc(&p, &x), 0);
+	cr_assert_eq(x, 7, "only the settled buffer is free");
+	cr_assert_eq(bh_pool_lend(&p, 8, 2), -EINVAL, "a suspect buffer is never lent");
+	bh_pool_destroy(&p);
+}
+
 static void write_byte(void *p)
 {
 	*(volatile uint8_t *)p = 1;
