@@ -102,6 +102,8 @@ enum bh_ctl_op {
 	BH_CTL_CLOSE = 5,    /* sid: the application is done with it */
 	BH_CTL_ABORT = 6,    /* sid: RST now */
 	BH_CTL_SETOPT = 7,   /* sid, arg = option, arg2 = value */
+	BH_CTL_LOST = 8,     /* laddr, lport, raddr, rport: a connection a
+			      * replaced tcp carried; have its peer reset it */
 	/* tcp → sock */
 	BH_CTL_RESULT = 16,     /* sid, arg = the op it answers, err */
 	BH_CTL_CONNECTED = 17,  /* sid, addresses */

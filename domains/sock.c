@@ -1485,6 +1485,13 @@ static void tcp_replaced(struct sockd *d)
 		}
 		if (!s->tcp_has && !s->connecting)
 			continue;
+		if (s->connected && s->rport) {
+			/* The new tcp knows nothing of it; its peer may be
+			 * waiting in silence: have it reset. */
+			struct bh_ctl c = {.laddr = s->laddr, .lport = s->lport, .raddr = s->raddr,
+					   .rport = s->rport};
+			to_tcp(d, BH_CTL_LOST, 0, &c);
+		}
 		if (!s->app_closed && !s->eof_pending)
 			s->reset = true;
 		if (!s->err)

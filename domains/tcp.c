@@ -61,6 +61,10 @@ struct tcpd {
 	struct bh_track tr;
 	struct bh_ctlq cq;
 	bool sock_gone; /* the socket server was replaced: tell it nothing */
+	/* Connections lost with a replaced tcp, still to probe (BH_CTL_LOST;
+	 * a new incarnation may have no buffers for a moment). */
+	struct bh_ctl lost[64];
+	unsigned nlost;
 	struct tsock *s;
 	uint32_t nsocks;
 	uint32_t rx_budget; /* buffers per socket with sock at once */
@@ -370,6 +374,13 @@ static void data_from_sock(struct tcpd *d, const struct bh_desc *x)
 
 static void ctl_from_sock(struct tcpd *d, const struct bh_ctl *c)
 {
+	if (c->op == BH_CTL_LOST) {
+		/* Untrusted like everything from sock: the library checks
+		 * the tuple; at worst a stray ACK goes out. */
+		if (c->laddr == d->env->plan->addr && d->nlost < sizeof(d->lost) / sizeof(d->lost[0]))
+			d->lost[d->nlost++] = *c;
+		return;
+	}
 	uint32_t sid = c->sid;
 	if (sid == 0 || sid >= d->nsocks) {
 		d->st.bad_sid++;
@@ -600,6 +611,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, BATCH);
 	from_sock(d, x, n);
 	progress |= n != 0;
+	while (d->nlost && bh_tcp_probe_lost(d->tcp, d->now_us, d->lost[d->nlost - 1].raddr,
+					     d->lost[d->nlost - 1].lport,
+					     d->lost[d->nlost - 1].rport) != -ENOBUFS)
+		d->nlost--;
 	if (d->cq.head != d->cq.tail)
 		bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS);
 	if (progress || d->now_us >= d->next_tick_us)

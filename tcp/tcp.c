@@ -686,6 +686,22 @@ int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 	return 0;
 }
 
+int bh_tcp_probe_lost(struct bh_tcp *tcp, uint64_t now, bh_ip4 raddr, uint16_t lport,
+		      uint16_t rport)
+{
+	if (lport == 0 || rport == 0 || raddr == 0)
+		return -EINVAL;
+	/* A scratch connection, never in the table, as for SYN cookies. */
+	struct tconn t = {.state = BH_TCP_ESTABLISHED, .raddr = raddr, .lport = lport,
+			  .rport = rport, .parent = NONE, .smss = tcp->cfg.mss};
+	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
+	bh_seq far = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, lport, raddr, rport, now) +
+		     0x80000000u;
+	t.rcv_nxt = t.rcv_adv = far;
+	tcp->ctr.lost_probes++;
+	return bh_tcp__emit(tcp, &t, now, far, BH_TCP_ACK, 0) ? 0 : -ENOBUFS;
+}
+
 /* ---- options ---- */
 
 int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, enum bh_tcp_opt opt,

@@ -133,6 +133,7 @@ struct bh_tcp_config {
 	X(bad_checksum, "segments with a wrong checksum")                         \
 	X(no_conn, "segments for no connection (answered with RST)")              \
 	X(rst_out, "resets sent")                                                 \
+	X(lost_probes, "probes sent for connections lost with a replaced domain")  \
 	X(rst_in, "resets accepted")                                              \
 	X(rst_ignored, "resets out of window, ignored")                           \
 	X(challenge_acks, "challenge ACKs sent (RFC 5961)")                       \
@@ -212,6 +213,15 @@ int bh_tcp_shutdown(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
 int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
 /* RST now. */
 int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+/* A connection this stack no longer knows (its state went with a
+ * replaced domain) whose peer may still think it open and be silent:
+ * sends a bare ACK far from any sequence number the peer expects, which
+ * it answers with an ACK (RFC 9293 3.10.7.4); that answer finds no
+ * connection here and is reset with the peer's own acknowledgement
+ * number as its sequence number (RFC 9293 3.10.7.1), the one value a
+ * reset is accepted with (RFC 5961 3.2). */
+int bh_tcp_probe_lost(struct bh_tcp *tcp, uint64_t now, bh_ip4 raddr, uint16_t lport,
+		      uint16_t rport);
 
 /* Per-connection options, as setsockopt(2) names them. */
 enum bh_tcp_opt {

@@ -1,14 +1,22 @@
 #!/bin/bash
-# Fault injection (bulkhead inject) into each domain of a running
-# instance during a transfer, factored, and the contrast in mono:
-#   - bad-desc into any domain: the neighbours reject and count what it
-#     sent, nothing dies, the transfer completes with the right SHA-256;
-#   - kill, crash, hang, scribble: the faulty domain is reported (killed,
-#     SIGSEGV, unresponsive, or the scribble logged) and every other
-#     domain of both instances, and the supervisor, keep running;
-#   - in mono one fault takes the whole instance down.
-# Restarting the faulty domain is not built yet (issue 6): these checks
-# stop at detection and containment.
+# The fault matrix over wire: every fault into every domain of instance a
+# (factored) during a 64 MiB transfer to instance b, one fresh pair per
+# cell. For each cell:
+#   - which processes survived: every other domain of both instances keeps
+#     its pid and has not restarted; the supervisor answers;
+#   - the faulty domain: restarted once for kill, crash and hang (a hang
+#     is found by the heartbeat and killed), not at all for bad-desc, at
+#     most once for scribble (it may survive its own writes);
+#   - the restart time (detection to serving), printed per cell;
+#   - the transfer: intact (SHA-256) through a driver or ip fault; reset
+#     (an error, never a hang) through a tcp or sock fault, and then a new
+#     transfer works; intact through bad-desc anywhere; never corrupt;
+#   - nothing leaked: every pool of both instances full again, nothing
+#     owed, no stray process (lib.sh).
+# A scribble is random writes over the domain's own memory: what follows
+# is recorded per cell; asserted are the survivors and, for driver and ip,
+# that nothing corrupt is delivered.
+# Then the contrast: in mono one fault takes the whole instance down.
 . "$(dirname "$0")/lib.sh"
 # Faults on purpose: a crash must stay a SIGSEGV under the sanitizers
 # (they would catch it and exit), and their reports about the faulty
@@ -21,11 +29,18 @@ export UBSAN_OPTIONS="handle_segv=0:${UBSAN_OPTIONS:-}"
 mkdir -p "$WORK/www"
 head -c 67108864 /dev/urandom >"$WORK/www/64m"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
+SUM64="$(sha "$WORK/www/64m")"
+RATE="${FAULT_RATE:-200mbit}" # b's link: the transfer lasts long enough
 
+serve() {
+	"$B" serve a --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
+	SRV=$!
+	sleep 0.3
+}
 pair() { # pair MODE
 	timeout 30 "$B" up a --driver wire:f1:0 --addr 10.9.0.1/24 --mode "$1" >/dev/null &&
-		timeout 30 "$B" up b --driver wire:f1:1 --addr 10.9.0.2/24 --mode "$1" >/dev/null &&
-		{ "$B" serve a --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" & SRV=$!; sleep 0.3; }
+		timeout 30 "$B" up b --driver wire:f1:1 --addr 10.9.0.2/24 --mode "$1" \
+			--impair "rate=$RATE" >/dev/null && serve
 }
 unpair() {
 	kill "$SRV" 2>/dev/null
@@ -33,88 +48,126 @@ unpair() {
 	timeout 20 "$B" down a >/dev/null
 	timeout 20 "$B" down b >/dev/null
 }
-state_of() { # state_of INSTANCE DOMAIN
-	timeout 10 "$B" status "$1" | awk -v d="$2" '$1 == d {print $3}'
+col() { # col INSTANCE DOMAIN COLUMN (status table)
+	timeout 10 "$B" status "$1" | awk -v d="$2" -v c="$3" '$1 == d {print $c}'
 }
-# The other domains of a (all but $1) and all of b: running.
-others_running() {
-	local d st
-	for d in driver ip tcp sock; do
-		[ "$d" = "$1" ] && continue
-		st="$(state_of a "$d")"
-		[ "$st" = running ] || { echo "a.$d is $st"; return 1; }
+# "inst.dom pid restarts state" for every domain of both instances.
+snapshot() {
+	local i
+	for i in a b; do
+		timeout 10 "$B" status "$i" |
+			awk -v i="$i" '$1 ~ /^(driver|ip|tcp|sock)$/ {print i "." $1, $2, $4, $3}'
 	done
-	for d in driver ip tcp sock; do
-		st="$(state_of b "$d")"
-		[ "$st" = running ] || { echo "b.$d is $st"; return 1; }
-	done
+}
+stat_of() { # stat_of INSTANCE NAME
+	timeout 10 "$B" stats "$1" | awk -v n="$2" '$1 == n {print $2}'
 }
 stat_sum() { # stat_sum INSTANCE REGEX: the sum of the counters matching
 	timeout 10 "$B" stats "$1" | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
 }
-
-# --- bad-desc: survived, counted, the transfer intact ---------------------
-for d in driver ip tcp sock; do
-	check "bad-desc $d: pair up" pair factored
-	rm -f "$WORK/got"
-	timeout 120 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/got" 2>>"$WORK/get.err" &
-	getp=$!
-	sleep 0.1
-	check "bad-desc $d: injected" timeout 10 "$B" inject a "$d" bad-desc --seed 11
-	wait $getp
-	rc=$?
-	check "bad-desc $d: the 64 MiB transfer completed intact (rc $rc)" \
-		[ $rc -eq 0 -a "$(sha "$WORK/got")" = "$(sha "$WORK/www/64m")" ]
-	sleep 0.2 # counters are published every 50 ms
-	rej=$(stat_sum a 'rejected_(desc|index)$')
-	check "bad-desc $d: the neighbours rejected and counted it ($rej)" [ "$rej" -gt 0 ]
-	check "bad-desc $d: the faulty domain logged what it sent" \
-		bash -c "timeout 10 '$B' logs a $d | grep -q 'fault bad-desc: [0-9]* invalid descriptors'"
-	out="$(others_running none)"
-	check "bad-desc $d: every domain of both instances still running $out" [ -z "$out" ]
-	check "bad-desc $d: a new transfer is intact" \
-		bash -c "timeout 30 '$B' get b http://10.9.0.1:8080/1m -o '$WORK/got1' 2>/dev/null &&
-			[ \"\$(sha256sum <'$WORK/got1')\" = \"\$(sha256sum <'$WORK/www/1m')\" ]"
-	unpair
-done
-
-# --- kill, crash, hang, scribble: detected and contained ------------------
-# expect FAULT STATE-PATTERN: what status shows for the faulty domain.
-expect_state() {
-	case "$1" in
-	kill) echo "killed" ;;
-	crash) echo "killed" ;;
-	hang) echo "unresponsive" ;;
-	scribble) echo "running|killed" ;; # it may or may not survive its own writes
-	esac
-}
-for f in kill crash hang scribble; do
-	for d in driver ip tcp sock; do
-		check "$f $d: pair up" pair factored
-		timeout 60 "$B" get b http://10.9.0.1:8080/64m -o /dev/null 2>/dev/null &
-		getp=$!
+# Every pool of both instances full, nothing owed (waits up to 5 s for
+# buffers in flight to come home).
+no_leaks() {
+	local i n want
+	for _ in $(seq 50); do
+		n=0
+		for i in a b; do
+			for want in driver:4096 ip:1024 tcp:4096 sock:4096; do
+				[ "$(stat_of "$i" "${want%%:*}.pool.free")" = "${want#*:}" ] && n=$((n + 1))
+			done
+			[ "$(stat_sum "$i" '(owed)$')" = 0 ] && n=$((n + 1))
+		done
+		[ "$n" -eq 10 ] && return 0
 		sleep 0.1
-		check "$f $d: injected" timeout 10 "$B" inject a "$d" "$f" --seed 5
-		want="$(expect_state "$f")"
-		st=""
-		for _ in $(seq 60); do # the heartbeat deadline is 3 s
-			st="$(state_of a "$d")"
-			grep -qxE "$want" <<<"$st" && [ "$f" != scribble -o -n "$st" ] && break
+	done
+	for i in a b; do
+		timeout 10 "$B" stats "$i" | grep -E 'pool.free|owed|held' | grep -vE ' 0$' | sed "s/^/  $i: /"
+	done
+	return 1
+}
+
+# --- the matrix -------------------------------------------------------------
+for f in kill crash hang bad-desc scribble; do
+	for d in driver ip tcp sock; do
+		cell="$f $d"
+		check "$cell: pair up" pair factored
+		before="$(snapshot)"
+		rm -f "$WORK/got"
+		timeout 60 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/got" 2>"$WORK/get.err" &
+		getp=$!
+		sleep 0.5
+		check "$cell: injected" timeout 10 "$B" inject a "$d" "$f" --seed 5
+		wait $getp
+		rc=$?
+		# The faulty domain is back (or never left) and serving.
+		want=0
+		case "$f" in kill | crash | hang) want=1 ;; esac
+		for _ in $(seq 100); do
+			st="$(col a "$d" 3)"
+			r="$(col a "$d" 4)"
+			[ "$st" = running ] && [ "$r" -ge "$want" ] && break
 			sleep 0.1
 		done
-		check "$f $d: status shows the faulty domain as $st" grep -qxE "$want" <<<"$st"
 		case "$f" in
-		crash) check "$f $d: the exit is SIGSEGV" \
-			bash -c "timeout 10 '$B' status a | grep -E '^$d ' | grep -q 'signal 11'" ;;
-		scribble) check "$f $d: the scribble was logged with its count" \
-			bash -c "timeout 10 '$B' logs a $d | grep -qE 'fault scribble: [0-9]+ random 8-byte writes'" ;;
+		scribble) check "$cell: running again, restarted at most once ($r)" \
+			[ "$st" = running -a "$r" -le 1 ] ;;
+		*) check "$cell: running again, restarted $want time(s) ($st, $r)" \
+			[ "$st" = running -a "$r" -eq "$want" ] ;;
 		esac
-		sleep 0.5
-		out="$(others_running "$d")"
-		check "$f $d: every other domain of both instances still running $out" [ -z "$out" ]
-		check "$f $d: the supervisor still answers" bash -c "timeout 10 '$B' status a --json >/dev/null"
-		kill $getp 2>/dev/null
-		wait $getp 2>/dev/null
+		ms="-"
+		[ "$r" -ge 1 ] && ms="$(timeout 10 "$B" status a | grep -E "^$d " | grep -oE 'back in [0-9]+ ms' |
+			grep -oE '[0-9]+')"
+		after="$(snapshot)"
+		changed="$(diff <(grep -v "^a\.$d " <<<"$before") <(grep -v "^a\.$d " <<<"$after") | grep '^>')"
+		check "$cell: every other domain of both instances kept its pid, no restart $changed" \
+			[ -z "$changed" ]
+		check "$cell: the supervisor answers" bash -c "timeout 10 '$B' status a --json >/dev/null"
+		intact=no
+		[ $rc -eq 0 ] && [ "$(sha "$WORK/got")" = "$SUM64" ] && intact=yes
+		case "$f:$d" in
+		scribble:driver | scribble:ip)
+			# Every byte they could scribble on is under a checksum
+			# the receiver verifies (frames, headers, segments).
+			outcome="rc $rc, intact $intact"
+			check "$cell: nothing corrupt was delivered ($outcome)" [ $rc -ne 0 -o $intact = yes ] ;;
+		scribble:*)
+			# sock holds application bytes before TCP's checksum covers
+			# them, and tcp its own sequence state: what a scribble
+			# there does is recorded, not promised (docs/FAULTS.md).
+			outcome="rc $rc, intact $intact" ;;
+		*:driver | *:ip | bad-desc:*)
+			outcome="intact"
+			check "$cell: the 64 MiB transfer completed intact (rc $rc)" [ $intact = yes ] ;;
+		*)
+			outcome="reset"
+			check "$cell: the transfer ended with an error, not a hang (rc $rc: $(tail -c 200 "$WORK/get.err"))" \
+				bash -c "[ $rc -ne 0 -a $rc -ne 124 ] && grep -qiE 'reset|broke off|closed' '$WORK/get.err'" ;;
+		esac
+		if [ "$f" = bad-desc ]; then
+			sleep 0.2 # counters are published every 50 ms
+			rej=$(stat_sum a 'rejected_(desc|index)$')
+			check "$cell: the neighbours rejected and counted it ($rej)" [ "$rej" -gt 0 ]
+		fi
+		if [ "$d" = sock ] && [ "$r" -ge 1 ]; then
+			# The server application's socket server died: it says so
+			# and exits; it starts again on the replacement.
+			for _ in $(seq 50); do kill -0 $SRV 2>/dev/null || break; sleep 0.1; done
+			check "$cell: the server application saw its socket server go" \
+				bash -c "! kill -0 $SRV 2>/dev/null && grep -q 'Connection reset' '$WORK/serve.err'"
+			wait $SRV 2>/dev/null
+			serve
+		fi
+		again() {
+			timeout 30 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/got1" 2>/dev/null &&
+				[ "$(sha "$WORK/got1")" = "$(sha "$WORK/www/1m")" ]
+		}
+		if [ "$f" != scribble ]; then
+			check "$cell: a new transfer is intact" again
+			check "$cell: every buffer home, nothing owed, in both instances" no_leaks
+		else
+			again && outcome="$outcome, next transfer ok" || outcome="$outcome, next transfer failed"
+		fi
+		echo "cell: fault=$f domain=$d restarts=$r restart_ms=$ms transfer=$outcome"
 		unpair
 	done
 done
@@ -125,12 +178,12 @@ check "mono: kill injected into tcp" timeout 10 "$B" inject a tcp kill
 sleep 0.5
 dead=0
 for d in driver ip tcp sock; do
-	[ "$(state_of a "$d")" = killed ] && dead=$((dead + 1))
+	[ "$(col a "$d" 3)" = killed ] && dead=$((dead + 1))
 done
-check "mono: all four domains of a went down with it ($dead)" [ "$dead" -eq 4 ]
+check "mono: all four domains of a went down with it, and stay down ($dead)" [ "$dead" -eq 4 ]
 out="$(timeout 10 "$B" status b | grep -c running)"
 check "mono: the other instance is untouched ($out running)" [ "$out" -eq 4 ]
+check "inject refuses an unknown fault" \
+	bash -c "! timeout 10 '$B' inject b tcp melt 2>'$WORK/err' && grep -q 'FAULT:' '$WORK/err'"
 unpair
-
-check "inject refuses an unknown fault" bash -c "! timeout 10 '$B' inject a tcp melt 2>/dev/null"
 finish
