@@ -3,9 +3,13 @@
  */
 #include "domains/fault.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,8 +20,12 @@
 static const char *const names[] = {
     [BH_FAULT_KILL] = "kill",	    [BH_FAULT_CRASH] = "crash",
     [BH_FAULT_HANG] = "hang",	    [BH_FAULT_SCRIBBLE] = "scribble",
-    [BH_FAULT_BAD_DESC] = "bad-desc",
+    [BH_FAULT_BAD_DESC] = "bad-desc", [BH_FAULT_SYSCALL] = "syscall",
 };
+
+/* /proc/self/maps, opened before the sandbox forbids opening files;
+ * read again from the start each time (it is regenerated on read). */
+static int maps_fd = -1;
 
 enum bh_fault bh_fault_parse(const char *name)
 {
@@ -54,6 +62,8 @@ void bh_fault_install(void)
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(BH_FAULT_SIGNAL, &sa, NULL);
+	if (maps_fd < 0)
+		maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 }
 
 static uint64_t next(uint64_t *s)
@@ -75,13 +85,22 @@ static void scribble(uint64_t *rng)
 	} m[MAX_MAPS];
 	unsigned n = 0;
 	uint64_t total = 0;
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (f == NULL) {
+	static char text[64 * 1024];
+	size_t got = 0;
+	ssize_t r;
+	while (maps_fd >= 0 && got < sizeof(text) - 1 &&
+	       (r = pread(maps_fd, text + got, sizeof(text) - 1 - got, (off_t)got)) > 0)
+		got += (size_t)r;
+	text[got] = '\0';
+	if (got == 0) {
 		bh_logf("fault scribble: cannot read /proc/self/maps");
 		return;
 	}
-	char line[512];
-	while (n < MAX_MAPS && fgets(line, sizeof(line), f)) {
+	for (char *line = text, *nl; n < MAX_MAPS && *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			break;
+		*nl = '\0';
 		uintptr_t lo, hi;
 		char perms[8];
 		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &lo, &hi, perms) != 3)
@@ -94,7 +113,6 @@ static void scribble(uint64_t *rng)
 		total += hi - lo;
 		n++;
 	}
-	fclose(f);
 	if (total < 8)
 		return;
 	bh_logf("fault scribble: %u random 8-byte writes over %" PRIu64
@@ -188,6 +206,21 @@ void bh_fault_run(struct bh_env *const *env, int n)
 	case BH_FAULT_BAD_DESC:
 		bad_desc(target, &rng);
 		break;
+	case BH_FAULT_SYSCALL: {
+		/* What a compromised domain would try first. The sandbox
+		 * (sandbox.h) kills the process at the first of them. */
+		int fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+		int e1 = fd < 0 ? errno : 0;
+		int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		int e2 = sk < 0 ? errno : 0;
+		bh_logf("fault syscall: open %s, socket %s: the sandbox did not stop them",
+			fd >= 0 ? "succeeded" : strerror(e1), sk >= 0 ? "succeeded" : strerror(e2));
+		if (fd >= 0)
+			close(fd);
+		if (sk >= 0)
+			close(sk);
+		break;
+	}
 	default:
 		bh_logf("fault %u: unknown; ignored", v & 0xfu);
 		break;

@@ -17,6 +17,8 @@
  *   bad-desc  out-of-range descriptors published on every link, forged
  *             buffers given back, and garbage written into the ring
  *             indices this domain owns; then it carries on
+ *   syscall   tries what the sandbox forbids (open a file, create a
+ *             socket): the seccomp filter kills it (SIGSYS)
  */
 #ifndef BH_DOMAINS_FAULT_H
 #define BH_DOMAINS_FAULT_H
@@ -33,6 +35,7 @@ enum bh_fault {
 	BH_FAULT_HANG = 3,
 	BH_FAULT_SCRIBBLE = 4,
 	BH_FAULT_BAD_DESC = 5,
+	BH_FAULT_SYSCALL = 6,
 };
 
 #define BH_FAULT_SIGNAL (SIGRTMIN + 1)

@@ -19,6 +19,7 @@
 
 #include "domains/fault.h"
 #include "domains/recover.h"
+#include "domains/sandbox.h"
 #include "ipc/clock.h"
 #include "ipc/log.h"
 #include "ipc/order.h"
@@ -140,6 +141,12 @@ bool bh_ctl_read(const struct bh_env *env, const struct bh_desc *d, struct bh_ct
 static void *poller_main(void *arg)
 {
 	struct bh_poller *p = arg;
+	if (bh_sandbox_drop_caps() != 0)
+		bh_logf("poller thread: cannot drop its capabilities");
+	/* Before the main thread loads the sandbox's filter (which forbids
+	 * what dropping capabilities takes). */
+	bh_store_release32(&p->started_up, 1);
+	futex_async((int32_t *)&p->started_up, FUTEX_WAKE, 1, NULL, NULL, 0);
 	while (!bh_load_acquire32(&p->stop)) {
 		if (!bh_load_acquire32(&p->armed)) {
 			struct timespec ts = {0, 100 * 1000 * 1000};
@@ -164,10 +171,13 @@ int bh_poller_start(struct bh_poller *p, int (*wait)(void *, int), void *arg,
 	p->bell = bell;
 	p->armed = 0;
 	p->stop = 0;
+	p->started_up = 0;
 	int err = pthread_create(&p->thread, NULL, poller_main, p);
 	if (err)
 		return -err;
 	p->started = true;
+	while (!bh_load_acquire32(&p->started_up))
+		futex_async((int32_t *)&p->started_up, FUTEX_WAIT, 0, NULL, NULL, 0);
 	return 0;
 }
 
@@ -226,6 +236,10 @@ static void setup_process(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	bh_sandbox_prepare();
+	/* The log's clock reads the time zone once, from a file: before
+	 * the sandbox forbids opening one. */
+	tzset();
 	bh_fault_install();
 	/* The supervisor gone, the domain goes too. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -510,13 +524,21 @@ int bh_rt_run_domain(int dom, bool restarted)
 		report_ready(msg);
 		return 1;
 	}
+	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
+		snprintf(msg, sizeof(msg), "error: %s: %s\n", vt->name, err);
+		bh_logf("start failed: %s", err);
+		report_ready(msg);
+		return 1;
+	}
 	lp.bell = env.bell;
 	lp.spin = spin_budget();
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
-	bh_logf("running (factored, pid %d%s)", (int)getpid(),
-		restarted ? ", replacing one that died" : "");
+	bh_logf("running (factored, pid %d%s; %s)", (int)getpid(),
+		restarted ? ", replacing one that died" : "",
+		bh_sandbox_filters() ? "capabilities dropped, seccomp filter on"
+				     : "capabilities dropped, no seccomp filter in this sanitizer build");
 	/* A replacement serves once its links are up (loop_sync reports). */
 	if (restarted)
 		lp.waiting_links = true;
@@ -560,6 +582,12 @@ int bh_rt_run_mono(void)
 			report_ready(msg);
 			return 1;
 		}
+	}
+	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
+		snprintf(msg, sizeof(msg), "error: %s\n", err);
+		bh_logf("start failed: %s", err);
+		report_ready(msg);
+		return 1;
 	}
 	lp.bell = env[BH_DOM_SOCK].bell;
 	lp.spin = spin_budget();

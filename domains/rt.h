@@ -85,6 +85,7 @@ struct bh_poller {
 	struct bh_ntfn *bell;
 	uint32_t armed; /* futex word: 1 while the main loop wants a signal */
 	uint32_t stop;
+	uint32_t started_up; /* futex word: the thread dropped its privileges */
 	struct bh_ntfn_stats nstats;
 	uint64_t wakes; /* badges posted */
 };

@@ -86,5 +86,8 @@ int bh_wire_open(struct bh_backend **out, const char *dir, const char *link, int
 
 /* Wire files: the path of LINK's file under dir. */
 int bh_wire_path(char *out, size_t n, const char *dir, const char *link);
+/* Removes LINK's file if neither end is in use (the supervisor, after
+ * its driver stopped: a sandboxed driver cannot remove files). */
+void bh_wire_forget(const char *dir, const char *link);
 
 #endif /* BH_DRIVERS_BACKEND_H */

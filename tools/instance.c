@@ -648,7 +648,7 @@ static void answer_inject(struct sup *s, struct text *t, const char *args)
 	enum bh_fault f = bh_fault_parse(fname);
 	if (dom < 0 || f == BH_FAULT_NONE) {
 		tprintf(t, "error: %s %s: DOMAIN is driver, ip, tcp or sock; FAULT is kill, crash, "
-			   "hang, scribble or bad-desc\n",
+			   "hang, scribble, bad-desc or syscall\n",
 			dname, fname);
 		return;
 	}
@@ -871,6 +871,11 @@ static void check_heartbeats(struct sup *s)
 static void sup_cleanup(struct sup *s)
 {
 	char path[256];
+	struct bh_driver_spec spec;
+	if (bh_driver_spec_parse(s->plan.driver, &spec) == NULL && spec.kind == BH_BK_WIRE) {
+		snprintf(path, sizeof(path), "%s/..", s->plan.dir);
+		bh_wire_forget(path, spec.arg);
+	}
 	bh_inst_path(path, sizeof(path), s->plan.name, "ctl.sock");
 	unlink(path);
 	bh_inst_path(path, sizeof(path), s->plan.name, "app.sock");
@@ -1369,7 +1374,7 @@ int bh_cmd_inject(int argc, char **argv)
 	if (argc == 0 || !bh_name_ok(argv[1]) || bh_fault_parse(argv[3]) == BH_FAULT_NONE) {
 		fputs("usage: bulkhead inject NAME DOMAIN FAULT [--seed N]\n"
 		      "  DOMAIN: driver, ip, tcp, sock\n"
-		      "  FAULT:  kill, crash, hang, scribble, bad-desc\n",
+		      "  FAULT:  kill, crash, hang, scribble, bad-desc, syscall\n",
 		      stderr);
 		return 2;
 	}
