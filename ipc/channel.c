@@ -171,6 +171,13 @@ int bh_link_format(struct bh_region *r, uint32_t cap)
 	m->magic = BH_LINK_MAGIC;
 	m->cap = cap;
 	m->epoch = 1;
+	/* Epoch 1 is acknowledged for both sides at once: at first start
+	 * every index is zero already, and a side may fill its rings before
+	 * the peer's process exists. */
+	for (int ring = BH_LINK_ACTIVE_01; ring <= BH_LINK_ACTIVE_10; ring += BH_LINK_ACTIVE_10) {
+		struct bh_ring_prod_page *pp = bh_region_at(r, ring_off(cap, ring), sizeof(*pp));
+		pp->user = 1;
+	}
 	return 0;
 }
 

@@ -41,6 +41,10 @@
  * flight at the reset are dropped; buffer recovery (domains/recover.h)
  * makes up for them.
  *
+ * Epoch 1, at format, counts as acknowledged by both sides: at first
+ * start the rings are empty, and a side may fill them before the peer's
+ * process exists.
+ *
  *   supervisor             survivor                new incarnation
  *   epoch = e+1  ──────▶   sees e+1: zero, ack    attaches: zero, ack e+1
  *   signal survivor        waits for peer ack     waits for peer ack
