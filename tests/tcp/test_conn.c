@@ -544,6 +544,28 @@ Test(reset, closed_port_is_answered_with_a_reset)
 	cr_expect_eq(H.nout, 2, "a reset is never answered");
 }
 
+/* A connection a replaced tcp carried: the probe is a bare ACK far from
+ * anything the peer expects; the peer's answering ACK finds no connection
+ * and is reset with SEG.ACK as its sequence number, the one value the
+ * peer accepts (RFC 5961 3.2). */
+Test(reset, a_lost_connection_is_probed_and_its_peer_reset)
+{
+	H.our_port = 4000;
+	cr_assert_eq(bh_tcp_probe_lost(H.tcp, H.now, H_PEER, 4000, H.peer_port), 0);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_ACK, "a bare ACK");
+	cr_expect_eq(last()->dst, H_PEER);
+	cr_expect_eq(last()->t.sport, 4000);
+	cr_expect_eq(last()->t.dport, H.peer_port);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->lost_probes, 1);
+	/* the peer answers <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
+	h_send_abs(&H, BH_TCP_ACK, 777, 424242, 65535, NULL, 0, NULL, false);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(last()->t.flags, BH_TCP_RST);
+	cr_expect_eq(last()->t.seq, 424242, "<SEQ=SEG.ACK>: the peer's RCV.NXT");
+	cr_expect_eq(bh_tcp_probe_lost(H.tcp, H.now, H_PEER, 0, H.peer_port), -EINVAL);
+}
+
 Test(reset, exact_reset_ends_the_connection)
 {
 	bh_tcp_conn c = h_connect(&H, NULL);
