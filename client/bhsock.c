@@ -44,7 +44,8 @@ static struct {
 	uint32_t *dirty;
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
-	bool server_gone; /* the socket server closed our control socket */
+	bool server_gone; /* the socket server closed our control socket (atomic:
+			   * any thread may find it out, every thread reads it) */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* Whether the socket server went away (it died, and a replacement knows
@@ -52,12 +53,14 @@ static struct {
  * wake-up, so it costs nothing while traffic flows. */
 static bool server_gone(void)
 {
-	if (g.server_gone || g.fd < 0)
+	if (__atomic_load_n(&g.server_gone, __ATOMIC_RELAXED) || g.fd < 0)
 		return true;
 	struct pollfd p = {.fd = g.fd, .events = POLLRDHUP};
-	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
-		g.server_gone = true;
-	return g.server_gone;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))) {
+		__atomic_store_n(&g.server_gone, true, __ATOMIC_RELAXED);
+		return true;
+	}
+	return false;
 }
 
 /* This thread's waiter word (see app_abi.h): a free one is claimed on
@@ -301,7 +304,7 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 
 static int sock_error(int s)
 {
-	if (g.server_gone)
+	if (__atomic_load_n(&g.server_gone, __ATOMIC_RELAXED))
 		return ECONNRESET;
 	uint32_t st = state(s);
 	if (st & BH_SS_ERROR) {

@@ -141,8 +141,8 @@ bool bh_ctl_read(const struct bh_env *env, const struct bh_desc *d, struct bh_ct
 static void *poller_main(void *arg)
 {
 	struct bh_poller *p = arg;
-	if (bh_sandbox_drop_caps() != 0)
-		bh_logf("poller thread: cannot drop its capabilities");
+	if (bh_sandbox_thread() != 0)
+		bh_logf("poller thread: cannot drop its capabilities or set no_new_privs");
 	/* Before the main thread loads the sandbox's filter (which forbids
 	 * what dropping capabilities takes). */
 	bh_store_release32(&p->started_up, 1);

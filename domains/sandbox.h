@@ -35,9 +35,10 @@
  * a writable mprotect to grow its own. */
 void bh_sandbox_prepare(void);
 int bh_sandbox_enter(char *err, size_t errlen);
-/* Capabilities are per thread: each thread the domain starts drops its
- * own first (the seccomp filter and no_new_privs reach every thread). */
-int bh_sandbox_drop_caps(void);
+/* Capabilities and no_new_privs are per thread: each thread the domain
+ * starts drops its capabilities and sets no_new_privs first (the seccomp
+ * filter then reaches every thread). */
+int bh_sandbox_thread(void);
 /* Whether this build loads the seccomp filter. */
 bool bh_sandbox_filters(void);
 

@@ -138,5 +138,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(c[k]->head_seen - c[k]->tail <= CAP, "consumer accepted too much");
 		}
 	}
+	bh_chan_fini(&ch);
 	return 0;
 }

@@ -297,7 +297,11 @@ static void shm_reset(struct bh_chan *ch, uint32_t e)
 	/* RELEASE: the zeroes above are visible to a peer that acquires the
 	 * acknowledgement (shm_peer_acked). */
 	bh_store_release32(&ch->u.shm.tx_active.prod->user, e);
-	bh_ntfn_signal(ch->u.shm.peer_ntfn, ch->badge, &ch->u.shm.nstats);
+	/* A peer waiting for this acknowledgement may be asleep. Epoch 1 is
+	 * the first start: nobody waits, and a signal would only be a
+	 * spurious badge. */
+	if (e > 1)
+		bh_ntfn_signal(ch->u.shm.peer_ntfn, ch->badge, &ch->u.shm.nstats);
 }
 
 /* ACQUIRE: pairs with the peer's RELEASE of its acknowledgement; its

@@ -218,12 +218,16 @@ uint32_t bh_pool_suspect_peer(struct bh_pool *p, uint8_t peer)
 void bh_pool_suspect_all(struct bh_pool *p, uint8_t mask)
 {
 	mask &= (uint8_t)((1u << BH_HOLDER_SUSPECT_PEERS) - 1);
-	for (uint32_t i = 0; i < p->geom.nbufs; i++)
-		p->holder[i] = mask ? (uint8_t)(BH_HOLDER_SUSPECT | mask) : BH_HOLDER_FREE;
+	/* What the new owner allocated already (in its own start-up) is
+	 * its own; everything else may be anyone's. */
 	p->nfree = 0;
-	if (mask == 0)
-		for (uint32_t i = p->geom.nbufs; i-- > 0;)
+	for (uint32_t i = p->geom.nbufs; i-- > 0;) {
+		if (p->holder[i] == BH_HOLDER_OWNER)
+			continue;
+		p->holder[i] = mask ? (uint8_t)(BH_HOLDER_SUSPECT | mask) : BH_HOLDER_FREE;
+		if (mask == 0)
 			p->free_list[p->nfree++] = i;
+	}
 }
 
 uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer)

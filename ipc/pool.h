@@ -127,7 +127,8 @@ int bh_pool_disclaim(struct bh_pool *p, uint32_t buf, uint8_t peer);
 /* Every buffer `peer` holds becomes suspected by it; returns how many. */
 uint32_t bh_pool_suspect_peer(struct bh_pool *p, uint8_t peer);
 /* A new owner of a pool in use: every buffer suspected by the peers in
- * `mask` (bh_holder_bit values ORed), none free. */
+ * `mask` (bh_holder_bit values ORed), none free; what it has allocated
+ * itself stays its own. */
 void bh_pool_suspect_all(struct bh_pool *p, uint8_t mask);
 static inline bool bh_pool_suspected_by(const struct bh_pool *p, uint32_t buf, uint8_t peer)
 {

@@ -164,6 +164,8 @@ static void stress_channel(void)
 	       (unsigned long long)total, (unsigned long long)sa.signals,
 	       (unsigned long long)sb.signals, (unsigned long long)sa.wakes,
 	       (unsigned long long)sb.wakes);
+	bh_chan_fini(&a.ch);
+	bh_chan_fini(&b.ch);
 	bh_region_close(&link);
 	free(ntfn);
 }

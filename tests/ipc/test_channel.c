@@ -67,6 +67,8 @@ static struct pair *make_pair(enum transport t, uint32_t cap)
 
 static void free_pair(struct pair *p)
 {
+	bh_chan_fini(&p->a);
+	bh_chan_fini(&p->b);
 	if (p->t == SHM) {
 		bh_region_close(&p->map0);
 		bh_region_close(&p->map1);

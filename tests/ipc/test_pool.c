@@ -122,17 +122,26 @@ Test(pool, suspect_buffers_wait_for_every_suspect_and_disclaims_touch_only_them)
 	cr_assert_eq(bh_pool_take_back(&p, b[2], 3), -EINVAL);
 	cr_assert_eq(p.stats.disclaim_noop, 2);
 
-	/* a new owner: every buffer suspected by peers 2 and 4, none free */
+	/* a new owner: every buffer suspected by peers 2 and 4, none free,
+	 * but for what it allocated itself already */
+	uint32_t mine;
+	cr_assert_eq(bh_pool_alloc(&p, &mine), 0);
 	bh_pool_suspect_all(&p, bh_holder_bit(2) | bh_holder_bit(4));
 	uint32_t x;
 	cr_assert_eq(bh_pool_alloc(&p, &x), -ENOBUFS);
+	cr_assert_eq(bh_pool_free(&p, mine), 0, "its own allocation stayed its own");
+	cr_assert_eq(bh_pool_alloc(&p, &x), 0);
+	cr_assert_eq(x, mine);
+	cr_assert_eq(bh_pool_free(&p, x), 0);
+	cr_assert_eq(bh_pool_alloc(&p, &x), 0);
 	cr_assert_eq(bh_pool_disclaim(&p, 7, 2), 1, "peer 4 may still hold it");
 	cr_assert_eq(bh_pool_alloc(&p, &x), -ENOBUFS);
 	cr_assert_eq(bh_pool_disclaim(&p, 7, 2), -ENOENT, "a second disclaim is nothing");
 	cr_assert_eq(bh_pool_take_back(&p, 7, 4), 0, "peer 4 returns it: settled");
 	cr_assert_eq(bh_pool_free(&p, 7), 0);
-	cr_assert_eq(bh_pool_alloc(&p, &x), 0);
-	cr_assert_eq(x, 7, "only the settled buffer is free");
+	uint32_t y;
+	cr_assert_eq(bh_pool_alloc(&p, &y), 0);
+	cr_assert_eq(y, 7, "only the settled buffer is free");
 	cr_assert_eq(bh_pool_lend(&p, 8, 2), -EINVAL, "a suspect buffer is never lent");
 	bh_pool_destroy(&p);
 }

@@ -75,6 +75,7 @@ static int xp_finish(struct xp *x)
 		usleep(1000);
 	}
 	bh_peer_close(&x->peer);
+	bh_chan_fini(&x->ch);
 	bh_region_close(&x->link);
 	bh_region_close(&x->bellr);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
