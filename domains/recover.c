@@ -33,8 +33,7 @@ int bh_recover_init(struct bh_env *env)
 				continue;
 			size_t words = (pool_nbufs(env, p) + 63) / 64;
 			r->dis[l][p] = calloc(words, sizeof(uint64_t));
-			r->ret[l][p] = calloc(words, sizeof(uint64_t));
-			if (r->dis[l][p] == NULL || r->ret[l][p] == NULL)
+			if (r->dis[l][p] == NULL)
 				return -ENOMEM;
 		}
 	}
@@ -47,10 +46,8 @@ void bh_recover_fini(struct bh_env *env)
 	if (r == NULL)
 		return;
 	for (int l = 0; l < BH_NLINKS; l++)
-		for (int p = 0; p < BH_NPOOLS; p++) {
+		for (int p = 0; p < BH_NPOOLS; p++)
 			free(r->dis[l][p]);
-			free(r->ret[l][p]);
-		}
 	free(r);
 	env->rec = NULL;
 }
@@ -120,7 +117,6 @@ void bh_recover_restarted(struct bh_env *env)
 		if (p == env->dom || !tracked(env, p))
 			continue;
 		uint8_t down = downstream(env, p);
-		memset(env->track->holder[p], 0, env->track->n[p]);
 		memset(env->track->suspect[p], down | BH_TRACK_UP_DISCLAIM, env->track->n[p]);
 		r->st.suspected += env->track->n[p];
 	}
@@ -170,10 +166,15 @@ static void settle_forwarded(struct bh_env *env, int p, uint32_t b)
 	int up = upstream_link(env, p);
 	if (up < 0)
 		return;
-	if (s & BH_TRACK_UP_DISCLAIM)
+	if (s & BH_TRACK_UP_DISCLAIM) {
 		owe(r, r->dis[up][p], b);
-	else if (s & BH_TRACK_UP_RETURN)
-		owe(r, r->ret[up][p], b);
+	} else if (s & BH_TRACK_UP_RETURN) {
+		/* An ordinary return (the ledger holds it): if it does not fit,
+		 * the channel owes it. */
+		struct bh_desc x = {.buf = b, .pool = (uint8_t)p};
+		bh_chan_give_back(env->chan[up], &x, 1);
+		r->st.returned_up++;
+	}
 }
 
 /* An answer from `peer` about (p, b): true if it was one (consumed). */
@@ -230,8 +231,8 @@ unsigned bh_env_reclaim(struct bh_env *env, int link, struct bh_desc *x, unsigne
 	return kept;
 }
 
-/* Sends owed give-backs of one kind on one link; false once it is full. */
-static bool flush_map(struct bh_env *env, int link, int p, uint64_t *m, uint8_t flags)
+/* Sends owed disclaims on one link; false once it is full. */
+static bool flush_map(struct bh_env *env, int link, int p, uint64_t *m)
 {
 	struct bh_recover *r = env->rec;
 	struct bh_desc batch[64];
@@ -242,16 +243,14 @@ static bool flush_map(struct bh_env *env, int link, int p, uint64_t *m, uint8_t 
 		unsigned k = 0;
 		for (uint64_t bits = m[w]; bits; bits &= bits - 1) {
 			uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(bits);
-			batch[k++] = (struct bh_desc){.buf = b, .pool = (uint8_t)p, .flags = flags};
+			batch[k++] = (struct bh_desc){.buf = b, .pool = (uint8_t)p,
+						      .flags = BH_DESC_DISCLAIM};
 		}
 		unsigned sent = bh_chan_give_back(env->chan[link], batch, k);
 		for (unsigned i = 0; i < sent; i++)
 			m[w] &= ~(1ull << (batch[i].buf & 63));
 		r->owed -= sent;
-		if (flags == BH_DESC_DISCLAIM)
-			r->st.disclaims_sent += sent;
-		else
-			r->st.returned_up += sent;
+		r->st.disclaims_sent += sent;
 		if (sent < k)
 			return false;
 	}
@@ -271,8 +270,7 @@ bool bh_recover_flush(struct bh_env *env)
 		for (int p = 0; p < BH_NPOOLS; p++) {
 			if (r->dis[l][p] == NULL)
 				continue;
-			if (!flush_map(env, l, p, r->dis[l][p], BH_DESC_DISCLAIM) ||
-			    !flush_map(env, l, p, r->ret[l][p], 0))
+			if (!flush_map(env, l, p, r->dis[l][p]))
 				break;
 		}
 	}

@@ -63,15 +63,14 @@ struct bh_recover_stats {
 };
 
 struct bh_recover {
-	/* Give-backs owed on each link, one bit per buffer of each pool:
-	 * disclaims, and returns of settled forwarded buffers. */
+	/* Disclaims owed on each link, one bit per buffer of each pool
+	 * (returns that do not fit are the channel's to owe). */
 	uint64_t *dis[BH_NLINKS][BH_NPOOLS];
-	uint64_t *ret[BH_NLINKS][BH_NPOOLS];
-	uint32_t owed; /* bits set in all of the above */
+	uint32_t owed; /* bits set in dis */
 	struct bh_recover_stats st;
 };
 
-/* Allocates the owed-bitmaps for env's links; -ENOMEM on failure. */
+/* Allocates the disclaim bitmaps for env's links; -ENOMEM on failure. */
 int bh_recover_init(struct bh_env *env);
 void bh_recover_fini(struct bh_env *env);
 
@@ -80,7 +79,7 @@ void bh_recover_restarted(struct bh_env *env);
 /* A survivor whose link `link` was just reset (bh_chan_sync said so). */
 void bh_recover_peer_reset(struct bh_env *env, int link);
 
-/* Sends what is owed while the rings have room; true if it sent any. */
+/* Sends owed disclaims while the rings have room; true if it sent any. */
 bool bh_recover_flush(struct bh_env *env);
 
 /* What domains call instead of bh_chan_reclaim(): takes the answers to

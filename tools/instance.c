@@ -44,6 +44,7 @@
 #include "domains/fault.h"
 #include "domains/paths.h"
 #include "domains/plan.h"
+#include "domains/rt.h"
 #include "domains/stats.h"
 #include "drivers/backend.h"
 #include "drivers/impair.h"
@@ -260,28 +261,6 @@ struct sup {
 	const char *exe;
 };
 
-static void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sup_log(const char *fmt, ...)
-{
-	char text[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char line[512];
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ supervisor[%d]: %s\n",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), text);
-	if (n > 0) {
-		ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-		(void)w;
-	}
-}
-
 static int tap_create(const char *ifname, uint16_t mtu, const char *host_cidr, char *err,
 		      size_t errlen)
 {
@@ -476,7 +455,7 @@ static void stop_all(struct sup *s)
 		if (bh_now_ns() > deadline) {
 			for (int d = 0; d < BH_NDOMS; d++)
 				if (s->dom[d].alive) {
-					sup_log("%s (pid %d) did not stop in 3 s: killing it",
+					bh_logf("%s (pid %d) did not stop in 3 s: killing it",
 						bh_dom_name(d), (int)s->dom[d].pid);
 					kill(s->dom[d].pid, SIGKILL);
 				}
@@ -666,7 +645,7 @@ static void answer_inject(struct sup *s, struct text *t, const char *args)
 	for (int d = 0; d < BH_NDOMS; d++)
 		if (s->dom[d].pid == r->pid)
 			s->dom[d].faulted = true;
-	sup_log("fault %s injected into %s (pid %d, seed %u)", fname, dname, (int)r->pid, seed);
+	bh_logf("fault %s injected into %s (pid %d, seed %u)", fname, dname, (int)r->pid, seed);
 	tprintf(t, "ok: %s into %s (pid %d, seed %u)%s\n", fname, dname, (int)r->pid, seed,
 		s->plan.mode == BH_MODE_MONO ? "; mono: one process holds all four domains" : "");
 }
@@ -728,7 +707,7 @@ static void schedule_restart(struct sup *s, int d)
 	bool quick = !r->serving || (now - r->serving_ns < BH_STABLE_NS && !r->faulted);
 	r->quick_fails = quick ? r->quick_fails + 1 : 0;
 	if (r->quick_fails > BH_MAX_QUICK_FAILS) {
-		sup_log("domain %s failed %u times in a row right after starting: the instance "
+		bh_logf("domain %s failed %u times in a row right after starting: the instance "
 			"cannot recover; stopping it",
 			bh_dom_name(d), r->quick_fails);
 		s->stopping = true;
@@ -739,7 +718,7 @@ static void schedule_restart(struct sup *s, int d)
 	r->restart_due = true;
 	r->restart_at = now + wait;
 	if (wait)
-		sup_log("domain %s: quick failure %u in a row; restarting it in %llu ms",
+		bh_logf("domain %s: quick failure %u in a row; restarting it in %llu ms",
 			bh_dom_name(d), r->quick_fails, (unsigned long long)(wait / 1000000u));
 }
 
@@ -754,7 +733,7 @@ static void start_replacements(struct sup *s)
 		pid_t pid = 0;
 		int rfd = spawn(s, d, s->exe, true, &pid);
 		if (rfd < 0) {
-			sup_log("cannot start a replacement for %s: %s", bh_dom_name(d), strerror(-rfd));
+			bh_logf("cannot start a replacement for %s: %s", bh_dom_name(d), strerror(-rfd));
 			r->serving = false;
 			schedule_restart(s, d);
 			continue;
@@ -769,7 +748,7 @@ static void start_replacements(struct sup *s)
 		r->started_ns = r->last_beat_ns = bh_now_ns();
 		r->ready_fd = rfd;
 		r->restarts++;
-		sup_log("domain %s: replacement %u started (pid %d)", bh_dom_name(d), r->restarts,
+		bh_logf("domain %s: replacement %u started (pid %d)", bh_dom_name(d), r->restarts,
 			(int)pid);
 	}
 }
@@ -786,7 +765,7 @@ static void check_replacements(struct sup *s)
 		ssize_t n = read(r->ready_fd, buf, sizeof(buf) - 1);
 		if (n < 0 && errno == EAGAIN) {
 			if (r->alive && now - r->started_ns > BH_SERVE_TIMEOUT_NS) {
-				sup_log("domain %s (pid %d) is not serving %llu s after it started: "
+				bh_logf("domain %s (pid %d) is not serving %llu s after it started: "
 					"killing it",
 					bh_dom_name(d), (int)r->pid,
 					(unsigned long long)(BH_SERVE_TIMEOUT_NS / 1000000000u));
@@ -801,7 +780,7 @@ static void check_replacements(struct sup *s)
 			r->serving = true;
 			r->serving_ns = now;
 			r->last_restart_ms = (now - r->detected_ns) / 1000000u;
-			sup_log("domain %s serving again (pid %d, restart %u): %.1f ms from detection "
+			bh_logf("domain %s serving again (pid %d, restart %u): %.1f ms from detection "
 				"to serving",
 				bh_dom_name(d), (int)r->pid, r->restarts,
 				(double)(now - r->detected_ns) / 1e6);
@@ -810,7 +789,7 @@ static void check_replacements(struct sup *s)
 			char *nl = strchr(buf, '\n');
 			if (nl)
 				*nl = '\0';
-			sup_log("domain %s replacement (pid %d) failed to start: %s", bh_dom_name(d),
+			bh_logf("domain %s replacement (pid %d) failed to start: %s", bh_dom_name(d),
 				(int)r->pid, n > 0 ? buf : "it exited first");
 		}
 	}
@@ -832,7 +811,7 @@ static void check_children(struct sup *s)
 			r->ended_ns = bh_now_ns();
 			char ex[64];
 			exit_text(ex, sizeof(ex), r);
-			sup_log("domain %s (pid %d) died: %s", bh_dom_name(d), (int)pid, ex);
+			bh_logf("domain %s (pid %d) died: %s", bh_dom_name(d), (int)pid, ex);
 			if (s->plan.mode == BH_MODE_FACTORED && !s->stopping)
 				schedule_restart(s, d);
 		}
@@ -851,7 +830,7 @@ static void check_heartbeats(struct sup *s)
 		uint64_t beat = h ? __atomic_load_n(&h->heartbeat, __ATOMIC_RELAXED) : 0;
 		if (beat != r->last_beat) {
 			if (r->hung)
-				sup_log("domain %s (pid %d) is making progress again", bh_dom_name(d),
+				bh_logf("domain %s (pid %d) is making progress again", bh_dom_name(d),
 					(int)r->pid);
 			r->last_beat = beat;
 			r->last_beat_ns = now;
@@ -859,7 +838,7 @@ static void check_heartbeats(struct sup *s)
 		} else if (!r->hung && now - r->last_beat_ns > BH_HANG_NS) {
 			r->hung = true;
 			bool kill_it = s->plan.mode == BH_MODE_FACTORED;
-			sup_log("domain %s (pid %d): no heartbeat for %.1f s%s", bh_dom_name(d),
+			bh_logf("domain %s (pid %d): no heartbeat for %.1f s%s", bh_dom_name(d),
 				(int)r->pid, (double)(now - r->last_beat_ns) / 1e9,
 				kill_it ? ": killing it, to replace it" : "");
 			if (kill_it)
@@ -890,6 +869,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 {
 	char err[300] = "";
 	int e = 0;
+	bh_rt_log_init("supervisor");
 	s->started_ns = bh_now_ns();
 	s->tap_fd = -1;
 	char path[256];
@@ -954,7 +934,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 			goto fail_stop;
 		}
 	}
-	sup_log("instance %s up (%s), driver %s", s->plan.name,
+	bh_logf("instance %s up (%s), driver %s", s->plan.name,
 		s->plan.mode == BH_MODE_MONO ? "mono" : "factored", s->plan.driver);
 	if (report >= 0) {
 		dprintf(report, "ok %d\n", (int)getpid());
@@ -984,7 +964,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 				struct signalfd_siginfo si;
 				while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo != SIGCHLD) {
-						sup_log("signal %u: stopping", si.ssi_signo);
+						bh_logf("signal %u: stopping", si.ssi_signo);
 						s->stopping = true;
 					}
 				}
@@ -995,16 +975,16 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 		start_replacements(s);
 		check_replacements(s);
 	}
-	sup_log("stopping instance %s", s->plan.name);
+	bh_logf("stopping instance %s", s->plan.name);
 	stop_all(s);
 	check_children(s);
 	sup_cleanup(s);
-	sup_log("instance %s down", s->plan.name);
+	bh_logf("instance %s down", s->plan.name);
 	return 0;
 fail_stop:
 	stop_all(s);
 fail:
-	sup_log("start failed: %s", err);
+	bh_logf("start failed: %s", err);
 	if (report >= 0)
 		dprintf(report, "error: %s\n", err);
 	sup_cleanup(s);

@@ -18,13 +18,7 @@
 # that nothing corrupt is delivered.
 # Then the contrast: in mono one fault takes the whole instance down.
 . "$(dirname "$0")/lib.sh"
-# Faults on purpose: a crash must stay a SIGSEGV under the sanitizers
-# (they would catch it and exit), and their reports about the faulty
-# domain are expected, so the instance logs are not scanned.
-FAULTS_INJECTED=1
-export ASAN_OPTIONS="handle_segv=0:${ASAN_OPTIONS:-}"
-export TSAN_OPTIONS="handle_segv=0:${TSAN_OPTIONS:-}"
-export UBSAN_OPTIONS="handle_segv=0:${UBSAN_OPTIONS:-}"
+faults_on_purpose
 
 mkdir -p "$WORK/www"
 head -c 67108864 /dev/urandom >"$WORK/www/64m"
@@ -59,25 +53,19 @@ snapshot() {
 			awk -v i="$i" '$1 ~ /^(driver|ip|tcp|sock)$/ {print i "." $1, $2, $4, $3}'
 	done
 }
-stat_of() { # stat_of INSTANCE NAME
-	timeout 10 "$B" stats "$1" | awk -v n="$2" '$1 == n {print $2}'
-}
 stat_sum() { # stat_sum INSTANCE REGEX: the sum of the counters matching
 	timeout 10 "$B" stats "$1" | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
 }
 # Every pool of both instances full, nothing owed (waits up to 5 s for
 # buffers in flight to come home).
 no_leaks() {
-	local i n want
+	local i n
 	for _ in $(seq 50); do
 		n=0
 		for i in a b; do
-			for want in driver:4096 ip:1024 tcp:4096 sock:4096; do
-				[ "$(stat_of "$i" "${want%%:*}.pool.free")" = "${want#*:}" ] && n=$((n + 1))
-			done
-			[ "$(stat_sum "$i" '(owed)$')" = 0 ] && n=$((n + 1))
+			pools_home "$i" && n=$((n + 1))
 		done
-		[ "$n" -eq 10 ] && return 0
+		[ "$n" -eq 2 ] && return 0
 		sleep 0.1
 	done
 	for i in a b; do

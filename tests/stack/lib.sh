@@ -61,4 +61,25 @@ check() { # check DESCRIPTION COMMAND...
 	if "$@"; then pass "$what"; else fail "$what"; fi
 }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+# For tests that inject faults into domains on purpose: a crash must stay
+# a SIGSEGV under the sanitizers (they would catch it and exit), and
+# their reports about the faulty domain are expected, so the instance
+# logs are not scanned (cleanup).
+# Every pool of INSTANCE full (the default sizes) and nothing owed, from
+# one reading of its counters.
+pools_home() { # pools_home INSTANCE
+	timeout 10 "$B" stats "$1" | awk '
+		$1 == "driver.pool.free" && $2 == 4096 {ok++}
+		$1 == "ip.pool.free" && $2 == 1024 {ok++}
+		$1 == "tcp.pool.free" && $2 == 4096 {ok++}
+		$1 == "sock.pool.free" && $2 == 4096 {ok++}
+		$1 ~ /owed$/ {owed += $2}
+		END {exit !(ok == 4 && owed == 0)}'
+}
+faults_on_purpose() {
+	FAULTS_INJECTED=1
+	export ASAN_OPTIONS="handle_segv=0:${ASAN_OPTIONS:-}"
+	export TSAN_OPTIONS="handle_segv=0:${TSAN_OPTIONS:-}"
+	export UBSAN_OPTIONS="handle_segv=0:${UBSAN_OPTIONS:-}"
+}
 finish() { [ "$FAILS" -eq 0 ] && echo "all passed" && exit 0; echo "$FAILS failed"; exit 1; }

@@ -11,10 +11,7 @@
 #     program is gone), the supervisor backs off, says the instance
 #     cannot recover, and stops it cleanly.
 . "$(dirname "$0")/lib.sh"
-FAULTS_INJECTED=1
-export ASAN_OPTIONS="handle_segv=0:${ASAN_OPTIONS:-}"
-export TSAN_OPTIONS="handle_segv=0:${TSAN_OPTIONS:-}"
-export UBSAN_OPTIONS="handle_segv=0:${UBSAN_OPTIONS:-}"
+faults_on_purpose
 
 mkdir -p "$WORK/www"
 head -c 67108864 /dev/urandom >"$WORK/www/64m"
@@ -24,12 +21,9 @@ SUM64="$(sha "$WORK/www/64m")"
 col() { # col INSTANCE DOMAIN COLUMN (status table)
 	timeout 10 "$B" status "$1" | awk -v d="$2" -v c="$3" '$1 == d {print $c}'
 }
-stat_of() { timeout 10 "$B" stats "$1" | awk -v n="$2" '$1 == n {print $2}'; }
 pools_full() { # pools_full INSTANCE (waits up to 5 s)
 	for _ in $(seq 50); do
-		[ "$(stat_of "$1" driver.pool.free)" = 4096 ] && [ "$(stat_of "$1" ip.pool.free)" = 1024 ] &&
-			[ "$(stat_of "$1" tcp.pool.free)" = 4096 ] &&
-			[ "$(stat_of "$1" sock.pool.free)" = 4096 ] && return 0
+		pools_home "$1" && return 0
 		sleep 0.1
 	done
 	timeout 10 "$B" stats "$1" | grep -E 'pool.free|owed|held' | grep -vE ' 0$'
