@@ -28,6 +28,7 @@
 
 #define BH_BADGE_APP_BIT (1u << 9) /* domains/proto.h BH_BADGE_APP */
 #define WAIT_SLICE_NS (20ll * 1000 * 1000)
+#define WAIT_SPIN 200u /* polls of a thread's word before it sleeps */
 
 struct lsock {
 	bool open, nonblock, udp, err_taken;
@@ -44,6 +45,7 @@ static struct {
 	uint32_t *dirty;
 	struct bh_ntfn *ntfn, *bell;
 	struct lsock *ls;
+	uint32_t spin; /* bh_ntfn_spin_budget(WAIT_SPIN), at attach */
 	bool server_gone; /* the socket server closed our control socket (atomic:
 			   * any thread may find it out, every thread reads it) */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
@@ -232,6 +234,7 @@ int bh_attach(const char *name)
 	g.bell = bh_region_at(&g.bell_region, 64, sizeof(struct bh_ntfn));
 	g.ls = calloc(m->nslots, sizeof(*g.ls));
 	g.fd = fd;
+	g.spin = bh_ntfn_spin_budget(WAIT_SPIN);
 	return 0;
 }
 
@@ -295,7 +298,7 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
-		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL);
+		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL);
 		__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
 		if (g.fd < 0 || (!woke && server_gone()))
 			return -ECONNRESET;
@@ -789,7 +792,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 				else if ((int64_t)(deadline - now) < slice)
 					slice = (int64_t)(deadline - now);
 			}
-			if (slice > 0 && !bh_ntfn_wait(&g.ntfn[waiter()], 200, slice, NULL) &&
+			if (slice > 0 && !bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL) &&
 			    server_gone())
 				slice = -1;
 		}

@@ -20,7 +20,7 @@
 #include "drivers/backend.h"
 #include "drivers/impair.h"
 
-#define BATCH 64u
+#define BATCH BH_RT_BATCH
 
 struct drv_stats {
 	uint64_t rx_no_buffer;  /* frames not read: rx pool empty */
@@ -156,7 +156,7 @@ static int drv_rx(struct drv *d, uint64_t now)
 	uint32_t bufs[BATCH], lens[BATCH];
 	uint8_t *ptr[BATCH];
 	unsigned nb = 0;
-	while (nb < BATCH && bh_pool_alloc(pool, &bufs[nb]) == 0) {
+	while (nb < bh_rt_batch && bh_pool_alloc(pool, &bufs[nb]) == 0) {
 		ptr[nb] = bh_pool_buf(pool, bufs[nb]) + pool->geom.headroom;
 		nb++;
 	}
@@ -203,7 +203,7 @@ static int drv_tx(struct drv *d, uint64_t now)
 {
 	int progress = 0;
 	if (d->npend == 0) {
-		d->npend = bh_chan_recv(d->ch, d->pend, BATCH);
+		d->npend = bh_chan_recv(d->ch, d->pend, bh_rt_batch);
 		d->pend_at = 0;
 		/* Anything that is not a whole frame goes straight back. */
 		unsigned keep = 0;

@@ -24,7 +24,7 @@
 #include "domains/track.h"
 #include "ip/ip.h"
 
-#define BATCH 64u
+#define BATCH BH_RT_BATCH
 
 struct ipd_stats {
 	uint64_t bad_desc;      /* descriptors of a type or shape not expected */
@@ -387,13 +387,13 @@ static int ipd_poll(void *self, uint64_t now, uint32_t badges)
 	progress |= reclaim(d, BH_LINK_IT, BH_DOM_TCP);
 	progress |= reclaim(d, BH_LINK_IS, BH_DOM_SOCK);
 	struct bh_desc x[BATCH];
-	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_DI], x, BATCH);
+	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_DI], x, bh_rt_batch);
 	from_driver(d, ms, x, n);
 	progress |= n != 0;
-	n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, BATCH);
+	n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, bh_rt_batch);
 	from_tcp(d, ms, x, n);
 	progress |= n != 0;
-	n = bh_chan_recv(d->env->chan[BH_LINK_IS], x, BATCH);
+	n = bh_chan_recv(d->env->chan[BH_LINK_IS], x, bh_rt_batch);
 	from_sock(d, ms, x, n);
 	progress |= n != 0;
 	if (d->cq_sock.head != d->cq_sock.tail)

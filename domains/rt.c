@@ -277,11 +277,17 @@ struct loop {
 	bool hook_due[BH_NDOMS][BH_NLINKS];
 };
 
-/* Polls before sleeping: $BULKHEAD_SPIN, else BH_RT_SPIN. */
-static uint32_t spin_budget(void)
+uint32_t bh_rt_batch = BH_RT_BATCH;
+
+/* The knobs the evaluation turns ($BULKHEAD_SPIN, $BULKHEAD_BATCH). */
+static uint32_t read_knobs(void)
 {
-	const char *e = getenv("BULKHEAD_SPIN");
-	return e && *e ? (uint32_t)strtoul(e, NULL, 10) : BH_RT_SPIN;
+	const char *e = getenv("BULKHEAD_BATCH");
+	if (e && *e) {
+		unsigned long b = strtoul(e, NULL, 10);
+		bh_rt_batch = b < 1 ? 1 : b > BH_RT_BATCH ? BH_RT_BATCH : (uint32_t)b;
+	}
+	return bh_ntfn_spin_budget(BH_RT_SPIN);
 }
 
 static bool loop_arm(struct loop *lp)
@@ -320,12 +326,14 @@ static void loop_publish(struct loop *lp, uint64_t now)
 			snprintf(pfx, sizeof(pfx), "chan.%s.", ch->name);
 			bh_stats_add(w, pfx, "sent", cs.sent);
 			bh_stats_add(w, pfx, "received", cs.received);
+			bh_stats_add(w, pfx, "rx_batches", cs.rx_batches);
 			bh_stats_add(w, pfx, "given_back", cs.given_back);
 			bh_stats_add(w, pfx, "reclaimed", cs.reclaimed);
 			bh_stats_add(w, pfx, "send_full", cs.send_full);
 			bh_stats_add(w, pfx, "give_back_full", cs.give_back_full);
 			bh_stats_add(w, pfx, "rejected_desc", cs.rejected_desc);
 			bh_stats_add(w, pfx, "rejected_index", cs.rejected_index);
+			bh_stats_add(w, pfx, "notifies", cs.notifies);
 			bh_stats_add(w, pfx, "signals", cs.signals);
 			bh_stats_add(w, pfx, "wakes", cs.wakes);
 			bh_stats_add(w, pfx, "resets", cs.resets);
@@ -524,6 +532,8 @@ int bh_rt_run_domain(int dom, bool restarted)
 		report_ready(msg);
 		return 1;
 	}
+	/* Before the sandbox: it reads the affinity mask. */
+	lp.spin = read_knobs();
 	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
 		snprintf(msg, sizeof(msg), "error: %s: %s\n", vt->name, err);
 		bh_logf("start failed: %s", err);
@@ -531,7 +541,6 @@ int bh_rt_run_domain(int dom, bool restarted)
 		return 1;
 	}
 	lp.bell = env.bell;
-	lp.spin = spin_budget();
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
@@ -583,6 +592,7 @@ int bh_rt_run_mono(void)
 			return 1;
 		}
 	}
+	lp.spin = read_knobs();
 	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
 		snprintf(msg, sizeof(msg), "error: %s\n", err);
 		bh_logf("start failed: %s", err);
@@ -590,7 +600,6 @@ int bh_rt_run_mono(void)
 		return 1;
 	}
 	lp.bell = env[BH_DOM_SOCK].bell;
-	lp.spin = spin_budget();
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());

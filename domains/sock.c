@@ -39,7 +39,7 @@
 #include "ipc/order.h"
 #include "tcp/tcp.h"
 
-#define BATCH 64u
+#define BATCH BH_RT_BATCH
 #define NO_APP UINT32_MAX
 
 struct app {
@@ -1362,10 +1362,10 @@ static int sockd_poll(void *self, uint64_t now, uint32_t badges)
 	progress |= reclaim(d, BH_LINK_TS, BH_DOM_TCP);
 	progress |= reclaim(d, BH_LINK_IS, BH_DOM_IP);
 	struct bh_desc x[BATCH];
-	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, BATCH);
+	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, bh_rt_batch);
 	from_tcp(d, x, n);
 	progress |= n != 0;
-	n = bh_chan_recv(d->env->chan[BH_LINK_IS], x, BATCH);
+	n = bh_chan_recv(d->env->chan[BH_LINK_IS], x, bh_rt_batch);
 	from_ip(d, x, n);
 	progress |= n != 0;
 	app_dirty(d);

@@ -28,7 +28,7 @@
 #include "domains/track.h"
 #include "tcp/tcp.h"
 
-#define BATCH 64u
+#define BATCH BH_RT_BATCH
 #define PUMP 32u
 #define SID_BITS 20
 #define GEN_MASK 0xfffu
@@ -605,10 +605,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	d->now_us = bh_ns_to_us(now);
 	int progress = reclaim(d);
 	struct bh_desc x[BATCH];
-	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, BATCH);
+	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, bh_rt_batch);
 	from_ip(d, x, n);
 	progress |= n != 0;
-	n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, BATCH);
+	n = bh_chan_recv(d->env->chan[BH_LINK_TS], x, bh_rt_batch);
 	from_sock(d, x, n);
 	progress |= n != 0;
 	while (d->nlost && bh_tcp_probe_lost(d->tcp, d->now_us, d->lost[d->nlost - 1].raddr,

@@ -235,6 +235,7 @@ static unsigned shm_recv(struct bh_chan *ch, struct bh_desc *d, unsigned max)
 {
 	unsigned k = consume_valid(ch, &ch->u.shm.rx_active, d, max, ch->rx_pools, "rx-active");
 	ch->stats.received += k;
+	ch->stats.rx_batches += k != 0;
 	return k;
 }
 
@@ -477,6 +478,7 @@ static unsigned local_recv(struct bh_chan *ch, struct bh_desc *d, unsigned max)
 {
 	unsigned k = local_take(ch, lq(ch, ring_rx_active), d, max, ch->rx_pools, "rx-active");
 	ch->stats.received += k;
+	ch->stats.rx_batches += k != 0;
 	return k;
 }
 

@@ -96,6 +96,9 @@ struct bh_link_meta {
 
 struct bh_chan_stats {
 	uint64_t sent, received, given_back, reclaimed;
+	uint64_t rx_batches;     /* receives that found descriptors waiting:
+				  * received / rx_batches is the mean ring
+				  * occupancy the consumer found */
 	uint64_t send_full;      /* descriptors that did not fit */
 	uint64_t give_back_full; /* give-backs that did not fit (or link down) */
 	uint64_t rejected_desc;  /* descriptors that failed validation */

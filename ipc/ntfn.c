@@ -5,10 +5,23 @@
 #include "ipc/ntfn.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <time.h>
 #include <urcu/futex.h>
 
 #include "ipc/clock.h"
+
+uint32_t bh_ntfn_spin_budget(uint32_t dflt)
+{
+	const char *e = getenv("BULKHEAD_SPIN");
+	if (e && *e)
+		return (uint32_t)strtoul(e, NULL, 10);
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) <= 1)
+		return 0;
+	return dflt;
+}
 
 int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
 {

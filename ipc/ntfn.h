@@ -63,6 +63,12 @@ struct bh_ntfn_stats {
 /* Default spin budget before sleeping, in polls of the word. */
 #define BH_NTFN_SPIN_DEFAULT 2000u
 
+/* The spin budget for a waiter of this process: $BULKHEAD_SPIN if set;
+ * else 0 when the process may run on one CPU only (a waiter that spins
+ * there only keeps its signaller from running); else dflt. Read once
+ * and kept by the caller. */
+uint32_t bh_ntfn_spin_budget(uint32_t dflt);
+
 /* ORs badges in; wakes the receiver only if it sleeps. Returns 1 when a
  * wake-up system call was made. */
 int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st);

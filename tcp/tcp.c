@@ -119,13 +119,19 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 		buckets *= 2;
 	tcp->hmask = buckets - 1;
 	tcp->conn = calloc(c->conns, sizeof *tcp->conn);
+	tcp->live = malloc(sizeof *tcp->live * c->conns);
+	tcp->spare = malloc(sizeof *tcp->spare * c->conns);
 	tcp->hash = malloc(sizeof *tcp->hash * buckets);
 	tcp->seg = calloc(c->segs, sizeof *tcp->seg);
-	if (!tcp->conn || !tcp->hash || !tcp->seg) {
+	if (!tcp->conn || !tcp->live || !tcp->spare || !tcp->hash || !tcp->seg) {
 		*err = "out of memory";
 		bh_tcp_destroy(tcp);
 		return NULL;
 	}
+	/* Lowest slot on top: slots are taken in order, as before. */
+	for (uint32_t i = 0; i < c->conns; i++)
+		tcp->spare[i] = c->conns - 1 - i;
+	tcp->nspare = c->conns;
 	for (uint32_t i = 0; i < buckets; i++)
 		tcp->hash[i] = NONE;
 	for (uint32_t i = 0; i < c->segs; i++)
@@ -153,6 +159,8 @@ void bh_tcp_destroy(struct bh_tcp *tcp)
 			if (tcp->conn[i].used)
 				conn_drop_queues(tcp, &tcp->conn[i]);
 	free(tcp->conn);
+	free(tcp->live);
+	free(tcp->spare);
 	free(tcp->hash);
 	free(tcp->seg);
 	free(tcp);
@@ -306,33 +314,34 @@ static void hash_remove(struct bh_tcp *tcp, struct tconn *c)
 
 struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport)
 {
-	for (uint32_t i = 0; i < tcp->cfg.conns; i++) {
-		struct tconn *c = &tcp->conn[i];
-		if (c->used)
-			continue;
-		uint16_t gen = (uint16_t)(c->gen + 1);
-		memset(c, 0, sizeof *c);
-		c->gen = gen ? gen : 1;
-		c->used = true;
-		c->raddr = raddr;
-		c->rport = rport;
-		c->lport = lport;
-		c->parent = NONE;
-		c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
-		c->snd_cur = NONE;
-		c->rto = tcp->cfg.rto_initial_ms * 1000;
-		c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
-		c->cc = tcp->cc;
-		c->cc->init(c);
-		c->ka_idle_s = tcp->cfg.keepidle_s;
-		c->ka_intvl_s = tcp->cfg.keepintvl_s;
-		c->ka_cnt = tcp->cfg.keepcnt;
-		c->born = ++tcp->born;
-		hash_insert(tcp, c);
-		return c;
+	if (tcp->nspare == 0) {
+		tcp->ctr.table_full++;
+		return NULL;
 	}
-	tcp->ctr.table_full++;
-	return NULL;
+	uint32_t slot = tcp->spare[--tcp->nspare];
+	struct tconn *c = &tcp->conn[slot];
+	uint16_t gen = (uint16_t)(c->gen + 1);
+	memset(c, 0, sizeof *c);
+	c->gen = gen ? gen : 1;
+	c->used = true;
+	c->live_at = tcp->nlive;
+	tcp->live[tcp->nlive++] = slot;
+	c->raddr = raddr;
+	c->rport = rport;
+	c->lport = lport;
+	c->parent = NONE;
+	c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
+	c->snd_cur = NONE;
+	c->rto = tcp->cfg.rto_initial_ms * 1000;
+	c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
+	c->cc = tcp->cc;
+	c->cc->init(c);
+	c->ka_idle_s = tcp->cfg.keepidle_s;
+	c->ka_intvl_s = tcp->cfg.keepintvl_s;
+	c->ka_cnt = tcp->cfg.keepcnt;
+	c->born = ++tcp->born;
+	hash_insert(tcp, c);
+	return c;
 }
 
 bh_tcp_conn bh_tcp__handle(const struct bh_tcp *tcp, const struct tconn *c)
@@ -364,6 +373,12 @@ static void conn_free(struct bh_tcp *tcp, struct tconn *c)
 			l->naccept--;
 	}
 	c->used = false;
+	/* Out of the live list (the last one takes its place), onto the
+	 * spare stack. */
+	uint32_t last = tcp->live[--tcp->nlive];
+	tcp->live[c->live_at] = last;
+	tcp->conn[last].live_at = c->live_at;
+	tcp->spare[tcp->nspare++] = (uint32_t)(c - tcp->conn);
 }
 
 void bh_tcp__event(struct bh_tcp *tcp, struct tconn *c, enum bh_tcp_event_type type, int err)
@@ -459,8 +474,8 @@ int bh_tcp_accept(struct bh_tcp *tcp, bh_tcp_conn listener, uint64_t cookie, bh_
 		return -EINVAL;
 	uint32_t me = (uint32_t)(l - tcp->conn);
 	struct tconn *best = NULL;
-	for (uint32_t i = 0; i < tcp->cfg.conns; i++) {
-		struct tconn *c = &tcp->conn[i];
+	for (uint32_t i = 0; i < tcp->nlive; i++) {
+		struct tconn *c = &tcp->conn[tcp->live[i]];
 		if (c->used && c->parent == me && c->state != BH_TCP_SYN_RECEIVED &&
 		    (!best || c->born < best->born))
 			best = c;
@@ -643,8 +658,12 @@ int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 	if (c->listener) {
 		/* Unaccepted connections go with their listener (RST). */
 		uint32_t me = (uint32_t)(c - tcp->conn);
-		for (uint32_t i = 0; i < tcp->cfg.conns; i++) {
-			struct tconn *k = &tcp->conn[i];
+		/* Backwards: a child freed here is replaced by one already
+		 * seen. */
+		for (uint32_t i = tcp->nlive; i-- > 0;) {
+			if (i >= tcp->nlive)
+				continue;
+			struct tconn *k = &tcp->conn[tcp->live[i]];
 			if (k->used && k->parent == me) {
 				if (k->state != BH_TCP_CLOSED)
 					bh_tcp__send_rst(tcp, k);
@@ -860,8 +879,12 @@ void bh_tcp_ip_event(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_event 
 uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
-	for (uint32_t i = 0; i < tcp->cfg.conns; i++) {
-		struct tconn *c = &tcp->conn[i];
+	/* Backwards: a connection freed here is replaced by one already
+	 * seen. */
+	for (uint32_t i = tcp->nlive; i-- > 0;) {
+		if (i >= tcp->nlive) /* more than one went at once */
+			continue;
+		struct tconn *c = &tcp->conn[tcp->live[i]];
 		if (!c->used || c->listener)
 			continue;
 		if (c->tw_at && now >= c->tw_at) {

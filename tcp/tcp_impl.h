@@ -65,6 +65,7 @@ struct bh_tcp_cc_algo {
 const struct bh_tcp_cc_algo *bh_tcp__cc_find(const char *name);
 
 struct tconn {
+	uint32_t live_at; /* index in bh_tcp.live while used */
 	bool used;
 	bool listener;
 	bool app_owned;  /* the application holds the handle */
@@ -160,6 +161,11 @@ struct bh_tcp {
 	void *ctx;
 	struct bh_tcp_counters ctr;
 	struct tconn *conn;
+	/* The slots in use, densely (each tconn knows its place: live_at),
+	 * so that timers and lookups by listener cost per connection, not
+	 * per slot; and the free slots, as a stack. */
+	uint32_t *live, nlive;
+	uint32_t *spare, nspare;
 	uint32_t *hash; /* heads of chains, by 4-tuple */
 	uint32_t hmask;
 	struct tseg *seg;

@@ -384,8 +384,8 @@ bool bh_tcp__prune_any(struct bh_tcp *tcp, struct tconn *c)
 {
 	if (c && c->used && prune_ooo(tcp, c))
 		return true;
-	for (uint32_t i = 0; i < tcp->cfg.conns; i++)
-		if (tcp->conn[i].used && prune_ooo(tcp, &tcp->conn[i]))
+	for (uint32_t i = 0; i < tcp->nlive; i++)
+		if (prune_ooo(tcp, &tcp->conn[tcp->live[i]]))
 			return true;
 	return false;
 }

@@ -1000,6 +1000,7 @@ static int usage_up(void)
 	fputs("usage: bulkhead up NAME --driver SPEC --addr A.B.C.D/LEN [--gw IP]\n"
 	      "                  [--mode factored|mono] [--mtu N] [--capture FILE]\n"
 	      "                  [--impair SPEC] [--host-addr A.B.C.D/LEN] [--seed N]\n"
+	      "                  [--max-conns N]\n"
 	      "  SPEC: tap:IFNAME | pcap:IFNAME | wire:LINK:0|1 | file:PATH.pcap\n"
 	      "  impair SPEC: loss=5%,dup=1%,reorder=1%,corrupt=0.1%,delay=2ms,rate=100mbit\n",
 	      stderr);
@@ -1047,6 +1048,27 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
+/* --max-conns N: sockets for N connections at once in one application
+ * (and as many again in the instance), each application's socket rings
+ * made smaller so that its region stays within the same memory limit,
+ * and buffer pools large enough for one segment in flight on each. */
+static void size_conns(struct bh_plan *p, uint32_t n)
+{
+	const uint32_t spare = 64; /* listeners, UDP, others */
+	p->app_max_socks = n + spare;
+	p->max_socks = 2 * n + spare;
+	p->app_max_mem = 512ull << 20;
+	uint32_t ring = 128 * 1024;
+	while (ring > 4096 && (uint64_t)p->app_max_socks * 2 * ring > p->app_max_mem)
+		ring /= 2;
+	p->app_ring = ring;
+	uint32_t bufs = 4096;
+	while (bufs < 2 * n)
+		bufs *= 2;
+	for (int i = 0; i < BH_NPOOLS; i++)
+		p->pools.g[i].nbufs = bufs; /* the rest of the geometry: defaults */
+}
+
 int bh_cmd_up(int argc, char **argv, const char *exe)
 {
 	if (argc < 2 || argv[1][0] == '-')
@@ -1056,6 +1078,7 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 	struct bh_plan *p = &s.plan;
 	const char *name = argv[1], *driver = NULL, *addr = NULL, *gw = NULL, *mode = "factored";
 	const char *capture = "", *impair = "", *host = NULL, *mtu = NULL, *seed = NULL;
+	const char *conns = NULL;
 	for (int i = 2; i < argc; i++) {
 		const char *o = argv[i];
 		if (i + 1 >= argc)
@@ -1079,6 +1102,8 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 			host = v;
 		else if (strcmp(o, "--seed") == 0)
 			seed = v;
+		else if (strcmp(o, "--max-conns") == 0)
+			conns = v;
 		else
 			return fail("unknown option %s", o), usage_up();
 	}
@@ -1189,6 +1214,13 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 		break;
 	case BH_BK_WIRE:
 		break;
+	}
+	if (conns) {
+		char *end;
+		long n = strtol(conns, &end, 10);
+		if (*end || n < 1 || n > 65536)
+			return fail("bad --max-conns '%s': 1 to 65536", conns);
+		size_conns(p, (uint32_t)n);
 	}
 	bh_plan_defaults(p);
 	why = bh_plan_check(p);

@@ -1,4 +1,4 @@
-# tools/instances.sh - sourced by tools/demo.sh and bench/stack/run.sh:
+# tools/instances.sh - sourced by tools/demo.sh and bench/eval/run.sh:
 # stop_all stops the application whose pid is in SRV (if any) and every
 # instance under $BULKHEAD_RUN, using the tool $TOOL.
 stop_all() {

@@ -1,0 +1,333 @@
+# bench/eval/report.awk - the tables of report.md from results.tsv lines
+# "cpu system workload param metric value" (bench/eval/report.sh runs it
+# with -v cpus="free pinned" -v linux=0|1, and -v medf=FILE to write
+# every median there as "cpu system workload param metric median").
+{
+	k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4 SUBSEP $5
+	cnt[k]++
+	val[k, cnt[k]] = $6
+	if (!(($3, $4) in seenp)) {
+		seenp[$3, $4] = 1
+		np[$3]++
+		par[$3, np[$3]] = $4
+	}
+}
+
+# The median of every value recorded for one figure ("" if none).
+function med(c, s, w, p, m,    key, n, i, j, a, t) {
+	key = c SUBSEP s SUBSEP w SUBSEP p SUBSEP m
+	n = cnt[key]
+	if (!n)
+		return ""
+	for (i = 1; i <= n; i++)
+		a[i] = val[key, i] + 0
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] > t; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return a[int((n + 1) / 2)]
+}
+
+# A figure, or one derived from figures: cpu_gb (machine CPU seconds per
+# gigabyte moved), cpu_us (machine CPU µs per exchange).
+function fig(c, s, w, p, m,    x, y) {
+	if (m == "cpu_gb") {
+		x = med(c, s, w, p, "cpu_s")
+		return x == "" ? "" : x * 1e9 / p
+	}
+	if (m == "cpu_us") {
+		x = med(c, s, w, p, "cpu_s")
+		y = med(c, s, w, p, "count")
+		return x == "" || y == "" || y == 0 ? "" : x * 1e6 / y
+	}
+	return med(c, s, w, p, m)
+}
+
+function fmt(x) {
+	if (x == "")
+		return "-"
+	x += 0
+	if (x >= 1000 || x <= -1000)
+		return sprintf("%.0f", x)
+	if (x >= 100 || x <= -100)
+		return sprintf("%.1f", x)
+	if (x >= 1 || x <= -1)
+		return sprintf("%.2f", x)
+	return sprintf("%.3f", x)
+}
+
+# a relative to b, above 1 when a is better: hi (more is better) or lo.
+function ratio(a, b, dir) {
+	if (a == "" || b == "" || a + 0 == 0 || b + 0 == 0)
+		return "-"
+	return sprintf("%.2f", dir == "lo" ? b / a : a / b)
+}
+
+function sortparams(w,    i, j, t, n) {
+	n = np[w]
+	for (i = 2; i <= n; i++) {
+		t = par[w, i]
+		for (j = i - 1; j >= 1 && par[w, j] + 0 > t + 0; j--)
+			par[w, j + 1] = par[w, j]
+		par[w, j + 1] = t
+	}
+	return n
+}
+
+function row(label, c, w, p, m, dir,    f, mo, l, t) {
+	f = fig(c, "factored", w, p, m)
+	mo = fig(c, "mono", w, p, m)
+	l = fig(c, "linux", w, p, m)
+	t = fig(c, "tap", w, p, m)
+	if (f == "" && mo == "" && l == "" && t == "")
+		return
+	printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", label, fmt(f), fmt(mo), fmt(l), fmt(t),
+		ratio(f, mo, dir), ratio(f, l, dir), ratio(mo, l, dir)
+	# Workloads where Bulkhead beats the kernel (for the targets).
+	if (l != "" && (m == "mbps" || m == "per_s" || m ~ /^p/)) {
+		if (f != "" && ratio(f, l, dir) + 0 > 1)
+			wins = wins sprintf("- %s, %s: factored %s vs linux %s\n", label, c, fmt(f), fmt(l))
+		if (mo != "" && ratio(mo, l, dir) + 0 > 1)
+			wins = wins sprintf("- %s, %s: mono %s vs linux %s\n", label, c, fmt(mo), fmt(l))
+	}
+}
+
+function header(first) {
+	printf "| %s | factored | mono | linux | tap | factored/mono | factored/linux | mono/linux |\n", first
+	print "|---|---|---|---|---|---|---|---|"
+}
+
+function target(label, c, w, p, m, dir, goal,    f, mo, r) {
+	f = fig(c, "factored", w, p, m)
+	mo = fig(c, "mono", w, p, m)
+	r = ratio(f, mo, dir)
+	printf "| %s | %s | %s | %s | %s |\n", label, c, r, goal,
+		r == "-" ? "not measured" : (r + 0 >= goal ? "met" : "**short**")
+}
+
+function cost_table(c, w, p,    s, i, pk, line, x, m, n, lab) {
+	ns = split("factored mono linux tap", sy, " ")
+	for (i = 1; i <= ns; i++) {
+		s = sy[i]
+		if (s == "linux")
+			pk[s] = fig(c, s, "cost_" w, p, "frames")
+		else if (s == "tap")
+			pk[s] = fig(c, s, "cost_" w, p, "tx_frames") + fig(c, s, "cost_" w, p, "rx_frames")
+		else
+			pk[s] = fig(c, s, "cost_" w, p, "tx_frames")
+	}
+	printf "| %s, %s | factored | mono | linux | tap |\n", w == "bulk" ? "bulk " p / 1048576 " MiB" : "rr " p " B", c
+	print "|---|---|---|---|---|"
+	n = split("packets|system calls per packet|context switches per packet|CPU µs per packet (task-clock)|cycles per packet|instructions per packet|notifications owed per packet|signals sent per packet|signals suppressed, %|futex wake-ups per packet|descriptors per notification|ring occupancy found (mean)|loop sleeps per packet", lab, "|")
+	for (m = 1; m <= n; m++) {
+		line = "| " lab[m] " |"
+		any = 0
+		for (i = 1; i <= ns; i++) {
+			s = sy[i]
+			x = costfig(c, s, "cost_" w, p, m, pk[s])
+			if (x != "")
+				any = 1
+			line = line " " fmt(x) " |"
+		}
+		if (any)
+			print line
+	}
+	print ""
+}
+
+function per(a, b) {
+	return a == "" || b == "" || b + 0 == 0 ? "" : a / b
+}
+
+function costfig(c, s, w, p, m, pk,    x, y) {
+	if (m == 1)
+		return pk == 0 ? "" : pk
+	if (m == 2)
+		return per(fig(c, s, w, p, "perf.raw_syscalls:sys_enter"), pk)
+	if (m == 3)
+		return per(fig(c, s, w, p, "perf.context-switches"), pk)
+	if (m == 4)
+		return per(fig(c, s, w, p, "perf.task-clock") * 1000, pk)
+	if (m == 5)
+		return per(fig(c, s, w, p, "perf.cycles"), pk)
+	if (m == 6)
+		return per(fig(c, s, w, p, "perf.instructions"), pk)
+	if (m == 7)
+		return per(fig(c, s, w, p, "chan_notifies"), pk)
+	if (m == 8)
+		return per(fig(c, s, w, p, "chan_signals"), pk)
+	if (m == 9) {
+		x = fig(c, s, w, p, "chan_notifies")
+		y = fig(c, s, w, p, "chan_signals")
+		return x == "" || x == 0 ? "" : 100 * (1 - y / x)
+	}
+	if (m == 10) {
+		x = fig(c, s, w, p, "chan_wakes")
+		if (x == "")
+			return ""
+		return per(x + fig(c, s, w, p, "poller.wakes") + fig(c, s, w, p, "app_signals"), pk)
+	}
+	if (m == 11)
+		return per(fig(c, s, w, p, "chan_sent"), fig(c, s, w, p, "chan_notifies"))
+	if (m == 12)
+		return per(fig(c, s, w, p, "chan_received"), fig(c, s, w, p, "chan_rx_batches"))
+	if (m == 13)
+		return per(fig(c, s, w, p, "loop.sleeps"), pk)
+	return ""
+}
+
+END {
+	# Every median, for the plots.
+	if (medf != "") {
+		for (key in cnt) {
+			split(key, kk, SUBSEP)
+			printf "%s\t%s\t%s\t%s\t%s\t%s\n", kk[1], kk[2], kk[3], kk[4], kk[5],
+				med(kk[1], kk[2], kk[3], kk[4], kk[5]) >medf
+		}
+		close(medf)
+	}
+	nc = split(cpus, cpu, " ")
+	for (ci = 1; ci <= nc; ci++) {
+		c = cpu[ci]
+		printf "## Every workload, CPUs %s\n\n", c == "free" ? "free" : "pinned to one core"
+		header("workload")
+		nb = sortparams("bulk_up")
+		for (i = 1; i <= nb; i++) {
+			p = par["bulk_up", i]
+			row("bulk up " p / 1048576 " MiB, Mbit/s", c, "bulk_up", p, "mbps", "hi")
+			row("bulk down " p / 1048576 " MiB, Mbit/s", c, "bulk_down", p, "mbps", "hi")
+			row("bulk up, CPU s per GB (machine)", c, "bulk_up", p, "cpu_gb", "lo")
+			row("bulk down, CPU s per GB (machine)", c, "bulk_down", p, "cpu_gb", "lo")
+		}
+		n = sortparams("rr")
+		for (i = 1; i <= n; i++) {
+			p = par["rr", i]
+			row("rr " p " B, exchanges/s", c, "rr", p, "per_s", "hi")
+			row("rr " p " B, p50 µs", c, "rr", p, "p50_us", "lo")
+			row("rr " p " B, p99 µs", c, "rr", p, "p99_us", "lo")
+			row("rr " p " B, p99.9 µs", c, "rr", p, "p999_us", "lo")
+			row("rr " p " B, CPU µs per exchange", c, "rr", p, "cpu_us", "lo")
+		}
+		n = sortparams("crr")
+		for (i = 1; i <= n; i++) {
+			p = par["crr", i]
+			row("connect, " p " B each way, close: connections/s", c, "crr", p, "per_s", "hi")
+			row("connect-exchange-close p50 µs", c, "crr", p, "p50_us", "lo")
+			row("connect-exchange-close p99 µs", c, "crr", p, "p99_us", "lo")
+		}
+		n = sortparams("conc")
+		for (i = 1; i <= n; i++) {
+			p = par["conc", i]
+			row(p " connections at once, 64 B exchanges/s", c, "conc", p, "per_s", "hi")
+			row(p " connections at once, p99 µs", c, "conc", p, "p99_us", "lo")
+		}
+		n = sortparams("udp")
+		for (i = 1; i <= n; i++) {
+			p = par["udp", i]
+			row("UDP " p " B, exchanges/s", c, "udp", p, "per_s", "hi")
+			row("UDP " p " B, p50 µs", c, "udp", p, "p50_us", "lo")
+			row("UDP " p " B, p99 µs", c, "udp", p, "p99_us", "lo")
+		}
+		print ""
+	}
+
+	print "## Against the targets\n"
+	print "| target (factored/mono) | CPUs | measured | goal | |"
+	print "|---|---|---|---|---|"
+	pb = par["bulk_up", 1]
+	target("bulk up throughput", "pinned", "bulk_up", pb, "mbps", "hi", 0.95)
+	target("bulk down throughput", "pinned", "bulk_down", pb, "mbps", "hi", 0.95)
+	target("rr 1 B exchanges/s", "pinned", "rr", 1, "per_s", "hi", 0.9)
+	target("connections/s", "pinned", "crr", par["crr", 1], "per_s", "hi", 0.9)
+	target("bulk up throughput", "free", "bulk_up", pb, "mbps", "hi", 1.0)
+	target("bulk down throughput", "free", "bulk_down", pb, "mbps", "hi", 1.0)
+	target("rr 1 B exchanges/s", "free", "rr", 1, "per_s", "hi", 1.0)
+	target("connections/s", "free", "crr", par["crr", 1], "per_s", "hi", 1.0)
+	target("CPU efficiency, bulk up (mono CPU s/GB over factored's)", "pinned", "bulk_up", pb, "cpu_gb", "lo", 0.9)
+	target("CPU efficiency, bulk up (mono CPU s/GB over factored's)", "free", "bulk_up", pb, "cpu_gb", "lo", 0.9)
+	print ""
+	if (linux) {
+		print "Where Bulkhead beats the Linux kernel (veth between namespaces):\n"
+		printf "%s", wins == "" ? "- nowhere in this run\n" : wins
+		print ""
+	}
+
+	n = sortparams("conns")
+	if (n) {
+		print "## Connection count (CPUs free; 64-byte exchanges, every connection in turn)\n"
+		print "| connections | factored exchanges/s | mono | linux | factored/mono | factored/linux | factored p99 µs | mono p99 µs | linux p99 µs |"
+		print "|---|---|---|---|---|---|---|---|---|"
+		for (i = 1; i <= n; i++) {
+			p = par["conns", i]
+			f = fig("free", "factored", "conns", p, "per_s")
+			mo = fig("free", "mono", "conns", p, "per_s")
+			l = fig("free", "linux", "conns", p, "per_s")
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", p, fmt(f), fmt(mo), fmt(l),
+				ratio(f, mo, "hi"), ratio(f, l, "hi"),
+				fmt(fig("free", "factored", "conns", p, "p99_us")),
+				fmt(fig("free", "mono", "conns", p, "p99_us")),
+				fmt(fig("free", "linux", "conns", p, "p99_us"))
+		}
+		print ""
+	}
+
+	split("batch spin", knobs, " ")
+	for (ki = 1; ki <= 2; ki++) {
+		kn = knobs[ki]
+		n = sortparams(kn "_bulk")
+		if (!n)
+			continue
+		if (kn == "batch")
+			print "## Batch size (descriptors taken from a queue per pass, `BULKHEAD_BATCH`; CPUs free)\n"
+		else
+			print "## Polling budget (polls of the notification word before sleeping, `BULKHEAD_SPIN`; CPUs free)\n"
+		printf "| %s | factored bulk Mbit/s | mono bulk Mbit/s | factored/mono | factored rr 1 B /s | mono rr 1 B /s | factored/mono |\n", kn
+		print "|---|---|---|---|---|---|---|"
+		for (i = 1; i <= n; i++) {
+			p = par[kn "_bulk", i]
+			f = fig("free", "factored", kn "_bulk", p, "mbps")
+			mo = fig("free", "mono", kn "_bulk", p, "mbps")
+			fr = fig("free", "factored", kn "_rr", p, "per_s")
+			mr = fig("free", "mono", kn "_rr", p, "per_s")
+			printf "| %s | %s | %s | %s | %s | %s | %s |\n", p, fmt(f), fmt(mo), ratio(f, mo, "hi"),
+				fmt(fr), fmt(mr), ratio(fr, mr, "hi")
+		}
+		print ""
+	}
+
+	print "## Where the cost goes\n"
+	print "One bulk run and one run of 1-byte exchanges of each system under `perf stat -a`"
+	print "(the whole machine: every process and the kernel), with Bulkhead's own"
+	print "counters of both instances read before and after. Packets are frames on"
+	print "the wire, each counted once.\n"
+	for (ci = 1; ci <= nc; ci++) {
+		c = cpu[ci]
+		if (np["cost_bulk"])
+			cost_table(c, "bulk", par["cost_bulk", 1])
+		if (np["cost_rr"])
+			cost_table(c, "rr", par["cost_rr", 1])
+	}
+	print "CPU seconds of each domain process during the bulk run:\n"
+	print "| process | factored, free | mono, free | factored, pinned | mono, pinned |"
+	print "|---|---|---|---|---|"
+	nd = split("a.driver a.ip a.tcp a.sock a.all b.driver b.ip b.tcp b.sock b.all", dn, " ")
+	pb = par["cost_bulk", 1]
+	for (i = 1; i <= nd; i++) {
+		line = "| " dn[i] " |"
+		any = 0
+		split("factored mono", ss, " ")
+		for (ci = 1; ci <= 2; ci++)
+			for (si = 1; si <= 2; si++) {
+				x = fig(ci == 1 ? "free" : "pinned", ss[si], "cost_bulk", pb, "cpu_s." dn[i])
+				any = any || x != ""
+				line = line " " fmt(x) " |"
+			}
+		if (any)
+			print line
+	}
+	print ""
+	print "(a = the server side, which receives the bulk data; b = the client side;"
+	print "a.all and b.all: the one process of a mono instance.)"
+}

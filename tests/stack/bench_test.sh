@@ -1,0 +1,64 @@
+#!/bin/bash
+# The evaluation's own logic, in its smallest run (bench --quick --smoke):
+# every system produced figures for every workload, every transfer was
+# verified by the load generator, the sweeps, the connection counts and
+# the cost runs left their figures, the report has its tables and the
+# plots are PNG files. No speed is asserted. (root: veth, netns, TAP)
+. "$(dirname "$0")/lib.sh"
+EVAL="$(dirname "$B")/../bench/eval/run.sh"
+OUT="$WORK/out"
+check "bench --quick --smoke runs to the end" timeout 600 "$EVAL" "$B" --quick --smoke --out "$OUT"
+R="$OUT/results.tsv"
+check "no run failed" test ! -s "$OUT/failures.txt"
+
+# has CPU SYS WORK METRIC: at least one figure of that kind.
+has() { awk -F'\t' -v c="$1" -v s="$2" -v w="$3" -v m="$4" \
+	'$1 == c && $2 == s && $3 == w && $5 == m {f = 1} END {exit !f}' "$R"; }
+for cpu in free pinned; do
+	for s in factored mono linux tap; do
+		for w in bulk_up bulk_down rr crr conc udp; do
+			check "$cpu $s $w: verified" has "$cpu" "$s" "$w" verified
+		done
+		check "$cpu $s: throughput figure" has "$cpu" "$s" bulk_up mbps
+		check "$cpu $s: latency figure" has "$cpu" "$s" rr p999_us
+		check "$cpu $s: machine CPU time" has "$cpu" "$s" bulk_up cpu_s
+	done
+	for s in factored mono tap; do
+		check "$cpu $s: cost run read Bulkhead's counters" has "$cpu" "$s" cost_bulk chan_notifies
+		check "$cpu $s: cost run counted frames" has "$cpu" "$s" cost_rr tx_frames
+	done
+	check "$cpu factored: CPU time per domain" has "$cpu" factored cost_bulk cpu_s.a.tcp
+	check "$cpu mono: CPU time of the one process" has "$cpu" mono cost_bulk cpu_s.a.all
+	check "$cpu linux: cost run counted veth packets" has "$cpu" linux cost_bulk frames
+done
+for s in factored mono linux; do
+	check "connection count: $s" has free "$s" conns verified
+done
+for s in factored mono; do
+	for k in batch_bulk batch_rr spin_bulk spin_rr; do
+		check "sweep $k: $s" has free "$s" "$k" verified
+	done
+done
+# Every figure a transfer produced came with verified=1, never anything else.
+check "every verified figure is 1" awk -F'\t' '$5 == "verified" && $6 != 1 {bad = 1} END {exit bad}' "$R"
+if command -v perf >/dev/null && perf stat -a -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+	check "perf counted system calls" has free factored cost_bulk perf.raw_syscalls:sys_enter
+fi
+for t in "## Every workload, CPUs free" "## Every workload, CPUs pinned" "## Against the targets" \
+	"## Connection count" "## Batch size" "## Polling budget" "## Where the cost goes" "| CPU |"; do
+	check "report: $t" grep -qF "$t" "$OUT/report.md"
+done
+# A ratio column holds numbers (a figure missing would show as "-").
+check "report: factored/mono of bulk up is a number" \
+	awk -F'|' '$2 ~ /bulk up .* Mbit\/s/ {if ($7 ~ /^ *[0-9.]+ *$/) f = 1} END {exit !f}' "$OUT/report.md"
+for p in throughput latency connections knobs; do
+	check "plot $p.png is a PNG" bash -c "head -c 8 '$OUT/$p.png' | od -An -tx1 | grep -q '89 50 4e 47'"
+done
+# Nothing of the bench's own instances is left running.
+left=""
+for f in /proc/[0-9]*/environ; do
+	tr '\0' '\n' <"$f" 2>/dev/null | grep -q '^BULKHEAD_RUN=/tmp/bh-eval\.' &&
+		{ p="${f#/proc/}"; left="$left ${p%/environ}"; }
+done
+check "the bench left nothing running" test -z "$left"
+finish
