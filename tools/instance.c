@@ -1051,7 +1051,8 @@ static int mkdirs(const char *path)
 /* --max-conns N: sockets for N connections at once in one application
  * (and as many again in the instance), each application's socket rings
  * made smaller so that its region stays within the same memory limit,
- * and buffer pools large enough for one segment in flight on each. */
+ * and buffer pools and link rings large enough for a segment in flight
+ * on each. */
 static void size_conns(struct bh_plan *p, uint32_t n)
 {
 	const uint32_t spare = 64; /* listeners, UDP, others */
@@ -1067,6 +1068,10 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 		bufs *= 2;
 	for (int i = 0; i < BH_NPOOLS; i++)
 		p->pools.g[i].nbufs = bufs; /* the rest of the geometry: defaults */
+	/* Rings that hold a segment of every connection at once: a burst
+	 * that overflowed them would be lost together, retransmitted
+	 * together, and lost again. */
+	p->link_cap = bufs;
 }
 
 int bh_cmd_up(int argc, char **argv, const char *exe)
