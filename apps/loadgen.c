@@ -358,7 +358,6 @@ static int server(int port)
 /* --- clients --- */
 
 struct opts {
-	const char *mode;
 	const char *samples; /* rr: every latency, sorted, in µs, to this file */
 	struct sockaddr_in sa;
 	uint64_t bytes, count;
@@ -780,8 +779,7 @@ int bh_cmd_loadgen(int argc, char **argv)
 	}
 	if (m == 0)
 		return server((int)port);
-	struct opts o = {.mode = mode,
-			 .samples = samples,
+	struct opts o = {.samples = samples,
 			 .sa = {.sin_family = AF_INET},
 			 .bytes = (uint64_t)bytes,
 			 .count = (uint64_t)count,

@@ -107,9 +107,8 @@ void bh_plan_defaults(struct bh_plan *p)
 	const uint32_t headroom[BH_NPOOLS] = {64, 64, 128, 64};
 	for (int i = 0; i < BH_NPOOLS; i++) {
 		struct bh_pool_geom *g = &p->pools.g[i];
-		if (g->nbufs == 0)
+		if (g->nbufs == 0) {
 			g->nbufs = nbufs[i];
-		if (g->buf_size == 0) {
 			g->buf_size = size;
 			g->headroom = headroom[i];
 		}

@@ -280,14 +280,14 @@ struct loop {
 uint32_t bh_rt_batch = BH_RT_BATCH;
 
 /* The knobs the evaluation turns ($BULKHEAD_SPIN, $BULKHEAD_BATCH). */
-static uint32_t read_knobs(void)
+static void read_knobs(struct loop *lp)
 {
 	const char *e = getenv("BULKHEAD_BATCH");
 	if (e && *e) {
 		unsigned long b = strtoul(e, NULL, 10);
 		bh_rt_batch = b < 1 ? 1 : b > BH_RT_BATCH ? BH_RT_BATCH : (uint32_t)b;
 	}
-	return bh_ntfn_spin_budget(BH_RT_SPIN);
+	lp->spin = bh_ntfn_spin_budget(BH_RT_SPIN);
 }
 
 static bool loop_arm(struct loop *lp)
@@ -533,7 +533,7 @@ int bh_rt_run_domain(int dom, bool restarted)
 		return 1;
 	}
 	/* Before the sandbox: it reads the affinity mask. */
-	lp.spin = read_knobs();
+	read_knobs(&lp);
 	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
 		snprintf(msg, sizeof(msg), "error: %s: %s\n", vt->name, err);
 		bh_logf("start failed: %s", err);
@@ -592,7 +592,7 @@ int bh_rt_run_mono(void)
 			return 1;
 		}
 	}
-	lp.spin = read_knobs();
+	read_knobs(&lp);
 	if ((e = bh_sandbox_enter(err, sizeof(err)))) {
 		snprintf(msg, sizeof(msg), "error: %s\n", err);
 		bh_logf("start failed: %s", err);

@@ -31,9 +31,9 @@
  * than cores, a spinning domain takes the core its neighbour needs, so
  * the default is short. */
 #define BH_RT_SPIN 100u
-/* Descriptors a domain takes from one queue in one pass (the most a
- * notification can cover); $BULKHEAD_BATCH lowers it, 1 to BH_RT_BATCH,
- * to measure what batching is worth. */
+/* Descriptors a domain takes from one queue in one pass;
+ * $BULKHEAD_BATCH lowers it, 1 to BH_RT_BATCH, to measure what batching
+ * is worth. */
 #define BH_RT_BATCH 256u
 extern uint32_t bh_rt_batch;
 

@@ -1048,17 +1048,16 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* --max-conns N: sockets for N connections at once in one application
- * (and as many again in the instance), each application's socket rings
- * made smaller so that its region stays within the same memory limit,
- * and buffer pools and link rings large enough for a segment in flight
- * on each. */
+/* --max-conns N, over the defaults: sockets for N connections at once
+ * in one application (and as many again in the instance), each
+ * application's socket rings made smaller so that its region stays
+ * within its memory limit, and buffer pools and link rings large enough
+ * for a segment in flight on each. */
 static void size_conns(struct bh_plan *p, uint32_t n)
 {
 	const uint32_t spare = 64; /* listeners, UDP, others */
 	p->app_max_socks = n + spare;
 	p->max_socks = 2 * n + spare;
-	p->app_max_mem = 512ull << 20;
 	uint32_t ring = 128 * 1024;
 	while (ring > 4096 && (uint64_t)p->app_max_socks * 2 * ring > p->app_max_mem)
 		ring /= 2;
@@ -1067,7 +1066,7 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 	while (bufs < 2 * n)
 		bufs *= 2;
 	for (int i = 0; i < BH_NPOOLS; i++)
-		p->pools.g[i].nbufs = bufs; /* the rest of the geometry: defaults */
+		p->pools.g[i].nbufs = bufs;
 	/* Rings that hold a segment of every connection at once: a burst
 	 * that overflowed them would be lost together, retransmitted
 	 * together, and lost again. */
@@ -1225,6 +1224,7 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 		long n = strtol(conns, &end, 10);
 		if (*end || n < 1 || n > 65536)
 			return fail("bad --max-conns '%s': 1 to 65536", conns);
+		bh_plan_defaults(p);
 		size_conns(p, (uint32_t)n);
 	}
 	bh_plan_defaults(p);

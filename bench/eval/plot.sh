@@ -21,6 +21,21 @@ series() {
 SYS="factored mono linux tap"
 plots=()
 have() { [ -s "$1" ]; }
+# plot NAME TITLE XLABEL YLABEL SETTINGS: NAME.png of the series in args.
+plot() {
+	[ "${#args[@]}" -gt 0 ] || return 0
+	gnuplot <<EOF
+set terminal pngcairo size 800,500
+set output '$OUT/$1.png'
+set title '$2'
+set xlabel '$3'
+set ylabel '$4'
+set grid
+$5
+plot $(IFS=,; echo "${args[*]}")
+EOF
+	plots+=("$1.png")
+}
 
 # Throughput against message size: MB/s moved by 1-at-a-time exchanges.
 args=()
@@ -28,20 +43,8 @@ for s in $SYS; do
 	series free "$s" rr per_s 1 >"$D/tp-$s"
 	have "$D/tp-$s" && args+=("'$D/tp-$s' using 1:2 with linespoints title '$s'")
 done
-if [ "${#args[@]}" -gt 0 ]; then
-	gnuplot <<EOF
-set terminal pngcairo size 800,500
-set output '$OUT/throughput.png'
-set title 'Request/response throughput against message size (CPUs free)'
-set xlabel 'message size, bytes (each way)'
-set ylabel 'MB/s (both directions)'
-set logscale x 2
-set key top left
-set grid
-plot $(IFS=,; echo "${args[*]}")
-EOF
-	plots+=(throughput.png)
-fi
+plot throughput 'Request/response throughput against message size (CPUs free)' \
+	'message size, bytes (each way)' 'MB/s (both directions)' 'set logscale x 2; set key top left'
 
 # Latency distribution of 1-byte exchanges, every sample.
 args=()
@@ -55,21 +58,8 @@ for c in free pinned; do
 		args+=("'$D/cdf-$c-$s' using 1:2 with lines dt $dt lw 2 title '$s, $c'")
 	done
 done
-if [ "${#args[@]}" -gt 0 ]; then
-	gnuplot <<EOF
-set terminal pngcairo size 800,500
-set output '$OUT/latency.png'
-set title 'Latency of 1-byte exchanges (cumulative distribution)'
-set xlabel 'round trip, µs'
-set ylabel 'fraction of exchanges'
-set logscale x
-set yrange [0:1]
-set key bottom right
-set grid
-plot $(IFS=,; echo "${args[*]}")
-EOF
-	plots+=(latency.png)
-fi
+plot latency 'Latency of 1-byte exchanges (cumulative distribution)' \
+	'round trip, µs' 'fraction of exchanges' 'set logscale x; set yrange [0:1]; set key bottom right'
 
 # Connection count.
 args=()
@@ -77,20 +67,8 @@ for s in $SYS; do
 	series free "$s" conns per_s >"$D/cn-$s"
 	have "$D/cn-$s" && args+=("'$D/cn-$s' using 1:2 with linespoints title '$s'")
 done
-if [ "${#args[@]}" -gt 0 ]; then
-	gnuplot <<EOF
-set terminal pngcairo size 800,500
-set output '$OUT/connections.png'
-set title 'Exchanges/s with many connections open at once (64 B, CPUs free)'
-set xlabel 'connections'
-set ylabel 'exchanges/s'
-set logscale x 10
-set key top right
-set grid
-plot $(IFS=,; echo "${args[*]}")
-EOF
-	plots+=(connections.png)
-fi
+plot connections 'Exchanges/s with many connections open at once (64 B, CPUs free)' \
+	'connections' 'exchanges/s' 'set logscale x 10; set key top right'
 
 # factored/mono against the knobs.
 ratio_series() { # ratio_series WORK METRIC

@@ -94,7 +94,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
 # measure CPU SYS WORK PARAM LOADGEN-ARGS...: runs the client once, records
 # every key=value figure it prints, and the machine's CPU time meanwhile.
 measure() {
-	local cpu="$1" sys="$2" work="$3" param="$4" line t0 t1 kv
+	local cpu="$1" sys="$2" work="$3" param="$4" line t0 t1
 	shift 4
 	t0="$(busy_ticks)"
 	if ! line="$(client "$@" 2>"$TMP/err")"; then
@@ -103,21 +103,27 @@ measure() {
 		return 1
 	fi
 	t1="$(busy_ticks)"
-	for kv in $line; do
-		case "$kv" in
-		*=*) record "$cpu" "$sys" "$work" "$param" "${kv%%=*}" "${kv#*=}" ;;
-		esac
-	done
+	record_line "$cpu" "$sys" "$work" "$param" "$line"
 	record "$cpu" "$sys" "$work" "$param" cpu_s "$(awk -v t=$((t1 - t0)) -v h="$TICK" 'BEGIN {printf "%.3f", t / h}')"
 }
 
+# record_line CPU SYS WORK PARAM LINE: each key=value of a client's line.
+record_line() {
+	local kv
+	for kv in $5; do
+		case "$kv" in *=*) record "$1" "$2" "$3" "$4" "${kv%%=*}" "${kv#*=}" ;; esac
+	done
+}
+
 # The client command for the system under test (set by each system's
-# setup): CLIENT_PREFIX, CLIENT_TARGET.
+# setup): CLIENT_PREFIX, CLIENT_TARGET; run under WRAP (perf stat, for
+# the cost runs) when set.
+WRAP=()
 client() {
 	local mode="$1"
 	shift
-	timeout 300 "${CLIENT_PREFIX[@]}" "$TOOL" loadgen "$mode" "${CLIENT_TARGET[@]}" \
-		--port "$PORT" "$@"
+	"${WRAP[@]}" timeout 300 "${CLIENT_PREFIX[@]}" "$TOOL" loadgen "$mode" \
+		"${CLIENT_TARGET[@]}" --port "$PORT" "$@"
 }
 
 # Every workload once, against the server that is up.
@@ -218,7 +224,6 @@ system_up() { # system_up SYS [UP-ARGS...]
 # --- where the cost goes ------------------------------------------------------
 
 PERF_EVENTS="raw_syscalls:sys_enter,context-switches,cpu-migrations,task-clock"
-PERF_HW=0
 perf_setup() {
 	if ! command -v perf >/dev/null; then
 		PERF_NOTE="perf is not installed: no system call or context switch counts"
@@ -233,7 +238,6 @@ perf_setup() {
 	if perf stat -x, -e cycles,instructions true 2>&1 | grep -q "not supported"; then
 		PERF_NOTE="cycles and instructions: not supported on this machine (no hardware counters in this guest); system calls and context switches from perf's software events"
 	else
-		PERF_HW=1
 		PERF_EVENTS="$PERF_EVENTS,cycles,instructions"
 		PERF_NOTE="cycles and instructions from perf stat's hardware counters"
 	fi
@@ -285,14 +289,12 @@ cost() {
 	else
 		pk0="$(veth_packets)"
 	fi
-	local line
-	if [ -n "$PERF_EVENTS" ]; then
-		line="$(perf stat -a -x, -e "$PERF_EVENTS" -o "$TMP/perf" -- \
-			timeout 300 "${CLIENT_PREFIX[@]}" "$TOOL" loadgen "$@" "${CLIENT_TARGET[@]}" \
-			--port "$PORT" 2>"$TMP/err")" || { say "FAILED: cost $cpu $sys $work"; return 1; }
-	else
-		line="$(client "$@" 2>"$TMP/err")" || { say "FAILED: cost $cpu $sys $work"; return 1; }
-	fi
+	local line rc
+	[ -n "$PERF_EVENTS" ] && WRAP=(perf stat -a -x, -e "$PERF_EVENTS" -o "$TMP/perf" --)
+	line="$(client "$@" 2>"$TMP/err")"
+	rc=$?
+	WRAP=()
+	[ "$rc" -eq 0 ] || { say "FAILED: cost $cpu $sys $work"; return 1; }
 	# Counters are published every 50 ms.
 	sleep 0.15
 	local k="cost_$work"
@@ -312,10 +314,7 @@ cost() {
 		awk -F, '$3 != "" && $1 ~ /^[0-9.]+$/ {print $3, $1}' "$TMP/perf" |
 			while read -r n v; do record "$cpu" "$sys" "$k" "$param" "perf.$n" "$v"; done
 	fi
-	local kv
-	for kv in $line; do
-		case "$kv" in *=*) record "$cpu" "$sys" "$k" "$param" "${kv%%=*}" "${kv#*=}" ;; esac
-	done
+	record_line "$cpu" "$sys" "$k" "$param" "$line"
 }
 
 # --- the run -----------------------------------------------------------------------

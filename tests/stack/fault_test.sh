@@ -20,30 +20,19 @@
 . "$(dirname "$0")/lib.sh"
 faults_on_purpose
 
-mkdir -p "$WORK/www"
-head -c 67108864 /dev/urandom >"$WORK/www/64m"
-head -c 1048576 /dev/urandom >"$WORK/www/1m"
-SUM64="$(sha "$WORK/www/64m")"
+www_files
 RATE="${FAULT_RATE:-200mbit}" # b's link: the transfer lasts long enough
 
-serve() {
-	"$B" serve a --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
-	SRV=$!
-	sleep 0.3
-}
 pair() { # pair MODE
 	timeout 30 "$B" up a --driver wire:f1:0 --addr 10.9.0.1/24 --mode "$1" >/dev/null &&
 		timeout 30 "$B" up b --driver wire:f1:1 --addr 10.9.0.2/24 --mode "$1" \
-			--impair "rate=$RATE" >/dev/null && serve
+			--impair "rate=$RATE" >/dev/null && serve a
 }
 unpair() {
 	kill "$SRV" 2>/dev/null
 	wait "$SRV" 2>/dev/null
 	timeout 20 "$B" down a >/dev/null
 	timeout 20 "$B" down b >/dev/null
-}
-col() { # col INSTANCE DOMAIN COLUMN (status table)
-	timeout 10 "$B" status "$1" | awk -v d="$2" -v c="$3" '$1 == d {print $c}'
 }
 # "inst.dom pid restarts state" for every domain of both instances.
 snapshot() {
@@ -143,7 +132,7 @@ for f in kill crash hang bad-desc scribble; do
 			check "$cell: the server application saw its socket server go" \
 				bash -c "! kill -0 $SRV 2>/dev/null && grep -q 'Connection reset' '$WORK/serve.err'"
 			wait $SRV 2>/dev/null
-			serve
+			serve a
 		fi
 		again() {
 			timeout 30 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/got1" 2>/dev/null &&

@@ -82,4 +82,20 @@ faults_on_purpose() {
 	export TSAN_OPTIONS="handle_segv=0:${TSAN_OPTIONS:-}"
 	export UBSAN_OPTIONS="handle_segv=0:${UBSAN_OPTIONS:-}"
 }
+# The files the fault tests serve: $WORK/www/64m (SHA-256 in SUM64), 1m.
+www_files() {
+	mkdir -p "$WORK/www"
+	head -c 67108864 /dev/urandom >"$WORK/www/64m"
+	head -c 1048576 /dev/urandom >"$WORK/www/1m"
+	SUM64="$(sha "$WORK/www/64m")"
+}
+col() { # col INSTANCE DOMAIN COLUMN (status table)
+	timeout 10 "$B" status "$1" | awk -v d="$2" -v c="$3" '$1 == d {print $c}'
+}
+# serve INSTANCE: bulkhead serve of $WORK/www on port 8080 (pid in SRV).
+serve() {
+	"$B" serve "$1" --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
+	SRV=$!
+	sleep 0.3
+}
 finish() { [ "$FAILS" -eq 0 ] && echo "all passed" && exit 0; echo "$FAILS failed"; exit 1; }

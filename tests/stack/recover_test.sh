@@ -13,14 +13,8 @@
 . "$(dirname "$0")/lib.sh"
 faults_on_purpose
 
-mkdir -p "$WORK/www"
-head -c 67108864 /dev/urandom >"$WORK/www/64m"
-head -c 1048576 /dev/urandom >"$WORK/www/1m"
-SUM64="$(sha "$WORK/www/64m")"
+www_files
 
-col() { # col INSTANCE DOMAIN COLUMN (status table)
-	timeout 10 "$B" status "$1" | awk -v d="$2" -v c="$3" '$1 == d {print $c}'
-}
 pools_full() { # pools_full INSTANCE (waits up to 5 s)
 	for _ in $(seq 50); do
 		pools_home "$1" && return 0
@@ -28,11 +22,6 @@ pools_full() { # pools_full INSTANCE (waits up to 5 s)
 	done
 	timeout 10 "$B" stats "$1" | grep -E 'pool.free|owed|held' | grep -vE ' 0$'
 	return 1
-}
-serve() { # serve INSTANCE
-	"$B" serve "$1" --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
-	SRV=$!
-	sleep 0.3
 }
 # Waits until DOMAIN of INSTANCE is running with at least N restarts.
 back() { # back INSTANCE DOMAIN N
