@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <urcu/futex.h>
 
 #include "domains/fault.h"
+#include "domains/paths.h"
 #include "domains/recover.h"
 #include "domains/sandbox.h"
 #include "ipc/clock.h"
@@ -243,6 +245,28 @@ static void setup_process(void)
 	bh_fault_install();
 	/* The supervisor gone, the domain goes too. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+/* In sanitizer builds (the runtimes define this; elsewhere it is NULL):
+ * where this process's reports go. */
+extern void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
+
+/* A sanitizer build's reports from this process go to a file of its own,
+ * RUNDIR/NAME/sanitizer.DOMAIN.PID, opened now (the sandbox forbids
+ * opening it later): the log is shared by every domain and UBSan's
+ * reports carry no pid, so only a file per process says whose a report
+ * is. The supervisor names the file when the process dies. */
+static void sanitizer_report_file(const char *inst, const char *dom)
+{
+	if (__sanitizer_set_report_fd == NULL)
+		return;
+	char file[64], path[512];
+	snprintf(file, sizeof(file), "sanitizer.%s.%d", dom, (int)getpid());
+	if (bh_inst_path(path, sizeof(path), inst, file) != 0)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		__sanitizer_set_report_fd((void *)(intptr_t)fd);
 }
 
 static void report_ready(const char *msg)
@@ -518,6 +542,7 @@ int bh_rt_run_domain(int dom, bool restarted)
 		report_ready(err);
 		return 1;
 	}
+	sanitizer_report_file(plan->name, vt->name);
 	static struct bh_env env;
 	static struct loop lp;
 	char msg[300];
@@ -574,6 +599,7 @@ int bh_rt_run_mono(void)
 		report_ready(msg);
 		return 1;
 	}
+	sanitizer_report_file(plan->name, "mono");
 	static struct bh_env env[BH_NDOMS];
 	static struct bh_mono_links ml;
 	static struct loop lp;

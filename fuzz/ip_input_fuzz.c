@@ -12,10 +12,15 @@
  *   op & 7 == 4  run out of buffers (bit 0x40) or have them back
  * After every record, and at the end, the invariants must hold: no buffer
  * released twice or unknown to the pool, and, once the stack is destroyed,
- * every buffer back (the environment counts all three). ASan and UBSan
- * watch for everything else.
+ * every buffer back (the environment counts all three); and every byte
+ * delivered upward is a byte the wire sent, at its place: each delivered
+ * datagram (a UDP payload, or a whole transport payload) is covered, byte
+ * for byte at its offset in the datagram, by the frames that arrived with
+ * its source, destination, protocol and identification (one frame, or the
+ * fragments it was reassembled from). ASan and UBSan watch for the rest.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +65,86 @@ static void fix_checksums(uint8_t *f, size_t len)
 	}
 }
 
+/* What the wire sent: the IPv4 datagrams (or fragments) of the frames fed
+ * in this run, each with its payload at its offset in the datagram. */
+#define SENT_MAX 256
+static struct sent {
+	bh_ip4 src, dst;
+	uint16_t id;
+	uint8_t proto;
+	uint32_t off, len; /* payload bytes [off, off + len) of the datagram */
+	uint8_t data[ENV_BUF_SIZE];
+} sent[SENT_MAX];
+static unsigned nsent;
+static bool sent_overflow; /* deliveries can no longer be checked */
+
+static void note_sent(const uint8_t *f, size_t len)
+{
+	if (len < BH_ETH_HLEN + BH_IPV4_HLEN || bh_ld16(f + 12) != BH_ETHERTYPE_IPV4)
+		return;
+	const uint8_t *h = f + BH_ETH_HLEN;
+	size_t avail = len - BH_ETH_HLEN, hl = (size_t)(h[0] & 0xf) * 4, total = bh_ld16(h + 2);
+	if (hl < BH_IPV4_HLEN || hl > avail || total < hl)
+		return;
+	if (total > avail)
+		total = avail; /* a short frame: what it has, at most */
+	if (nsent == SENT_MAX) {
+		sent_overflow = true;
+		return;
+	}
+	struct sent *r = &sent[nsent++];
+	r->src = bh_ld32(h + 12);
+	r->dst = bh_ld32(h + 16);
+	r->id = bh_ld16(h + 4);
+	r->proto = h[9];
+	r->off = (uint32_t)(bh_ld16(h + 6) & 0x1fff) * 8;
+	r->len = (uint32_t)(total - hl);
+	memcpy(r->data, h + hl, r->len);
+}
+
+/* Some frame with this key holds byte b at datagram offset o. */
+static bool covered(const struct env_delivery *d, uint16_t id, uint32_t o, uint8_t b)
+{
+	for (unsigned k = 0; k < nsent; k++) {
+		const struct sent *r = &sent[k];
+		if (r->src == d->src && r->dst == d->dst && r->proto == d->proto && r->id == id &&
+		    o >= r->off && o - r->off < r->len && r->data[o - r->off] == b)
+			return true;
+	}
+	return false;
+}
+
+/* Every byte of every delivery logged since the last check came from the
+ * wire at its place, under one identification. */
+static void check_deliveries(const struct env *e)
+{
+	if (sent_overflow)
+		return;
+	for (unsigned i = 0; i < e->ndeliv && i < ENV_MAX_LOG; i++) {
+		const struct env_delivery *d = &e->deliv[i];
+		if (d->len == UINT32_MAX) {
+			fprintf(stderr, "ip_input_fuzz: a delivery's pieces disagree with its length\n");
+			abort();
+		}
+		uint32_t base = d->proto == BH_IPPROTO_UDP ? 8 : 0; /* UDP delivers its payload */
+		bool whole = false;
+		for (unsigned k = 0; k < nsent && !whole; k++) {
+			if (sent[k].src != d->src || sent[k].dst != d->dst || sent[k].proto != d->proto)
+				continue;
+			whole = true;
+			for (uint32_t j = 0; j < d->len && whole; j++)
+				whole = covered(d, sent[k].id, base + j, d->data[j]);
+		}
+		if (!whole) {
+			fprintf(stderr,
+				"ip_input_fuzz: delivered %u bytes (proto %u) that no frame sent "
+				"at their place\n",
+				d->len, d->proto);
+			abort();
+		}
+	}
+}
+
 static void check(const struct env *e, const char *where)
 {
 	if (e->double_release || e->bad_handle) {
@@ -84,7 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.max_pieces = 16;
 	c.udp_bindings = 8;
 	env_init(&e, &c, 128);
-	e.keep_log = false;
+	e.keep_log = true; /* deliveries are checked against what was sent */
+	nsent = 0;
+	sent_overflow = false;
 	bh_udp_bind(e.ip, 53, 1);
 	bh_ip_start(e.ip, 0);
 
@@ -104,6 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(frame, arg, len);
 			if (op & 0x40)
 				fix_checksums(frame, len);
+			note_sent(frame, len);
 			env_input(&e, frame, len);
 			break;
 		case 1:
@@ -138,11 +226,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		check(&e, "after a record");
+		check_deliveries(&e);
+		env_clear_log(&e);
 	}
 	/* Every timer runs out (ARP retries take one tick each). */
 	for (int k = 0; k < 8; k++)
 		env_tick(&e, e.now + 60000);
 	check(&e, "after the timers");
+	check_deliveries(&e);
 	uint32_t leaked = env_fini(&e);
 	if (leaked) {
 		fprintf(stderr, "ip_input_fuzz: %u buffers not returned\n", leaked);

@@ -18,8 +18,13 @@
  *         3 shutdown, 4 close, 5 abort, 6 time passes (len * 8 ms),
  *         7 buffers run out (flags bit 0) or come back; flags bit 1
  *           turns Nagle off, bit 2 keepalive on (short timers).
+ * The peer's bytes are a function of their sequence number (pat()), so
+ * whatever the script sends, overlapping, duplicated or out of order, the
+ * stream is one: every byte the application reads must be pat() of its
+ * place after the connection's initial receive number.
  * Invariants, checked after every record: no buffer released twice or
- * unknown; at the end, once the library is destroyed, every buffer back.
+ * unknown; every byte read is the byte the peer sent at that place; at
+ * the end, once the library is destroyed, every buffer back.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +45,38 @@ static void check(const struct harness *h)
 	}
 }
 
+/* The peer's byte at sequence number s. */
+static uint8_t pat(bh_seq s) { return (uint8_t)((s * 2654435761u) >> 24); }
+
+/* The peer's payload for a segment whose sequence number is seq. */
+static const uint8_t *payload_at(uint8_t *buf, uint8_t flags, bh_seq seq, uint32_t len)
+{
+	bh_seq first = seq + ((flags & BH_TCP_SYN) ? 1 : 0); /* a SYN's data follows it */
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = pat(first + i);
+	return buf;
+}
+
+/* The application read n bytes of c, after `done` bytes before them. */
+static void check_read(const struct harness *h, bh_tcp_conn c, const uint8_t *got, int n,
+		       uint64_t done)
+{
+	struct bh_tcp_info in;
+	if (bh_tcp_info(h->tcp, c, &in) != 0) {
+		fprintf(stderr, "tcp_input_fuzz: no info for a connection that delivered data\n");
+		abort();
+	}
+	for (int i = 0; i < n; i++) {
+		bh_seq s = in.irs + 1 + (bh_seq)(done + (uint64_t)i);
+		if (got[i] != pat(s)) {
+			fprintf(stderr,
+				"tcp_input_fuzz: byte %llu of the stream is %u, the peer sent %u\n",
+				(unsigned long long)(done + (uint64_t)i), got[i], pat(s));
+			abort();
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct harness h;
@@ -57,13 +94,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct h_opts peer = {.mss = true, .mss_v = 1460, .sack_ok = data[0] & 2, .ts = data[0] & 4,
 			      .ts_val = 1, .ws = data[0] & 8, .ws_v = 2};
 	bh_tcp_conn c = 0, l = 0;
+	uint64_t done = 0; /* bytes of c the application has read */
 	if (data[0] & 1) {
 		bh_tcp_listen(h.tcp, h.our_port, 4, 1, &l); /* our ISS: from the SYN-ACK */
 	} else {
 		c = h_connect(&h, &peer);
 	}
-	for (size_t i = 0; i < sizeof payload; i++)
-		payload[i] = (uint8_t)i;
 	size_t at = 1;
 	while (at + 8 <= size) {
 		const uint8_t *r = data + at;
@@ -88,18 +124,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r[0] & 0x40)
 				h.peer_port = (uint16_t)(40000 + (r[1] >> 5));
 			if (r[0] & 0x80)
-				h_send_abs(&h, r[1], srel * 0x10001u, arel * 0x10001u, r[7], payload,
-					   len, &o, false);
+				h_send_abs(&h, r[1], srel * 0x10001u, arel * 0x10001u, r[7],
+					   payload_at(payload, r[1], srel * 0x10001u, len), len, &o,
+					   false);
 			else
-				h_send(&h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff), payload,
-				       len * 6, &o);
+				h_send(&h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff),
+				       payload_at(payload, r[1], h.peer_iss + srel, len * 6), len * 6,
+				       &o);
 			h.peer_port = port;
 			/* Learn our ISN from a SYN-ACK when listening. */
 			const struct h_seg *last = &h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0];
 			if (l && h.nout && (last->t.flags & BH_TCP_SYN))
 				h.our_iss = last->t.seq;
-			if (l && !c)
-				bh_tcp_accept(h.tcp, l, 2, &c);
+			if (l && !c && bh_tcp_accept(h.tcp, l, 2, &c) == 0)
+				done = 0;
 			break;
 		}
 		case 1:
@@ -109,7 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2:
 			if (c) {
 				static uint8_t sink[65536];
-				h_read(&h, c, sink, sizeof sink);
+				int n = h_read(&h, c, sink, sizeof sink);
+				if (n > 0) {
+					check_read(&h, c, sink, n, done);
+					done += (uint64_t)n;
+				}
 			}
 			break;
 		case 3:

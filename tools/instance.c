@@ -480,6 +480,20 @@ static const char *dom_state(const struct dom_rec *r)
 	return "exited";
 }
 
+/* A sanitizer build's domain writes its reports to a file of its own
+ * (domains/rt.c): name it in the line that reports the death, if the
+ * domain wrote one. */
+static void sanitizer_report_note(char *out, size_t n, const struct sup *s, int d, pid_t pid)
+{
+	char file[64], path[256];
+	struct stat st;
+	snprintf(file, sizeof(file), "sanitizer.%s.%d",
+		 s->plan.mode == BH_MODE_MONO ? "mono" : bh_dom_name(d), (int)pid);
+	if (bh_inst_path(path, sizeof(path), s->plan.name, file) == 0 && stat(path, &st) == 0 &&
+	    st.st_size > 0)
+		snprintf(out, n, "; sanitizer report in %s", path);
+}
+
 static void exit_text(char *out, size_t n, const struct dom_rec *r)
 {
 	if (r->pid == 0 || (r->alive && r->restarts == 0))
@@ -811,7 +825,9 @@ static void check_children(struct sup *s)
 			r->ended_ns = bh_now_ns();
 			char ex[64];
 			exit_text(ex, sizeof(ex), r);
-			bh_logf("domain %s (pid %d) died: %s", bh_dom_name(d), (int)pid, ex);
+			char san[320] = "";
+			sanitizer_report_note(san, sizeof(san), s, d, pid);
+			bh_logf("domain %s (pid %d) died: %s%s", bh_dom_name(d), (int)pid, ex, san);
 			if (s->plan.mode == BH_MODE_FACTORED && !s->stopping)
 				schedule_restart(s, d);
 		}
@@ -1114,7 +1130,9 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 	if (!bh_name_ok(name))
 		return fail("bad instance name '%s': 1-32 letters, digits, '-', '_', '.'", name);
 	if (driver == NULL || addr == NULL)
-		return fail("up needs --driver SPEC and --addr A.B.C.D/LEN"), usage_up();
+		return fail("up needs %s%s%s", driver ? "" : "--driver SPEC",
+			    driver || addr ? "" : " and ", addr ? "" : "--addr A.B.C.D/LEN"),
+		       usage_up();
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	struct bh_driver_spec spec;
 	const char *why = bh_driver_spec_parse(driver, &spec);

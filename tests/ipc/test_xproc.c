@@ -271,6 +271,10 @@ Test(xproc, descriptors_rewritten_after_publishing_never_escape_bounds)
 	struct bh_chan_stats st = bh_chan_stats(&x.ch);
 	cr_log_info("accepted %llu, rejected %llu", (unsigned long long)accepted,
 		    (unsigned long long)st.rejected_desc);
-	cr_assert_gt(accepted + st.rejected_desc, 0);
-	xp_finish(&x);
+	/* The valid descriptors the peer kept sending get through (most
+	 * slots are not rewritten before they are read); how many rewrites
+	 * land before the read is the scheduler's, so rejections are logged
+	 * above, not required. */
+	cr_assert_gt(accepted, 0, "no valid descriptor got through");
+	cr_assert_eq(xp_finish(&x), 0, "the peer ran to its end");
 }

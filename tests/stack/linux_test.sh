@@ -9,30 +9,29 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "FAIL: this test needs root (TAP devices, network namespaces)"
-	exit 1
+	fail "this test needs root (TAP devices, network namespaces)"
+	finish
 fi
 for t in curl nc ping python3 ip ethtool; do
-	command -v "$t" >/dev/null || { echo "FAIL: $t is not installed"; exit 1; }
+	command -v "$t" >/dev/null || { fail "$t is not installed"; finish; }
 done
 
 TAP="bht$$"
 NS="bhns$$"
 VA="bhva$$" # our end of the veth pair, in this namespace
 VB="bhvb$$" # Linux's end, in $NS
-linux_cleanup() {
+linux_gone() {
 	ip link del "$TAP" 2>/dev/null
 	ip link del "$VA" 2>/dev/null
 	ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
-	cleanup
 	for i in "$TAP" "$VA"; do
-		ip link show "$i" >/dev/null 2>&1 && { echo "FAIL: interface $i left behind"; FAILS=$((FAILS + 1)); }
+		ip link show "$i" >/dev/null 2>&1 && fail "interface $i left behind"
 	done
-	ip netns list | grep -qw "$NS" && { echo "FAIL: namespace $NS left behind"; FAILS=$((FAILS + 1)); }
-	[ "$FAILS" -eq 0 ]
+	ip netns list | grep -w "$NS" >/dev/null && fail "namespace $NS left behind"
+	return 0
 }
-trap 'linux_cleanup; exit $?' EXIT
+at_exit linux_gone
 
 mkdir -p "$WORK/www"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
@@ -66,11 +65,14 @@ linux_suite() { # linux_suite LABEL INSTANCE LA BA L...
 			same_after "$WORK/curl.$f" "$WORK/www/$f" "${L[@]}" curl -sS --max-time 60 \
 			-o "$WORK/curl.$f" "http://$ba:8080/$f"
 	done
-	# Keep-alive: two URLs over one connection.
-	"${L[@]}" curl -sv --max-time 30 -o /dev/null -o /dev/null \
-		"http://$ba:8080/1m" "http://$ba:8080/1m" >"$WORK/curl.v" 2>&1
-	check "$lab: Linux curl, two requests on one kept-alive connection" \
-		grep -q "Re-using existing connection" "$WORK/curl.v"
+	# Keep-alive: two URLs over one connection, both bodies checked.
+	rm -f "$WORK/ka1" "$WORK/ka2"
+	"${L[@]}" curl -sSv --max-time 30 -o "$WORK/ka1" -o "$WORK/ka2" \
+		"http://$ba:8080/1m" "http://$ba:8080/20m" >"$WORK/curl.v" 2>&1
+	local krc=$?
+	check "$lab: Linux curl, two requests on one kept-alive connection (rc $krc), both bodies equal" \
+		bash -c "[ $krc -eq 0 ] && grep -q 'Re-using existing connection' '$WORK/curl.v' &&
+			cmp -s '$WORK/ka1' '$WORK/www/1m' && cmp -s '$WORK/ka2' '$WORK/www/20m'"
 	kill "$srv" 2>/dev/null
 	wait "$srv" 2>/dev/null
 

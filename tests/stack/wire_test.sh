@@ -79,14 +79,17 @@ for mode in factored mono; do
 	# Many at once.
 	pids=()
 	for i in $(seq 1 16); do
-		(timeout 120 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/par.$i" 2>/dev/null &&
+		(timeout 120 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/par.$i" 2>>"$WORK/par.err" &&
 			[ "$(sha "$WORK/par.$i")" = "$(sha "$WORK/www/1m")" ]) &
 		pids+=($!)
 	done
 	ok=0
 	for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
 	check "$mode: 16 concurrent transfers, all hashes equal ($ok)" [ "$ok" -eq 16 ]
-	check "$mode: a 404 is an error" bash -c "! timeout 20 '$B' get b http://10.9.0.1:8080/nope -o /dev/null 2>/dev/null"
+	timeout 20 "$B" get b http://10.9.0.1:8080/nope -o "$WORK/nope" 2>"$WORK/404.err"
+	rc=$?
+	check "$mode: a 404 is an error (rc $rc: $(head -1 "$WORK/404.err"))" \
+		bash -c "[ $rc -eq 1 ] && head -1 '$WORK/404.err' | grep -E '^HTTP/1\.[01] 404 ' >/dev/null"
 
 	sleep 0.2 # counters are published every 50 ms
 	c="$(timeout 10 "$B" conns a)"
