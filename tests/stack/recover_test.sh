@@ -97,8 +97,8 @@ tap_gone() {
 	return 0
 }
 at_exit tap_gone
-for f in kill crash hang bad-desc scribble; do
-	for d in driver ip tcp sock; do
+for f in ${FAULTS:-kill crash hang bad-desc scribble}; do
+	for d in ${DOMAINS:-driver ip tcp sock}; do
 		cell="tap $f $d"
 		check "$cell: up" timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.78.0.1/24 \
 			--addr 10.78.0.2/24 --impair "rate=${TAP_RATE:-200mbit}" >/dev/null
