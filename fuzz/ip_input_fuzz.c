@@ -18,6 +18,10 @@
  * for byte at its offset in the datagram, by the frames that arrived with
  * its source, destination, protocol and identification (one frame, or the
  * fragments it was reassembled from). ASan and UBSan watch for the rest.
+ * Liveness, at the end: once the hostile input stops and time passes, the
+ * stack still serves an honest peer that announces itself with ARP: its
+ * ping is answered, its UDP datagram delivered, and one sent to it goes
+ * out (check_alive).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -145,6 +149,100 @@ static void check_deliveries(const struct env *e)
 	}
 }
 
+static void dead(const char *what)
+{
+	fprintf(stderr, "ip_input_fuzz: liveness: %s once the input stopped\n", what);
+	abort();
+}
+
+/* The first transmitted frame from `from` on that is IPv4 with protocol
+ * proto to PEER's MAC, as a pointer to its IP header; NULL if none. An
+ * ARP request for PEER met on the way is answered (as the peer would). */
+static const uint8_t *find_tx(struct env *e, unsigned from, uint8_t proto)
+{
+	for (unsigned i = from; i < e->ntx && i < ENV_MAX_LOG; i++) {
+		const uint8_t *f = e->tx[i].data;
+		if (e->tx[i].len < BH_ETH_HLEN + BH_IPV4_HLEN)
+			continue;
+		if (bh_ld16(f + 12) == BH_ETHERTYPE_ARP) {
+			if (bh_ld16(f + BH_ETH_HLEN + 6) == BH_ARP_REQUEST &&
+			    bh_ld32(f + BH_ETH_HLEN + 24) == PEER_ADDR) {
+				uint8_t r[64];
+				env_input(e, r,
+					  build_arp(r, &ENV_MAC, &PEER_MAC, BH_ARP_REPLY, &PEER_MAC,
+						    PEER_ADDR, &ENV_MAC, ENV_ADDR));
+			}
+			continue;
+		}
+		if (bh_ld16(f + 12) == BH_ETHERTYPE_IPV4 && memcmp(f, PEER_MAC.b, 6) == 0 &&
+		    f[BH_ETH_HLEN + 9] == proto)
+			return f + BH_ETH_HLEN;
+	}
+	return NULL;
+}
+
+/* Time passes until the frame shows (ARP may have to resolve first). */
+static const uint8_t *await_tx(struct env *e, uint8_t proto)
+{
+	for (int round = 0; round < 8; round++) {
+		const uint8_t *h = find_tx(e, 0, proto);
+		if (h)
+			return h;
+		env_tick(e, e->now + 1000);
+	}
+	return NULL;
+}
+
+static void check_alive(struct env *e)
+{
+	static const struct bh_mac bcast = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+	static const struct bh_mac zero = {{0}};
+	uint8_t f[256], m[128], data[64];
+	for (unsigned i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	e->fail_alloc = false;
+	env_clear_log(e);
+	/* The honest peer announces itself, as a host does before it talks. */
+	env_input(e, f,
+		  build_arp(f, &bcast, &PEER_MAC, BH_ARP_REQUEST, &PEER_MAC, PEER_ADDR, &zero,
+			    ENV_ADDR));
+	/* Its ping is answered, with its identifier, sequence and data. */
+	env_clear_log(e);
+	struct ipspec ip = {.src = PEER_ADDR, .dst = ENV_ADDR, .proto = BH_IPPROTO_ICMP, .id = 0x7e57};
+	size_t n = build_icmp(m, BH_ICMP_ECHO_REQUEST, 0, 0x42420001u, data, sizeof data);
+	env_input(e, f, build_ip(f, NULL, &ip, m, n));
+	const uint8_t *h = await_tx(e, BH_IPPROTO_ICMP);
+	if (h == NULL)
+		dead("a ping was not answered");
+	const uint8_t *icmp = h + (h[0] & 0xf) * 4;
+	if (icmp[0] != BH_ICMP_ECHO_REPLY || bh_ld32(icmp + 4) != 0x42420001u ||
+	    bh_ld16(h + 2) != (h[0] & 0xf) * 4 + 8 + sizeof data ||
+	    memcmp(icmp + 8, data, sizeof data) != 0)
+		dead("a ping got a wrong answer");
+	/* Its datagram to a bound port is delivered whole. */
+	int b = bh_udp_bind(e->ip, 7777, 77);
+	if (b != 0 && b != -EADDRINUSE)
+		dead("a free port could not be bound");
+	env_clear_log(e);
+	ip.proto = BH_IPPROTO_UDP;
+	ip.id++;
+	n = build_udp(m, PEER_ADDR, ENV_ADDR, 5555, 7777, data, sizeof data);
+	env_input(e, f, build_ip(f, NULL, &ip, m, n));
+	bool got = false;
+	for (unsigned i = 0; i < e->ndeliv && i < ENV_MAX_LOG; i++)
+		got |= e->deliv[i].dport == 7777 && e->deliv[i].len == sizeof data &&
+		       memcmp(e->deliv[i].data, data, sizeof data) == 0;
+	if (!got)
+		dead("a UDP datagram was not delivered");
+	/* One we send to it goes out. */
+	env_clear_log(e);
+	struct bh_pkt p = env_buffer(e, data, sizeof data);
+	if (bh_udp_output(e->ip, e->now, &p, 7777, PEER_ADDR, 5555) != 0)
+		dead("a UDP datagram could not be sent");
+	if (await_tx(e, BH_IPPROTO_UDP) == NULL)
+		dead("a UDP datagram sent did not go out");
+}
+
 static void check(const struct env *e, const char *where)
 {
 	if (e->double_release || e->bad_handle) {
@@ -234,6 +332,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		env_tick(&e, e.now + 60000);
 	check(&e, "after the timers");
 	check_deliveries(&e);
+	check_alive(&e);
+	check(&e, "after the liveness check");
 	uint32_t leaked = env_fini(&e);
 	if (leaked) {
 		fprintf(stderr, "ip_input_fuzz: %u buffers not returned\n", leaked);
