@@ -258,8 +258,62 @@ struct sup {
 	struct dom_rec dom[BH_NDOMS]; /* mono: all four share one process */
 	uint64_t started_ns;
 	bool stopping;
+	char why[200]; /* why it stops, for supervisor.exit */
 	const char *exe;
 };
+
+/* ------------------------------------------------------------------ */
+/* the supervisor's last word                                           */
+/* ------------------------------------------------------------------ */
+
+/* Why the supervisor exited, in RUNDIR/NAME/supervisor.exit: `status`
+ * reads it once nobody answers on ctl.sock. The file is opened (and
+ * emptied) at start, so that every exit path, a fatal signal's handler
+ * included, only has to write. A supervisor killed by SIGKILL leaves the
+ * file empty, and `status` says that too. */
+static int exit_fd = -1;
+
+static void exit_note(const char *text)
+{
+	if (exit_fd < 0)
+		return;
+	size_t n = strlen(text);
+	if (pwrite(exit_fd, text, n, 0) == (ssize_t)n)
+		(void)!ftruncate(exit_fd, (off_t)n);
+}
+
+/* A fault in the supervisor itself: one line to the log and the exit
+ * note (async-signal-safe calls only), then the signal's default action. */
+static void on_fatal(int sig)
+{
+	char msg[96] = "supervisor: fatal signal ";
+	size_t n = strlen(msg);
+	char digits[8];
+	int k = 0;
+	for (int v = sig; v > 0 && k < 7; v /= 10)
+		digits[k++] = (char)('0' + v % 10);
+	while (k > 0)
+		msg[n++] = digits[--k];
+	memcpy(msg + n, "; it exits\n", 12);
+	n += 11;
+	(void)!write(STDERR_FILENO, msg, n);
+	if (exit_fd >= 0) {
+		(void)!pwrite(exit_fd, msg, n, 0);
+		(void)!ftruncate(exit_fd, (off_t)n);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void exit_note_open(const char *name)
+{
+	char path[256];
+	if (bh_inst_path(path, sizeof(path), name, "supervisor.exit") == 0)
+		exit_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		signal(fatal[i], on_fatal);
+}
 
 static int tap_create(const char *ifname, uint16_t mtu, const char *host_cidr, char *err,
 		      size_t errlen)
@@ -693,6 +747,7 @@ static void handle_ctl(struct sup *s, int fd)
 		answer_inject(s, &t, line + 7);
 	else if (strcmp(line, "down") == 0) {
 		tprintf(&t, "ok\n");
+		snprintf(s->why, sizeof(s->why), "stopped by bulkhead down");
 		s->stopping = true;
 	} else
 		tprintf(&t, "error: unknown request '%s'\n", line);
@@ -724,6 +779,9 @@ static void schedule_restart(struct sup *s, int d)
 		bh_logf("domain %s failed %u times in a row right after starting: the instance "
 			"cannot recover; stopping it",
 			bh_dom_name(d), r->quick_fails);
+		snprintf(s->why, sizeof(s->why),
+			 "gave up: domain %s failed %u times in a row right after starting",
+			 bh_dom_name(d), r->quick_fails);
 		s->stopping = true;
 		return;
 	}
@@ -886,6 +944,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 	char err[300] = "";
 	int e = 0;
 	bh_rt_log_init("supervisor");
+	exit_note_open(s->plan.name);
 	s->started_ns = bh_now_ns();
 	s->tap_fd = -1;
 	char path[256];
@@ -981,6 +1040,9 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 				while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo != SIGCHLD) {
 						bh_logf("signal %u: stopping", si.ssi_signo);
+						snprintf(s->why, sizeof(s->why),
+							 "stopped by signal %u (%s)", si.ssi_signo,
+							 strsignal((int)si.ssi_signo));
 						s->stopping = true;
 					}
 				}
@@ -995,7 +1057,10 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 	stop_all(s);
 	check_children(s);
 	sup_cleanup(s);
-	bh_logf("instance %s down", s->plan.name);
+	bh_logf("instance %s down (%s)", s->plan.name, s->why[0] ? s->why : "stopped");
+	char note[300];
+	snprintf(note, sizeof(note), "%s\n", s->why[0] ? s->why : "stopped");
+	exit_note(note);
 	return 0;
 fail_stop:
 	stop_all(s);
@@ -1004,6 +1069,8 @@ fail:
 	if (report >= 0)
 		dprintf(report, "error: %s\n", err);
 	sup_cleanup(s);
+	snprintf(s->why, sizeof(s->why), "start failed: %.180s\n", err);
+	exit_note(s->why);
 	return 1;
 }
 
@@ -1345,13 +1412,37 @@ static int name_arg(int argc, char **argv, const char *usage, bool *json)
 	return 0;
 }
 
+/* `NAME is not up`, with what the supervisor said when it exited (or that
+ * it said nothing: killed by SIGKILL). e: the error reaching ctl.sock. */
+static int not_up(const char *name, int e)
+{
+	char path[256], note[256] = "";
+	if (e != -ENOENT && e != -ECONNREFUSED)
+		return fail("instance %s is not up (%s)", name, strerror(-e));
+	if (bh_inst_path(path, sizeof(path), name, "supervisor.exit") == 0) {
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(note, sizeof(note), f) == NULL)
+				note[0] = '\0';
+			note[strcspn(note, "\n")] = '\0';
+			fclose(f);
+			if (note[0] == '\0')
+				snprintf(note, sizeof(note),
+					 "its supervisor ended without a word: killed by SIGKILL?");
+			if (e == -ECONNREFUSED || strncmp(note, "stopped by bulkhead down", 24) != 0)
+				return fail("instance %s is not up: %s (bulkhead logs %s)", name, note,
+					    name);
+		}
+	}
+	return fail("instance %s is not up (no supervisor)", name);
+}
+
 static int ask(const char *name, const char *req)
 {
 	char *ans = NULL;
 	int e = ctl_request(name, req, &ans);
 	if (e)
-		return fail("instance %s is not up (%s)", name,
-			    e == -ENOENT || e == -ECONNREFUSED ? "no supervisor" : strerror(-e));
+		return not_up(name, e);
 	fputs(ans, stdout);
 	int rc = strncmp(ans, "error", 5) == 0 ? 1 : 0;
 	free(ans);

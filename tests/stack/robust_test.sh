@@ -178,6 +178,43 @@ check "scribbler: both instances fully running, no restart" \
 	bash -c "$(declare -f all_running); B='$B'; all_running a && all_running b"
 check "scribbler: a new transfer afterwards is intact" fetch_ok 64m
 
+# A supervisor that dies leaves a trace: status says why (a fatal signal
+# of its own, or nothing at all after SIGKILL), the log has it, and its
+# domains go with it.
+sup_pid() { timeout 10 "$B" status "$1" --json | grep -oE '"supervisor_pid": [0-9]+' | grep -oE '[0-9]+$'; }
+gone() { # gone INSTANCE: no domain process its log names still runs (waits up to 5 s)
+	local p st left
+	for _ in $(seq 50); do
+		left=""
+		for p in $(grep -oE '(driver|ip|tcp|sock|mono)\[[0-9]+\]' "$BULKHEAD_RUN/$1/log" |
+			grep -oE '[0-9]+' | sort -u); do
+			st="$(awk '/^State:/ {print $2}' "/proc/$p/status" 2>/dev/null)"
+			[ -n "$st" ] && [ "$st" != Z ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bulkhead ] &&
+				left="$left $p"
+		done
+		[ -z "$left" ] && return 0
+		sleep 0.1
+	done
+	echo "  still running:$left"
+	return 1
+}
+check "c up" timeout 30 "$B" up c --driver wire:r3:0 --addr 10.9.3.1/24
+sp="$(sup_pid c)"
+check "c's supervisor pid ($sp)" [ -n "$sp" ]
+kill -SEGV "$sp"
+sleep 0.3
+refuses "status after the supervisor crashed says why" 1 \
+	"^bulkhead: instance c is not up: supervisor: fatal signal 11; it exits" status c
+check "the log has the supervisor's last line" grep -q "supervisor: fatal signal 11" "$BULKHEAD_RUN/c/log"
+check "c's domains went with their supervisor" gone c
+check "c up again" timeout 30 "$B" up c --driver wire:r3:0 --addr 10.9.3.1/24
+sp="$(sup_pid c)"
+kill -KILL "$sp"
+sleep 0.3
+refuses "status after the supervisor was killed says it left no word" 1 \
+	"^bulkhead: instance c is not up: its supervisor ended without a word" status c
+check "c's domains went with their supervisor" gone c
+
 kill $srv
 wait $srv 2>/dev/null
 check "a down" timeout 20 "$B" down a
