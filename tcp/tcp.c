@@ -267,7 +267,7 @@ unsigned bh_tcp_held(const struct bh_tcp *tcp) { return tcp->segs_used; }
 
 /* ---- table ---- */
 
-static uint32_t bucket(const struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport)
+uint32_t bh_tcp__bucket(const struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport)
 {
 	uint32_t h = raddr * 0x9e3779b1u ^ ((uint32_t)rport << 16 | lport) * 0x85ebca6bu;
 	return (h ^ h >> 15) & tcp->hmask;
@@ -275,7 +275,7 @@ static uint32_t bucket(const struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, u
 
 struct tconn *bh_tcp__lookup(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport)
 {
-	uint32_t i = tcp->hash[bucket(tcp, raddr, rport, lport)];
+	uint32_t i = tcp->hash[bh_tcp__bucket(tcp, raddr, rport, lport)];
 	while (i != NONE) {
 		struct tconn *c = &tcp->conn[i];
 		if (c->raddr == raddr && c->rport == rport && c->lport == lport)
@@ -293,7 +293,7 @@ struct tconn *bh_tcp__listener(struct bh_tcp *tcp, uint16_t lport)
 
 static void hash_insert(struct bh_tcp *tcp, struct tconn *c)
 {
-	uint32_t b = bucket(tcp, c->raddr, c->rport, c->lport);
+	uint32_t b = bh_tcp__bucket(tcp, c->raddr, c->rport, c->lport);
 	c->hnext = tcp->hash[b];
 	tcp->hash[b] = (uint32_t)(c - tcp->conn);
 	c->hashed = true;
@@ -301,7 +301,7 @@ static void hash_insert(struct bh_tcp *tcp, struct tconn *c)
 
 static void hash_remove(struct bh_tcp *tcp, struct tconn *c)
 {
-	uint32_t *p = &tcp->hash[bucket(tcp, c->raddr, c->rport, c->lport)];
+	uint32_t *p = &tcp->hash[bh_tcp__bucket(tcp, c->raddr, c->rport, c->lport)];
 	uint32_t me = (uint32_t)(c - tcp->conn);
 	while (*p != NONE) {
 		if (*p == me) {
@@ -360,18 +360,46 @@ static struct tconn *from_handle(const struct bh_tcp *tcp, bh_tcp_conn h)
 	return c;
 }
 
+/* ---- a listener's children ---- */
+
+void bh_tcp__child_add(struct bh_tcp *tcp, struct tconn *l, struct tconn *c)
+{
+	c->parent = (uint32_t)(l - tcp->conn);
+	c->in_acceptq = false;
+	l->nchild++;
+}
+
+void bh_tcp__child_ready(struct bh_tcp *tcp, struct tconn *c)
+{
+	struct tconn *l = &tcp->conn[c->parent];
+	l->nchild--;
+	l->naccept++;
+	c->in_acceptq = true;
+}
+
+/* Out of its listener's queue: accepted, or freed. The count is the one
+ * the child's flag names, not one guessed from its state: a child
+ * reset or timed out in SYN-RECEIVED reaches here CLOSED, and taking it
+ * off the accept queue's count instead of the SYN queue's (as once
+ * happened) wrapped naccept and shut the listener for good. */
+static void child_remove(struct bh_tcp *tcp, struct tconn *c)
+{
+	struct tconn *l = &tcp->conn[c->parent];
+	if (c->in_acceptq)
+		l->naccept--;
+	else
+		l->nchild--;
+	c->parent = NONE;
+	c->in_acceptq = false;
+}
+
 static void conn_free(struct bh_tcp *tcp, struct tconn *c)
 {
 	conn_drop_queues(tcp, c);
 	if (c->hashed)
 		hash_remove(tcp, c);
-	if (c->parent != NONE) {
-		struct tconn *l = &tcp->conn[c->parent];
-		if (c->state == BH_TCP_SYN_RECEIVED)
-			l->nchild--;
-		else
-			l->naccept--;
-	}
+	if (c->parent != NONE)
+		child_remove(tcp, c);
 	c->used = false;
 	/* Out of the live list (the last one takes its place), onto the
 	 * spare stack. */
@@ -427,8 +455,13 @@ void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx)
 	struct bh_tcp_repr seg;
 	tcp->ctr.segs_in++;
 	const struct bh_pkt *p0 = &rx->piece[0];
+	/* Port 0 is no port, and 0.0.0.0 no source (RFC 1122 3.2.1.3; IP
+	 * drops it, but IP is another domain): a remote end of 0.0.0.0:0
+	 * would be the listener's own key in the table. */
 	bool ok = rx->npieces >= 1 && rx->cast == BH_IP_UNICAST && rx->dst == tcp->cfg.addr &&
-		  bh_tcp_parse(bh_pkt_data(p0), p0->len, rx->len, &seg) == BH_TCP_WIRE_OK;
+		  rx->src != 0 &&
+		  bh_tcp_parse(bh_pkt_data(p0), p0->len, rx->len, &seg) == BH_TCP_WIRE_OK &&
+		  seg.sport != 0 && seg.dport != 0;
 	if (!ok) {
 		tcp->ctr.bad_header++;
 	} else {
@@ -443,7 +476,12 @@ void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx)
 			tcp->ops.release(tcp->ctx, &rx->piece[i]);
 		return;
 	}
+	/* RFC 1122 4.2.2.5: the segment stands; what was ignored is counted
+	 * (the library's log). */
+	if (seg.opt.ignored || seg.opt.cut_short)
+		tcp->ctr.bad_options++;
 	bh_tcp__segment(tcp, now, rx, &seg);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 }
 
 /* ---- applications ---- */
@@ -464,6 +502,7 @@ int bh_tcp_listen(struct bh_tcp *tcp, uint16_t port, uint32_t backlog, uint64_t 
 	c->cookie = cookie;
 	c->app_owned = true;
 	*out = bh_tcp__handle(tcp, c);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
@@ -476,14 +515,12 @@ int bh_tcp_accept(struct bh_tcp *tcp, bh_tcp_conn listener, uint64_t cookie, bh_
 	struct tconn *best = NULL;
 	for (uint32_t i = 0; i < tcp->nlive; i++) {
 		struct tconn *c = &tcp->conn[tcp->live[i]];
-		if (c->used && c->parent == me && c->state != BH_TCP_SYN_RECEIVED &&
-		    (!best || c->born < best->born))
+		if (c->used && c->parent == me && c->in_acceptq && (!best || c->born < best->born))
 			best = c;
 	}
 	if (!best)
 		return -EAGAIN;
-	best->parent = NONE;
-	l->naccept--;
+	child_remove(tcp, best);
 	best->app_owned = true;
 	best->cookie = cookie;
 	*out = bh_tcp__handle(tcp, best);
@@ -492,6 +529,7 @@ int bh_tcp_accept(struct bh_tcp *tcp, bh_tcp_conn listener, uint64_t cookie, bh_
 		bh_tcp__event(tcp, best, BH_TCP_EV_READABLE, 0);
 	if (best->err)
 		bh_tcp__event(tcp, best, BH_TCP_EV_ERROR, best->err);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
@@ -535,6 +573,7 @@ int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport,
 	tcp->ctr.active_opens++;
 	*out = bh_tcp__handle(tcp, c);
 	bh_tcp__output(tcp, c, now);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
@@ -578,6 +617,7 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 	if (!bh_tcp__q_push(tcp, &c->sndq, at, data))
 		return -EAGAIN;
 	bh_tcp__output(tcp, c, now);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
@@ -606,6 +646,7 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 			c->ack_now = true;
 			bh_tcp__output(tcp, c, now);
 		}
+		BH_TCP_ASSERT_INVARIANTS(tcp);
 		return (int)n;
 	}
 	if (c->err)
@@ -647,31 +688,36 @@ int bh_tcp_shutdown(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 	if (!c || c->listener)
 		return -EINVAL;
 	do_shutdown(tcp, c, now);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
-int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
+/* A listener's unaccepted connections go with it, each reset (as Linux's
+ * inet_csk_listen_stop), whether the listener is closed or aborted: a
+ * child left behind would keep the freed slot as its parent, and count
+ * itself out of whatever listener took the slot next. */
+static void listener_end(struct bh_tcp *tcp, struct tconn *l)
 {
-	struct tconn *c = from_handle(tcp, h);
-	if (!c)
-		return -EINVAL;
-	if (c->listener) {
-		/* Unaccepted connections go with their listener (RST). */
-		uint32_t me = (uint32_t)(c - tcp->conn);
-		/* Backwards: a child freed here is replaced by one already
-		 * seen. */
-		for (uint32_t i = tcp->nlive; i-- > 0;) {
-			if (i >= tcp->nlive)
-				continue;
-			struct tconn *k = &tcp->conn[tcp->live[i]];
-			if (k->used && k->parent == me) {
-				if (k->state != BH_TCP_CLOSED)
-					bh_tcp__send_rst(tcp, k);
-				bh_tcp__finish(tcp, k, 0);
-			}
+	uint32_t me = (uint32_t)(l - tcp->conn);
+	/* Backwards: a child freed here is replaced by one already seen. */
+	for (uint32_t i = tcp->nlive; i-- > 0;) {
+		if (i >= tcp->nlive)
+			continue;
+		struct tconn *k = &tcp->conn[tcp->live[i]];
+		if (k->used && k->parent == me) {
+			if (k->state != BH_TCP_CLOSED)
+				bh_tcp__send_rst(tcp, k);
+			bh_tcp__finish(tcp, k, 0);
 		}
-		c->app_closed = true;
-		bh_tcp__finish(tcp, c, 0);
+	}
+	l->app_closed = true;
+	bh_tcp__finish(tcp, l, 0);
+}
+
+static int close_conn(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+{
+	if (c->listener) {
+		listener_end(tcp, c);
 		return 0;
 	}
 	/* RFC 1122 4.2.2.13 / RFC 9293 3.6: unread data means RST. */
@@ -691,17 +737,32 @@ int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 	return 0;
 }
 
+int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
+{
+	struct tconn *c = from_handle(tcp, h);
+	if (!c)
+		return -EINVAL;
+	int rc = close_conn(tcp, now, c);
+	BH_TCP_ASSERT_INVARIANTS(tcp);
+	return rc;
+}
+
 int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h)
 {
 	struct tconn *c = from_handle(tcp, h);
 	if (!c)
 		return -EINVAL;
 	(void)now;
-	if (!c->listener && c->state != BH_TCP_CLOSED && c->state != BH_TCP_SYN_SENT &&
-	    c->state != BH_TCP_TIME_WAIT)
-		bh_tcp__send_rst(tcp, c);
-	c->app_closed = true;
-	bh_tcp__finish(tcp, c, 0);
+	if (c->listener) {
+		listener_end(tcp, c);
+	} else {
+		if (c->state != BH_TCP_CLOSED && c->state != BH_TCP_SYN_SENT &&
+		    c->state != BH_TCP_TIME_WAIT)
+			bh_tcp__send_rst(tcp, c);
+		c->app_closed = true;
+		bh_tcp__finish(tcp, c, 0);
+	}
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
 }
 
@@ -734,6 +795,7 @@ int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, enum bh_tcp_o
 		c->nodelay = v != 0;
 		if (c->nodelay && c->state != BH_TCP_CLOSED)
 			bh_tcp__output(tcp, c, now); /* what Nagle held goes now */
+		BH_TCP_ASSERT_INVARIANTS(tcp);
 		return 0;
 	case BH_TCP_OPT_KEEPALIVE:
 		c->keepalive = v != 0;
@@ -871,6 +933,7 @@ void bh_tcp_ip_event(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_event 
 	if (hard && c->state == BH_TCP_SYN_SENT) {
 		tcp->ctr.icmp_refused++;
 		bh_tcp__finish(tcp, c, err);
+		BH_TCP_ASSERT_INVARIANTS(tcp);
 		return;
 	}
 	c->soft_err = err;
@@ -911,6 +974,7 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 			if (t[k] && t[k] < next)
 				next = t[k];
 	}
+	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return next;
 }
 

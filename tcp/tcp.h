@@ -22,7 +22,8 @@
  *
  * Files: tcp.c (table, queues, applications, timers), tcp_in.c (segment
  *   arrival), tcp_out.c (sending), sack.c (RFC 2018 / RFC 6675), cc.c
- *   (congestion control algorithms), cookie.c (SYN cookies).
+ *   (congestion control algorithms), cookie.c (SYN cookies), check.c
+ *   (the invariants, bh_tcp_check_invariants).
  *
  * Buffers
  *   As in ip/ip.h: the environment owns memory, the library names buffers
@@ -129,8 +130,10 @@ struct bh_tcp_config {
 #define BH_TCP_COUNTERS(X)                                                        \
 	X(segs_in, "segments received")                                           \
 	X(segs_out, "segments sent")                                              \
-	X(bad_header, "segments malformed (header, options, split header)")       \
+	X(bad_header, "segments malformed (header, split header, port or source 0)") \
 	X(bad_checksum, "segments with a wrong checksum")                         \
+	X(bad_options, "segments with options ignored (wrong or illegal lengths)") \
+	X(wscale_clamped, "window scales above 14 taken as 14 (RFC 7323 2.3)")   \
 	X(no_conn, "segments for no connection (answered with RST)")              \
 	X(rst_out, "resets sent")                                                 \
 	X(lost_probes, "probes sent for connections lost with a replaced domain")  \
@@ -259,6 +262,40 @@ int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn c, struct bh_tcp_info *out
 unsigned bh_tcp_list(const struct bh_tcp *tcp, bh_tcp_conn *out, unsigned n);
 /* Buffers the library holds (queues), for leak checks. */
 unsigned bh_tcp_held(const struct bh_tcp *tcp);
+
+/* The library's own invariants, between calls (tcp/check.c); NULL when
+ * all hold, else a static string naming the first one broken, which is
+ * a bug in the library, never the peer's doing:
+ *   slots     the live list holds exactly the used slots, each where its
+ *             live_at says; the spare stack exactly the free ones
+ *   lookup    a connection is hashed iff it is not CLOSED, on the chain
+ *             of its own 4-tuple, each 4-tuple once
+ *   listeners each listener's nchild is the number of its children in
+ *             SYN-RECEIVED (the SYN queue, never above the backlog), its
+ *             naccept the number whose handshake is done and that wait
+ *             to be accepted (ESTABLISHED or CLOSE-WAIT); a child's
+ *             listener is a live listener on the child's port; a child
+ *             has no handle; a connection that is not a child is the
+ *             application's
+ *   closed    only a handle the application still holds stays CLOSED,
+ *             with no buffer, no timer, out of the lookup table; a
+ *             listener holds no buffer and no timer
+ *   timers    the handshake has its retransmission timer; data or a FIN
+ *             not yet sent or acknowledged has the retransmission (or
+ *             persist) timer; TIME-WAIT its 2 MSL timer
+ *   sequence  SND.UNA <= SND.NXT <= the highest sent; the send queue is
+ *             gapless from the first unacknowledged byte; the receive
+ *             queue gapless up to RCV.NXT; the out-of-order queue sorted,
+ *             disjoint and at or above RCV.NXT; no received data held
+ *             before the handshake ends
+ *   buffers   every queue's count, bytes, memory and tail match its
+ *             entries; the queues hold every store entry in use and the
+ *             free list the rest; memory held is within the total bound
+ *             and each connection's receive bound
+ * An O(slots + buffers + listeners x connections) walk, for tests; the
+ * library calls it after every entry point only when built with
+ * -DBH_TCP_DEBUG_INVARIANTS (`bazel test --config=tcpcheck`). */
+const char *bh_tcp_check_invariants(const struct bh_tcp *tcp);
 
 /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. */
 bh_seq bh_tcp_isn(const uint64_t secret[2], bh_ip4 laddr, uint16_t lport, bh_ip4 raddr,

@@ -78,9 +78,14 @@ struct tconn {
 	uint32_t hnext; /* hash chain */
 	bool hashed;    /* in the table (segments can find it) */
 
-	/* listener */
+	/* listener: nchild counts its children in SYN-RECEIVED (the SYN
+	 * queue), naccept those whose handshake is done (the accept queue) */
 	uint32_t backlog, nchild, naccept;
 	uint32_t parent; /* a passive child's listener slot until accepted */
+	/* A child: which of its listener's counts holds it, false nchild,
+	 * true naccept. Its own flag, never read from its state, which
+	 * bh_tcp__finish() has set to CLOSED by the time the slot is freed. */
+	bool in_acceptq;
 	uint64_t born;   /* for accept order */
 	uint64_t cookie_at; /* the last SYN cookie sent, 0: never */
 
@@ -191,6 +196,12 @@ static inline bh_seq bh_tcp__data_end(const struct tconn *c)
 	return bh_seq_add(bh_tcp__data_start(c), c->sndq.bytes);
 }
 
+/* A FIN queued (shutdown, close) that has not been sent yet. */
+static inline bool bh_tcp__fin_owed(const struct tconn *c)
+{
+	return c->fin_queued && !bh_seq_gt(c->snd_max, c->fin_seq);
+}
+
 /* tcp.c */
 struct tconn *bh_tcp__lookup(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);
 struct tconn *bh_tcp__listener(struct bh_tcp *tcp, uint16_t lport);
@@ -201,6 +212,22 @@ void bh_tcp__event(struct bh_tcp *tcp, struct tconn *c, enum bh_tcp_event_type t
  * freed unless the application still holds the handle. */
 void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err);
 void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+/* A listener's children (bh_tcp_check_invariants() states the rules):
+ * c joins l's SYN queue; c's handshake is done: from the SYN queue to the
+ * accept queue. Leaving either is conn_free()'s or bh_tcp_accept()'s. */
+void bh_tcp__child_add(struct bh_tcp *tcp, struct tconn *l, struct tconn *c);
+void bh_tcp__child_ready(struct bh_tcp *tcp, struct tconn *c);
+uint32_t bh_tcp__bucket(const struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);
+
+/* Debug builds (-DBH_TCP_DEBUG_INVARIANTS; `bazel test --config=tcpcheck`)
+ * check every invariant after each entry point and abort with the broken
+ * one: an O(connections + buffers) walk, so never in the -O2 build. */
+#ifdef BH_TCP_DEBUG_INVARIANTS
+void bh_tcp__assert_invariants(const struct bh_tcp *tcp, const char *where);
+#define BH_TCP_ASSERT_INVARIANTS(tcp) bh_tcp__assert_invariants(tcp, __func__)
+#else
+#define BH_TCP_ASSERT_INVARIANTS(tcp) ((void)0)
+#endif
 
 /* queues */
 bool bh_tcp__q_push(struct bh_tcp *tcp, struct tqueue *q, bh_seq seq, const struct bh_pkt *p);

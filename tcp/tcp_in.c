@@ -29,17 +29,26 @@ static void release_all(struct bh_tcp *tcp, const struct bh_ip_rx *rx)
 		tcp->ops.release(tcp->ctx, &rx->piece[i]);
 }
 
-/* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2). */
+/* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2); the
+ * parser has already ignored those of the wrong length (wire.c). */
 static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
 			uint64_t now)
 {
 	const struct bh_tcp_opts *o = &seg->opt;
+	/* RFC 9293 3.7.1: no MSS option means 536; an MSS of 0 is taken as
+	 * none, as Linux takes it (tcp_parse_options). */
 	uint16_t peer_mss = o->has_mss && o->mss ? o->mss : 536;
 	c->smss = peer_mss < tcp->cfg.mss ? peer_mss : tcp->cfg.mss;
+	/* A peer cannot make us send tiny segments (Linux's floor,
+	 * tcp_min_snd_mss, is 48; ours is 64). */
 	if (c->smss < 64)
-		c->smss = 64; /* a peer cannot make us send 1-byte segments */
+		c->smss = 64;
 	c->ws_ok = o->has_wscale && !tcp->cfg.no_wscale;
 	c->snd_wscale = c->ws_ok ? o->wscale : 0;
+	/* RFC 7323 2.3: a shift above 14 is used as 14 (the parser clamped
+	 * it) and SHOULD be logged: counted. */
+	if (c->ws_ok && o->wscale_clamped)
+		tcp->ctr.wscale_clamped++;
 	if (!c->ws_ok)
 		c->rcv_wscale = 0;
 	c->ts_ok = o->has_ts && !tcp->cfg.no_timestamps;
@@ -100,8 +109,7 @@ static struct tconn *new_child(struct bh_tcp *tcp, uint64_t now, struct tconn *l
 	struct tconn *c = bh_tcp__new_conn(tcp, src, syn->sport, syn->dport);
 	if (!c)
 		return NULL;
-	c->parent = (uint32_t)(l - tcp->conn);
-	l->nchild++;
+	bh_tcp__child_add(tcp, l, c);
 	c->state = BH_TCP_SYN_RECEIVED;
 	c->irs = syn->seq;
 	c->rcv_nxt = c->rcv_adv = bh_seq_add(syn->seq, 1);
@@ -730,10 +738,8 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 		c->snd_wl1 = seg->seq;
 		c->snd_wl2 = seg->ack;
 		if (c->parent != NONE) {
-			struct tconn *l = &tcp->conn[c->parent];
-			l->nchild--;
-			l->naccept++;
-			bh_tcp__event(tcp, l, BH_TCP_EV_ACCEPTABLE, 0);
+			bh_tcp__child_ready(tcp, c);
+			bh_tcp__event(tcp, &tcp->conn[c->parent], BH_TCP_EV_ACCEPTABLE, 0);
 		} else {
 			bh_tcp__event(tcp, c, BH_TCP_EV_CONNECTED, 0);
 		}

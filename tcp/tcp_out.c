@@ -366,8 +366,10 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 			sack_loop(tcp, c, now);
 		else
 			send_loop(tcp, c, now, false);
-		/* Whatever was or was not sent, data in flight has a timer. */
-		if (bh_seq_lt(c->snd_una, c->snd_max))
+		/* Whatever was or was not sent, data in flight has a timer,
+		 * and so has a FIN that found no buffer: nothing else would
+		 * send it (RFC 9293 3.10.4: the FIN is owed). */
+		if (bh_seq_lt(c->snd_una, c->snd_max) || bh_tcp__fin_owed(c))
 			arm_rtx(c, now);
 		break;
 	}
@@ -423,8 +425,9 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	bool handshake = c->state == BH_TCP_SYN_SENT || c->state == BH_TCP_SYN_RECEIVED;
 	bool outstanding = bh_seq_lt(c->snd_una, c->snd_max);
 	/* A shut window to probe: data waiting or a probe byte out. Not in
-	 * the handshake, where no window has been offered yet. */
-	bool waiting = bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c));
+	 * the handshake, where no window has been offered yet. A FIN that
+	 * found no buffer waits too, and goes the same way. */
+	bool waiting = bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c)) || bh_tcp__fin_owed(c);
 	bool zero_window = !handshake && ((c->snd_wnd == 0 && (outstanding || waiting)) ||
 					  (!outstanding && waiting));
 	if (!handshake && !outstanding && !zero_window)

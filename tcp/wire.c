@@ -16,17 +16,29 @@ const char *bh_tcp_wire_strerror(enum bh_tcp_wire_err e)
 		return "TCP header truncated";
 	case BH_TCP_WIRE_OFFSET:
 		return "TCP data offset below 5";
-	case BH_TCP_WIRE_OPTION_LEN:
-		return "TCP option length below 2 or past the header";
 	}
 	return "unknown TCP wire error";
 }
 
 /* RFC 9293 3.1 (options), 3.2: kinds 0 and 1 are single bytes, every other
- * option carries a length covering kind and length. A known option with
- * the wrong length is skipped and counted (Linux ignores such options);
- * a length that cannot be followed makes the segment malformed. */
-static enum bh_tcp_wire_err parse_options(const uint8_t *o, unsigned n, struct bh_tcp_opts *opt)
+ * option carries a length covering kind and length. As Linux's
+ * tcp_parse_options(), kind by kind:
+ *   EOL            ends the list; what follows is padding
+ *   NOP            skipped
+ *   a length that cannot be followed (no length byte, below 2, past the
+ *                  header) ends the list: the options before it count,
+ *                  the segment is kept (RFC 1122 4.2.2.5 and RFC 9293
+ *                  MUST-7: robust to illegal lengths, never following
+ *                  one; a reset, the RFCs' suggestion, would let any SYN
+ *                  or segment in the window end a connection)
+ *   MSS, window scale, SACK-permitted, timestamps of any length but 4,
+ *                  3, 2, 10, SACK of any but 2 + 8n (n >= 1): ignored,
+ *                  skipped by their length, counted in `ignored`
+ *   window scale above 14: used as 14, flagged (RFC 7323 2.3)
+ *   MSS 0 is kept as sent; the connection takes it as no MSS (syn_options)
+ *   unknown kinds: skipped by their length (RFC 9293 MUST-6)
+ *   a kind that comes twice: the last one counts */
+static void parse_options(const uint8_t *o, unsigned n, struct bh_tcp_opts *opt)
 {
 	unsigned i = 0;
 	while (i < n) {
@@ -37,11 +49,11 @@ static enum bh_tcp_wire_err parse_options(const uint8_t *o, unsigned n, struct b
 			i++;
 			continue;
 		}
-		if (i + 1 >= n)
-			return BH_TCP_WIRE_OPTION_LEN;
+		if (i + 1 >= n || o[i + 1] < 2 || o[i + 1] > n - i) {
+			opt->cut_short = true;
+			break;
+		}
 		uint8_t len = o[i + 1];
-		if (len < 2 || len > n - i)
-			return BH_TCP_WIRE_OPTION_LEN;
 		const uint8_t *v = o + i + 2;
 		switch (kind) {
 		case BH_TCPOPT_MSS:
@@ -98,7 +110,6 @@ static enum bh_tcp_wire_err parse_options(const uint8_t *o, unsigned n, struct b
 		}
 		i += len;
 	}
-	return BH_TCP_WIRE_OK;
 }
 
 enum bh_tcp_wire_err bh_tcp_parse(const uint8_t *p, size_t avail, uint32_t seg_len,
@@ -123,7 +134,8 @@ enum bh_tcp_wire_err bh_tcp_parse(const uint8_t *p, size_t avail, uint32_t seg_l
 	out->window = bh_ld16(p + 14);
 	out->urgent = bh_ld16(p + 18);
 	out->payload_len = seg_len - hlen;
-	return parse_options(p + BH_TCP_HLEN, hlen - BH_TCP_HLEN, &out->opt);
+	parse_options(p + BH_TCP_HLEN, hlen - BH_TCP_HLEN, &out->opt);
+	return BH_TCP_WIRE_OK;
 }
 
 /* SACK blocks that fit in the 40 bytes of option space beside the rest. */

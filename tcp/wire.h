@@ -53,6 +53,7 @@ struct bh_tcp_opts {
 	uint8_t nsack;
 	struct bh_sack_block sack[BH_TCP_MAX_SACK];
 	uint8_t ignored;      /* known options of the wrong length, skipped */
+	bool cut_short;       /* an illegal length ended the list early */
 };
 
 struct bh_tcp_repr {
@@ -70,14 +71,16 @@ enum bh_tcp_wire_err {
 	BH_TCP_WIRE_OK = 0,
 	BH_TCP_WIRE_TRUNCATED,   /* fewer than 20 bytes, or the header runs past the data */
 	BH_TCP_WIRE_OFFSET,      /* data offset below 5 */
-	BH_TCP_WIRE_OPTION_LEN,  /* an option length below 2 or past the header */
 };
 
 const char *bh_tcp_wire_strerror(enum bh_tcp_wire_err e);
 
 /* hdr: at least `avail` contiguous bytes holding the header; seg_len: the
- * whole segment (header and data) as IP delivered it. RFC 9293 MUST-7: an
- * illegal option length is reported, never followed. */
+ * whole segment (header and data) as IP delivered it. Options never make
+ * a segment malformed (RFC 1122 4.2.2.5, as Linux): an illegal option
+ * length ends the list there (opt.cut_short), never followed; a known
+ * option of the wrong length is ignored (opt.ignored). wire.c lists the
+ * rule for each kind. */
 enum bh_tcp_wire_err bh_tcp_parse(const uint8_t *hdr, size_t avail, uint32_t seg_len,
 				  struct bh_tcp_repr *out);
 

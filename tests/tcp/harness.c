@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ip/checksum.h"
+#include "ip/wire.h"
 
 static bool op_alloc(void *ctx, struct bh_pkt *out)
 {
@@ -105,8 +106,18 @@ void h_init(struct harness *h, const struct bh_tcp_config *c)
 	}
 }
 
+void h_check(const struct harness *h, const char *where)
+{
+	const char *e = bh_tcp_check_invariants(h->tcp);
+	if (e) {
+		fprintf(stderr, "harness: %s: invariant broken: %s\n", where, e);
+		abort();
+	}
+}
+
 uint32_t h_fini(struct harness *h)
 {
+	h_check(h, "h_fini");
 	bh_tcp_destroy(h->tcp);
 	uint32_t bad = h->in_use + h->double_release + h->bad_handle;
 	free(h->mem);
@@ -119,8 +130,11 @@ void h_clear(struct harness *h) { h->nout = h->nev = 0; }
 
 uint64_t h_tick(struct harness *h, uint64_t now)
 {
+	h_check(h, "before h_tick");
 	h->now = now;
-	return bh_tcp_tick(h->tcp, now);
+	uint64_t next = bh_tcp_tick(h->tcp, now);
+	h_check(h, "after h_tick");
+	return next;
 }
 
 static void opts_from(const struct harness *h, struct bh_tcp_opts *t, const struct h_opts *o)
@@ -142,11 +156,10 @@ static void opts_from(const struct harness *h, struct bh_tcp_opts *t, const stru
 	t->ts_ecr = o->ts_ecr;
 }
 
-void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
-		const void *data, uint32_t len, const struct h_opts *o, bool bad_checksum)
+/* A buffer from the pool for the peer's segment, even while the
+ * library's allocations are made to fail. */
+static struct bh_pkt peer_buf(struct harness *h)
 {
-	/* The peer's buffers come from the pool even while the library's
-	 * allocations are made to fail. */
 	struct bh_pkt p;
 	bool saved = h->fail_alloc;
 	h->fail_alloc = false;
@@ -154,27 +167,65 @@ void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16
 	h->fail_alloc = saved;
 	if (!got)
 		abort();
-	struct bh_tcp_repr t = {.sport = h->peer_port, .dport = h->our_port, .seq = seq, .ack = ack,
-				.flags = flags, .window = window};
-	opts_from(h, &t.opt, o);
-	t.urgent = o ? o->urg : 0;
-	uint8_t *q = bh_pkt_data(&p);
-	unsigned hl = bh_tcp_emit(q, &t);
+	return p;
+}
+
+/* Appends the data, fills in the checksum (corrupted on request) and
+ * hands the segment (header of hl bytes at p's off) to the library. */
+static void inject(struct harness *h, struct bh_pkt *p, unsigned hl, const void *data, uint32_t len,
+		   bool bad_checksum)
+{
+	uint8_t *q = bh_pkt_data(p);
 	if (hl + len > H_BUF - H_HEADROOM)
 		abort();
 	if (len)
 		memcpy(q + hl, data, len);
-	p.len = hl + len;
-	uint32_t sum = bh_ipv4_pseudo_sum(H_PEER, H_US, BH_IPPROTO_TCP, (uint16_t)p.len);
-	uint16_t ck = bh_csum_fold(bh_csum_partial(q, p.len, sum));
+	p->len = hl + len;
+	uint32_t sum = bh_ipv4_pseudo_sum(H_PEER, H_US, BH_IPPROTO_TCP, (uint16_t)p->len);
+	uint16_t ck = bh_csum_fold(bh_csum_partial(q, p->len, sum));
 	if (bad_checksum)
 		ck ^= 1;
 	memcpy(q + 16, &ck, 2);
-	p.writable = false;
+	p->writable = false;
 	struct bh_ip_rx rx = {.proto = BH_IPPROTO_TCP, .ttl = 64, .cast = BH_IP_UNICAST,
-			      .src = H_PEER, .dst = H_US, .len = p.len, .npieces = 1};
-	rx.piece[0] = p;
+			      .src = H_PEER, .dst = H_US, .len = p->len, .npieces = 1};
+	rx.piece[0] = *p;
+	h_check(h, "before a segment");
 	bh_tcp_input(h->tcp, h->now, &rx);
+	h_check(h, "after a segment");
+}
+
+void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
+		const void *data, uint32_t len, const struct h_opts *o, bool bad_checksum)
+{
+	struct bh_pkt p = peer_buf(h);
+	struct bh_tcp_repr t = {.sport = h->peer_port, .dport = h->our_port, .seq = seq, .ack = ack,
+				.flags = flags, .window = window};
+	opts_from(h, &t.opt, o);
+	t.urgent = o ? o->urg : 0;
+	unsigned hl = bh_tcp_emit(bh_pkt_data(&p), &t);
+	inject(h, &p, hl, data, len, bad_checksum);
+}
+
+void h_send_raw(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
+		const uint8_t *opts, unsigned olen, const void *data, uint32_t len)
+{
+	if (olen > BH_TCP_MAX_HLEN - BH_TCP_HLEN)
+		abort();
+	struct bh_pkt p = peer_buf(h);
+	uint8_t *q = bh_pkt_data(&p);
+	unsigned hl = BH_TCP_HLEN + ((olen + 3) & ~3u);
+	memset(q, 0, hl);
+	bh_st16(q, h->peer_port);
+	bh_st16(q + 2, h->our_port);
+	bh_st32(q + 4, seq);
+	bh_st32(q + 8, ack);
+	q[12] = (uint8_t)(hl / 4 << 4);
+	q[13] = flags;
+	bh_st16(q + 14, window);
+	if (olen)
+		memcpy(q + BH_TCP_HLEN, opts, olen);
+	inject(h, &p, hl, data, len, false);
 }
 
 void h_send(struct harness *h, uint8_t flags, uint32_t seq_rel, uint32_t ack_rel, uint16_t window,
@@ -213,7 +264,10 @@ bh_tcp_conn h_connect(struct harness *h, const struct h_opts *o)
 {
 	bh_tcp_conn c;
 	h->our_port = 0; /* learned from the SYN */
-	if (bh_tcp_connect(h->tcp, h->now, H_PEER, h->peer_port, 0, 7, &c) != 0 || h->nout < 1)
+	h_check(h, "before h_connect");
+	int rc = bh_tcp_connect(h->tcp, h->now, H_PEER, h->peer_port, 0, 7, &c);
+	h_check(h, "after bh_tcp_connect");
+	if (rc != 0 || h->nout < 1)
 		return 0;
 	const struct h_seg *syn = &h->out[h->nout - 1];
 	h->our_iss = syn->t.seq;
@@ -227,6 +281,7 @@ bh_tcp_conn h_connect(struct harness *h, const struct h_opts *o)
 bh_tcp_conn h_accept(struct harness *h, const struct h_opts *o)
 {
 	bh_tcp_conn l, c;
+	h_check(h, "before h_accept");
 	if (bh_tcp_listen(h->tcp, h->our_port, 16, 1, &l) != 0)
 		return 0;
 	struct h_opts def = {.mss = true, .mss_v = 1460};
@@ -236,9 +291,9 @@ bh_tcp_conn h_accept(struct harness *h, const struct h_opts *o)
 	h->our_iss = h->out[h->nout - 1].t.seq;
 	h->now += 10 * MS;
 	h_send(h, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
-	if (bh_tcp_accept(h->tcp, l, 9, &c) != 0)
-		return 0;
-	return c;
+	int rc = bh_tcp_accept(h->tcp, l, 9, &c);
+	h_check(h, "after bh_tcp_accept");
+	return rc == 0 ? c : 0;
 }
 
 int h_write(struct harness *h, bh_tcp_conn c, const void *data, uint32_t len)
@@ -248,7 +303,9 @@ int h_write(struct harness *h, bh_tcp_conn c, const void *data, uint32_t len)
 		return -ENOBUFS;
 	memcpy(bh_pkt_data(&p), data, len);
 	p.len = len;
+	h_check(h, "before h_write");
 	int rc = bh_tcp_send(h->tcp, h->now, c, &p);
+	h_check(h, "after h_write");
 	if (rc != 0)
 		op_release(h, &p);
 	return rc;
@@ -257,9 +314,11 @@ int h_write(struct harness *h, bh_tcp_conn c, const void *data, uint32_t len)
 int h_read(struct harness *h, bh_tcp_conn c, uint8_t *buf, uint32_t cap)
 {
 	uint32_t got = 0;
+	h_check(h, "before h_read");
 	for (;;) {
 		struct bh_pkt p[16];
 		int n = bh_tcp_recv(h->tcp, h->now, c, p, 16);
+		h_check(h, "after bh_tcp_recv");
 		if (n <= 0) {
 			if (got)
 				return (int)got;

@@ -52,6 +52,10 @@ void h_init(struct harness *h, const struct bh_tcp_config *c);
 /* Destroys; returns buffers not given back + double releases + bad handles. */
 uint32_t h_fini(struct harness *h);
 void h_clear(struct harness *h);
+/* bh_tcp_check_invariants(), or abort() with the broken one and where.
+ * Every harness call that gives the library input runs it before (which
+ * catches what the test's own calls to the library broke) and after. */
+void h_check(const struct harness *h, const char *where);
 uint64_t h_tick(struct harness *h, uint64_t now);
 
 /* Peer segment: seq and ack are offsets from the peer's ISS and our ISS
@@ -71,6 +75,11 @@ void h_send(struct harness *h, uint8_t flags, uint32_t seq_rel, uint32_t ack_rel
 /* The same with absolute numbers, and a corruptible checksum. */
 void h_send_abs(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
 		const void *data, uint32_t len, const struct h_opts *o, bool bad_checksum);
+/* A segment whose options are exactly the bytes given (at most 40; the
+ * header is padded with zeros, EOL, to a multiple of 4), however
+ * malformed; absolute numbers. */
+void h_send_raw(struct harness *h, uint8_t flags, bh_seq seq, bh_seq ack, uint16_t window,
+		const uint8_t *opts, unsigned olen, const void *data, uint32_t len);
 
 /* i-th segment sent, with seq/ack made relative (as h_send takes them). */
 uint32_t h_rel_seq(const struct harness *h, unsigned i);

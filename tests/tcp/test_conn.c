@@ -22,6 +22,7 @@ TestSuite(open, .init = setup, .fini = teardown);
 TestSuite(data, .init = setup, .fini = teardown);
 TestSuite(close, .init = setup, .fini = teardown);
 TestSuite(reset, .init = setup, .fini = teardown);
+TestSuite(listener, .init = setup, .fini = teardown);
 
 static struct bh_tcp_info info(bh_tcp_conn c)
 {
@@ -702,4 +703,280 @@ Test(open, data_queued_before_the_handshake_waits_for_it)
 	cr_expect_arr_eq(last()->data, "early", 5);
 	cr_expect_eq(h_rel_seq(&H, H.nout - 1), 1);
 	bh_tcp_abort(H.tcp, H.now, c);
+}
+
+/* ---- a listener's SYN queue and accept queue ---- */
+
+/* The window scale option with the illegal length 2, then EOL: the SYN
+ * of the reported denial of service. */
+static const uint8_t WS_LEN_2[4] = {3, 2, 1, 0};
+
+/* A normal handshake from peer port `port`, accepted; 0 if it fails. */
+static bh_tcp_conn handshake(bh_tcp_conn l, uint16_t port)
+{
+	H.peer_port = port;
+	unsigned before = H.nout;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	if (H.nout != before + 1 || last()->t.flags != (BH_TCP_SYN | BH_TCP_ACK))
+		return 0;
+	H.our_iss = last()->t.seq;
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	bh_tcp_conn c;
+	return bh_tcp_accept(H.tcp, l, 9, &c) == 0 ? c : 0;
+}
+
+/* The reported bug: a SYN the Linux host never sent (options 03 02 01
+ * 00) draws our SYN-ACK; the host, which knows no such connection,
+ * answers with <SEQ=SEG.ACK><CTL=RST> (RFC 9293 3.10.7.1, Linux's
+ * tcp_v4_send_reset). The child goes back to LISTEN (RFC 9293 3.10.7.4,
+ * second check) and must give its place in the SYN queue back: more
+ * such rounds than the backlog, then a real connection. */
+Test(listener, a_reset_syn_ack_gives_its_place_back)
+{
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), 0);
+	for (unsigned i = 0; i < 12; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_clear(&H);
+		h_send_raw(&H, BH_TCP_SYN, H.peer_iss, 0, 64240, WS_LEN_2, sizeof WS_LEN_2, NULL, 0);
+		cr_assert_eq(H.nout, 1, "round %u: one SYN-ACK (backlog_drops %llu)", i,
+			     (unsigned long long)bh_tcp_counters(H.tcp)->backlog_drops);
+		const struct h_seg *sa = last();
+		cr_assert_eq(sa->t.flags, BH_TCP_SYN | BH_TCP_ACK, "round %u", i);
+		cr_expect_eq(sa->t.ack, H.peer_iss + 1);
+		cr_expect(!sa->t.opt.has_wscale, "a scale of the wrong length is no offer");
+		cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 2, "the listener and one child");
+		h_send_abs(&H, BH_TCP_RST, sa->t.ack, 0, 0, NULL, 0, NULL, false);
+		cr_expect_eq(H.nout, 1, "a reset is never answered");
+		cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 1, "round %u: only the listener", i);
+	}
+	cr_expect_eq(bh_tcp_counters(H.tcp)->backlog_drops, 0);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->syncookies_sent, 0);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->rst_in, 12);
+	h_clear(&H);
+	bh_tcp_conn c = handshake(l, 42000);
+	cr_assert(c, "a real connection is accepted");
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED);
+	bh_tcp_conn more;
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 9, &more), -EAGAIN);
+	bh_tcp_abort(H.tcp, H.now, c);
+	bh_tcp_close(H.tcp, H.now, l);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 0);
+}
+
+/* Without SYN cookies, so that a count left behind shows as a dropped
+ * SYN rather than a cookie; syn_retries 2 keeps the timeouts short. */
+static void reinit_strict(void)
+{
+	cr_assert_eq(h_fini(&H), 0);
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	cfg.no_syncookies = true;
+	cfg.syn_retries = 2;
+	h_init(&H, &cfg);
+}
+
+/* RFC 6298 5.5 and RFC 1122 4.2.3.5: a SYN-ACK never answered is resent
+ * with backoff, then the child goes, and with it its place in the SYN
+ * queue. */
+Test(listener, syn_ack_retries_give_their_place_back)
+{
+	reinit_strict();
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 2, 1, &l), 0);
+	for (unsigned i = 0; i < 5; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_clear(&H);
+		h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+		cr_assert_eq(H.nout, 1, "round %u: a SYN-ACK", i);
+		for (int k = 0; k < 10 && bh_tcp_list(H.tcp, NULL, 0) > 1; k++)
+			h_tick(&H, h_tick(&H, H.now));
+		cr_assert_eq(bh_tcp_list(H.tcp, NULL, 0), 1, "round %u: the child timed out", i);
+		cr_expect_eq(H.nout, 3, "the SYN-ACK and its two retransmissions");
+	}
+	cr_expect_eq(bh_tcp_counters(H.tcp)->conn_timeouts, 5);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->backlog_drops, 0);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_ERROR, 0), 0, "nobody held the children");
+	cr_assert(handshake(l, 42000));
+	cr_assert(handshake(l, 42001));
+}
+
+/* A reset for a connection whose handshake is done but which is not yet
+ * accepted: it leaves the accept queue, its place is free, and accept
+ * never returns it. */
+Test(listener, a_reset_in_the_accept_queue_gives_its_place_back)
+{
+	reinit_strict();
+	bh_tcp_conn l, c;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 2, 1, &l), 0);
+	for (unsigned i = 0; i < 5; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+		H.our_iss = last()->t.seq;
+		h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+		cr_assert_eq(bh_tcp_list(H.tcp, NULL, 0), 2, "round %u: done, waiting", i);
+		h_send(&H, BH_TCP_RST, 1, 0, 0, NULL, 0, NULL);
+		cr_assert_eq(bh_tcp_list(H.tcp, NULL, 0), 1, "round %u: reset", i);
+	}
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 9, &c), -EAGAIN, "a reset connection is never accepted");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->backlog_drops, 0);
+	c = handshake(l, 42000);
+	cr_assert(c);
+	/* Accepted, it is the application's: its end leaves the queues as
+	 * they are. */
+	cr_expect_eq(bh_tcp_abort(H.tcp, H.now, c), 0);
+	cr_assert(handshake(l, 42001));
+	cr_assert(handshake(l, 42002));
+}
+
+/* The listener's children in both queues, then the listener goes. */
+static void two_children(bh_tcp_conn *l)
+{
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, l), 0);
+	H.peer_port = 41000;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL); /* stays in SYN-RECEIVED */
+	H.peer_port = 41001;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	H.our_iss = last()->t.seq;
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL); /* waits in the accept queue */
+	cr_assert_eq(bh_tcp_list(H.tcp, NULL, 0), 3);
+	h_clear(&H);
+}
+
+static void children_reset_and_port_free(void)
+{
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 0, "the children went with the listener");
+	cr_assert_eq(H.nout, 2, "one reset for each");
+	for (unsigned i = 0; i < 2; i++)
+		cr_expect_eq(H.out[i].t.flags & BH_TCP_RST, BH_TCP_RST);
+	/* A SYN for the port now finds nothing (RFC 9293 3.10.7.1)... */
+	h_clear(&H);
+	H.peer_port = 41002;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_RST | BH_TCP_ACK);
+	/* ...and a new listener on it starts with empty queues. */
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 1, 1, &l), 0);
+	cr_assert(handshake(l, 42000));
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, l), 0);
+}
+
+Test(listener, closing_a_listener_resets_its_children)
+{
+	bh_tcp_conn l;
+	two_children(&l);
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, l), 0);
+	children_reset_and_port_free();
+}
+
+/* Aborting a listener once left its children behind, each still naming
+ * the freed slot as its listener (and the next listener in that slot
+ * would have had them counted out of its own queues). */
+Test(listener, aborting_a_listener_resets_its_children)
+{
+	bh_tcp_conn l;
+	two_children(&l);
+	cr_assert_eq(bh_tcp_abort(H.tcp, H.now, l), 0);
+	children_reset_and_port_free();
+}
+
+/* RFC 9293 3.10.4 (SEND, CLOSE): a FIN that could not be built (no
+ * buffer) is owed, and the retransmission timer is what sends it. */
+Test(close, a_fin_without_a_buffer_is_sent_by_the_timer)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	H.fail_alloc = true;
+	cr_assert_eq(bh_tcp_close(H.tcp, H.now, c), 0);
+	cr_expect_eq(H.nout, 0);
+	uint64_t next = h_tick(&H, H.now);
+	cr_assert_neq(next, UINT64_MAX, "a timer for the FIN");
+	H.fail_alloc = false;
+	h_tick(&H, next);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(last()->t.flags, BH_TCP_FIN | BH_TCP_ACK);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	h_send(&H, BH_TCP_FIN | BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).state, BH_TCP_TIME_WAIT);
+}
+
+/* The options of a SYN as Linux takes them (tcp_parse_options; wire.c
+ * lists the rule per kind): whatever they hold, the SYN is answered; the
+ * SYN-ACK offers only what was validly offered; the connection uses
+ * what was read. */
+Test(open, odd_syn_options_are_taken_as_linux_takes_them)
+{
+	static const struct {
+		const char *what;
+		uint8_t o[40];
+		unsigned olen;
+		bool ws, ts, sack; /* offered back in the SYN-ACK */
+		uint8_t snd_wscale;
+		uint16_t mss; /* what we send, less 12 with timestamps */
+	} k[] = {
+		{"window scale of length 2 (the reported SYN)", {3, 2, 1, 0}, 4, 0, 0, 0, 0, 536},
+		{"MSS, then a length of 0: the rest unread",
+		 {2, 4, 3, 0xe8, 30, 0, 4, 2, 3, 3, 7, 0}, 12, 0, 0, 0, 0, 1000},
+		{"MSS, then a kind with no length byte", {2, 4, 3, 0xe8, 1, 1, 1, 4}, 8, 0, 0, 0, 0,
+		 1000},
+		{"MSS, then SACK-permitted past the header", {2, 4, 3, 0xe8, 4, 9, 0, 0}, 8, 0, 0, 0, 0,
+		 1000},
+		{"window scale 200: 14", {1, 3, 3, 200}, 4, 1, 0, 0, 14, 536},
+		{"window scale 15: 14", {1, 3, 3, 15}, 4, 1, 0, 0, 14, 536},
+		{"MSS 0: none", {2, 4, 0, 0}, 4, 0, 0, 0, 0, 536},
+		{"MSS 1: raised to 64", {2, 4, 0, 1}, 4, 0, 0, 0, 0, 64},
+		{"MSS of length 3", {2, 3, 9, 1}, 4, 0, 0, 0, 0, 536},
+		{"timestamps of length 9, SACK-permitted of length 3",
+		 {8, 9, 0, 0, 0, 1, 0, 0, 0, 4, 3, 0}, 12, 0, 0, 0, 0, 536},
+		{"all 40 bytes: Linux's four, an unknown kind, NOPs",
+		 {2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 7,
+		  254, 6, 1, 2, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+		 40, 1, 1, 1, 7, 1448},
+		{"NOPs only", {1, 1, 1, 1, 1, 1, 1, 1}, 8, 0, 0, 0, 0, 536},
+		{"EOL first", {0, 2, 4, 5, 0xb4, 3, 3, 7}, 8, 0, 0, 0, 0, 536},
+	};
+	bh_tcp_conn l, c;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), 0);
+	for (unsigned i = 0; i < sizeof k / sizeof k[0]; i++) {
+		H.peer_port = (uint16_t)(41000 + i);
+		h_clear(&H);
+		h_send_raw(&H, BH_TCP_SYN, H.peer_iss, 0, 65535, k[i].o, k[i].olen, NULL, 0);
+		cr_assert_eq(H.nout, 1, "%s: answered", k[i].what);
+		const struct h_seg *sa = last();
+		cr_expect_eq(sa->t.flags, BH_TCP_SYN | BH_TCP_ACK, "%s", k[i].what);
+		cr_expect_eq(sa->t.opt.has_wscale, k[i].ws, "%s: scale offered back", k[i].what);
+		cr_expect_eq(sa->t.opt.has_ts, k[i].ts, "%s: timestamps offered back", k[i].what);
+		cr_expect_eq(sa->t.opt.sack_ok, k[i].sack, "%s: SACK offered back", k[i].what);
+		H.our_iss = sa->t.seq;
+		h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+		cr_assert_eq(bh_tcp_accept(H.tcp, l, 9, &c), 0, "%s: accepted", k[i].what);
+		struct bh_tcp_info in = info(c);
+		cr_expect_eq(in.snd_wscale, k[i].snd_wscale, "%s", k[i].what);
+		cr_expect_eq(in.mss, k[i].mss, "%s: MSS %u", k[i].what, in.mss);
+		cr_expect_eq(in.ts, k[i].ts, "%s", k[i].what);
+		cr_expect_eq(in.sack, k[i].sack, "%s", k[i].what);
+		bh_tcp_abort(H.tcp, H.now, c);
+	}
+	const struct bh_tcp_counters *n = bh_tcp_counters(H.tcp);
+	cr_expect_eq(n->bad_header, 0, "options never make a segment malformed");
+	cr_expect_eq(n->bad_options, 6, "the wrong and illegal lengths, counted");
+	cr_expect_eq(n->wscale_clamped, 2, "RFC 7323 2.3: logged");
+}
+
+/* Port 0 is no port: a SYN from it (or to it) is malformed, never a
+ * child whose remote end is half the listener's own key. */
+Test(listener, a_syn_from_port_0_is_malformed)
+{
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), 0);
+	H.peer_port = 0;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	H.peer_port = 40000;
+	H.our_port = 0;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_expect_eq(H.nout, 0, "no SYN-ACK, no reset");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_header, 2);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 1);
 }

@@ -819,3 +819,40 @@ Test(cookie, a_small_mss_is_never_rounded_up)
 	cr_expect_leq(info(c).mss, 300);
 	cr_expect_eq(info(c).mss, 256);
 }
+
+/* A connection made from a cookie joins the accept queue like any other
+ * (RFC 4987 3.6: as if from SYN-RECEIVED), and leaves it, reset before
+ * it was accepted, without disturbing either count (the harness checks
+ * both against the table after every segment). */
+Test(cookie, a_cookie_connection_counts_in_the_accept_queue)
+{
+	bh_tcp_conn l = listen_full(2), c;
+	H.peer_port = 42000;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_assert_eq(ctr()->syncookies_sent, 1);
+	H.our_iss = last()->t.seq;
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_assert_eq(ctr()->syncookies_ok, 1);
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 4, "the listener, two in SYN-RECEIVED, one done");
+	/* The two half-open ones are reset: the SYN queue has room again,
+	 * and the next SYN gets a real SYN-ACK, not a cookie. */
+	for (uint16_t p = 41000; p < 41002; p++) {
+		H.peer_port = p;
+		h_send(&H, BH_TCP_RST, 1, 0, 0, NULL, 0, NULL);
+	}
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 2);
+	H.peer_port = 43000;
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_expect_eq(ctr()->syncookies_sent, 1);
+	bh_seq iss43 = last()->t.seq;
+	/* The cookie connection is reset before it is accepted. */
+	H.peer_port = 42000;
+	h_send(&H, BH_TCP_RST, 1, 0, 0, NULL, 0, NULL);
+	cr_expect_eq(bh_tcp_accept(H.tcp, l, 3, &c), -EAGAIN);
+	H.peer_port = 43000;
+	H.our_iss = iss43;
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	cr_assert_eq(bh_tcp_accept(H.tcp, l, 3, &c), 0);
+	cr_expect_eq(info(c).rport, 43000);
+	cr_expect_eq(ctr()->backlog_drops, 0);
+}

@@ -112,52 +112,188 @@ Test(tcp_wire, linux_syn_options)
 	cr_expect_arr_eq(q, p, 16, "ports, numbers, offset, flags, window");
 }
 
-Test(tcp_wire, window_scale_above_14_is_clamped)
+/* Parses a header with these options; asserts it parses. */
+static struct bh_tcp_repr parse_opts(const uint8_t *o, unsigned olen)
 {
-	static const uint8_t o[4] = {1, 3, 3, 15};
 	uint8_t p[80];
 	struct bh_tcp_repr t;
-	size_t n = hdr(p, BH_TCP_SYN, o, 4);
+	size_t n = hdr(p, BH_TCP_SYN, o, olen);
 	cr_assert_eq(bh_tcp_parse(p, n, (uint32_t)n, &t), BH_TCP_WIRE_OK);
-	cr_expect_eq(t.opt.wscale, 14);
-	cr_expect(t.opt.wscale_clamped);
+	return t;
+}
+
+/* RFC 7323 2.3: a shift above 14 MUST be used as 14 (and SHOULD be
+ * logged: the flag, which the library counts). Every value 15..255. */
+Test(tcp_wire, window_scale_above_14_is_clamped)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		const uint8_t o[4] = {1, 3, 3, (uint8_t)v};
+		struct bh_tcp_repr t = parse_opts(o, 4);
+		cr_expect(t.opt.has_wscale, "shift %u", v);
+		cr_expect_eq(t.opt.wscale, v > 14 ? 14 : v, "shift %u", v);
+		cr_expect_eq(t.opt.wscale_clamped, v > 14, "shift %u", v);
+		cr_expect(!t.opt.cut_short && t.opt.ignored == 0);
+	}
 }
 
 Test(tcp_wire, wrong_lengths_of_known_options_are_skipped)
 {
 	static const uint8_t o[12] = {2, 3, 5, /* MSS of length 3 */ 8, 4, 0, 0, /* TS of 4 */
 				      4, 3, 0, /* SACK-permitted of 3 */ 1, 1};
-	uint8_t p[80];
-	struct bh_tcp_repr t;
-	size_t n = hdr(p, BH_TCP_SYN, o, sizeof o);
-	cr_assert_eq(bh_tcp_parse(p, n, (uint32_t)n, &t), BH_TCP_WIRE_OK);
+	struct bh_tcp_repr t = parse_opts(o, sizeof o);
 	cr_expect(!t.opt.has_mss && !t.opt.has_ts && !t.opt.sack_ok);
 	cr_expect_eq(t.opt.ignored, 3);
+	cr_expect(!t.opt.cut_short, "skipped by their length: the list goes on");
 }
 
-Test(tcp_wire, illegal_option_lengths_are_refused)
+/* MSS (RFC 9293 3.2): length 4 only; as Linux, another length is ignored
+ * and skipped by its length, and what follows still counts. MSS 0 is
+ * read as sent (the connection takes it as no MSS, as Linux). */
+Test(tcp_wire, mss_of_the_wrong_length_is_ignored)
 {
-	uint8_t p[80];
-	struct bh_tcp_repr t;
-	static const uint8_t zero[4] = {1, 30, 0, 0};
-	static const uint8_t one[4] = {1, 30, 1, 0};
-	static const uint8_t past[4] = {1, 30, 4, 0};
-	static const uint8_t no_len[4] = {1, 1, 1, 30};
+	static const uint8_t len3[8] = {2, 3, 9, 3, 3, 5, 1, 1};
+	struct bh_tcp_repr t = parse_opts(len3, 8);
+	cr_expect(!t.opt.has_mss);
+	cr_expect(t.opt.has_wscale && t.opt.wscale == 5, "the option after it is read");
+	cr_expect_eq(t.opt.ignored, 1);
+	static const uint8_t len5[8] = {2, 5, 5, 0xb4, 0, 1, 1, 1};
+	t = parse_opts(len5, 8);
+	cr_expect(!t.opt.has_mss && t.opt.ignored == 1);
+	static const uint8_t zero[4] = {2, 4, 0, 0};
+	t = parse_opts(zero, 4);
+	cr_expect(t.opt.has_mss && t.opt.mss == 0);
+	static const uint8_t tiny[4] = {2, 4, 0, 1};
+	t = parse_opts(tiny, 4);
+	cr_expect(t.opt.has_mss && t.opt.mss == 1, "a tiny MSS is raised by the connection");
+}
+
+/* Window scale (RFC 7323 2.2): length 3 only. The bytes of the reported
+ * denial-of-service SYN (03 02 01 00): length 2, ignored, and the NOP
+ * and EOL after it read as such. */
+Test(tcp_wire, window_scale_of_the_wrong_length_is_ignored)
+{
+	static const uint8_t len2[4] = {3, 2, 1, 0};
+	struct bh_tcp_repr t = parse_opts(len2, 4);
+	cr_expect(!t.opt.has_wscale);
+	cr_expect_eq(t.opt.ignored, 1);
+	cr_expect(!t.opt.cut_short);
+	static const uint8_t len4[8] = {3, 4, 7, 0, 4, 2, 0, 0};
+	t = parse_opts(len4, 8);
+	cr_expect(!t.opt.has_wscale && t.opt.sack_ok && t.opt.ignored == 1);
+}
+
+/* Timestamps (RFC 7323 3.2): length 10 only. */
+Test(tcp_wire, timestamps_of_the_wrong_length_are_ignored)
+{
+	static const uint8_t len9[12] = {8, 9, 1, 2, 3, 4, 5, 6, 7, 1, 1, 1};
+	struct bh_tcp_repr t = parse_opts(len9, 12);
+	cr_expect(!t.opt.has_ts && t.opt.ignored == 1 && !t.opt.cut_short);
+	static const uint8_t len11[12] = {8, 11, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1};
+	t = parse_opts(len11, 12);
+	cr_expect(!t.opt.has_ts && t.opt.ignored == 1 && !t.opt.cut_short);
+}
+
+/* SACK-permitted (RFC 2018 2): length 2 only. */
+Test(tcp_wire, sack_permitted_of_the_wrong_length_is_ignored)
+{
+	static const uint8_t len3[4] = {4, 3, 0, 1};
+	struct bh_tcp_repr t = parse_opts(len3, 4);
+	cr_expect(!t.opt.sack_ok && t.opt.ignored == 1);
+}
+
+/* SACK (RFC 2018 3): 2 + 8n bytes, n >= 1; a block cut short is no
+ * block at all. */
+Test(tcp_wire, sack_of_the_wrong_length_is_ignored)
+{
+	uint8_t o[20] = {5, 9};
+	struct bh_tcp_repr t = parse_opts(o, 9);
+	cr_expect(t.opt.nsack == 0 && t.opt.ignored == 1);
+	o[1] = 2;
+	t = parse_opts(o, 2);
+	cr_expect(t.opt.nsack == 0 && t.opt.ignored == 1, "no block");
+	o[1] = 17;
+	t = parse_opts(o, 17);
+	cr_expect(t.opt.nsack == 0 && t.opt.ignored == 1);
+	o[1] = 18;
+	t = parse_opts(o, 18);
+	cr_expect(t.opt.nsack == 2 && t.opt.ignored == 0);
+}
+
+/* RFC 1122 4.2.2.5, RFC 9293 MUST-7, as Linux: a length of 0 or 1, one
+ * past the header, or a kind in the last byte with no room for its
+ * length ends the list there; the segment stands, with the options read
+ * before it. Never followed, never a reason to drop the segment. */
+Test(tcp_wire, an_illegal_length_ends_the_list_and_keeps_the_segment)
+{
+	static const uint8_t zero[8] = {2, 4, 5, 0xb4, 30, 0, 4, 2};
+	static const uint8_t one[8] = {2, 4, 5, 0xb4, 3, 1, 4, 2};
+	static const uint8_t past[8] = {2, 4, 5, 0xb4, 4, 5, 4, 2};
+	static const uint8_t no_len[8] = {2, 4, 5, 0xb4, 1, 1, 1, 30};
 	const uint8_t *bad[] = {zero, one, past, no_len};
 	for (unsigned i = 0; i < 4; i++) {
-		size_t n = hdr(p, 0, bad[i], 4);
-		cr_expect_eq(bh_tcp_parse(p, n, (uint32_t)n, &t), BH_TCP_WIRE_OPTION_LEN, "case %u",
-			     i);
+		struct bh_tcp_repr t = parse_opts(bad[i], 8);
+		cr_expect(t.opt.cut_short, "case %u", i);
+		cr_expect(t.opt.has_mss && t.opt.mss == 1460, "case %u: what came before counts", i);
+		cr_expect(!t.opt.sack_ok && !t.opt.has_wscale, "case %u: nothing after", i);
 	}
-	/* EOL ends the list: what follows is padding, even if it looks bad. */
-	static const uint8_t eol[4] = {0, 30, 0, 0};
-	size_t n = hdr(p, 0, eol, 4);
-	cr_expect_eq(bh_tcp_parse(p, n, (uint32_t)n, &t), BH_TCP_WIRE_OK);
-	/* Unknown kinds are skipped by their length. */
-	static const uint8_t unknown[8] = {30, 6, 1, 2, 3, 4, 2, 4};
-	n = hdr(p, 0, unknown, 8);
-	cr_expect_eq(bh_tcp_parse(p, n, (uint32_t)n, &t), BH_TCP_WIRE_OPTION_LEN,
-		     "MSS after it has no room for its value");
+	/* An MSS that runs past the header (its 4 bytes, 2 left). */
+	static const uint8_t mss_past[4] = {1, 1, 2, 4};
+	struct bh_tcp_repr t = parse_opts(mss_past, 4);
+	cr_expect(t.opt.cut_short && !t.opt.has_mss);
+}
+
+/* EOL ends the list (RFC 9293 3.2): what follows is padding, even if it
+ * looks like options or like nonsense. */
+Test(tcp_wire, eol_ends_the_list)
+{
+	static const uint8_t eol[8] = {0, 2, 4, 5, 0xb4, 30, 0, 0};
+	struct bh_tcp_repr t = parse_opts(eol, 8);
+	cr_expect(!t.opt.has_mss && !t.opt.cut_short && t.opt.ignored == 0);
+	static const uint8_t late[8] = {2, 4, 5, 0xb4, 0, 3, 3, 9};
+	t = parse_opts(late, 8);
+	cr_expect(t.opt.has_mss && !t.opt.has_wscale);
+}
+
+/* NOPs only, up to the whole 40 bytes: no option, nothing wrong. */
+Test(tcp_wire, nops_only)
+{
+	uint8_t o[40];
+	memset(o, 1, sizeof o);
+	struct bh_tcp_repr t = parse_opts(o, 40);
+	cr_expect_eq(t.hlen, 60);
+	cr_expect(!t.opt.has_mss && !t.opt.has_ts && !t.opt.sack_ok && !t.opt.has_wscale);
+	cr_expect(!t.opt.cut_short && t.opt.ignored == 0);
+}
+
+/* Unknown kinds (RFC 9293 MUST-6) are skipped by their length, whatever
+ * they are: experimental (253, 254), MD5 (19, RFC 2385), TCP-AO (29),
+ * MPTCP (30), Fast Open (34); the known ones after them still count. */
+Test(tcp_wire, unknown_kinds_are_skipped_by_their_length)
+{
+	static const uint8_t o[40] = {254, 4, 0xf9, 0x89, 19, 18, 1, 2, 3, 4, 5, 6, 7, 8,
+				      9, 10, 11, 12, 13, 14, 15, 16, 30, 4, 0, 0, 34, 2,
+				      253, 2, 29, 4, 0, 0, 2, 4, 5, 0xb4, 1, 0};
+	struct bh_tcp_repr t = parse_opts(o, 40);
+	cr_expect(t.opt.has_mss && t.opt.mss == 1460);
+	cr_expect(!t.opt.cut_short && t.opt.ignored == 0);
+}
+
+/* Options filling all 40 bytes: MSS, SACK-permitted, timestamps, window
+ * scale, a second MSS, a SACK block and an experiment; every one read. A
+ * kind that comes twice: the last counts (as Linux). */
+Test(tcp_wire, options_filling_all_40_bytes)
+{
+	static const uint8_t o[40] = {2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0,
+				      0, 9, 3, 3, 7, 2, 4, 5, 0x78, 1, 5, 10, 0, 0,
+				      0, 1, 0, 0, 0, 2, 254, 6, 1, 2, 3, 4};
+	struct bh_tcp_repr t = parse_opts(o, 40);
+	cr_expect_eq(t.hlen, 60);
+	cr_expect(t.opt.sack_ok && t.opt.has_ts && t.opt.ts_val == 7 && t.opt.ts_ecr == 9);
+	cr_expect(t.opt.has_wscale && t.opt.wscale == 7);
+	cr_expect(t.opt.has_mss && t.opt.mss == 1400, "the last MSS counts");
+	cr_expect_eq(t.opt.nsack, 1);
+	cr_expect(t.opt.sack[0].left == 1 && t.opt.sack[0].right == 2);
+	cr_expect(!t.opt.cut_short && t.opt.ignored == 0);
 }
 
 Test(tcp_wire, sack_blocks)
