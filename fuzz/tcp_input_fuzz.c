@@ -23,8 +23,13 @@
  * stream is one: every byte the application reads must be pat() of its
  * place after the connection's initial receive number.
  * Invariants, checked after every record: no buffer released twice or
- * unknown; every byte read is the byte the peer sent at that place; at
- * the end, once the library is destroyed, every buffer back.
+ * unknown; every byte read is the byte the peer sent at that place; the
+ * library's own invariants (bh_tcp_check_invariants, through the
+ * harness). Liveness, at the end: once the hostile input stops, time
+ * passes and the application accepts what waits for it, a fresh
+ * handshake to the listener completes and is accepted, and a fresh
+ * active open is established (check_alive). Then, once the library is
+ * destroyed, every buffer back.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +80,57 @@ static void check_read(const struct harness *h, bh_tcp_conn c, const uint8_t *go
 			abort();
 		}
 	}
+}
+
+static void dead(const char *what)
+{
+	fprintf(stderr, "tcp_input_fuzz: liveness: %s once the input stopped\n", what);
+	abort();
+}
+
+/* The last segment sent to port `to` with exactly these of SYN and ACK. */
+static const struct h_seg *sent_to(const struct harness *h, uint16_t to, uint8_t flags)
+{
+	for (unsigned i = h->nout < H_LOG ? h->nout : H_LOG; i-- > 0;)
+		if (h->out[i].t.dport == to &&
+		    (h->out[i].t.flags & (BH_TCP_SYN | BH_TCP_ACK)) == flags)
+			return &h->out[i];
+	return NULL;
+}
+
+/* A listener on `port` (the script's, or a fresh one) still completes a
+ * handshake from a new peer, and an active open still succeeds. */
+static void check_alive(struct harness *h, bh_tcp_conn l, uint16_t port)
+{
+	h->fail_alloc = false;
+	/* The application takes what waits for it (and lets it go). */
+	bh_tcp_conn k;
+	while (bh_tcp_accept(h->tcp, l, 3, &k) == 0)
+		bh_tcp_abort(h->tcp, h->now, k);
+	h_tick(h, h->now + 1000 * MS);
+	h_clear(h);
+	struct h_opts o = {.mss = true, .mss_v = 1460};
+	h->peer_port = 50001;
+	h->our_port = port;
+	h->peer_iss = 0x20000000;
+	h_send(h, BH_TCP_SYN, 0, 0, 65535, NULL, 0, &o);
+	const struct h_seg *sa = sent_to(h, 50001, BH_TCP_SYN | BH_TCP_ACK);
+	if (sa == NULL)
+		dead("a fresh SYN to the listener got no SYN-ACK");
+	h->our_iss = sa->t.seq;
+	h_send(h, BH_TCP_ACK, 1, 1, 65535, NULL, 0, NULL);
+	struct bh_tcp_info in;
+	if (bh_tcp_accept(h->tcp, l, 4, &k) != 0 || bh_tcp_info(h->tcp, k, &in) != 0 ||
+	    in.rport != 50001 || in.state != BH_TCP_ESTABLISHED)
+		dead("a fresh handshake to the listener was not accepted");
+	bh_tcp_abort(h->tcp, h->now, k);
+	h_clear(h);
+	h->peer_port = 50002;
+	h->peer_iss = 0x30000000;
+	bh_tcp_conn a = h_connect(h, NULL);
+	if (a == 0 || bh_tcp_info(h->tcp, a, &in) != 0 || in.state != BH_TCP_ESTABLISHED)
+		dead("a fresh active open was not established");
+	bh_tcp_abort(h->tcp, h->now, a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -187,6 +243,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h.fail_alloc = false;
 	for (int k = 0; k < 40; k++)
 		h_tick(&h, h.now + 30000 * MS);
+	check(&h);
+	uint16_t lport = 80;
+	if (l == 0 && bh_tcp_listen(h.tcp, lport = 8080, 4, 1, &l) != 0)
+		dead("a fresh listener could not be made");
+	check_alive(&h, l, lport);
 	check(&h);
 	uint32_t bad = h_fini(&h);
 	if (bad) {
