@@ -361,6 +361,7 @@ static void loop_publish(struct loop *lp, uint64_t now)
 			bh_stats_add(w, pfx, "signals", cs.signals);
 			bh_stats_add(w, pfx, "wakes", cs.wakes);
 			bh_stats_add(w, pfx, "resets", cs.resets);
+			bh_stats_add(w, pfx, "restores", cs.restores);
 			bh_stats_add(w, pfx, "held", bh_chan_held(ch));
 			bh_stats_add(w, pfx, "owed", ch->nowed);
 		}
@@ -448,6 +449,13 @@ static void loop_run(struct loop *lp)
 					bh_chan_notify(lp->env[i]->chan[l]);
 		unpublished |= progress != 0;
 		if (now - last_pub >= BH_RT_PUBLISH_NS) {
+			/* Our own ring indices, scribbled by a fault of ours,
+			 * would stall a link we have nothing more to publish on
+			 * (ipc/channel.h). */
+			for (int i = 0; i < lp->n; i++)
+				for (int l = 0; l < BH_NLINKS; l++)
+					if (lp->env[i]->chan[l] && lp->env[i]->chan[l]->up)
+						bh_chan_restore_indices(lp->env[i]->chan[l]);
 			loop_publish(lp, now);
 			last_pub = now;
 			unpublished = false;

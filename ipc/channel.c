@@ -352,6 +352,35 @@ unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage)
 	return 4;
 }
 
+/* One index: ours in shared memory put back to our copy. Only the owner
+ * writes it, so the relaxed load reads what we (or a scribble of ours)
+ * last wrote; the RELEASE store pairs with the peer's ACQUIRE as a
+ * publish does (what it covers was published before). */
+static unsigned restore_index(uint32_t *shared, uint32_t ours)
+{
+	if (bh_load_relaxed32(shared) == ours)
+		return 0;
+	bh_store_release32(shared, ours);
+	return 1;
+}
+
+unsigned bh_chan_restore_indices(struct bh_chan *ch)
+{
+	if (ch->ops != &shm_ops)
+		return 0;
+	unsigned n = restore_index(&ch->u.shm.tx_active.prod->head, ch->u.shm.tx_active.head) +
+		     restore_index(&ch->u.shm.rx_free.prod->head, ch->u.shm.rx_free.head) +
+		     restore_index(&ch->u.shm.rx_active.cons->tail, ch->u.shm.rx_active.tail) +
+		     restore_index(&ch->u.shm.tx_free.cons->tail, ch->u.shm.tx_free.tail);
+	if (n) {
+		ch->stats.restores += n;
+		ch->stats.signals++;
+		ch->stats.wakes += (uint64_t)bh_ntfn_signal(ch->u.shm.peer_ntfn, ch->badge,
+							    &ch->u.shm.nstats);
+	}
+	return n;
+}
+
 int bh_chan_shm_attach(struct bh_chan *ch, const char *name, struct bh_region *r, int side,
 		       uint32_t cap, struct bh_ntfn *peer_ntfn, uint32_t badge)
 {

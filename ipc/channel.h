@@ -107,6 +107,7 @@ struct bh_chan_stats {
 	uint64_t signals;        /* signals actually sent */
 	uint64_t wakes;          /* of which woke a sleeping peer (syscall) */
 	uint64_t resets;         /* link resets seen (a peer was replaced) */
+	uint64_t restores;       /* own indices found scribbled and put back */
 };
 
 struct bh_chan;
@@ -168,6 +169,18 @@ struct bh_chan {
  * publish repairs them; the peer must reject what it reads meanwhile.
  * Returns the indices written (0 for the local transport). */
 unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage);
+
+/* Puts back, in shared memory, any index this side owns (producer heads,
+ * consumer tails) that differs from its own copy; returns how many it
+ * wrote (0 when all were right, and for the local transport). "The next
+ * publish repairs them" holds only while there is a next publish: a
+ * consumer that has taken everything never writes its tail again, and a
+ * producer whose peer reads a garbage tail sees no room: the link would
+ * stall for good. The domain loop calls this on its periodic pass (every
+ * 50 ms). Whatever it wrote, it signals the peer (which may be asleep
+ * waiting for room or work) and counts in `restores`. Only the thread
+ * that produces and consumes on ch may call it. */
+unsigned bh_chan_restore_indices(struct bh_chan *ch);
 
 /* --- link regions (shm transport) --- */
 

@@ -222,3 +222,34 @@ Test(channel, a_replacement_starts_clean_over_garbage_indices)
 	bh_region_close(&map);
 	free_pair(p);
 }
+
+/* A domain scribbles over the indices it owns (the bad-desc fault does
+ * exactly that) and then carries on honestly. Its neighbour rejects the
+ * garbage and keeps the last good value; but an owner that has nothing
+ * more to publish never writes that index again: here b had taken all
+ * eight of a full ring, so a, seeing no valid tail, has no room, and b,
+ * seeing nothing, never consumes: the link stalled for good. Owners now
+ * put their own value back on their periodic pass
+ * (bh_chan_restore_indices), and the link carries again. */
+Test(channel, indices_scribbled_by_their_owner_are_restored)
+{
+	struct pair *p = make_pair(SHM, 8);
+	struct bh_desc d[8], out[8];
+	for (uint32_t i = 0; i < 8; i++)
+		d[i] = (struct bh_desc){.buf = i, .off = 64, .len = 100, .pool = 0, .aux = i};
+	cr_assert_eq(bh_chan_send(&p->a, d, 8), 8, "the ring is full");
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 8, "b takes them all");
+	cr_assert_eq(bh_chan_corrupt_indices(&p->b, 0x7fff1234), 4);
+	cr_assert_eq(bh_chan_send(&p->a, d, 1), 0, "a sees no valid tail: no room");
+	cr_assert_gt(bh_chan_stats(&p->a).rejected_index, 0, "and counts the garbage");
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 0);
+	cr_assert_eq(bh_chan_restore_indices(&p->b), 4, "b puts back the four it owns");
+	cr_assert_eq(bh_chan_restore_indices(&p->b), 0, "and, once right, writes nothing");
+	cr_assert_eq(bh_chan_send(&p->a, d, 1), 1, "the link carries again");
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 1);
+	cr_assert_eq(out[0].aux, 0);
+	/* The other way too: b's give-backs reach a again. */
+	cr_assert_eq(bh_chan_give_back(&p->b, out, 1), 1);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out, 8), 1);
+	free_pair(p);
+}
