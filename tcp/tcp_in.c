@@ -194,7 +194,9 @@ static void listen_input(struct bh_tcp *tcp, uint64_t now, struct tconn *l, cons
 		bh_tcp__reset_reply(tcp, rx->src, seg);
 		goto drop;
 	}
-	if (!(seg->flags & BH_TCP_SYN))
+	/* A SYN with a FIN is no opening a stack sends (a scanner's probe):
+	 * dropped, as Linux drops it (tcp_rcv_state_process). */
+	if (!(seg->flags & BH_TCP_SYN) || (seg->flags & BH_TCP_FIN))
 		goto drop;
 	/* A full accept queue drops the SYN (the peer retries); a full SYN
 	 * queue or table answers with a cookie. */

@@ -27,12 +27,7 @@ done
 "$PY" -c "import scapy" 2>/dev/null || { fail "python3-scapy is not installed"; finish; }
 
 TAP="bhh$$"
-tap_gone() {
-	ip link del "$TAP" 2>/dev/null
-	ip link show "$TAP" >/dev/null 2>&1 && fail "interface $TAP left behind"
-	return 0
-}
-at_exit tap_gone
+interface_gone_at_exit "$TAP"
 mkdir -p "$WORK/www"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
 HOST=10.79.0.1
@@ -67,22 +62,15 @@ check "Linux curl downloads before anything hostile" curl_ok 3
 sleep 0.2 # counters are published every 50 ms
 c0="$(counters t)"
 "$PY" - "$BA" <<'EOF' 2>>"$WORK/scapy.err"
-import sys
+import sys, time
 from scapy.all import IP, TCP, Raw, send, conf
 conf.verb = 0
 # 64 in a burst (the backlog is 128 at most), then 200 more
-send([IP(dst=sys.argv[1]) / TCP(sport=20000 + i, dport=8080, flags="S", seq=i * 100000,
-                                dataofs=6) / Raw(b"\x03\x02\x01\x00") for i in range(64)])
+for first, n in ((20000, 64), (30000, 200)):
+    send([IP(dst=sys.argv[1]) / TCP(sport=first + i, dport=8080, flags="S", seq=i * 100000,
+                                    dataofs=6) / Raw(b"\x03\x02\x01\x00") for i in range(n)])
+    time.sleep(1)
 EOF
-sleep 1
-"$PY" - "$BA" <<'EOF' 2>>"$WORK/scapy.err"
-import sys
-from scapy.all import IP, TCP, Raw, send, conf
-conf.verb = 0
-send([IP(dst=sys.argv[1]) / TCP(sport=30000 + i, dport=8080, flags="S", seq=i * 100000,
-                                dataofs=6) / Raw(b"\x03\x02\x01\x00") for i in range(200)])
-EOF
-sleep 1
 check "one-SYN: after 264 such SYNs, Linux curl downloads at once" curl_ok 5
 sleep 0.2
 c1="$(counters t)"

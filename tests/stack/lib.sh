@@ -90,6 +90,21 @@ cleanup() {
 # at_exit FUNC: FUNC runs at exit, after cleanup (instances are down);
 # it may call fail.
 at_exit() { EXIT_HOOKS+=("$1"); }
+# interface_gone_at_exit IFNAME: at exit the interface is deleted if it
+# is still there, and the test fails if it cannot be (a leak).
+GONE_IFS=()
+interfaces_gone() {
+	local i
+	for i in "${GONE_IFS[@]}"; do
+		ip link del "$i" 2>/dev/null
+		ip link show "$i" >/dev/null 2>&1 && fail "interface $i left behind"
+	done
+	return 0
+}
+interface_gone_at_exit() {
+	[ ${#GONE_IFS[@]} -eq 0 ] && at_exit interfaces_gone
+	GONE_IFS+=("$1")
+}
 on_exit() {
 	local rc=$? h
 	trap - EXIT

@@ -91,12 +91,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v curl >/dev/null; then
 	finish
 fi
 TAP="bhr$$"
-tap_gone() {
-	ip link del "$TAP" 2>/dev/null
-	ip link show "$TAP" >/dev/null 2>&1 && fail "interface $TAP left behind"
-	return 0
-}
-at_exit tap_gone
+interface_gone_at_exit "$TAP"
 for f in ${FAULTS:-kill crash hang bad-desc scribble}; do
 	for d in ${DOMAINS:-driver ip tcp sock}; do
 		cell="tap $f $d"

@@ -967,6 +967,20 @@ Test(open, odd_syn_options_are_taken_as_linux_takes_them)
 
 /* Port 0 is no port: a SYN from it (or to it) is malformed, never a
  * child whose remote end is half the listener's own key. */
+/* Linux drops SYN+FIN at a listener (a scanner's probe, no stack's
+ * opening); so do we, and a plain SYN after it is answered. */
+Test(listener, a_syn_with_fin_is_dropped)
+{
+	bh_tcp_conn l;
+	cr_assert_eq(bh_tcp_listen(H.tcp, 80, 4, 1, &l), 0);
+	h_send(&H, BH_TCP_SYN | BH_TCP_FIN, 0, 0, 65535, NULL, 0, NULL);
+	cr_expect_eq(H.nout, 0, "no SYN-ACK, no reset");
+	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 1, "no child made");
+	h_send(&H, BH_TCP_SYN, 0, 0, 65535, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(H.out[0].t.flags, BH_TCP_SYN | BH_TCP_ACK);
+}
+
 Test(listener, a_syn_from_port_0_is_malformed)
 {
 	bh_tcp_conn l;
