@@ -197,8 +197,10 @@ int bh_cmd_nc(int argc, char **argv)
 		fflush(stdout);
 	}
 	/* After an idle exit the sender may still wait on standard input
-	 * (a terminal, say): the process ends without it. */
-	if (sender && !idle_exit)
+	 * (a terminal, say): the process ends without it. One that has
+	 * finished (it says so last) is joined, so that its use of the
+	 * socket happens before the close. */
+	if (sender && (!idle_exit || __atomic_load_n(&n.stdin_done, __ATOMIC_ACQUIRE)))
 		pthread_join(t, NULL);
 	bh_close(n.s);
 	return rc ? rc : n.send_rc;
