@@ -176,8 +176,8 @@ unsigned bh_chan_corrupt_indices(struct bh_chan *ch, uint32_t garbage);
  * publish repairs them" holds only while there is a next publish: a
  * consumer that has taken everything never writes its tail again, and a
  * producer whose peer reads a garbage tail sees no room: the link would
- * stall for good. The domain loop calls this on its periodic pass (every
- * 50 ms). Whatever it wrote, it signals the peer (which may be asleep
+ * stall for good. The domain loop calls this on its periodic pass (at
+ * most every 50 ms while busy, at least every 100 ms while idle). Whatever it wrote, it signals the peer (which may be asleep
  * waiting for room or work) and counts in `restores`. Only the thread
  * that produces and consumes on ch may call it. */
 unsigned bh_chan_restore_indices(struct bh_chan *ch);
