@@ -2,6 +2,11 @@
  * domains/sock.c - the socket server: the socket table and the
  * application boundary (domains/app_abi.h).
  *
+ * Size: over 900 lines, one file still; its seams are the application
+ * side (attach, one handler per request kind), the data path (copy in,
+ * copy out, service) and the tcp/ip side, to be split as tcp/ is (private
+ * structs in a header).
+ *
  *   applications   attach over the UNIX socket the supervisor handed us
  *                  (BH_FD_APPS); each gets a region of its own; requests
  *                  (socket, bind, listen, connect, accept, shutdown,

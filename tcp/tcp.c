@@ -6,6 +6,12 @@
  *             bh_tcp_tick -> bh_tcp__timeout | delayed ACK | keepalive |
  *                            TIME_WAIT end
  *             application calls -> state change -> bh_tcp__output (tcp_out.c)
+ *
+ * Size: over 900 lines, one file still. Its seams are the table and the
+ * listener's queues, the buffer store and queues, the application calls,
+ * and the timers; they share the static helpers conn_free, from_handle
+ * and the queue primitives, and move apart together (with the upper
+ * layers' split) rather than one at a time.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -15,8 +15,14 @@
  *          each with " json" for JSON
  *
  * The instance's directory RUNDIR/NAME (domains/paths.h) holds ctl.sock,
- * app.sock and log. A domain that dies is reported in status; restarts
- * are issue 6's.
+ * app.sock, log and supervisor.exit (why the supervisor last exited). A
+ * domain that dies or hangs is replaced (schedule_restart, with backoff
+ * and a storm limit).
+ *
+ * Size: over 900 lines, one file still: the command line (up's parsing,
+ * the ctl clients) and the supervisor (regions, spawn, restart policy,
+ * control answers) are the seam, and the supervisor is to move to files
+ * of its own with its contract at the top.
  */
 #include <arpa/inet.h>
 #include <errno.h>
