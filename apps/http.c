@@ -28,7 +28,7 @@
 #include "apps/sha256.h"
 #include "client/bhsock.h"
 #include "ipc/clock.h"
-#include "tools/apps.h"
+#include "apps/apps.h"
 
 #define SERVE_MAX 512
 #define IO_CHUNK (64 * 1024)

@@ -43,7 +43,7 @@
 
 #include "client/bhsock.h"
 #include "ipc/clock.h"
-#include "tools/apps.h"
+#include "apps/apps.h"
 
 static int kernel_nonblock(int s, int on)
 {

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "client/bhsock.h"
-#include "tools/apps.h"
+#include "apps/apps.h"
 
 struct nc {
 	int s;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "domains/proto.h"
-#include "domains/rt.h"
+#include "domains/logger.h"
 #include "ipc/channel.h"
 
 static const char *const names[] = {

@@ -1,7 +1,7 @@
 /*
  * domains/rt.c - the domain main loop (one domain, or four in one
- * process), the poller thread, the log and the control-message queue.
- * See rt.h.
+ * process), the poller thread and the control-message queue. See rt.h;
+ * the log is logger.c.
  */
 #include "domains/rt.h"
 
@@ -19,56 +19,13 @@
 #include <urcu/futex.h>
 
 #include "domains/fault.h"
+#include "domains/logger.h"
 #include "domains/paths.h"
 #include "domains/recover.h"
 #include "domains/sandbox.h"
 #include "ipc/clock.h"
 #include "ipc/log.h"
 #include "ipc/order.h"
-
-/* ------------------------------------------------------------------ */
-/* log                                                                  */
-/* ------------------------------------------------------------------ */
-
-/* Whose line it is: in mono, the loop names each domain as it runs it. */
-static const char *log_dom = "bulkhead";
-
-static void log_line(const char *text)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char line[512];
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s\n",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, log_dom, (int)getpid(), text);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line)) {
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	/* One write: with O_APPEND, lines of different domains never mix. */
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-	(void)w;
-}
-
-void bh_rt_log_init(const char *dom)
-{
-	log_dom = dom;
-	bh_log_set_hook(log_line);
-}
-
-void bh_logf(const char *fmt, ...)
-{
-	char text[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	log_line(text);
-}
 
 /* ------------------------------------------------------------------ */
 /* control-message queue                                                */
@@ -394,7 +351,7 @@ static int loop_sync(struct loop *lp)
 				continue;
 			switch (bh_chan_sync(ch)) {
 			case BH_CHAN_PEER_RESET:
-				log_dom = lp->vt[i]->name;
+				bh_log_as(lp->vt[i]->name);
 				/* The ledger's snapshot, before anything moves. */
 				bh_recover_peer_reset(env, l);
 				lp->hook_due[i][l] = lp->vt[i]->peer_reset != NULL;
@@ -408,7 +365,7 @@ static int loop_sync(struct loop *lp)
 			}
 			if (lp->hook_due[i][l] && ch->up) {
 				lp->hook_due[i][l] = false;
-				log_dom = lp->vt[i]->name;
+				bh_log_as(lp->vt[i]->name);
 				lp->vt[i]->peer_reset(lp->self[i], l);
 			}
 			all_up &= ch->up;
@@ -435,7 +392,7 @@ static void loop_run(struct loop *lp)
 		badges |= bh_ntfn_poll(lp->bell);
 		progress |= loop_sync(lp);
 		for (int i = 0; i < lp->n; i++) {
-			log_dom = lp->vt[i]->name;
+			bh_log_as(lp->vt[i]->name);
 			progress |= lp->vt[i]->poll(lp->self[i], now, badges);
 			progress |= bh_recover_flush(lp->env[i]);
 			for (int l = 0; l < BH_NLINKS; l++)
@@ -538,7 +495,7 @@ int bh_rt_run_domain(int dom, bool restarted)
 	const struct bh_dom_vt *vt = bh_dom_vt(dom);
 	if (vt == NULL)
 		return 2;
-	bh_rt_log_init(vt->name);
+	bh_log_init(vt->name);
 	setup_process();
 	struct bh_region plan_region;
 	const struct bh_plan *plan;
@@ -595,7 +552,7 @@ int bh_rt_run_domain(int dom, bool restarted)
 
 int bh_rt_run_mono(void)
 {
-	bh_rt_log_init("mono");
+	bh_log_init("mono");
 	setup_process();
 	struct bh_region plan_region;
 	const struct bh_plan *plan;
@@ -618,7 +575,7 @@ int bh_rt_run_mono(void)
 		return 1;
 	}
 	for (int d = 0; d < BH_NDOMS; d++) {
-		log_dom = bh_dom_name(d);
+		bh_log_as(bh_dom_name(d));
 		if ((e = loop_init(&lp, d, &env[d], err, sizeof(err)))) {
 			snprintf(msg, sizeof(msg), "error: %s: %s\n", bh_dom_name(d), err);
 			bh_logf("start failed: %s: %s", bh_dom_name(d), err);
@@ -637,7 +594,7 @@ int bh_rt_run_mono(void)
 	for (int i = 0; i < lp.n; i++)
 		bh_stats_ready(&lp.stats[i]);
 	loop_publish(&lp, bh_now_ns());
-	log_dom = "mono";
+	bh_log_as("mono");
 	bh_logf("running (mono: driver, ip, tcp and sock in pid %d)", (int)getpid());
 	report_ready("ok\n");
 	loop_run(&lp);

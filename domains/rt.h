@@ -3,8 +3,8 @@
  * of sDDF's init/notified), the main loop that drives one domain in its
  * own process or all four in one (mono), the poller thread that turns
  * outside events (a TAP descriptor, the application socket, the peer of a
- * shared-memory wire) into a badge on the domain's notification word, the
- * log, and a queue for control messages that must not be lost.
+ * shared-memory link) into a badge on the domain's notification word,
+ * and a queue for control messages that must not be lost.
  *
  * The loop, for one domain or all four:
  *
@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "domains/logger.h"
 #include "domains/plan.h"
 #include "domains/stats.h"
 
@@ -62,13 +63,6 @@ struct bh_dom_vt {
 
 extern const struct bh_dom_vt bh_driver_vt, bh_ip_vt, bh_tcp_vt, bh_sock_vt;
 const struct bh_dom_vt *bh_dom_vt(int dom);
-
-/* --- log --- */
-
-/* Lines go to standard error (the instance's log file), each as
- * "2026-01-02T03:04:05.678Z driver[123]: text". */
-void bh_rt_log_init(const char *dom);
-void bh_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* --- loops --- */
 

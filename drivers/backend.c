@@ -1,5 +1,5 @@
 /*
- * drivers/backend.c - driver specs and the backend dispatcher.
+ * drivers/backend.c - driver specs and the table of backends.
  */
 #include "drivers/backend.h"
 
@@ -40,7 +40,7 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out)
 		if (!name_ok(arg, 15))
 			return "pcap:IFNAME needs an interface name of 1-15 letters, digits, '-', '_', '.'";
 	} else if (klen == 4 && strncmp(spec, "wire", 4) == 0) {
-		out->kind = BH_BK_WIRE;
+		out->kind = BH_BK_SHMLINK;
 		const char *c2 = strrchr(arg, ':');
 		if (c2 == NULL || (strcmp(c2, ":0") != 0 && strcmp(c2, ":1") != 0))
 			return "wire:LINK:0|1 needs the end, 0 or 1, after the link name";
@@ -62,26 +62,18 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out)
 	return NULL;
 }
 
-int bh_wire_path(char *out, size_t n, const char *dir, const char *link)
-{
-	int k = snprintf(out, n, "%s/wire-%s", dir, link);
-	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
-}
-
 int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		    size_t errlen)
 {
-	switch (a->spec->kind) {
-	case BH_BK_TAP:
-		return bh_tap_open(out, a->tap_fd, err, errlen);
-	case BH_BK_PCAP:
-		return bh_pcap_open(out, a->spec->arg, a->mtu, err, errlen);
-	case BH_BK_FILE:
-		return bh_file_open(out, a->spec->arg, err, errlen);
-	case BH_BK_WIRE:
-		return bh_wire_open(out, a->wire_dir, a->spec->arg, a->spec->end, a->mtu, err,
-				    errlen);
+	static bh_backend_open_fn *const open_fn[BH_BK_COUNT] = {
+	    [BH_BK_TAP] = bh_tap_open,
+	    [BH_BK_PCAP] = bh_pcap_open,
+	    [BH_BK_SHMLINK] = bh_shmlink_open,
+	    [BH_BK_FILE] = bh_file_open,
+	};
+	if ((unsigned)a->spec->kind >= BH_BK_COUNT) {
+		snprintf(err, errlen, "unknown backend");
+		return -EINVAL;
 	}
-	snprintf(err, errlen, "unknown backend");
-	return -EINVAL;
+	return open_fn[a->spec->kind](out, a, err, errlen);
 }

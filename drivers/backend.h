@@ -4,7 +4,8 @@
  *   tap:IFNAME      a TAP device the supervisor created and handed over
  *   pcap:IFNAME     libpcap live capture and injection on an existing
  *                   interface (one end of a veth pair, say)
- *   wire:LINK:0|1   one end of a shared-memory wire between two instances
+ *   wire:LINK:0|1   one end of a shared-memory link between two instances
+ *                   (shmlink.c)
  *   file:PATH.pcap  replays a capture as received frames; sent frames are
  *                   counted and dropped (see them with --capture)
  *
@@ -21,7 +22,10 @@
 
 #include "ip/wire.h"
 
-enum bh_backend_kind { BH_BK_TAP, BH_BK_PCAP, BH_BK_WIRE, BH_BK_FILE };
+/* BH_BK_SHMLINK is the spec `wire:` (drivers/shmlink.c); the header
+ * formats of ip/wire.h and tcp/wire.h are the only other "wire". */
+enum bh_backend_kind { BH_BK_TAP, BH_BK_PCAP, BH_BK_SHMLINK, BH_BK_FILE };
+#define BH_BK_COUNT 4
 
 struct bh_driver_spec {
 	enum bh_backend_kind kind;
@@ -68,7 +72,7 @@ struct bh_backend {
 
 struct bh_backend_args {
 	const struct bh_driver_spec *spec;
-	const char *wire_dir; /* where wire files live */
+	const char *shmlink_dir; /* where shared-memory link files live */
 	uint16_t mtu;
 	int tap_fd;
 };
@@ -76,18 +80,16 @@ struct bh_backend_args {
 int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		    size_t errlen);
 
-/* Individual backends (backend.c dispatches). */
-int bh_tap_open(struct bh_backend **out, int fd, char *err, size_t errlen);
-int bh_pcap_open(struct bh_backend **out, const char *ifname, uint16_t mtu, char *err,
-		 size_t errlen);
-int bh_file_open(struct bh_backend **out, const char *path, char *err, size_t errlen);
-int bh_wire_open(struct bh_backend **out, const char *dir, const char *link, int end,
-		 uint16_t mtu, char *err, size_t errlen);
+/* Individual backends, one file each; backend.c's table names them, and
+ * nothing else calls them. Each takes what it needs from a. */
+typedef int bh_backend_open_fn(struct bh_backend **out, const struct bh_backend_args *a,
+			       char *err, size_t errlen);
+bh_backend_open_fn bh_tap_open, bh_pcap_open, bh_file_open, bh_shmlink_open;
 
-/* Wire files: the path of LINK's file under dir. */
-int bh_wire_path(char *out, size_t n, const char *dir, const char *link);
+/* Shared-memory link files: the path of LINK's file under dir. */
+int bh_shmlink_path(char *out, size_t n, const char *dir, const char *link);
 /* Removes LINK's file if neither end is in use (the supervisor, after
  * its driver stopped: a sandboxed driver cannot remove files). */
-void bh_wire_forget(const char *dir, const char *link);
+void bh_shmlink_forget(const char *dir, const char *link);
 
 #endif /* BH_DRIVERS_BACKEND_H */

@@ -73,8 +73,10 @@ static void file_close(struct bh_backend *b)
 
 static const struct bh_backend_ops file_ops = {file_rx, file_tx, file_wait, file_close};
 
-int bh_file_open(struct bh_backend **out, const char *path, char *err, size_t errlen)
+int bh_file_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
+		 size_t errlen)
 {
+	const char *path = a->spec->arg;
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct fileb *fb = calloc(1, sizeof(*fb));
 	if (fb == NULL)

@@ -95,7 +95,7 @@ static const struct bh_backend_ops pcap_ops = {pcap_rx, pcap_tx, pcap_wait, pcap
 static int read_mac(const char *ifname, struct bh_mac *mac)
 {
 	char path[128];
-	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+	snprintf(path, sizeof(path), "/sys/class/net/%.15s/address", ifname);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return -errno;
@@ -109,9 +109,11 @@ static int read_mac(const char *ifname, struct bh_mac *mac)
 	return 0;
 }
 
-int bh_pcap_open(struct bh_backend **out, const char *ifname, uint16_t mtu, char *err,
+int bh_pcap_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		 size_t errlen)
 {
+	const char *ifname = a->spec->arg;
+	uint16_t mtu = a->mtu;
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct pcapb *pb = calloc(1, sizeof(*pb));
 	if (pb == NULL)

@@ -82,8 +82,10 @@ static void tap_close(struct bh_backend *b)
 
 static const struct bh_backend_ops tap_ops = {tap_rx, tap_tx, tap_wait, tap_close};
 
-int bh_tap_open(struct bh_backend **out, int fd, char *err, size_t errlen)
+int bh_tap_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
+		size_t errlen)
 {
+	int fd = a->tap_fd;
 	if (fd < 0) {
 		snprintf(err, errlen, "tap: no TAP device was handed to the driver");
 		return -EBADF;

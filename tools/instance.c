@@ -931,9 +931,9 @@ static void sup_cleanup(struct sup *s)
 {
 	char path[256];
 	struct bh_driver_spec spec;
-	if (bh_driver_spec_parse(s->plan.driver, &spec) == NULL && spec.kind == BH_BK_WIRE) {
+	if (bh_driver_spec_parse(s->plan.driver, &spec) == NULL && spec.kind == BH_BK_SHMLINK) {
 		snprintf(path, sizeof(path), "%s/..", s->plan.dir);
-		bh_wire_forget(path, spec.arg);
+		bh_shmlink_forget(path, spec.arg);
 	}
 	bh_inst_path(path, sizeof(path), s->plan.name, "ctl.sock");
 	unlink(path);
@@ -949,7 +949,7 @@ static int supervise(struct sup *s, const char *exe, int report, const char *hos
 {
 	char err[300] = "";
 	int e = 0;
-	bh_rt_log_init("supervisor");
+	bh_log_init("supervisor");
 	exit_note_open(s->plan.name);
 	s->started_ns = bh_now_ns();
 	s->tap_fd = -1;
@@ -1307,7 +1307,7 @@ int bh_cmd_up(int argc, char **argv, const char *exe)
 		if (access(spec.arg, R_OK) != 0)
 			return fail("file:%s: %s", spec.arg, strerror(errno));
 		break;
-	case BH_BK_WIRE:
+	case BH_BK_SHMLINK:
 		break;
 	}
 	if (conns) {

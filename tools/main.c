@@ -16,7 +16,7 @@
 #include "bench/tcp/tcp_bench.h"
 #include "domains/plan.h"
 #include "domains/rt.h"
-#include "tools/apps.h"
+#include "apps/apps.h"
 #include "tools/instance.h"
 
 #define BH_VERSION "0.1.0"

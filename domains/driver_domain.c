@@ -1,5 +1,5 @@
 /*
- * domains/driver.c - the driver domain: moves frames between the wire
+ * domains/driver_domain.c - the driver domain: moves frames between the wire
  * (drivers/backend.h) and the IP domain, in batches.
  *
  *   wire → rx pool buffer (owned here) → link DI → ip ... and back home
@@ -77,10 +77,10 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", why);
 		return -EINVAL;
 	}
-	char wire_dir[256];
-	snprintf(wire_dir, sizeof(wire_dir), "%s/..", p->dir);
+	char shmlink_dir[256];
+	snprintf(shmlink_dir, sizeof(shmlink_dir), "%s/..", p->dir);
 	struct bh_backend_args a = {
-	    .spec = &d->spec, .wire_dir = wire_dir, .mtu = p->mtu, .tap_fd = env->tap_fd};
+	    .spec = &d->spec, .shmlink_dir = shmlink_dir, .mtu = p->mtu, .tap_fd = env->tap_fd};
 	int e = bh_backend_open(&d->bk, &a, err, errlen);
 	if (e)
 		return e;

@@ -1,5 +1,5 @@
 /*
- * domains/ip.c - the IP domain: the IP library (ip/ip.h) between the
+ * domains/ip_domain.c - the IP domain: the IP library (ip/ip.h) between the
  * driver below and TCP and the socket server (UDP) above.
  *
  *   link DI   frames in (rx pool) → bh_ip_input; frames out (pools IP

@@ -1,6 +1,6 @@
 /*
- * drivers/wire.c - a shared-memory wire between two instances on one
- * host: a file (under the run directory) holding two frame rings, one per
+ * drivers/shmlink.c - a shared-memory link between two instances on one
+ * host (driver spec `wire:LINK:0|1`): a file (under the run directory) holding two frame rings, one per
  * direction. No privileges needed.
  *
  * Layout (page-aligned parts):
@@ -230,10 +230,16 @@ static void wire_close(struct bh_backend *b)
 
 /* The driver runs sandboxed and cannot remove files: its supervisor
  * removes the wire file once neither end is in use. */
-void bh_wire_forget(const char *dir, const char *link)
+int bh_shmlink_path(char *out, size_t n, const char *dir, const char *link)
+{
+	int k = snprintf(out, n, "%s/wire-%s", dir, link);
+	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
+}
+
+void bh_shmlink_forget(const char *dir, const char *link)
 {
 	char path[300];
-	if (bh_wire_path(path, sizeof(path), dir, link) != 0)
+	if (bh_shmlink_path(path, sizeof(path), dir, link) != 0)
 		return;
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -249,16 +255,19 @@ void bh_wire_forget(const char *dir, const char *link)
 
 static const struct bh_backend_ops wire_ops = {wire_rx, wire_tx, wire_wait, wire_close};
 
-int bh_wire_open(struct bh_backend **out, const char *dir, const char *link, int end,
-		 uint16_t mtu, char *err, size_t errlen)
+int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
+		    size_t errlen)
 {
+	const char *dir = a->shmlink_dir, *link = a->spec->arg;
+	int end = a->spec->end;
+	uint16_t mtu = a->mtu;
 	struct wire *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -ENOMEM;
 	w->end = end;
 	w->fd = -1;
 	int rc = -EINVAL;
-	if (bh_wire_path(w->path, sizeof(w->path), dir, link) != 0) {
+	if (bh_shmlink_path(w->path, sizeof(w->path), dir, link) != 0) {
 		snprintf(err, errlen, "wire:%s: path too long", link);
 		goto fail;
 	}

@@ -1,5 +1,5 @@
 /*
- * domains/tcp.c - the TCP domain: the TCP library (tcp/tcp.h), its timers
+ * domains/tcp_domain.c - the TCP domain: the TCP library (tcp/tcp.h), its timers
  * and connection table, between ip below and the socket server above.
  *
  *   link IT   segments in: the first piece (BH_M_SEG, meta = pieces,
