@@ -254,7 +254,7 @@ static int add_fd(struct bh_fd_map *out, int n, int max, int src, int dst, bool 
 	if (n >= max || src < 0)
 		return n;
 	out[n].dst = dst;
-	out[n].owned = ro;
+	out[n].read_only = ro;
 	out[n].src = ro ? bh_region_readonly_fd(src) : src;
 	if (out[n].src < 0)
 		return n;

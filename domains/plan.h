@@ -11,23 +11,17 @@
  * process holds every descriptor and attaches all four domains with the
  * in-process transport (bh_env_attach_mono).
  *
- * Who maps what, with which permission (docs/ARCHITECTURE.md has the
- * table with reasons):
- *
- *   region         driver  ip    tcp   sock  apps  supervisor
- *   pool RX        RW      R     R     R     -     -
- *   pool IP        R       RW    R     R     -     -
- *   pool SEG       R       RW*   RW    R     -     -      (*headers only)
- *   pool SOCK      -       R     R     RW    -     -
- *   link DI        part    part  -     -     -     -
- *   link IT        -       part  part  -     -     -
- *   link TS        -       -     part  part  -     -
- *   link IS        -       part  -     part  -     -
- *   bell X         RW if X is itself or a neighbour (sock's bell: apps too)
- *   stats X        RW if X is itself                      R
- *
- * "part": mapped read-only, with write access granted to exactly the
- * ring pages that side writes (ipc/channel.h).
+ * Who maps what, with which permission: the one table is in
+ * docs/ARCHITECTURE.md ("Who maps what (per domain)"), and
+ * tests/stack/maps_test.sh checks the running domains against it. In
+ * short: a domain maps the plan read-only, its own pool read-write (ip
+ * writes headers into SEG too) and the pools it reads read-only, each of
+ * its links "part" (read-only, with write access to exactly the ring
+ * pages its side writes, ipc/channel.h), its own and its neighbours'
+ * bells and its own stats region read-write. The supervisor creates
+ * every region, unmaps the pools at once (keeping their descriptors) and
+ * keeps the rest mapped: it writes link epochs (bh_regions_reset_links),
+ * signals bells and reads the stats regions.
  */
 #ifndef BH_DOMAINS_PLAN_H
 #define BH_DOMAINS_PLAN_H
@@ -112,11 +106,13 @@ void bh_regions_reset_links(struct bh_regions *r, int dom);
 void bh_regions_close(struct bh_regions *r);
 
 /* The descriptors domain `dom` is handed: up to max entries of
- * (source fd, target number); read-only ones are fresh descriptors the
- * caller closes after the spawn (*owned set). Returns the count. */
+ * (source fd, target number). A read-only entry's src is a fresh
+ * read-only descriptor of the region (bh_region_readonly_fd) that the
+ * caller closes after the spawn; the others are the supervisor's own.
+ * Returns the count. */
 struct bh_fd_map {
 	int src, dst;
-	bool owned;
+	bool read_only;
 };
 int bh_dom_fds(const struct bh_regions *r, int dom, struct bh_fd_map *out, int max);
 

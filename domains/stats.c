@@ -94,6 +94,12 @@ void bh_stats_ready(struct bh_stats_w *w)
 	bh_store_release32(&w->h->ready, 1);
 }
 
+uint64_t bh_stats_heartbeat(const struct bh_region *r)
+{
+	const struct bh_stats_hdr *h = bh_region_at(r, HDR_OFF, sizeof(*h));
+	return h ? bh_load_relaxed64(&h->heartbeat) : 0;
+}
+
 void bh_stats_snap_free(struct bh_stats_snap *s)
 {
 	free(s->ctr);

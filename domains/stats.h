@@ -1,7 +1,8 @@
 /*
  * domains/stats.h - what a domain shows the supervisor: a region of its
- * own (RW for it, read-only for the supervisor) with a heartbeat, its
- * counters by name, and, for the TCP domain, a connection table.
+ * own (written by it alone; the supervisor made and formatted it, and
+ * from then on only reads it) with a heartbeat, its counters by name,
+ * and, for the TCP domain, a connection table.
  *
  *   offset 64    struct bh_stats_hdr
  *   page 1       struct bh_stat_ctr[max_counters]
@@ -84,5 +85,9 @@ struct bh_stats_snap {
  * region of the expected shape. */
 int bh_stats_read(const struct bh_region *r, uint32_t max_conns, struct bh_stats_snap *out);
 void bh_stats_snap_free(struct bh_stats_snap *s);
+
+/* The heartbeat alone, read without the lock (one word); 0 if r is not
+ * a stats region. */
+uint64_t bh_stats_heartbeat(const struct bh_region *r);
 
 #endif /* BH_DOMAINS_STATS_H */

@@ -3,6 +3,8 @@
  */
 #include "ip/wire.h"
 
+#include <stdio.h>
+
 #include "ip/checksum.h"
 
 static const char *const wire_err_text[BH_WIRE_NERRORS] = {
@@ -16,6 +18,12 @@ const char *bh_wire_strerror(enum bh_wire_err e)
 	if ((unsigned)e >= BH_WIRE_NERRORS)
 		return "unknown wire error";
 	return wire_err_text[e];
+}
+
+char *bh_ip4_text(char *out, size_t n, bh_ip4 a)
+{
+	snprintf(out, n, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	return out;
 }
 
 /* ---- Ethernet II ---- */

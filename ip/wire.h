@@ -122,6 +122,10 @@ enum bh_wire_err {
 
 const char *bh_wire_strerror(enum bh_wire_err e);
 
+/* Dotted-quad text of a (host order) address: "10.0.0.1"; out holds at
+ * least 16 bytes. Returns out. */
+char *bh_ip4_text(char *out, size_t n, bh_ip4 a);
+
 /* ---- Ethernet II ---- */
 
 #define BH_ETH_HLEN 14
