@@ -1,0 +1,541 @@
+/*
+ * domains/sock_app.c - the socket server's application side.
+ *
+ *   attach    an application connects to app.sock (BH_FD_APPS); its
+ *             credentials are taken from the kernel (SO_PEERCRED)
+ *   hello     its region is made (domains/app_abi.h: meta, waiter words,
+ *             dirty bits, slots, rings) and handed over with the
+ *             server's notification word
+ *   requests  one at a time on its control socket, one handler each
+ *             (rq_*): answered at once, or when tcp or ip answers
+ *   dirty     the slots it touched since the last pass
+ *   detach    its sockets close as if it closed each; its region goes
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "domains/logger.h"
+#include "domains/sock_priv.h"
+#include "ipc/order.h"
+
+/* A slot of the application's region that is neither in use nor still
+ * draining, or NO_SLOT. */
+static uint32_t free_slot(const struct app *a)
+{
+	for (uint32_t i = 0; i < a->nslots; i++)
+		if (a->slot_sid[i] == 0 && !a->slot_busy[i])
+			return i;
+	return NO_SLOT;
+}
+
+void sk_app_unbind_slot(struct sockd *d, struct app *a, uint32_t slot)
+{
+	a->slot_sid[slot] = 0;
+	a->slot_busy[slot] = false;
+	a->nused--;
+}
+
+void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
+{
+	struct app *a = &d->apps[ai];
+	bh_logf("application pid %d detached (%s); closing its %u sockets", (int)a->pid, why,
+		a->nused);
+	for (uint32_t i = 0; i < a->nslots; i++) {
+		uint32_t sid = a->slot_sid[i];
+		if (sid == 0)
+			continue;
+		struct ssock *s = sk_sock_of(d, sid);
+		if (s && !s->app_closed)
+			sk_sock_close(d, sid);
+		if (s) {
+			/* Its ring memory goes with the region: nothing more
+			 * is read from it. */
+			s->app = NO_APP;
+			if (s->tcp_has && !s->reset)
+				sk_to_tcp(d, s->close_abort ? BH_CTL_ABORT : BH_CTL_CLOSE, sid, NULL);
+			sk_maybe_free(d, sid);
+		}
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+	close(a->fd);
+	bh_region_close(&a->region);
+	free(a->slot_sid);
+	free(a->slot_busy);
+	memset(a, 0, sizeof(*a));
+	d->st.apps_detached++;
+}
+
+static int send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds)
+{
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	char ctl[CMSG_SPACE(sizeof(int) * 4)];
+	memset(ctl, 0, sizeof(ctl));
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds) {
+		mh.msg_control = ctl;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
+{
+	struct app *a = &d->apps[ai];
+	if (rq->a != BH_APP_VERSION || a->region.base != NULL) {
+		sk_reply_err(d, a, -EPROTONOSUPPORT);
+		return;
+	}
+	uint32_t nslots = d->plan->app_max_socks, ring = d->plan->app_ring;
+	/* Shrink to the memory limit rather than refuse. */
+	while (nslots > 1 && (uint64_t)nslots * 2 * ring > d->plan->app_max_mem)
+		nslots /= 2;
+	size_t ntfn_off = 4096;
+	size_t dirty_off = ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn);
+	size_t dirty_bytes = ((size_t)nslots / 32 + 2) * 4;
+	size_t slots_off = bh_page_round(dirty_off + dirty_bytes);
+	size_t data_off = bh_page_round(slots_off + (size_t)nslots * sizeof(struct bh_app_slot));
+	size_t total = data_off + (size_t)nslots * 2 * ring;
+	char name[BH_REGION_NAME_MAX];
+	snprintf(name, sizeof(name), "app-%d", (int)a->pid);
+	int e = bh_region_create(&a->region, name, BH_REGION_APP, total);
+	if (e) {
+		bh_logf("application pid %d: cannot make its region: %s", (int)a->pid,
+			bh_ipc_strerror(e));
+		sk_reply_err(d, a, e);
+		return;
+	}
+	struct bh_app_meta *m = (struct bh_app_meta *)((char *)a->region.base + 64);
+	*m = (struct bh_app_meta){.magic = BH_APP_MAGIC,
+				  .version = BH_APP_VERSION,
+				  .nslots = nslots,
+				  .ring = ring,
+				  .ntfn_off = ntfn_off,
+				  .dirty_off = dirty_off,
+				  .slots_off = slots_off,
+				  .data_off = data_off,
+				  .dgram_max = d->chunk - (uint32_t)sizeof(struct bh_udp_out)};
+	a->nslots = nslots;
+	a->ring = ring;
+	a->ntfn = (struct bh_ntfn *)((char *)a->region.base + ntfn_off);
+	a->dirty = (uint32_t *)((char *)a->region.base + dirty_off);
+	a->slots = (struct bh_app_slot *)((char *)a->region.base + slots_off);
+	a->data = (uint8_t *)a->region.base + data_off;
+	a->slot_sid = calloc(nslots, sizeof(*a->slot_sid));
+	a->slot_busy = calloc(nslots, sizeof(*a->slot_busy));
+	if (a->slot_sid == NULL || a->slot_busy == NULL) {
+		sk_reply_err(d, a, -ENOMEM);
+		return;
+	}
+	struct bh_rpc_rep r = {.ret = 0, .nslots = nslots, .ring = ring};
+	int fds[2] = {a->region.fd, BH_FD_BELL0 + BH_DOM_SOCK};
+	if (send_fds(a->fd, &r, sizeof(r), fds, 2) != 0)
+		bh_logf("application pid %d: cannot hand over its region", (int)a->pid);
+	/* The region's pages stay ours; the descriptor need not. */
+	close(a->region.fd);
+	a->region.fd = -1;
+}
+
+static void apps_accept(struct sockd *d)
+{
+	for (;;) {
+		int fd = accept4(d->env->apps_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		uint32_t ai = NO_APP;
+		for (uint32_t i = 0; i < d->napps; i++)
+			if (!d->apps[i].used) {
+				ai = i;
+				break;
+			}
+		if (ai == NO_APP || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+			bh_log_limited(&d->rl, "application refused: %s",
+				       ai == NO_APP ? "too many applications" : "no credentials");
+			d->st.apps_refused++;
+			close(fd);
+			continue;
+		}
+		struct app *a = &d->apps[ai];
+		memset(a, 0, sizeof(*a));
+		a->used = true;
+		a->fd = fd;
+		a->pid = cred.pid;
+		a->uid = cred.uid;
+		a->region.fd = -1;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = ai};
+		epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+		d->st.apps_attached++;
+		bh_logf("application pid %d uid %u attached", (int)a->pid, (unsigned)a->uid);
+	}
+}
+
+static struct ssock *req_sock(struct sockd *d, struct app *a, uint32_t slot, uint32_t *sid)
+{
+	if (a->region.base == NULL || slot >= a->nslots || a->slot_sid[slot] == 0 ||
+	    a->slot_busy[slot])
+		return NULL;
+	*sid = a->slot_sid[slot];
+	return sk_sock_of(d, *sid);
+}
+
+static int bind_port(struct sockd *d, struct app *a, struct ssock *s, uint32_t addr,
+		     uint16_t port)
+{
+	if (addr != 0 && addr != d->plan->addr)
+		return -EADDRNOTAVAIL;
+	if (port && port < 1024 && a->uid != 0 && a->uid != d->plan->low_port_uid) {
+		d->st.low_port_denied++;
+		return -EACCES;
+	}
+	if (port == 0) {
+		/* An ephemeral port for listening or UDP (connect lets tcp
+		 * choose). */
+		for (uint32_t i = 0; i < 16384 && port == 0; i++) {
+			uint16_t p = (uint16_t)(49152 + ((d->next_sid * 7919u + i) % 16384));
+			if (!sk_port_used(d, s->udp, p))
+				port = p;
+		}
+		if (port == 0)
+			return -EADDRINUSE;
+	} else if (sk_port_used(d, s->udp, port)) {
+		return -EADDRINUSE;
+	}
+	s->laddr = d->plan->addr;
+	s->lport = port;
+	return 0;
+}
+
+/* The request is answered when tcp or ip answers (sk_answer): until
+ * then the application may send no other. */
+static void answer_later(struct app *a, uint32_t sid, uint32_t op)
+{
+	a->waiting = true;
+	a->wait_sid = sid;
+	a->wait_op = op;
+}
+
+/* A slot of the application's region, zeroed, for socket sid. */
+static void bind_slot(struct app *a, uint32_t slot, uint32_t sid)
+{
+	a->slot_sid[slot] = sid;
+	a->nused++;
+	memset(&a->slots[slot], 0, sizeof(a->slots[slot]));
+}
+
+static void rq_socket(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
+{
+	struct app *a = &d->apps[ai];
+	if (rq->a != BH_SOCK_STREAM && rq->a != BH_SOCK_DGRAM) {
+		sk_reply_err(d, a, -EPROTONOSUPPORT);
+		return;
+	}
+	uint32_t slot = free_slot(a);
+	if (slot == NO_SLOT) {
+		sk_reply_err(d, a, -EMFILE);
+		return;
+	}
+	uint32_t sid = sk_sid_alloc(d);
+	if (sid == 0) {
+		sk_reply_err(d, a, -ENFILE);
+		return;
+	}
+	struct ssock *s = &d->s[sid];
+	s->udp = rq->a == BH_SOCK_DGRAM;
+	s->app = ai;
+	s->slot = slot;
+	bind_slot(a, slot, sid);
+	sk_publish(d, s);
+	sk_reply_sock(d, a, 0, s);
+}
+
+static void rq_bind(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+		    const struct bh_rpc_req *rq)
+{
+	if (s->lport) {
+		sk_reply_err(d, a, -EINVAL);
+		return;
+	}
+	int e = bind_port(d, a, s, rq->addr, rq->port);
+	if (e) {
+		sk_reply_err(d, a, e);
+		return;
+	}
+	sk_port_set(d, s->udp, s->lport, true);
+	if (s->udp) {
+		/* ip keeps the UDP demultiplexing: answered when it has it. */
+		struct bh_ctl c = {.op = BH_CTL_UDP_BIND, .sid = sid, .lport = s->lport};
+		bh_ctl_send(d->env, &d->cq_ip, BH_LINK_IS, &c);
+		answer_later(a, sid, BH_CTL_UDP_BIND);
+		return;
+	}
+	sk_publish(d, s);
+	sk_reply_sock(d, a, 0, s);
+}
+
+static void rq_listen(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+		      const struct bh_rpc_req *rq)
+{
+	if (s->udp || s->connected || s->connecting || s->tcp_has) {
+		sk_reply_err(d, a, s->udp ? -EOPNOTSUPP : -EINVAL);
+		return;
+	}
+	if (s->lport == 0) {
+		int e = bind_port(d, a, s, 0, 0);
+		if (e) {
+			sk_reply_err(d, a, e);
+			return;
+		}
+		sk_port_set(d, false, s->lport, true);
+	}
+	struct bh_ctl c = {.lport = s->lport, .arg = rq->a};
+	s->backlog = rq->a;
+	sk_to_tcp(d, BH_CTL_LISTEN, sid, &c);
+	answer_later(a, sid, BH_CTL_LISTEN);
+}
+
+static void rq_connect(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+		       const struct bh_rpc_req *rq)
+{
+	if (s->udp) {
+		/* A UDP socket's default destination; address 0 undoes it. */
+		s->raddr = rq->addr;
+		s->rport = rq->port;
+		s->connected = rq->addr != 0;
+		sk_publish(d, s);
+		sk_reply_sock(d, a, 0, s);
+		return;
+	}
+	if (s->connected || s->tcp_has) {
+		sk_reply_err(d, a, s->connecting ? -EALREADY : -EISCONN);
+		return;
+	}
+	if (rq->addr == 0 || rq->port == 0) {
+		sk_reply_err(d, a, -EADDRNOTAVAIL);
+		return;
+	}
+	struct bh_ctl c = {.raddr = rq->addr, .rport = rq->port, .lport = s->lport};
+	sk_to_tcp(d, BH_CTL_CONNECT, sid, &c);
+	s->connecting = true;
+	s->tcp_has = true;
+	s->raddr = rq->addr;
+	s->rport = rq->port;
+	sk_publish(d, s);
+	if (rq->flags & BH_RPC_NONBLOCK) {
+		sk_reply_sock(d, a, -EINPROGRESS, s);
+		return;
+	}
+	answer_later(a, sid, BH_CTL_CONNECTED);
+}
+
+/* The first connection of the listener's accept queue goes to a slot of
+ * the application's. */
+static void rq_accept(struct sockd *d, uint32_t ai, struct ssock *s)
+{
+	struct app *a = &d->apps[ai];
+	if (!s->listener) {
+		sk_reply_err(d, a, -EINVAL);
+		return;
+	}
+	if (s->acc_head == 0) {
+		sk_reply_err(d, a, -EAGAIN);
+		return;
+	}
+	uint32_t slot = free_slot(a);
+	if (slot == NO_SLOT) {
+		sk_reply_err(d, a, -EMFILE);
+		return;
+	}
+	uint32_t nsid = s->acc_head;
+	struct ssock *n = &d->s[nsid];
+	s->acc_head = n->acc_next;
+	if (s->acc_head == 0)
+		s->acc_tail = 0;
+	s->accq--;
+	n->acc_next = 0;
+	n->app = ai;
+	n->slot = slot;
+	bind_slot(a, slot, nsid);
+	sk_publish(d, s);
+	sk_publish(d, n);
+	sk_mark(d, nsid);
+	sk_reply_sock(d, a, 0, n);
+}
+
+static void rq_shutdown(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+			const struct bh_rpc_req *rq)
+{
+	if ((rq->a == SHUT_WR || rq->a == SHUT_RDWR) && !s->udp && !s->shut_wr_pending &&
+	    !s->shut_wr_sent) {
+		if (!s->connected) {
+			sk_reply_err(d, a, -ENOTCONN);
+			return;
+		}
+		/* The FIN goes once everything sent before it went
+		 * (sk_service). */
+		s->shut_wr_pending = true;
+		s->shut_at = bh_load_acquire32(&a->slots[s->slot].tx_head);
+		sk_mark(d, sid);
+	}
+	sk_publish(d, s);
+	sk_reply_err(d, a, 0);
+}
+
+static void rq_setopt(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+		      const struct bh_rpc_req *rq)
+{
+	if (s->udp || !s->tcp_has) {
+		/* Options before connect are not kept: say so. */
+		sk_reply_err(d, a, s->udp ? -ENOPROTOOPT : -ENOTCONN);
+		return;
+	}
+	struct bh_ctl c = {.arg = rq->a, .arg2 = rq->b};
+	sk_to_tcp(d, BH_CTL_SETOPT, sid, &c);
+	answer_later(a, sid, BH_CTL_SETOPT);
+}
+
+/* One request from application ai: hello first, then one at a time; each
+ * but socket names a slot of the application's that holds a socket. */
+static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
+{
+	struct app *a = &d->apps[ai];
+	d->st.requests++;
+	if (rq->op == BH_RPC_HELLO) {
+		app_hello(d, ai, rq);
+		return;
+	}
+	if (a->region.base == NULL || a->waiting) {
+		d->st.requests_bad++;
+		sk_reply_err(d, a, a->waiting ? -EBUSY : -EPROTO);
+		return;
+	}
+	if (rq->op == BH_RPC_SOCKET) {
+		rq_socket(d, ai, rq);
+		return;
+	}
+	uint32_t sid = 0;
+	struct ssock *s = req_sock(d, a, rq->slot, &sid);
+	if (s == NULL) {
+		sk_reply_err(d, a, -EBADF);
+		return;
+	}
+	switch (rq->op) {
+	case BH_RPC_BIND:
+		rq_bind(d, a, sid, s, rq);
+		return;
+	case BH_RPC_LISTEN:
+		rq_listen(d, a, sid, s, rq);
+		return;
+	case BH_RPC_CONNECT:
+		rq_connect(d, a, sid, s, rq);
+		return;
+	case BH_RPC_ACCEPT:
+		rq_accept(d, ai, s);
+		return;
+	case BH_RPC_SHUTDOWN:
+		rq_shutdown(d, a, sid, s, rq);
+		return;
+	case BH_RPC_CLOSE:
+		a->slot_busy[rq->slot] = true;
+		sk_sock_close(d, sid);
+		sk_reply_err(d, a, 0);
+		return;
+	case BH_RPC_SETOPT:
+		rq_setopt(d, a, sid, s, rq);
+		return;
+	case BH_RPC_GETNAME:
+		sk_reply_sock(d, a, 0, s);
+		return;
+	default:
+		d->st.requests_bad++;
+		sk_reply_err(d, a, -EOPNOTSUPP);
+		return;
+	}
+}
+
+static void app_io(struct sockd *d, uint32_t ai)
+{
+	struct app *a = &d->apps[ai];
+	for (int i = 0; i < 64 && a->used; i++) {
+		struct bh_rpc_req rq;
+		ssize_t n = recv(a->fd, &rq, sizeof(rq), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			sk_app_detach(d, ai, n == 0 ? "closed its connection" : strerror(errno));
+			return;
+		}
+		if (n < 0)
+			return;
+		if ((size_t)n != sizeof(rq)) {
+			d->st.requests_bad++;
+			sk_reply_err(d, a, -EPROTO);
+			continue;
+		}
+		request(d, ai, &rq);
+	}
+}
+
+int sk_outside_io(struct sockd *d, uint64_t now, uint32_t badges)
+{
+	uint64_t wakes = __atomic_load_n(&d->poller.wakes, __ATOMIC_ACQUIRE);
+	if (!(badges & BH_BADGE_IO) && wakes == d->seen_wakes && now - d->last_io_ns < 1000000u)
+		return 0;
+	d->seen_wakes = wakes;
+	d->last_io_ns = now;
+	struct epoll_event ev[32];
+	int n = epoll_wait(d->epfd, ev, 32, 0);
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u32 == NO_APP)
+			apps_accept(d);
+		else if (ev[i].data.u32 < d->napps && d->apps[ev[i].data.u32].used)
+			app_io(d, ev[i].data.u32);
+	}
+	return n > 0;
+}
+
+/* Slots the applications touched (their dirty bits). */
+void sk_app_dirty(struct sockd *d)
+{
+	for (uint32_t ai = 0; ai < d->napps; ai++) {
+		struct app *a = &d->apps[ai];
+		if (!a->used || a->region.base == NULL)
+			continue;
+		uint32_t words = a->nslots / 32 + 1;
+		if (bh_xchg32(&a->dirty[words], 0) == 0)
+			continue;
+		for (uint32_t w = 0; w < words; w++) {
+			uint32_t bits = bh_load_relaxed32(&a->dirty[w]) ? bh_xchg32(&a->dirty[w], 0) : 0;
+			while (bits) {
+				uint32_t b = (uint32_t)__builtin_ctz(bits);
+				bits &= bits - 1;
+				uint32_t slot = w * 32 + b;
+				if (slot < a->nslots && a->slot_sid[slot])
+					sk_mark(d, a->slot_sid[slot]);
+			}
+		}
+	}
+}
+
+/* The waiter words the pass's publishes owe a signal (sk_publish). */
+void sk_signal_apps(struct sockd *d)
+{
+	for (uint32_t ai = 0; ai < d->napps; ai++) {
+		struct app *a = &d->apps[ai];
+		while (a->used && a->owe) {
+			int i = __builtin_ctzll(a->owe);
+			a->owe &= a->owe - 1;
+			d->st.app_signals++;
+			bh_ntfn_signal(&a->ntfn[i], 1, &a->nstats);
+		}
+	}
+}
