@@ -26,7 +26,6 @@
 #include "ipc/order.h"
 #include "ipc/region.h"
 
-#define BH_BADGE_APP_BIT (1u << 9) /* domains/proto.h BH_BADGE_APP */
 #define WAIT_SLICE_NS (20ll * 1000 * 1000)
 #define WAIT_SPIN 200u /* polls of a thread's word before it sleeps */
 
@@ -263,9 +262,11 @@ static uint8_t *tx_ring(int s)
 static void kick(int s)
 {
 	uint32_t words = g.meta.nslots / 32 + 1;
-	__atomic_fetch_or(&g.dirty[s / 32], 1u << (s % 32), __ATOMIC_SEQ_CST);
-	__atomic_store_n(&g.dirty[words], 1u, __ATOMIC_SEQ_CST);
-	bh_ntfn_signal(g.bell, BH_BADGE_APP_BIT, NULL);
+	/* The bit, then the summary word (the server exchanges the summary,
+	 * then each word), then the signal. */
+	bh_or32(&g.dirty[s / 32], 1u << (s % 32));
+	bh_store_release32(&g.dirty[words], 1u);
+	bh_ntfn_signal(g.bell, BH_BADGE_APP, NULL);
 }
 
 static uint32_t state(int s)
@@ -282,24 +283,25 @@ static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
 		if (cond(s))
 			return 0;
 		uint64_t bit = 1ull << waiter();
-		__atomic_fetch_or(&sl->want, bit, __ATOMIC_SEQ_CST);
-		bh_full_barrier(); /* want before the re-check (the server: state, then want) */
+		/* want before the re-check (the server: state, then want);
+		 * bh_or64 is a full barrier. */
+		bh_or64(&sl->want, bit);
 		if (cond(s)) {
-			__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
+			bh_and64(&sl->want, ~bit);
 			return 0;
 		}
 		int64_t slice = WAIT_SLICE_NS;
 		if (deadline) {
 			uint64_t now = bh_now_ns();
 			if (now >= deadline) {
-				__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
+				bh_and64(&sl->want, ~bit);
 				return -ETIMEDOUT;
 			}
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
 		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL);
-		__atomic_fetch_and(&sl->want, ~bit, __ATOMIC_RELAXED);
+		bh_and64(&sl->want, ~bit);
 		if (g.fd < 0 || (!woke && server_gone()))
 			return -ECONNRESET;
 	}
@@ -776,8 +778,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 			return ready;
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
-				__atomic_fetch_or(&g.slots[fds[i].fd].want, 1ull << waiter(),
-						  __ATOMIC_SEQ_CST);
+				bh_or64(&g.slots[fds[i].fd].want, 1ull << waiter());
 		bh_full_barrier();
 		for (nfds_t i = 0; i < n; i++) {
 			fds[i].revents = fds[i].fd < 0 ? 0 : revents_of(fds[i].fd, fds[i].events);
@@ -798,8 +799,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 		}
 		for (nfds_t i = 0; i < n; i++)
 			if (ls_of(fds[i].fd))
-				__atomic_fetch_and(&g.slots[fds[i].fd].want, ~(1ull << waiter()),
-						   __ATOMIC_RELAXED);
+				bh_and64(&g.slots[fds[i].fd].want, ~(1ull << waiter()));
 		if (ready)
 			return ready;
 		if (deadline && bh_now_ns() >= deadline)

@@ -54,6 +54,9 @@
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
 #define BH_APP_VERSION 2u
+/* The badge an application ORs into the socket server's notification
+ * word after it set dirty bits (domains/proto.h lists the others). */
+#define BH_BADGE_APP (1u << 9)
 #define BH_APP_WAITERS 64u /* the bits of a slot's want mask */
 
 enum bh_rpc_op {

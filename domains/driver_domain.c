@@ -22,13 +22,19 @@
 
 #define BATCH BH_RT_BATCH
 
+/* The driver domain's own counters, published under their names (the
+ * backend's as dev.*, the impairment's as impair.tx.* and impair.rx.*). */
+#define DRV_COUNTERS(X)                                                                    \
+	X(rx_no_buffer) /* frames not read: rx pool empty */                               \
+	X(rx_ring_full) /* frames dropped: the link to ip was full */                       \
+	X(tx_bad_desc)  /* descriptors from ip that were not a frame */                    \
+	X(tx_frames)    /* frames handed to the backend */                                 \
+	X(captured)     /* frames written to --capture */
+
 struct drv_stats {
-	uint64_t rx_no_buffer;  /* frames not read: rx pool empty */
-	uint64_t rx_ring_full;  /* frames dropped: the link to ip was full */
-	uint64_t tx_bad;        /* descriptors from ip that were not a frame */
-	uint64_t tx_frames;     /* frames handed to the backend */
-	uint64_t captured;
-	uint64_t capture_errors;
+#define DRV_COUNTER_FIELD(name) uint64_t name;
+	DRV_COUNTERS(DRV_COUNTER_FIELD)
+#undef DRV_COUNTER_FIELD
 };
 
 struct drv {
@@ -211,7 +217,7 @@ static int drv_tx(struct drv *d, uint64_t now)
 			struct bh_desc *x = &d->pend[i];
 			if (x->flags != BH_M_FRAME || x->len < 14 || x->len > d->max_frame ||
 			    bh_env_buf(d->env, x->pool, x->buf) == NULL) {
-				d->st.tx_bad++;
+				d->st.tx_bad_desc++;
 				bh_chan_give_back(d->ch, x, 1);
 				continue;
 			}
@@ -298,31 +304,21 @@ static void drv_publish(void *self, struct bh_stats_w *w)
 {
 	struct drv *d = self;
 	const struct bh_backend_stats *b = &d->bk->st;
-	bh_stats_add(w, "dev.", "rx_frames", b->rx_frames);
-	bh_stats_add(w, "dev.", "rx_bytes", b->rx_bytes);
-	bh_stats_add(w, "dev.", "tx_frames", b->tx_frames);
-	bh_stats_add(w, "dev.", "tx_bytes", b->tx_bytes);
-	bh_stats_add(w, "dev.", "rx_errors", b->rx_errors);
-	bh_stats_add(w, "dev.", "tx_errors", b->tx_errors);
-	bh_stats_add(w, "dev.", "tx_no_carrier", b->tx_no_carrier);
-	bh_stats_add(w, "dev.", "tx_busy", b->tx_busy);
-	bh_stats_add(w, "dev.", "bad_index", b->rx_bad_index);
+#define DEV_COUNTER_ADD(name) bh_stats_add(w, "dev.", #name, b->name);
+	BH_BACKEND_COUNTERS(DEV_COUNTER_ADD)
+#undef DEV_COUNTER_ADD
 	bh_stats_add(w, "dev.", "replay_done", d->bk->eof);
-	bh_stats_add(w, "", "rx_no_buffer", d->st.rx_no_buffer);
-	bh_stats_add(w, "", "rx_ring_full", d->st.rx_ring_full);
-	bh_stats_add(w, "", "tx_bad_desc", d->st.tx_bad);
-	bh_stats_add(w, "", "captured", d->st.captured);
+#define DRV_COUNTER_ADD(name) bh_stats_add(w, "", #name, d->st.name);
+	DRV_COUNTERS(DRV_COUNTER_ADD)
+#undef DRV_COUNTER_ADD
 	bh_stats_add(w, "poller.", "wakes", __atomic_load_n(&d->poller.wakes, __ATOMIC_RELAXED));
 	if (d->impair) {
 		const struct bh_impair *im[2] = {&d->im_tx, &d->im_rx};
 		const char *pf[2] = {"impair.tx.", "impair.rx."};
 		for (int i = 0; i < 2; i++) {
-			bh_stats_add(w, pf[i], "frames", im[i]->st.frames);
-			bh_stats_add(w, pf[i], "lost", im[i]->st.lost);
-			bh_stats_add(w, pf[i], "duplicated", im[i]->st.duplicated);
-			bh_stats_add(w, pf[i], "reordered", im[i]->st.reordered);
-			bh_stats_add(w, pf[i], "corrupted", im[i]->st.corrupted);
-			bh_stats_add(w, pf[i], "queue_drops", im[i]->st.queue_drops);
+#define IMPAIR_COUNTER_ADD(name) bh_stats_add(w, pf[i], #name, im[i]->st.name);
+			BH_IMPAIR_COUNTERS(IMPAIR_COUNTER_ADD)
+#undef IMPAIR_COUNTER_ADD
 		}
 	}
 }

@@ -26,14 +26,20 @@
 
 #define BATCH BH_RT_BATCH
 
+/* The IP domain's own counters (the library's come first, by its names). */
+#define IPD_COUNTERS(X)                                                                    \
+	X(bad_desc)        /* descriptors of a type or shape not expected */               \
+	X(tx_ring_full)    /* frames dropped: the link to the driver was full */           \
+	X(up_ring_full)    /* datagrams dropped: the link up was full */                   \
+	X(tcp_not_unicast) /* TCP to a broadcast or multicast address: dropped */          \
+	X(udp_no_buffer)   /* datagrams dropped: no buffer for the header or copy */       \
+	X(udp_too_big)     /* datagrams from sock larger than an IP buffer: dropped */     \
+	X(events_lost)     /* ICMP events for tcp not passed on: no buffer or ring room */
+
 struct ipd_stats {
-	uint64_t bad_desc;      /* descriptors of a type or shape not expected */
-	uint64_t tx_ring_full;  /* frames dropped: the link to the driver was full */
-	uint64_t up_ring_full;  /* datagrams dropped: the link up was full */
-	uint64_t tcp_not_unicast;
-	uint64_t udp_no_buffer; /* datagrams dropped: no buffer for the header or copy */
-	uint64_t udp_too_big;
-	uint64_t events_lost;
+#define IPD_COUNTER_FIELD(name) uint64_t name;
+	IPD_COUNTERS(IPD_COUNTER_FIELD)
+#undef IPD_COUNTER_FIELD
 };
 
 struct ipd {
@@ -425,13 +431,9 @@ static void ipd_publish(void *self, struct bh_stats_w *w)
 	const struct bh_ip_counters *c = bh_ip_counters(d->ip);
 	for (unsigned i = 0; i < BH_IP_NCOUNTERS; i++)
 		bh_stats_add(w, "", bh_ip_counter_name(i), bh_ip_counter_value(c, i));
-	bh_stats_add(w, "", "bad_desc", d->st.bad_desc);
-	bh_stats_add(w, "", "tx_ring_full", d->st.tx_ring_full);
-	bh_stats_add(w, "", "up_ring_full", d->st.up_ring_full);
-	bh_stats_add(w, "", "tcp_not_unicast", d->st.tcp_not_unicast);
-	bh_stats_add(w, "", "udp_no_buffer", d->st.udp_no_buffer);
-	bh_stats_add(w, "", "udp_too_big", d->st.udp_too_big);
-	bh_stats_add(w, "", "events_lost", d->st.events_lost);
+#define IPD_COUNTER_ADD(name) bh_stats_add(w, "", #name, d->st.name);
+	IPD_COUNTERS(IPD_COUNTER_ADD)
+#undef IPD_COUNTER_ADD
 	bh_stats_add(w, "track.", "refused", d->tr.refused);
 	bh_stats_add(w, "track.", "dup_out", d->tr.dup_out);
 	bh_stats_add(w, "", "held", bh_ip_held(d->ip));

@@ -36,6 +36,7 @@
 
 #include <stdint.h>
 
+#include "domains/app_abi.h"
 #include "ipc/desc.h"
 
 enum bh_pool_id {
@@ -68,7 +69,8 @@ enum bh_link_id {
 /* Badges: which link (or outside source) a wake-up is about. */
 #define BH_BADGE_LINK(l) (1u << (l))
 #define BH_BADGE_IO (1u << 8)   /* the domain's poller saw outside work */
-#define BH_BADGE_APP (1u << 9)  /* an application wrote to its region */
+/* BH_BADGE_APP (1u << 9): an application wrote to its region; defined in
+ * app_abi.h, the contract applications build against. */
 #define BH_BADGE_STOP (1u << 10) /* the supervisor asks the domain to stop */
 
 /* Message types (bh_desc.flags). */

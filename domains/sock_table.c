@@ -104,7 +104,7 @@ void sk_publish(struct sockd *d, struct ssock *s)
 	 * re-reads them): one of us sees the other. An idle application
 	 * costs no signal. */
 	bh_full_barrier();
-	a->owe |= __atomic_load_n(&sl->want, __ATOMIC_RELAXED);
+	a->owe |= bh_load_relaxed64(&sl->want);
 }
 
 void sk_reply(struct app *a, const struct bh_rpc_rep *r)

@@ -46,13 +46,19 @@ struct tsock {
 	struct bh_dq pend_rx; /* data for sock the ring had no room for */
 };
 
+/* The TCP domain's own counters (the library's come first, by its names). */
+#define TCPD_COUNTERS(X)                                                                   \
+	X(bad_desc)      /* descriptors of a type or shape not expected */                 \
+	X(bad_sid)       /* messages for a socket id we do not know */                     \
+	X(bad_segment)   /* piece sequences that did not add up */                         \
+	X(out_ring_full) /* segments dropped: the link to ip was full */                   \
+	X(data_dropped)  /* application data refused (socket closing, error) */            \
+	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */
+
 struct tcpd_stats {
-	uint64_t bad_desc;     /* descriptors of a type or shape not expected */
-	uint64_t bad_sid;      /* messages for a socket id we do not know */
-	uint64_t bad_segment;  /* piece sequences that did not add up */
-	uint64_t out_ring_full; /* segments dropped: the link to ip was full */
-	uint64_t data_dropped; /* application data refused (socket closing, error) */
-	uint64_t dq_full;      /* node pool exhausted (a bug if ever nonzero) */
+#define TCPD_COUNTER_FIELD(name) uint64_t name;
+	TCPD_COUNTERS(TCPD_COUNTER_FIELD)
+#undef TCPD_COUNTER_FIELD
 };
 
 struct tcpd {
@@ -646,11 +652,9 @@ static void tcpd_publish(void *self, struct bh_stats_w *w)
 	const struct bh_tcp_counters *c = bh_tcp_counters(d->tcp);
 	for (unsigned i = 0; bh_tcp_counter_name(i); i++)
 		bh_stats_add(w, "", bh_tcp_counter_name(i), bh_tcp_counter_value(c, i));
-	bh_stats_add(w, "", "bad_desc", d->st.bad_desc);
-	bh_stats_add(w, "", "bad_sid", d->st.bad_sid);
-	bh_stats_add(w, "", "bad_segment", d->st.bad_segment);
-	bh_stats_add(w, "", "out_ring_full", d->st.out_ring_full);
-	bh_stats_add(w, "", "data_dropped", d->st.data_dropped);
+#define TCPD_COUNTER_ADD(name) bh_stats_add(w, "", #name, d->st.name);
+	TCPD_COUNTERS(TCPD_COUNTER_ADD)
+#undef TCPD_COUNTER_ADD
 	bh_stats_add(w, "", "ctl_lost", d->cq.overflow);
 	bh_stats_add(w, "track.", "refused", d->tr.refused);
 	bh_stats_add(w, "", "held", bh_tcp_held(d->tcp));

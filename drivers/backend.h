@@ -36,13 +36,22 @@ struct bh_driver_spec {
 /* Parses a --driver SPEC; NULL if fine, else what is wrong. */
 const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 
+/* A backend's counters; the driver domain publishes each as dev.NAME. */
+#define BH_BACKEND_COUNTERS(X)                                                             \
+	X(rx_frames)                                                                       \
+	X(rx_bytes)                                                                        \
+	X(tx_frames)                                                                       \
+	X(tx_bytes)                                                                        \
+	X(rx_errors)     /* read errors, truncated or oversized frames */                  \
+	X(tx_errors)     /* write errors */                                                \
+	X(tx_no_carrier) /* shmlink: the other end is not attached */                      \
+	X(tx_busy)       /* frames that waited: the device was full */                     \
+	X(bad_index)     /* shmlink: the other end published bad indices */
+
 struct bh_backend_stats {
-	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
-	uint64_t rx_errors;    /* read errors, truncated or oversized frames */
-	uint64_t tx_errors;    /* write errors */
-	uint64_t tx_no_carrier; /* wire: the other end is not attached */
-	uint64_t tx_busy;      /* frames that waited: the device was full */
-	uint64_t rx_bad_index; /* wire: the other end published bad indices */
+#define BH_BACKEND_COUNTER_FIELD(name) uint64_t name;
+	BH_BACKEND_COUNTERS(BH_BACKEND_COUNTER_FIELD)
+#undef BH_BACKEND_COUNTER_FIELD
 };
 
 struct bh_backend;

@@ -35,8 +35,20 @@ struct bh_impair_cfg {
 const char *bh_impair_parse(const char *spec, struct bh_impair_cfg *out);
 bool bh_impair_active(const struct bh_impair_cfg *c);
 
+/* Counters of one direction; the driver publishes each as
+ * impair.tx.NAME / impair.rx.NAME. */
+#define BH_IMPAIR_COUNTERS(X)                                                              \
+	X(frames)                                                                          \
+	X(lost)                                                                            \
+	X(duplicated)                                                                      \
+	X(reordered)                                                                       \
+	X(corrupted)                                                                       \
+	X(queue_drops)
+
 struct bh_impair_stats {
-	uint64_t frames, lost, duplicated, reordered, corrupted, queue_drops;
+#define BH_IMPAIR_COUNTER_FIELD(name) uint64_t name;
+	BH_IMPAIR_COUNTERS(BH_IMPAIR_COUNTER_FIELD)
+#undef BH_IMPAIR_COUNTER_FIELD
 };
 
 struct bh_impair_frame {

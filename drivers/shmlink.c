@@ -126,7 +126,7 @@ static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uin
 	uint32_t head = bh_load_acquire32(&w->rx_prod->head);
 	uint32_t avail = head - w->rx_tail;
 	if (avail > w->nslots) {
-		b->st.rx_bad_index++;
+		b->st.bad_index++;
 		return 0;
 	}
 	unsigned k = 0;
@@ -163,7 +163,7 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 	if (used > w->nslots) {
 		/* The other end lies about what it consumed: drop, as a
 		 * wire that cannot carry frames. */
-		b->st.rx_bad_index++;
+		b->st.bad_index++;
 		b->st.tx_errors += n;
 		return (int)n;
 	}

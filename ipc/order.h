@@ -154,6 +154,43 @@ static inline uint32_t bh_xchg32(uint32_t *p, uint32_t v)
 #endif
 }
 
+/* Atomic OR and AND of a word shared with another process; each is a
+ * full barrier (the Dekker-style "set my flag, then read your state"
+ * needs no separate bh_full_barrier()). liburcu's uatomic_or/and imply
+ * no barrier: the cmm_smp_mb__{before,after}_uatomic_* calls add it. */
+static inline void bh_or32(uint32_t *p, uint32_t v)
+{
+#ifdef BH_ORDER_TSAN
+	__atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);
+#else
+	cmm_smp_mb__before_uatomic_or();
+	uatomic_or(p, v);
+	cmm_smp_mb__after_uatomic_or();
+#endif
+}
+
+static inline void bh_or64(uint64_t *p, uint64_t v)
+{
+#ifdef BH_ORDER_TSAN
+	__atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);
+#else
+	cmm_smp_mb__before_uatomic_or();
+	uatomic_or(p, v);
+	cmm_smp_mb__after_uatomic_or();
+#endif
+}
+
+static inline void bh_and64(uint64_t *p, uint64_t v)
+{
+#ifdef BH_ORDER_TSAN
+	__atomic_fetch_and(p, v, __ATOMIC_SEQ_CST);
+#else
+	cmm_smp_mb__before_uatomic_and();
+	uatomic_and(p, v);
+	cmm_smp_mb__after_uatomic_and();
+#endif
+}
+
 static inline void bh_cpu_relax(void)
 {
 	caa_cpu_relax();
