@@ -133,10 +133,52 @@ static void check_alive(struct harness *h, bh_tcp_conn l, uint16_t port)
 	bh_tcp_abort(h->tcp, h->now, a);
 }
 
+static uint8_t payload[1600];
+
+/* One segment from the peer, shaped by the record r: flags r[1],
+ * sequence and acknowledgment relative to the connection (or absolute
+ * with r[0] & 0x80), up to two SACK blocks, a timestamp, another source
+ * port. A listener's child, once there is one, becomes the connection. */
+static void peer_segment(struct harness *h, const uint8_t *r, size_t at,
+			 const struct h_opts *peer, bh_tcp_conn l, bh_tcp_conn *c, uint64_t *done)
+{
+	uint32_t srel = (uint32_t)(r[2] << 8 | r[3]), arel = (uint32_t)(r[4] << 8 | r[5]);
+	uint32_t len = r[6];
+	struct h_opts o = *peer;
+	o.nsack = 0;
+	if (r[0] & 0x08) {
+		o.sack[o.nsack][0] = arel + len * 8u;
+		o.sack[o.nsack++][1] = arel + len * 8u + r[7] * 16u;
+	}
+	if (r[0] & 0x10) {
+		o.sack[o.nsack][0] = srel;
+		o.sack[o.nsack++][1] = srel + 1460;
+	}
+	o.ts = peer->ts || (r[0] & 0x20);
+	o.ts_val = (r[0] & 0x20) ? srel << 12 | arel : 1 + at;
+	uint16_t port = h->peer_port;
+	if (r[0] & 0x40)
+		h->peer_port = (uint16_t)(40000 + (r[1] >> 5));
+	if (r[0] & 0x80)
+		h_send_abs(h, r[1], srel * 0x10001u, arel * 0x10001u, r[7],
+			   payload_at(payload, r[1], srel * 0x10001u, len), len, &o,
+			   false);
+	else
+		h_send(h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff),
+		       payload_at(payload, r[1], h->peer_iss + srel, len * 6), len * 6,
+		       &o);
+	h->peer_port = port;
+	/* Learn our ISN from a SYN-ACK when listening. */
+	const struct h_seg *last = &h->out[h->nout - 1 < H_LOG ? h->nout - 1 : 0];
+	if (l && h->nout && (last->t.flags & BH_TCP_SYN))
+		h->our_iss = last->t.seq;
+	if (l && !*c && bh_tcp_accept(h->tcp, l, 2, c) == 0)
+		*done = 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct harness h;
-	static uint8_t payload[1600];
 	if (size < 1)
 		return 0;
 	struct bh_tcp_config cfg;
@@ -160,42 +202,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (at + 8 <= size) {
 		const uint8_t *r = data + at;
 		at += 8;
-		uint32_t srel = (uint32_t)(r[2] << 8 | r[3]), arel = (uint32_t)(r[4] << 8 | r[5]);
 		uint32_t len = r[6];
 		switch (r[0] & 7) {
-		case 0: {
-			struct h_opts o = peer;
-			o.nsack = 0;
-			if (r[0] & 0x08) {
-				o.sack[o.nsack][0] = arel + len * 8u;
-				o.sack[o.nsack++][1] = arel + len * 8u + r[7] * 16u;
-			}
-			if (r[0] & 0x10) {
-				o.sack[o.nsack][0] = srel;
-				o.sack[o.nsack++][1] = srel + 1460;
-			}
-			o.ts = peer.ts || (r[0] & 0x20);
-			o.ts_val = (r[0] & 0x20) ? srel << 12 | arel : 1 + at;
-			uint16_t port = h.peer_port;
-			if (r[0] & 0x40)
-				h.peer_port = (uint16_t)(40000 + (r[1] >> 5));
-			if (r[0] & 0x80)
-				h_send_abs(&h, r[1], srel * 0x10001u, arel * 0x10001u, r[7],
-					   payload_at(payload, r[1], srel * 0x10001u, len), len, &o,
-					   false);
-			else
-				h_send(&h, r[1], srel, arel, (uint16_t)(r[7] << 8 | 0xff),
-				       payload_at(payload, r[1], h.peer_iss + srel, len * 6), len * 6,
-				       &o);
-			h.peer_port = port;
-			/* Learn our ISN from a SYN-ACK when listening. */
-			const struct h_seg *last = &h.out[h.nout - 1 < H_LOG ? h.nout - 1 : 0];
-			if (l && h.nout && (last->t.flags & BH_TCP_SYN))
-				h.our_iss = last->t.seq;
-			if (l && !c && bh_tcp_accept(h.tcp, l, 2, &c) == 0)
-				done = 0;
+		case 0:
+			peer_segment(&h, r, at, &peer, l, &c, &done);
 			break;
-		}
 		case 1:
 			if (c)
 				h_write(&h, c, payload, len * 6);
