@@ -26,6 +26,7 @@
 #include "domains/logger.h"
 #include "domains/stats.h"
 #include "ipc/clock.h"
+#include "supervisor/ctlsock.h"
 #include "supervisor/supervisor.h"
 #include "tcp/tcp.h"
 
@@ -249,20 +250,8 @@ static void answer_inject(struct bh_sup *s, struct text *t, const char *args)
 void bh_sup_control(struct bh_sup *s, int fd)
 {
 	char line[256];
-	size_t got = 0;
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	while (got < sizeof(line) - 1 && poll(&pfd, 1, 1000) > 0) {
-		ssize_t r = read(fd, line + got, sizeof(line) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (memchr(line, '\n', got))
-			break;
-	}
-	line[got] = '\0';
-	char *nl = strchr(line, '\n');
-	if (nl)
-		*nl = '\0';
+	if (bh_read_line(fd, line, sizeof(line), 1000) < 0)
+		return; /* a client that says nothing gets nothing */
 	bool json = strstr(line, " json") != NULL;
 	struct text t = {0};
 	if (strncmp(line, "status", 6) == 0)

@@ -31,29 +31,8 @@
 #include "domains/stats.h"
 #include "drivers/backend.h"
 #include "ipc/clock.h"
+#include "supervisor/ctlsock.h"
 #include "supervisor/supervisor.h"
-
-static int unix_listen(const char *path, int type, mode_t mode)
-{
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		close(fd);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, mode) != 0 ||
-	    listen(fd, 64) != 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
 
 /* ------------------------------------------------------------------ */
 /* the supervisor's last word                                           */
@@ -193,32 +172,14 @@ static int spawn(struct bh_sup *s, int dom, const char *exe, bool restart, pid_t
 static int wait_ready(int fd, int timeout_ms, char *err, size_t errlen)
 {
 	char buf[512];
-	size_t got = 0;
-	uint64_t deadline = bh_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	while (got < sizeof(buf) - 1) {
-		uint64_t now = bh_now_ns();
-		if (now >= deadline) {
-			snprintf(err, errlen, "timed out waiting for it to start");
-			return -ETIMEDOUT;
-		}
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
-		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (memchr(buf, '\n', got))
-			break;
+	ssize_t n = bh_read_line(fd, buf, sizeof(buf), timeout_ms);
+	if (n < 0) {
+		snprintf(err, errlen, "timed out waiting for it to start");
+		return -ETIMEDOUT;
 	}
-	buf[got] = '\0';
-	char *nl = strchr(buf, '\n');
-	if (nl)
-		*nl = '\0';
 	if (strcmp(buf, "ok") == 0)
 		return 0;
-	snprintf(err, errlen, "%.200s", got ? buf : "it exited before it was ready (see the log)");
+	snprintf(err, errlen, "%.200s", n ? buf : "it exited before it was ready (see the log)");
 	return -EIO;
 }
 
@@ -459,13 +420,13 @@ static int open_instance(struct bh_sup *s, char *err, size_t errlen)
 	}
 	s->regions_made = true;
 	bh_inst_path(path, sizeof(path), s->plan.name, "app.sock");
-	s->apps_fd = unix_listen(path, SOCK_SEQPACKET, 0666);
+	s->apps_fd = bh_unix_listen(path, SOCK_SEQPACKET, 0666);
 	if (s->apps_fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-s->apps_fd));
 		return s->apps_fd;
 	}
 	bh_inst_path(path, sizeof(path), s->plan.name, "ctl.sock");
-	s->ctl_fd = unix_listen(path, SOCK_STREAM, 0600);
+	s->ctl_fd = bh_unix_listen(path, SOCK_STREAM, 0600);
 	if (s->ctl_fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-s->ctl_fd));
 		return s->ctl_fd;

@@ -42,6 +42,7 @@
 #include "drivers/backend.h"
 #include "drivers/impair.h"
 #include "ipc/clock.h"
+#include "supervisor/ctlsock.h"
 #include "supervisor/supervisor.h"
 #include "tools/instance.h"
 
@@ -91,32 +92,13 @@ static bool iface_exists(const char *name)
 	return access(path, F_OK) == 0;
 }
 
-static int unix_connect(const char *path, int type)
-{
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		close(fd);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
 /* Sends one request line and returns the whole answer (malloc'd). */
 static int ctl_request(const char *name, const char *line, char **answer)
 {
 	char path[256];
 	if (bh_inst_path(path, sizeof(path), name, "ctl.sock") != 0)
 		return -ENAMETOOLONG;
-	int fd = unix_connect(path, SOCK_STREAM);
+	int fd = bh_unix_connect(path, SOCK_STREAM);
 	if (fd < 0)
 		return fd;
 	struct timeval tv = {10, 0};
@@ -177,7 +159,7 @@ static bool instance_up(const char *name)
 	char path[256];
 	if (bh_inst_path(path, sizeof(path), name, "ctl.sock") != 0)
 		return false;
-	int fd = unix_connect(path, SOCK_STREAM);
+	int fd = bh_unix_connect(path, SOCK_STREAM);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -439,28 +421,6 @@ static int up_plan(const struct up_args *a, struct bh_sup *s)
 	return 0;
 }
 
-/* Reads the supervisor's one-line report into buf (at most
- * BH_UP_TIMEOUT_S); returns its length. */
-static size_t read_report(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	uint64_t deadline = bh_now_ns() + (uint64_t)BH_UP_TIMEOUT_S * 1000000000u;
-	while (got < cap - 1 && bh_now_ns() < deadline) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (poll(&pfd, 1, 200) <= 0)
-			continue;
-		ssize_t r = read(fd, buf + got, cap - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (memchr(buf, '\n', got))
-			break;
-	}
-	buf[got] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return got;
-}
-
 static int up_start(struct bh_sup *s)
 {
 	const struct bh_plan *p = &s->plan;
@@ -498,7 +458,7 @@ static int up_start(struct bh_sup *s)
 	close(logfd);
 	waitpid(pid, NULL, 0);
 	char buf[512];
-	size_t got = read_report(rep[0], buf, sizeof(buf));
+	ssize_t got = bh_read_line(rep[0], buf, sizeof(buf), BH_UP_TIMEOUT_S * 1000);
 	close(rep[0]);
 	if (strncmp(buf, "ok ", 3) == 0) {
 		char a[16];
@@ -507,7 +467,7 @@ static int up_start(struct bh_sup *s)
 		       bh_ip4_text(a, sizeof(a), p->addr), p->prefix, p->driver, buf + 3);
 		return 0;
 	}
-	if (got == 0)
+	if (got <= 0)
 		return fail("instance %s did not start within %d s (see bulkhead logs %s)", p->name,
 			    BH_UP_TIMEOUT_S, p->name);
 	return fail("instance %s did not start: %s", p->name,
