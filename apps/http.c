@@ -344,6 +344,137 @@ static int rb_body(struct rbuf *r, struct body *b, uint64_t n, bool to_close)
 	return 0;
 }
 
+/* A parsed http://A.B.C.D[:PORT]/PATH. */
+struct url {
+	char host[256], path[2048];
+	long port;
+	struct sockaddr_in sa;
+};
+
+/* Parses url into *u; says why not on standard error and returns false. */
+static bool parse_url(const char *url, struct url *u)
+{
+	if (strncmp(url, "http://", 7) != 0) {
+		fprintf(stderr, "bulkhead get: only http:// URLs (%s)\n", url);
+		return false;
+	}
+	const char *h = url + 7, *slash = strchr(h, '/');
+	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+	if (hl == 0 || hl >= sizeof(u->host)) {
+		fprintf(stderr, "bulkhead get: bad URL %s\n", url);
+		return false;
+	}
+	memcpy(u->host, h, hl);
+	u->host[hl] = '\0';
+	snprintf(u->path, sizeof(u->path), "%s", slash ? slash : "/");
+	u->port = 80;
+	char *colon = strchr(u->host, ':');
+	if (colon) {
+		*colon = '\0';
+		u->port = strtol(colon + 1, NULL, 10);
+	}
+	u->sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)u->port)};
+	if (u->port <= 0 || u->port > 65535 || inet_pton(AF_INET, u->host, &u->sa.sin_addr) != 1) {
+		fprintf(stderr, "bulkhead get: the host must be an IPv4 address and a port 1-65535 (%s)\n",
+			url);
+		return false;
+	}
+	return true;
+}
+
+/* Connects to the URL's host and sends the request; the socket, or -1
+ * (said on standard error). */
+static int get_request(const struct url *u)
+{
+	int s = bh_socket(AF_INET, SOCK_STREAM, 0);
+	if (s < 0 || bh_connect(s, (const struct sockaddr *)&u->sa, sizeof(u->sa)) != 0) {
+		fprintf(stderr, "bulkhead get: connect %s:%ld: %s\n", u->host, u->port,
+			strerror(errno));
+		return -1;
+	}
+	char req[4096];
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: bulkhead-get\r\n"
+			 "Accept: */*\r\nConnection: close\r\n\r\n",
+			 u->path, u->host, u->port);
+	if (send_all(s, req, (size_t)n) != 0) {
+		fprintf(stderr, "bulkhead get: send: %s\n", strerror(errno));
+		return -1;
+	}
+	return s;
+}
+
+/* The response's head: the status line and code, and how the body comes. */
+struct head {
+	char status[8192];
+	int code;
+	long long clen; /* Content-Length, -1: none */
+	bool chunked;
+};
+
+/* Reads the status line and the header fields; false when there is no
+ * HTTP response (said on standard error). */
+static bool read_head(struct rbuf *r, const struct url *u, struct head *hd)
+{
+	char line[sizeof(hd->status)];
+	hd->code = 0;
+	if (rb_line(r, line, sizeof(line)) != 0 || sscanf(line, "HTTP/%*d.%*d %d", &hd->code) != 1) {
+		fprintf(stderr, "bulkhead get: no HTTP response from %s:%ld\n", u->host, u->port);
+		return false;
+	}
+	snprintf(hd->status, sizeof(hd->status), "%s", line);
+	hd->clen = -1;
+	hd->chunked = false;
+	while (rb_line(r, line, sizeof(line)) == 0 && line[0]) {
+		if (strncasecmp(line, "Content-Length:", 15) == 0)
+			hd->clen = atoll(line + 15);
+		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 && strstr(line, "chunked"))
+			hd->chunked = true;
+	}
+	return true;
+}
+
+/* The body into b: chunked, Content-Length bytes, or up to the close.
+ * 0, or -1 when it broke off. */
+static int read_body(struct rbuf *r, struct body *b, const struct head *hd)
+{
+	if (!hd->chunked)
+		return rb_body(r, b, hd->clen >= 0 ? (uint64_t)hd->clen : 0, hd->clen < 0);
+	char line[8192];
+	for (;;) {
+		if (rb_line(r, line, sizeof(line)) != 0)
+			return -1;
+		unsigned long long k = strtoull(line, NULL, 16);
+		if (k == 0)
+			return 0;
+		if (rb_body(r, b, k, false) != 0 || rb_line(r, line, sizeof(line)) != 0)
+			return -1;
+	}
+}
+
+/* The summary line, and why the transfer failed when it did (err: errno
+ * when it broke off). */
+static void get_report(struct body *b, const struct head *hd, int rc, int err)
+{
+	double secs = (double)(bh_now_ns() - b->t0) / 1e9;
+	uint8_t dig[32];
+	char hex[65];
+	bh_sha256_final(&b->sha, dig);
+	bh_sha256_hex(dig, hex);
+	fprintf(stderr, "%s: %llu bytes in %.3f s, %.1f Mbit/s, sha256 %s\n", hd->status,
+		(unsigned long long)b->bytes, secs, secs > 0 ? (double)b->bytes * 8 / secs / 1e6 : 0.0,
+		hex);
+	if (rc == 0)
+		return;
+	if (err)
+		fprintf(stderr, "bulkhead get: the transfer broke off after %llu bytes: %s\n",
+			(unsigned long long)b->bytes, strerror(err));
+	else
+		fprintf(stderr, "bulkhead get: the server closed the connection after %llu bytes%s\n",
+			(unsigned long long)b->bytes,
+			hd->clen >= 0 ? " (fewer than Content-Length)" : "");
+}
+
 int bh_cmd_get(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : NULL, *url = argc > 2 ? argv[2] : NULL;
@@ -358,33 +489,9 @@ int bh_cmd_get(int argc, char **argv)
 		fputs("usage: bulkhead get NAME http://A.B.C.D[:PORT]/PATH [-o FILE]\n", stderr);
 		return 2;
 	}
-	if (strncmp(url, "http://", 7) != 0) {
-		fprintf(stderr, "bulkhead get: only http:// URLs (%s)\n", url);
+	struct url u;
+	if (!parse_url(url, &u))
 		return 2;
-	}
-	char host[256], path[2048] = "/";
-	const char *h = url + 7, *slash = strchr(h, '/');
-	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-	if (hl == 0 || hl >= sizeof(host)) {
-		fprintf(stderr, "bulkhead get: bad URL %s\n", url);
-		return 2;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	if (slash)
-		snprintf(path, sizeof(path), "%s", slash);
-	long port = 80;
-	char *colon = strchr(host, ':');
-	if (colon) {
-		*colon = '\0';
-		port = strtol(colon + 1, NULL, 10);
-	}
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		fprintf(stderr, "bulkhead get: the host must be an IPv4 address and a port 1-65535 (%s)\n",
-			url);
-		return 2;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	if (bh_attach(name) != 0) {
 		fprintf(stderr, "bulkhead get: cannot attach to instance %s: %s\n", name,
@@ -398,83 +505,26 @@ int bh_cmd_get(int argc, char **argv)
 	}
 	bh_sha256_init(&b.sha);
 	b.t0 = bh_now_ns();
-	int s = bh_socket(AF_INET, SOCK_STREAM, 0);
-	if (s < 0 || bh_connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		fprintf(stderr, "bulkhead get: connect %s:%ld: %s\n", host, port, strerror(errno));
+	int s = get_request(&u);
+	if (s < 0)
 		return 1;
-	}
-	char req[4096];
-	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUser-Agent: bulkhead-get\r\n"
-			 "Accept: */*\r\nConnection: close\r\n\r\n",
-			 path, host, port);
-	if (send_all(s, req, (size_t)n) != 0) {
-		fprintf(stderr, "bulkhead get: send: %s\n", strerror(errno));
-		return 1;
-	}
 	static struct rbuf r;
 	r.s = s;
-	char line[8192];
-	int code = 0;
-	if (rb_line(&r, line, sizeof(line)) != 0 || sscanf(line, "HTTP/%*d.%*d %d", &code) != 1) {
-		fprintf(stderr, "bulkhead get: no HTTP response from %s:%ld\n", host, port);
+	struct head hd;
+	if (!read_head(&r, &u, &hd))
 		return 1;
-	}
-	char status[sizeof(line)];
-	snprintf(status, sizeof(status), "%s", line);
-	long long clen = -1;
-	bool chunked = false;
-	while (rb_line(&r, line, sizeof(line)) == 0 && line[0]) {
-		if (strncasecmp(line, "Content-Length:", 15) == 0)
-			clen = atoll(line + 15);
-		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 && strstr(line, "chunked"))
-			chunked = true;
-	}
-	if (clen > 0)
-		b.total = (uint64_t)clen;
-	int rc = 0;
+	if (hd.clen > 0)
+		b.total = (uint64_t)hd.clen;
 	errno = 0; /* a plain end of stream leaves it 0 */
-	if (chunked) {
-		for (;;) {
-			if (rb_line(&r, line, sizeof(line)) != 0) {
-				rc = -1;
-				break;
-			}
-			unsigned long long k = strtoull(line, NULL, 16);
-			if (k == 0)
-				break;
-			if (rb_body(&r, &b, k, false) != 0 || rb_line(&r, line, sizeof(line)) != 0) {
-				rc = -1;
-				break;
-			}
-		}
-	} else {
-		rc = rb_body(&r, &b, clen >= 0 ? (uint64_t)clen : 0, clen < 0);
-	}
+	int rc = read_body(&r, &b, &hd);
 	int err = rc ? errno : 0; /* before anything else can change it */
 	progress(&b, true);
 	fflush(b.out);
 	if (outpath)
 		fclose(b.out);
 	bh_close(s);
-	double secs = (double)(bh_now_ns() - b.t0) / 1e9;
-	uint8_t dig[32];
-	char hex[65];
-	bh_sha256_final(&b.sha, dig);
-	bh_sha256_hex(dig, hex);
-	fprintf(stderr, "%s: %llu bytes in %.3f s, %.1f Mbit/s, sha256 %s\n", status,
-		(unsigned long long)b.bytes, secs, secs > 0 ? (double)b.bytes * 8 / secs / 1e6 : 0.0,
-		hex);
-	if (rc != 0) {
-		if (err)
-			fprintf(stderr, "bulkhead get: the transfer broke off after %llu bytes: %s\n",
-				(unsigned long long)b.bytes, strerror(err));
-		else
-			fprintf(stderr,
-				"bulkhead get: the server closed the connection after %llu bytes%s\n",
-				(unsigned long long)b.bytes,
-				clen >= 0 ? " (fewer than Content-Length)" : "");
+	get_report(&b, &hd, rc, err);
+	if (rc != 0)
 		return 1;
-	}
-	return code >= 200 && code < 300 ? 0 : 1;
+	return hd.code >= 200 && hd.code < 300 ? 0 : 1;
 }

@@ -8,13 +8,23 @@
  * announcements and conflicts), RFC 5722 and RFC 1858 (overlapping and tiny
  * fragments), RFC 7739 (fragment identification).
  *
- * Call chains
- *   frame in:  bh_ip_input -> eth -> arp_input | ipv4_input
- *              ipv4_input -> [reasm] -> icmp_input | udp_input | deliver(TCP)
- *   datagram out: bh_udp_output | bh_ip_output -> route -> [fragment]
- *              -> arp_resolve -> ops.transmit | ARP queue
- *   time:      bh_ip_tick -> ARP retries and aging, reassembly timeouts,
- *              announcements
+ * Call chains (functions of stack.c unless another file is named; names
+ * with a double underscore are internal, declared in ip_impl.h)
+ *   frame in:  bh_ip_input -> bh_arp__input (arp.c) | ipv4_input
+ *              ipv4_input -> [bh_reasm__input (reasm.c): fragments, held
+ *                 until the datagram is whole] -> bh_ip__transport_input
+ *              bh_ip__transport_input -> bh_icmp__input (icmp.c)
+ *                 | bh_udp__input (udp.c) -> ops.deliver
+ *                 | ops.deliver (TCP)
+ *   datagram out: bh_udp_output (udp.c) -> bh_ip_output | bh_ip__send_segs
+ *              bh_ip_output -> next_hop -> headers in place, or
+ *                 bh_ip__send_segs (a copy, fragments)
+ *              -> bh_arp__output (arp.c) -> bh_ip__transmit -> ops.transmit,
+ *                 or the ARP queue (sent by bh_arp__input when the reply
+ *                 comes; dropped by bh_arp__tick when resolution fails,
+ *                 reported with ops.event)
+ *   time:      bh_ip_tick -> bh_arp__announce, bh_arp__tick (ARP retries
+ *              and aging), bh_reasm__tick (reassembly timeouts)
  *
  * Buffers
  *   The environment (a domain main loop, the monolithic build or a test)
@@ -30,8 +40,11 @@
  *   malloc after bh_ip_create().
  *
  * Time
- *   Every entry point takes `now` in milliseconds from any fixed origin;
- *   it must not go backwards. bh_ip_tick() returns the next deadline.
+ *   In milliseconds (bh_ms, ip/units.h; TCP counts in microseconds): every
+ *   entry point takes `now` as a count from any fixed origin, which must
+ *   not go backwards, and bh_ip_tick() returns the next deadline in the
+ *   same unit. The configuration's durations say their unit in their
+ *   names (_ms, rates per second).
  *
  * Re-entry: from within ops.event() the environment may send (the output
  * calls); no callback may call bh_ip_input(), bh_ip_tick() or
@@ -45,6 +58,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ip/units.h"
 #include "ip/wire.h"
 
 /* A view of one buffer. `base` is writable only for buffers from
@@ -258,13 +272,13 @@ struct bh_ip *bh_ip_create(const struct bh_ip_config *cfg, const struct bh_ip_op
 void bh_ip_destroy(struct bh_ip *ip);
 
 /* Announces our address (RFC 5227 2.3: gratuitous ARP, twice, 2 s apart). */
-void bh_ip_start(struct bh_ip *ip, uint64_t now);
+void bh_ip_start(struct bh_ip *ip, bh_ms now);
 
 /* One received frame. */
-void bh_ip_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame);
+void bh_ip_input(struct bh_ip *ip, bh_ms now, const struct bh_pkt *frame);
 
 /* Timers; returns the next deadline (UINT64_MAX if none). */
-uint64_t bh_ip_tick(struct bh_ip *ip, uint64_t now);
+bh_ms bh_ip_tick(struct bh_ip *ip, bh_ms now);
 
 struct bh_ip_tx {
 	bh_ip4 dst;
@@ -284,7 +298,7 @@ struct bh_ip_tx {
  * tx->df. The library owns pkt from here, whatever the result.
  * Returns 0 when sent, 1 when queued for ARP, or -ENETUNREACH,
  * -EMSGSIZE, -ENOBUFS, -EINVAL. */
-int bh_ip_output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pkt,
+int bh_ip_output(struct bh_ip *ip, bh_ms now, const struct bh_pkt *pkt,
 		 const struct bh_ip_tx *tx);
 
 /* Our source address, for pseudo-headers. */
@@ -294,7 +308,7 @@ uint16_t bh_ip_mtu(const struct bh_ip *ip);
 /* UDP: builds the header and checksum in front of pkt's data (which must
  * be writable with 8 + BH_IP_HEADROOM bytes of headroom, else it is
  * copied) and sends. Same ownership and results as bh_ip_output(). */
-int bh_udp_output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pkt, uint16_t sport,
+int bh_udp_output(struct bh_ip *ip, bh_ms now, const struct bh_pkt *pkt, uint16_t sport,
 		  bh_ip4 dst, uint16_t dport);
 
 /* UDP port table: datagrams to a bound port are delivered with its cookie;

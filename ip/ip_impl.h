@@ -1,6 +1,10 @@
 /*
  * ip/ip_impl.h - the stack's private state, shared by stack.c, arp.c,
  * reasm.c, icmp.c and udp.c. Not for users of the library.
+ *
+ * Times here are milliseconds, as at the API (bh_ms, ip/units.h): `now`,
+ * and the absolute times kept in the tables (ARP entries, reassembly
+ * deadlines, token buckets).
  */
 #ifndef BH_IP_IMPL_H
 #define BH_IP_IMPL_H

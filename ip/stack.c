@@ -2,10 +2,10 @@
  * ip/stack.c - the stack's frame: configuration, Ethernet input, IPv4
  * input checks, routing, IPv4 output and fragmentation, timers, counters.
  *
- * Call chain: bh_ip_input -> eth_input -> (bh_arp__input | ipv4_input)
+ * Call chain: bh_ip_input -> (bh_arp__input | ipv4_input)
  *             ipv4_input -> (bh_reasm__input | bh_ip__transport_input)
- *             bh_ip_output -> route -> (in place | copy | fragment)
- *                          -> bh_arp__output
+ *             bh_ip_output -> next_hop -> (in place | bh_ip__send_segs:
+ *                          copy, fragment) -> bh_arp__output
  */
 #include <stdlib.h>
 #include <string.h>

@@ -10,20 +10,34 @@
  * (blind-attack defences), RFC 6528 (ISNs), RFC 4987 3.6 (SYN cookies),
  * RFC 1122 4.2 (host rules).
  *
- * Call chains
- *   segment in:  bh_tcp_input -> parse + checksum -> lookup
- *                -> listen_input | syn_sent_input | established path
- *                   (RFC 9293 3.10.7.4, steps in order)
- *   app:         bh_tcp_connect / listen / accept / send / recv / shutdown /
- *                close / abort
- *   out:         tcp_output -> ops.output (one segment at a time)
- *   time:        bh_tcp_tick -> retransmission, persist, delayed ACK,
- *                keepalive, TIME_WAIT
+ * Call chains (names with a double underscore are internal, declared in
+ * tcp_impl.h; the file each is in follows it once)
+ *   segment in:  bh_tcp_input (tcp.c) -> bh_tcp_parse (wire.c), checksum
+ *                -> bh_tcp__segment (tcp_in.c) -> bh_tcp__lookup
+ *                -> listen_input | syn_sent_input | synchronized_input
+ *                synchronized_input: RFC 9293 3.10.7.4's steps in order,
+ *                  check_seq -> check_rst -> check_syn -> check_ack
+ *                  (-> bh_tcp__ack_processing, ack.c) -> process_text
+ *                  -> process_fin -> bh_tcp__output
+ *   app:         bh_tcp_connect, bh_tcp_send, bh_tcp_recv (a window
+ *                update), bh_tcp_setopt -> bh_tcp__output;
+ *                bh_tcp_shutdown -> do_shutdown -> bh_tcp__output;
+ *                bh_tcp_close -> close_conn -> do_shutdown, or
+ *                bh_tcp__send_rst (data left unread); bh_tcp_abort
+ *                -> bh_tcp__send_rst; bh_tcp_probe_lost -> bh_tcp__emit;
+ *                bh_tcp_listen and bh_tcp_accept send nothing
+ *   out:         bh_tcp__output (tcp_out.c) -> send_loop | sack_loop
+ *                -> bh_tcp__xmit -> bh_tcp__emit -> ops.output (one
+ *                segment at a time)
+ *   time:        bh_tcp_tick -> bh_tcp__timeout (retransmission, persist),
+ *                bh_tcp__output (delayed ACK), keepalive
+ *                -> bh_tcp__keepalive_probe, bh_tcp__finish (TIME_WAIT over)
  *
  * Files: tcp.c (table, queues, applications, timers), tcp_in.c (segment
- *   arrival), tcp_out.c (sending), sack.c (RFC 2018 / RFC 6675), cc.c
- *   (congestion control algorithms), cookie.c (SYN cookies), check.c
- *   (the invariants, bh_tcp_check_invariants).
+ *   arrival), ack.c (an arriving segment's ACK field: RTT, congestion
+ *   window, loss recovery's start), tcp_out.c (sending), sack.c (RFC 2018
+ *   / RFC 6675), cc.c (congestion control algorithms), cookie.c (SYN
+ *   cookies), check.c (the invariants, bh_tcp_check_invariants).
  *
  * Buffers
  *   As in ip/ip.h: the environment owns memory, the library names buffers
@@ -35,9 +49,13 @@
  *   copies). Each segment sent is built in a fresh buffer from ops.alloc()
  *   and handed to ops.output(), which owns it from then on.
  *
- * Time: every entry point takes `now` in microseconds; it must not go
- *   backwards. bh_tcp_tick() returns the next deadline; any call may set
- *   a timer, so the environment asks again after each batch of calls.
+ * Time: in microseconds (bh_us, ip/units.h; the IP library below counts
+ *   in milliseconds): every entry point that takes `now` takes it as a
+ *   count from any fixed origin, which must not go backwards, and
+ *   bh_tcp_tick() returns the next deadline in the same unit; any call
+ *   may set a timer, so the environment asks again after each batch of
+ *   calls. The configuration's durations say their unit in their names
+ *   (_ms, _s), as bh_tcp_info's do (_us).
  *
  * Re-entry: callbacks may not call back into the library.
  * Concurrency: none; one thread per instance.
@@ -49,6 +67,7 @@
 #include <stdint.h>
 
 #include "ip/ip.h"
+#include "ip/units.h"
 #include "tcp/seq.h"
 #include "tcp/wire.h"
 
@@ -189,10 +208,10 @@ void bh_tcp_destroy(struct bh_tcp *tcp);
 const struct bh_tcp_counters *bh_tcp_counters(const struct bh_tcp *tcp);
 
 /* A segment from IP (rx->proto is TCP). The library owns its pieces. */
-void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx);
+void bh_tcp_input(struct bh_tcp *tcp, bh_us now, const struct bh_ip_rx *rx);
 /* An ICMP error or "host unreachable" about one of our flows. */
-void bh_tcp_ip_event(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_event *ev);
-uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now);
+void bh_tcp_ip_event(struct bh_tcp *tcp, bh_us now, const struct bh_ip_event *ev);
+bh_us bh_tcp_tick(struct bh_tcp *tcp, bh_us now);
 
 /* Applications. Handles and negative errno values. */
 int bh_tcp_listen(struct bh_tcp *tcp, uint16_t port, uint32_t backlog, uint64_t cookie,
@@ -200,22 +219,22 @@ int bh_tcp_listen(struct bh_tcp *tcp, uint16_t port, uint32_t backlog, uint64_t 
 /* A connection from the listener's accept queue, or -EAGAIN. */
 int bh_tcp_accept(struct bh_tcp *tcp, bh_tcp_conn listener, uint64_t cookie, bh_tcp_conn *out);
 /* sport 0 picks an ephemeral port. */
-int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport, uint16_t sport,
+int bh_tcp_connect(struct bh_tcp *tcp, bh_us now, bh_ip4 dst, uint16_t dport, uint16_t sport,
 		   uint64_t cookie, bh_tcp_conn *out);
 /* Queues data (the buffer's off/len span it). On success the library owns
  * the buffer; -EAGAIN (send buffer full), -EPIPE (sending is shut), and
  * -ENOTCONN leave it with the caller. */
-int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, const struct bh_pkt *data);
+int bh_tcp_send(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, const struct bh_pkt *data);
 /* Takes up to max buffers of in-order data (ownership passes). Returns
  * the count, 0 at end of stream, -EAGAIN if nothing is there yet. */
-int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, struct bh_pkt *out, unsigned max);
+int bh_tcp_recv(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, struct bh_pkt *out, unsigned max);
 /* No more data from us: FIN after what is queued. */
-int bh_tcp_shutdown(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+int bh_tcp_shutdown(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c);
 /* Done with the handle: FIN (or RST when received data was left unread,
  * RFC 1122 4.2.2.13); the library finishes the close and says CLOSED. */
-int bh_tcp_close(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+int bh_tcp_close(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c);
 /* RST now. */
-int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
+int bh_tcp_abort(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c);
 /* A connection this stack no longer knows (its state went with a
  * replaced domain) whose peer may still think it open and be silent:
  * sends a bare ACK far from any sequence number the peer expects, which
@@ -223,7 +242,7 @@ int bh_tcp_abort(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c);
  * connection here and is reset with the peer's own acknowledgement
  * number as its sequence number (RFC 9293 3.10.7.1), the one value a
  * reset is accepted with (RFC 5961 3.2). */
-int bh_tcp_probe_lost(struct bh_tcp *tcp, uint64_t now, bh_ip4 raddr, uint16_t lport,
+int bh_tcp_probe_lost(struct bh_tcp *tcp, bh_us now, bh_ip4 raddr, uint16_t lport,
 		      uint16_t rport);
 
 /* Per-connection options, as setsockopt(2) names them. */
@@ -234,7 +253,7 @@ enum bh_tcp_opt {
 	BH_TCP_OPT_KEEPINTVL, /* seconds between probes */
 	BH_TCP_OPT_KEEPCNT,   /* unanswered probes before ETIMEDOUT */
 };
-int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn c, enum bh_tcp_opt opt,
+int bh_tcp_setopt(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, enum bh_tcp_opt opt,
 		  uint32_t value);
 int bh_tcp_getopt(const struct bh_tcp *tcp, bh_tcp_conn c, enum bh_tcp_opt opt, uint32_t *value);
 
@@ -299,6 +318,6 @@ const char *bh_tcp_check_invariants(const struct bh_tcp *tcp);
 
 /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. */
 bh_seq bh_tcp_isn(const uint64_t secret[2], bh_ip4 laddr, uint16_t lport, bh_ip4 raddr,
-		  uint16_t rport, uint64_t now_us);
+		  uint16_t rport, bh_us now_us);
 
 #endif /* BH_TCP_TCP_H */

@@ -1,7 +1,12 @@
 /*
  * tcp/tcp_impl.h - the TCP library's private state, shared by tcp.c
- * (table, applications, timers), tcp_in.c (segment arrival) and tcp_out.c
- * (segment building). Not for users of the library.
+ * (table, applications, timers), tcp_in.c (segment arrival), ack.c (the
+ * ACK field), tcp_out.c (segment building), sack.c, cc.c, cookie.c and
+ * check.c. Not for users of the library.
+ *
+ * Times inside the library are microseconds (bh_us at the API, plain
+ * uint64_t here): now, and the absolute deadlines rtx_at, delack_at,
+ * tw_at and ka_at.
  */
 #ifndef BH_TCP_IMPL_H
 #define BH_TCP_IMPL_H
@@ -307,5 +312,14 @@ bool bh_tcp__cookie_check(const struct bh_tcp *tcp, bh_ip4 raddr, const struct b
 bool bh_tcp__prune_any(struct bh_tcp *tcp, struct tconn *c);
 void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,
 		     const struct bh_tcp_repr *seg);
+
+/* ack.c */
+/* The ACK field of seg for c in ESTABLISHED or a later state (RFC 9293
+ * 3.10.7.4, fifth step); false when the segment is to be dropped. */
+bool bh_tcp__ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			    const struct bh_tcp_repr *seg);
+/* RFC 6298 2: a round-trip sample from rtt_start to now updates SRTT,
+ * RTTVAR and the RTO; timing stops. */
+void bh_tcp__rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 
 #endif /* BH_TCP_IMPL_H */

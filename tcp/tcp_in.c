@@ -1,10 +1,14 @@
 /*
- * tcp/tcp_in.c - segment arrival, RFC 9293 3.10.7 in its order:
+ * tcp/tcp_in.c - segment arrival, RFC 9293 3.10.7 in its order, from
+ * bh_tcp__segment:
  *   3.10.7.1 CLOSED (no connection): answer with a reset
- *   3.10.7.2 LISTEN: a SYN makes a SYN-RECEIVED child
- *   3.10.7.3 SYN-SENT
- *   3.10.7.4 everything else: sequence check, RST (RFC 5961 3), SYN
- *            (RFC 5961 4), ACK (RFC 5961 5), data, FIN
+ *   3.10.7.2 LISTEN: a SYN makes a SYN-RECEIVED child (listen_input)
+ *   3.10.7.3 SYN-SENT (syn_sent_input)
+ *   3.10.7.4 everything else (synchronized_input), one function a step:
+ *            check_seq (with PAWS), check_rst (RFC 5961 3), check_syn
+ *            (RFC 5961 4), check_ack (RFC 5961 5; the ACK field itself
+ *            is ack.c's bh_tcp__ack_processing), URG (nothing to do),
+ *            process_text, process_fin
  *
  * The parsed segment is passed down; there is no file-scope "current
  * segment". The pieces of rx are the library's: each ends queued
@@ -65,27 +69,6 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 	c->recover = c->snd_una;
 	c->high_rxt = c->snd_una;
 	c->last_heard = now;
-}
-
-static void rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
-{
-	uint64_t r64 = now - c->rtt_start;
-	uint32_t r = r64 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)r64;
-	if (r == 0)
-		r = 1;
-	/* RFC 6298 2.2 and 2.3 (alpha 1/8, beta 1/4, K 4). */
-	if (c->srtt == 0) {
-		c->srtt = r;
-		c->rttvar = r / 2;
-	} else {
-		uint32_t d = c->srtt > r ? c->srtt - r : r - c->srtt;
-		c->rttvar = c->rttvar - c->rttvar / 4 + d / 4;
-		c->srtt = c->srtt - c->srtt / 8 + r / 8;
-	}
-	uint64_t rto = (uint64_t)c->srtt + 4ull * c->rttvar;
-	uint64_t lo = (uint64_t)tcp->cfg.rto_min_ms * 1000, hi = (uint64_t)tcp->cfg.rto_max_ms * 1000;
-	c->rto = (uint32_t)(rto < lo ? lo : rto > hi ? hi : rto);
-	c->rtt_timing = false;
 }
 
 /* ---- 3.10.7.2 LISTEN ---- */
@@ -257,7 +240,7 @@ static void syn_sent_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		c->snd_wl2 = seg->ack;
 		c->rtx_at = 0;
 		if (c->rtt_timing && c->backoff == 0)
-			rtt_sample(tcp, c, now);
+			bh_tcp__rtt_sample(tcp, c, now);
 		c->backoff = 0;
 		c->state = BH_TCP_ESTABLISHED;
 		c->ack_now = true;
@@ -484,204 +467,44 @@ static void pull_ooo(struct bh_tcp *tcp, struct tconn *c)
 	}
 }
 
-/* Resends the first unacknowledged segment (up to SMSS, not into a
- * SACKed range); returns the sequence space sent. */
-static uint32_t resend_head(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+/* ---- 3.10.7.4: the steps in order ---- */
+
+/* How one step ends. */
+enum step {
+	STEP_NEXT, /* on to the next step */
+	STEP_DROP, /* the segment goes (an ACK asked for with ack_now is sent) */
+	STEP_DONE, /* the segment is used up and the connection may be gone */
+};
+
+/* RFC 7323 5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old
+ * duplicate; it is answered with an ACK and dropped, unless the
+ * connection has been idle so long (24 days, 5.5: ts_stale) that the
+ * peer's clock may have wrapped. A segment without timestamps is taken,
+ * as Linux takes it. */
+static bool paws_reject(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
+			bool ts_stale)
 {
-	uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_una,
-				  bh_seq_span(c->snd_una, bh_tcp__sb_next(c, c->snd_una)));
-	c->snd_nxt = bh_seq_max(c->snd_nxt, bh_seq_add(c->snd_una, n));
-	return n;
+	if (!c->ts_ok || !seg->opt.has_ts || (seg->flags & BH_TCP_RST) || ts_stale ||
+	    (int32_t)(seg->opt.ts_val - c->ts_recent) >= 0)
+		return false;
+	tcp->ctr.paws_drops++;
+	c->ack_now = true;
+	return true;
 }
 
-/* Loss recovery starts (RFC 5681 3.2, RFC 6675 5): the algorithm sets
- * ssthresh; with SACK, cwnd = ssthresh and the scoreboard drives what is
- * resent (RFC 6675 5 steps 4.2-4.4); without, NewReno (RFC 6582 3.2). */
-static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+/* first: check the sequence number (after PAWS); fills *in with the
+ * acceptable part of the segment. */
+static enum step check_seq(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			   const struct bh_tcp_repr *seg, struct in *in)
 {
-	c->ssthresh = c->cc->ssthresh(c, now);
-	c->in_recovery = true;
-	c->recover = c->snd_max;
-	c->lt = 0;
-	c->rtt_timing = false; /* Karn: the timed segment may be resent */
-	tcp->ctr.fast_retransmits++;
-	if (c->sack_ok) {
-		tcp->ctr.sack_recoveries++;
-		c->cwnd = c->ssthresh;
-		c->high_rxt = c->snd_una;
-		/* 4.3: the first segment presumed lost goes now, whatever the
-		 * pipe; NextSeg() sends the rest from bh_tcp__output(). */
-		uint32_t n = resend_head(tcp, now, c);
-		if (n)
-			tcp->ctr.sack_retransmits++;
-		/* 4.3: HighRxt and RescueRxt at the end of that segment, so no
-		 * rescue goes before it is acknowledged. */
-		c->high_rxt = c->rescue_rxt = bh_seq_add(c->snd_una, n);
-		return;
-	}
-	resend_head(tcp, now, c);
-	c->cwnd = c->ssthresh + 3u * c->smss;
-}
-
-/* Whether the window was in use: the flight when new data last went
- * (c->sent_flight) reaches cwnd, or half of it in slow start (Linux's
- * tcp_is_cwnd_limited). An application that sends little must not grow
- * a window it never fills. */
-static bool cwnd_limited(const struct tconn *c)
-{
-	if (c->cwnd < c->ssthresh)
-		return 2ull * c->sent_flight >= c->cwnd;
-	return (uint64_t)c->sent_flight + c->smss >= c->cwnd;
-}
-
-static void ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
-			   const struct bh_tcp_repr *seg, bool *drop)
-{
-	bh_seq ack = seg->ack;
-	/* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <=
-	 * SND.NXT; an ACK of data never sent gets an ACK back. */
-	if (bh_seq_gt(ack, c->snd_max)) {
-		tcp->ctr.bad_acks++;
-		c->ack_now = true;
-		*drop = true;
-		return;
-	}
-	if (bh_seq_lt(ack, c->snd_una - (c->max_snd_wnd ? c->max_snd_wnd : 1))) {
-		tcp->ctr.bad_acks++;
-		c->ack_now = true;
-		*drop = true;
-		return;
-	}
-	uint32_t wnd = (uint32_t)seg->window << c->snd_wscale;
-	uint32_t newly_sacked = 0;
-	if (c->sack_ok && seg->opt.nsack) {
-		unsigned bad = 0;
-		tcp->ctr.sack_blocks_in += seg->opt.nsack;
-		newly_sacked = bh_tcp__sb_update(c, &seg->opt, ack, &bad);
-		tcp->ctr.sack_bad_blocks += bad;
-	}
-	if (bh_seq_gt(ack, c->snd_una)) {
-		uint32_t acked = bh_seq_span(c->snd_una, ack);
-		bool was_lost = c->rto_recover;
-		/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
-		bh_seq upto = bh_seq_min(ack, bh_tcp__data_end(c));
-		if (c->snd_cur != NONE &&
-		    bh_seq_leq(bh_seq_add(tcp->seg[c->snd_cur].seq, tcp->seg[c->snd_cur].len), upto))
-			c->snd_cur = NONE; /* its buffer is about to go */
-		bh_tcp__q_trim_front(tcp, &c->sndq, upto);
-		c->snd_una = ack;
-		c->syn_acked = true;
-		if (bh_seq_lt(c->snd_nxt, ack))
-			c->snd_nxt = ack;
-		if (bh_seq_lt(c->high_rxt, ack))
-			c->high_rxt = ack;
-		bh_tcp__sb_trim(c);
-		if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq))
-			rtt_sample(tcp, c, now);
-		c->backoff = 0;
-		/* RFC 6298 5.2, 5.3 */
-		c->rtx_at = bh_seq_lt(c->snd_una, c->snd_max) ? now + c->rto : 0;
-		if (c->rto_recover && bh_seq_geq(ack, c->recover))
-			c->rto_recover = false;
-		if (c->in_recovery) {
-			if (bh_seq_geq(ack, c->recover)) {
-				/* RFC 6582 3.2 (3), option 1; RFC 6675 leaves cwnd
-				 * at ssthresh. */
-				c->in_recovery = false;
-				uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-				uint32_t cap = c->sack_ok ? c->ssthresh : flight + c->smss;
-				c->cwnd = c->ssthresh < cap ? c->ssthresh : cap;
-			} else if (!c->sack_ok) {
-				/* RFC 6582 3.2 (5): partial ACK: resend the next
-				 * hole, deflate. */
-				c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->smss : c->smss;
-				resend_head(tcp, now, c);
-			}
-			/* With SACK, bh_tcp__output() runs NextSeg() after
-			 * this ACK (RFC 6675 5 (C)). */
-		} else if (cwnd_limited(c)) {
-			if (c->app_limited) {
-				c->app_limited = false;
-				c->cc->restart(c, now); /* RFC 9438 5.8 */
-			}
-			/* RFC 3465 2.3: one SMSS per ACK while a timeout's
-			 * recovery lasts. */
-			c->cc->ack(c, was_lost && acked > c->smss ? c->smss : acked, now);
-			if (c->cwnd > BH_TCP_CWND_MAX)
-				c->cwnd = BH_TCP_CWND_MAX;
-		} else {
-			c->app_limited = true; /* RFC 7661: no growth unused */
-		}
-		c->dupacks = 0;
-		c->lt = 0;
-		/* RFC 6675 2 and 5 (b): an ACK that moves the cumulative point
-		 * and SACKs more can show a loss by itself. */
-		if (!c->in_recovery && !c->rto_recover && newly_sacked && bh_tcp__is_lost(c, c->snd_una) &&
-		    bh_seq_lt(c->snd_una, c->snd_max))
-			enter_recovery(tcp, now, c);
-		bh_tcp__event(tcp, c, BH_TCP_EV_WRITABLE, 0);
-	} else if (ack == c->snd_una && bh_seq_lt(c->snd_una, c->snd_max) &&
-		   (c->sack_ok && seg->opt.nsack
-			    ? newly_sacked > 0
-			    : seg->payload_len == 0 && !(seg->flags & (BH_TCP_SYN | BH_TCP_FIN)) &&
-				      wnd == c->snd_wnd)) {
-		/* RFC 5681 2 (duplicate ACK); with SACK, an ACK that SACKs
-		 * something new (RFC 6675 2, DupAck). */
-		tcp->ctr.dup_acks++;
-		c->dupacks++;
-		/* RFC 5681 3.2, RFC 6675 5 (a, b); not again before the
-		 * recovery point of a timeout (RFC 6582 4.1, RFC 6675 5.1). */
-		bool lost = c->dupacks >= 3 || (c->sack_ok && bh_tcp__is_lost(c, c->snd_una));
-		if (!c->in_recovery && !c->rto_recover && lost) {
-			enter_recovery(tcp, now, c);
-		} else if (c->in_recovery && !c->sack_ok) {
-			c->cwnd += c->smss; /* RFC 6582 3.2 (4): inflate */
-		} else if (!c->in_recovery && c->dupacks < 3) {
-			c->lt = (uint8_t)c->dupacks; /* RFC 3042 */
-		}
-	}
-	/* RFC 1122 4.2.2.17: while the peer answers zero-window probes the
-	 * connection stays up, however long the window stays shut. */
-	if (wnd == 0 && ack == c->snd_una)
-		c->backoff = 0;
-	/* RFC 9293 3.10.7.4: window update from a newer segment. */
-	if (bh_seq_lt(c->snd_wl1, seg->seq) ||
-	    (c->snd_wl1 == seg->seq && bh_seq_leq(c->snd_wl2, ack))) {
-		/* The window opens while a probe byte is out: the peer dropped
-		 * it; send from SND.UNA now rather than at the next timeout. */
-		if (c->snd_wnd == 0 && wnd > 0 && bh_seq_gt(c->snd_nxt, c->snd_una))
-			c->snd_nxt = c->snd_una;
-		c->snd_wnd = wnd;
-		if (wnd > c->max_snd_wnd)
-			c->max_snd_wnd = wnd;
-		c->snd_wl1 = seg->seq;
-		c->snd_wl2 = ack;
-	}
-}
-
-static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
-			       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
-{
-	struct in in = {.rx = rx, .seg = seg};
-	bool fin_was_acked;
-	/* RFC 7323 5.3 R1 (PAWS): a timestamp older than TS.Recent marks an
-	 * old duplicate; it is answered with an ACK and dropped, unless the
-	 * connection has been idle so long (24 days, 5.5) that the peer's
-	 * clock may have wrapped. A segment without timestamps is taken, as
-	 * Linux takes it. */
 	bool ts_stale = now - c->ts_recent_at > 24ull * 86400 * 1000000;
-	if (c->ts_ok && seg->opt.has_ts && !(seg->flags & BH_TCP_RST) && !ts_stale &&
-	    (int32_t)(seg->opt.ts_val - c->ts_recent) < 0) {
-		tcp->ctr.paws_drops++;
-		c->ack_now = true;
-		goto drop;
-	}
-	/* first: sequence number */
-	if (!acceptable(tcp, c, seg, &in)) {
+	if (paws_reject(tcp, c, seg, ts_stale))
+		return STEP_DROP;
+	if (!acceptable(tcp, c, seg, in)) {
 		tcp->ctr.out_of_window++;
 		if (!(seg->flags & BH_TCP_RST))
 			c->ack_now = true;
-		goto drop;
+		return STEP_DROP;
 	}
 	/* RFC 7323 4.3 (3) and 5.3 R3: keep the timestamp of a segment
 	 * that covers the last ACK we sent. */
@@ -692,168 +515,220 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 	}
 	c->last_heard = now;
 	c->ka_probes = 0;
-	/* second: RST (RFC 5961 3.2) */
-	if (seg->flags & BH_TCP_RST) {
-		/* RFC 1337 (TIME-WAIT assassination, hazard H1): a reset does
-		 * not cut TIME-WAIT short. */
-		if (c->state == BH_TCP_TIME_WAIT) {
-			tcp->ctr.rst_ignored++;
-			goto drop;
-		}
-		if (seg->seq != c->rcv_nxt) {
-			tcp->ctr.challenge_acks++;
-			c->ack_now = true;
-			goto drop;
-		}
-		tcp->ctr.rst_in++;
-		release_all(tcp, rx);
-		if (c->state == BH_TCP_SYN_RECEIVED && c->parent != NONE) {
-			bh_tcp__finish(tcp, c, 0); /* back to LISTEN: the child goes */
-			return;
-		}
-		int err = c->state == BH_TCP_SYN_RECEIVED   ? ECONNREFUSED
-			  : c->state == BH_TCP_CLOSING || c->state == BH_TCP_LAST_ACK ||
-				    c->state == BH_TCP_TIME_WAIT
-				? 0
-				: ECONNRESET;
-		tcp->ctr.conn_resets++;
-		bh_tcp__finish(tcp, c, err);
-		return;
+	return STEP_NEXT;
+}
+
+/* second: the RST bit (RFC 5961 3.2): a reset at exactly RCV.NXT ends
+ * the connection; one elsewhere in the window draws a challenge ACK. */
+static enum step check_rst(struct bh_tcp *tcp, struct tconn *c, const struct bh_ip_rx *rx,
+			   const struct bh_tcp_repr *seg)
+{
+	if (!(seg->flags & BH_TCP_RST))
+		return STEP_NEXT;
+	/* RFC 1337 (TIME-WAIT assassination, hazard H1): a reset does
+	 * not cut TIME-WAIT short. */
+	if (c->state == BH_TCP_TIME_WAIT) {
+		tcp->ctr.rst_ignored++;
+		return STEP_DROP;
 	}
-	/* fourth: SYN (RFC 5961 4.2: a challenge ACK, whatever its number) */
-	if (seg->flags & BH_TCP_SYN) {
+	if (seg->seq != c->rcv_nxt) {
 		tcp->ctr.challenge_acks++;
 		c->ack_now = true;
-		goto drop;
+		return STEP_DROP;
 	}
-	/* fifth: ACK */
-	if (!(seg->flags & BH_TCP_ACK))
-		goto drop;
-	if (c->state == BH_TCP_SYN_RECEIVED) {
-		if (!bh_seq_lt(c->snd_una, seg->ack) || bh_seq_gt(seg->ack, c->snd_max)) {
-			bh_tcp__reset_reply(tcp, rx->src, seg);
-			goto drop;
-		}
-		c->state = BH_TCP_ESTABLISHED;
-		c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
-		c->max_snd_wnd = c->snd_wnd;
-		c->snd_wl1 = seg->seq;
-		c->snd_wl2 = seg->ack;
-		if (c->parent != NONE) {
-			bh_tcp__child_ready(tcp, c);
-			bh_tcp__event(tcp, &tcp->conn[c->parent], BH_TCP_EV_ACCEPTABLE, 0);
-		} else {
-			bh_tcp__event(tcp, c, BH_TCP_EV_CONNECTED, 0);
-		}
+	tcp->ctr.rst_in++;
+	release_all(tcp, rx);
+	if (c->state == BH_TCP_SYN_RECEIVED && c->parent != NONE) {
+		bh_tcp__finish(tcp, c, 0); /* back to LISTEN: the child goes */
+		return STEP_DONE;
 	}
-	{
-		bool drop = false;
-		ack_processing(tcp, now, c, seg, &drop);
-		if (drop)
-			goto drop;
+	int err = c->state == BH_TCP_SYN_RECEIVED   ? ECONNREFUSED
+		  : c->state == BH_TCP_CLOSING || c->state == BH_TCP_LAST_ACK ||
+				    c->state == BH_TCP_TIME_WAIT
+			? 0
+			: ECONNRESET;
+	tcp->ctr.conn_resets++;
+	bh_tcp__finish(tcp, c, err);
+	return STEP_DONE;
+}
+
+/* fourth: the SYN bit (RFC 5961 4.2: a challenge ACK, whatever its
+ * number). */
+static enum step check_syn(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg)
+{
+	if (!(seg->flags & BH_TCP_SYN))
+		return STEP_NEXT;
+	tcp->ctr.challenge_acks++;
+	c->ack_now = true;
+	return STEP_DROP;
+}
+
+/* SYN-RECEIVED: an ACK of our SYN (SND.UNA < SEG.ACK =< SND.NXT) makes
+ * the connection ESTABLISHED; any other draws a reset. Returns false when
+ * the segment is to be dropped. */
+static bool syn_received_ack(struct bh_tcp *tcp, struct tconn *c, const struct bh_ip_rx *rx,
+			     const struct bh_tcp_repr *seg)
+{
+	if (!bh_seq_lt(c->snd_una, seg->ack) || bh_seq_gt(seg->ack, c->snd_max)) {
+		bh_tcp__reset_reply(tcp, rx->src, seg);
+		return false;
 	}
-	fin_was_acked = c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq);
+	c->state = BH_TCP_ESTABLISHED;
+	c->snd_wnd = (uint32_t)seg->window << c->snd_wscale;
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = seg->seq;
+	c->snd_wl2 = seg->ack;
+	if (c->parent != NONE) {
+		bh_tcp__child_ready(tcp, c);
+		bh_tcp__event(tcp, &tcp->conn[c->parent], BH_TCP_EV_ACCEPTABLE, 0);
+	} else {
+		bh_tcp__event(tcp, c, BH_TCP_EV_CONNECTED, 0);
+	}
+	return true;
+}
+
+/* The ACK field's effect on the closing states: our FIN acknowledged
+ * moves FIN-WAIT-1, CLOSING and LAST-ACK on; TIME-WAIT answers a
+ * retransmitted FIN. */
+static enum step ack_closing_states(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+				    const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	bool fin_was_acked = c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq);
 	switch (c->state) {
 	case BH_TCP_FIN_WAIT_1:
 		if (fin_was_acked)
 			c->state = BH_TCP_FIN_WAIT_2;
-		break;
+		return STEP_NEXT;
 	case BH_TCP_CLOSING:
-		if (fin_was_acked) {
+		if (fin_was_acked)
 			bh_tcp__enter_time_wait(tcp, c, now);
-		}
-		break;
+		return STEP_NEXT;
 	case BH_TCP_LAST_ACK:
 		if (fin_was_acked) {
 			release_all(tcp, rx);
 			bh_tcp__finish(tcp, c, 0);
-			return;
+			return STEP_DONE;
 		}
-		break;
+		return STEP_NEXT;
 	case BH_TCP_TIME_WAIT:
 		/* A retransmitted FIN: acknowledge, restart 2 MSL. */
 		if (seg->flags & BH_TCP_FIN) {
 			c->ack_now = true;
 			c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
 		}
-		goto drop;
+		return STEP_DROP;
+	default:
+		return STEP_NEXT;
+	}
+}
+
+/* fifth: the ACK field (RFC 5961 5); a segment without ACK is dropped. */
+static enum step check_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			   const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	if (!(seg->flags & BH_TCP_ACK))
+		return STEP_DROP;
+	if (c->state == BH_TCP_SYN_RECEIVED && !syn_received_ack(tcp, c, rx, seg))
+		return STEP_DROP;
+	if (!bh_tcp__ack_processing(tcp, now, c, seg))
+		return STEP_DROP;
+	return ack_closing_states(tcp, now, c, rx, seg);
+}
+
+/* seventh: the segment text, in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2;
+ * in the other states, and when there is none, its pieces are released. */
+static void process_text(struct bh_tcp *tcp, uint64_t now, struct tconn *c, const struct in *in)
+{
+	if (!in->len || !(c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_FIN_WAIT_1 ||
+			  c->state == BH_TCP_FIN_WAIT_2)) {
+		release_all(tcp, in->rx);
+		return;
+	}
+	bool in_order = in->seq == c->rcv_nxt;
+	if (!in_order) {
+		tcp->ctr.ooo_segs++;
+		bh_tcp__sack_note(c, in->seq);
+	}
+	/* RFC 5681 4.2: a segment that fills a gap is ACKed at once. */
+	bool filled_gap = in_order && c->oooq.count;
+	queue_data(tcp, c, in); /* advances rcv_nxt by what fits in order */
+	if (!in_order) {
+		c->ack_now = true; /* RFC 5681 4.2: at once */
+		return;
+	}
+	pull_ooo(tcp, c);
+	/* RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
+	 * full segment, else within delack_ms. */
+	if (in->len >= c->smss)
+		c->unacked++;
+	if (c->unacked >= 2 || c->oooq.count || filled_gap)
+		c->ack_now = true;
+	else if (!c->delack_at)
+		c->delack_at = now + (uint64_t)tcp->cfg.delack_ms * 1000;
+	bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
+}
+
+/* eighth: the FIN bit, once everything before it has come; one that came
+ * ahead of a hole is remembered and taken when the hole fills. */
+static void process_fin(struct bh_tcp *tcp, uint64_t now, struct tconn *c, const struct in *in)
+{
+	bh_seq end = bh_seq_add(in->seq, in->len);
+	if (in->fin && !c->fin_rcvd && bh_seq_gt(end, c->rcv_nxt)) {
+		c->fin_ahead = true;
+		c->fin_ahead_seq = end;
+	}
+	bool fin_now = (in->fin && end == c->rcv_nxt) ||
+		       (c->fin_ahead && c->fin_ahead_seq == c->rcv_nxt);
+	if (!fin_now || c->fin_rcvd)
+		return;
+	c->fin_rcvd = true;
+	c->rcv_nxt = bh_seq_add(c->rcv_nxt, 1);
+	c->ack_now = true;
+	bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
+	switch (c->state) {
+	case BH_TCP_SYN_RECEIVED:
+	case BH_TCP_ESTABLISHED:
+		c->state = BH_TCP_CLOSE_WAIT;
+		break;
+	case BH_TCP_FIN_WAIT_1:
+		if (c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq))
+			bh_tcp__enter_time_wait(tcp, c, now);
+		else
+			c->state = BH_TCP_CLOSING;
+		break;
+	case BH_TCP_FIN_WAIT_2:
+		bh_tcp__enter_time_wait(tcp, c, now);
+		break;
 	default:
 		break;
 	}
+}
+
+/* A segment for a synchronized connection (SYN-RECEIVED and after). */
+static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			       const struct bh_ip_rx *rx, const struct bh_tcp_repr *seg)
+{
+	struct in in = {.rx = rx, .seg = seg};
+	enum step st = check_seq(tcp, now, c, seg, &in);
+	if (st == STEP_NEXT)
+		st = check_rst(tcp, c, rx, seg);
+	if (st == STEP_NEXT)
+		st = check_syn(tcp, c, seg);
+	if (st == STEP_NEXT)
+		st = check_ack(tcp, now, c, rx, seg);
+	if (st == STEP_DONE)
+		return;
+	if (st == STEP_DROP) {
+		release_all(tcp, rx);
+		if (c->used && c->state != BH_TCP_CLOSED)
+			bh_tcp__output(tcp, c, now);
+		return;
+	}
 	/* sixth: URG - urgent data is delivered in line (RFC 6093); the
 	 * pointer changes nothing in sequence accounting. */
-
-	/* seventh: text */
-	if (in.len) {
-		if (c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_FIN_WAIT_1 ||
-		    c->state == BH_TCP_FIN_WAIT_2) {
-			bool in_order = in.seq == c->rcv_nxt;
-			if (!in_order) {
-				tcp->ctr.ooo_segs++;
-				bh_tcp__sack_note(c, in.seq);
-			}
-			/* RFC 5681 4.2: a segment that fills a gap is ACKed at once. */
-			bool filled_gap = in_order && c->oooq.count;
-			queue_data(tcp, c, &in); /* advances rcv_nxt by what fits in order */
-			if (in_order) {
-				pull_ooo(tcp, c);
-				/* RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at
-				 * least every second full segment, else within
-				 * delack_ms. */
-				if (in.len >= c->smss)
-					c->unacked++;
-				if (c->unacked >= 2 || c->oooq.count || filled_gap)
-					c->ack_now = true;
-				else if (!c->delack_at)
-					c->delack_at = now + (uint64_t)tcp->cfg.delack_ms * 1000;
-				bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
-			} else {
-				c->ack_now = true; /* RFC 5681 4.2: at once */
-			}
-		} else {
-			release_all(tcp, rx);
-		}
-	} else {
-		release_all(tcp, rx);
-	}
-
-	/* eighth: FIN, once everything before it has come; one that came
-	 * ahead of a hole is remembered and taken when the hole fills. */
-	if (in.fin && !c->fin_rcvd && bh_seq_gt(bh_seq_add(in.seq, in.len), c->rcv_nxt)) {
-		c->fin_ahead = true;
-		c->fin_ahead_seq = bh_seq_add(in.seq, in.len);
-	}
-	bool fin_now = (in.fin && bh_seq_add(in.seq, in.len) == c->rcv_nxt) ||
-		       (c->fin_ahead && c->fin_ahead_seq == c->rcv_nxt);
-	if (fin_now && !c->fin_rcvd) {
-		c->fin_rcvd = true;
-		c->rcv_nxt = bh_seq_add(c->rcv_nxt, 1);
-		c->ack_now = true;
-		bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
-		switch (c->state) {
-		case BH_TCP_SYN_RECEIVED:
-		case BH_TCP_ESTABLISHED:
-			c->state = BH_TCP_CLOSE_WAIT;
-			break;
-		case BH_TCP_FIN_WAIT_1:
-			if (c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq))
-				bh_tcp__enter_time_wait(tcp, c, now);
-			else
-				c->state = BH_TCP_CLOSING;
-			break;
-		case BH_TCP_FIN_WAIT_2:
-			bh_tcp__enter_time_wait(tcp, c, now);
-			break;
-		default:
-			break;
-		}
-	}
+	process_text(tcp, now, c, &in);
+	process_fin(tcp, now, c, &in);
 	bh_tcp__output(tcp, c, now);
-	return;
-drop:
-	release_all(tcp, rx);
-	if (c->used && c->state != BH_TCP_CLOSED)
-		bh_tcp__output(tcp, c, now);
 }
 
 void bh_tcp__segment(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx,

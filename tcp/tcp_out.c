@@ -6,8 +6,8 @@
  * receive window we advertise.
  *
  * Call chain: bh_tcp__output -> send_loop | sack_loop -> bh_tcp__xmit
- *                            -> emit -> ops.output
- *             bh_tcp__timeout -> back off -> send_loop
+ *                            -> bh_tcp__emit -> ops.output
+ *             bh_tcp__timeout -> back off -> send_loop | bh_tcp__output
  */
 #include <string.h>
 

@@ -20,8 +20,8 @@
  *
  * Sizes: 64-byte frames (60 bytes plus the FCS on the wire: 18 bytes of
  * UDP payload) and 1514-byte frames (1500-byte IP MTU). The target is 10
- * million packets per second for small frames (issue 3; 14.88 Mpps is the
- * 10 Gbit/s line rate MultiStack met on one core).
+ * million packets per second for small frames (the project's target;
+ * 14.88 Mpps is the 10 Gbit/s line rate MultiStack met on one core).
  */
 #include "bench/ip/ip_bench.h"
 

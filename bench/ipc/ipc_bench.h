@@ -1,7 +1,7 @@
 /*
  * bench/ipc/ipc_bench.h - `bulkhead bench ipc`: what the IPC layer (ipc/ring.h,
  * ipc/ntfn.h) costs next to the mechanisms it stands in for, measured in one
- * run so the brief's IPC targets can be checked as ratios. The method and the
+ * run so the IPC layer's targets can be checked as ratios. The method and the
  * list of tests are at the top of ipc_bench.c.
  */
 #ifndef BH_BENCH_IPC_BENCH_H

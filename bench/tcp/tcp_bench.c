@@ -242,30 +242,35 @@ static void usage(FILE *f)
 	fputs(bh_sim_spec_help, f);
 }
 
-int bh_bench_tcp_main(int argc, char **argv)
+struct opts {
+	bool quick, json, sim, trace;
+	uint64_t seed;
+	const char *spec;
+};
+
+/* Reads the options into *o; returns -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	bool quick = false, json = false, sim = false, trace = false;
-	uint64_t seed = 1;
-	const char *spec = "";
+	*o = (struct opts){.seed = 1, .spec = ""};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
-			quick = true;
+			o->quick = true;
 		else if (strcmp(argv[i], "--json") == 0)
-			json = true;
+			o->json = true;
 		else if (strcmp(argv[i], "--sim") == 0)
-			sim = true;
+			o->sim = true;
 		else if (strcmp(argv[i], "--trace") == 0)
-			trace = true;
+			o->trace = true;
 		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
 			char *e;
 			errno = 0;
-			seed = strtoull(argv[++i], &e, 0);
+			o->seed = strtoull(argv[++i], &e, 0);
 			if (*e || errno) {
 				fprintf(stderr, "bench tcp: --seed wants a number\n");
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--spec") == 0 && i + 1 < argc)
-			spec = argv[++i];
+			o->spec = argv[++i];
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -275,12 +280,90 @@ int bh_bench_tcp_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (sim)
-		return sim_main(seed, spec, trace);
+	return -1;
+}
+
+static void print_json(bool quick, double clock_ns, const struct cost *c, const struct tput *t,
+		       unsigned nt)
+{
+	printf("{\"bench\": \"tcp\", \"quick\": %s, \"processing\": {\"bytes\": %llu, "
+	       "\"segments_sent\": %llu, \"segments_received\": %llu, "
+	       "\"send_ns_per_segment\": %.1f, \"send_segments_per_s\": %.0f, "
+	       "\"receive_ns_per_segment\": %.1f, \"receive_segments_per_s\": %.0f, "
+	       "\"receiver_tick_ns_per_segment\": %.1f, \"clock_ns_per_call\": %.1f, "
+	       "\"verified\": %s}, \"path\": \"%s\", \"goodput\": [",
+	       quick ? "true" : "false", (unsigned long long)c->bytes,
+	       (unsigned long long)c->tx_segs, (unsigned long long)c->rx_segs, c->tx_ns,
+	       c->tx_ns > 0 ? 1e9 / c->tx_ns : 0, c->rx_ns, c->rx_ns > 0 ? 1e9 / c->rx_ns : 0,
+	       c->rx_tick_ns, clock_ns, c->ok ? "true" : "false", PATH_TEXT);
+	for (unsigned i = 0; i < nt; i++) {
+		const struct tput *x = &t[i];
+		double mean = x->verified ? x->goodput_sum / x->verified : 0;
+		printf("%s{\"buffers\": \"%s\", \"loss_percent\": %g, \"bytes\": %llu, "
+		       "\"seeds\": %u, \"goodput_mbit_s\": %.1f, \"min_mbit_s\": %.1f, "
+		       "\"max_mbit_s\": %.1f, \"retransmits\": %llu, \"timeouts\": %llu, "
+		       "\"fast_retransmits\": %llu, \"verified\": %s}",
+		       i ? ", " : "", x->buf_text, x->loss, (unsigned long long)x->bytes,
+		       x->seeds, mean * 8 / 1e6, x->verified ? x->lo * 8 / 1e6 : 0,
+		       x->hi * 8 / 1e6, (unsigned long long)x->retransmits,
+		       (unsigned long long)x->timeouts, (unsigned long long)x->fast,
+		       x->verified == x->seeds ? "true" : "false");
+	}
+	printf("]}\n");
+}
+
+static void print_markdown(unsigned seeds, double clock_ns, const struct cost *c,
+			   const struct tput *t, unsigned nt, bool all)
+{
+	printf("## TCP processing cost, one core (%llu MiB, clean path, MSS-sized writes)\n\n",
+	       (unsigned long long)(c->bytes >> 20));
+	printf("| side | calls timed | segments | ns/segment | segments/s | verified |\n"
+	       "|---|---|---|---|---|---|\n");
+	printf("| sender (A) | send, tick, input | %llu sent | %.0f | %.2f M | %s |\n",
+	       (unsigned long long)c->tx_segs, c->tx_ns, c->tx_ns > 0 ? 1e3 / c->tx_ns : 0,
+	       c->ok ? "yes" : "NO");
+	printf("| receiver (B) | input, recv | %llu received | %.0f | %.2f M | %s |\n",
+	       (unsigned long long)c->rx_segs, c->rx_ns, c->rx_ns > 0 ? 1e3 / c->rx_ns : 0,
+	       c->ok ? "yes" : "NO");
+	printf("\nPer segment, by call (calls): sender send %.0f ns (%llu), tick %.0f ns (%llu), "
+	       "input %.0f ns (%llu); receiver input %.0f ns (%llu), recv %.0f ns (%llu). "
+	       "Reading the clock costs %.1f ns a call, subtracted. B's ticks (delayed "
+	       "ACKs) add %.1f ns per received segment. The run took %.2f s of wall-clock "
+	       "time in all.\n\n",
+	       c->a_send, (unsigned long long)c->a_n_send, c->a_tick, (unsigned long long)c->a_n_tick,
+	       c->a_input, (unsigned long long)c->a_n_input, c->b_input,
+	       (unsigned long long)c->b_n_input, c->b_recv, (unsigned long long)c->b_n_recv,
+	       clock_ns, c->rx_tick_ns, c->wall_s);
+	printf("## TCP goodput over a simulated path (virtual time)\n\n"
+	       "Path: %s; random loss both ways. Mean over %u seed%s.\n\n",
+	       PATH_TEXT, seeds, seeds == 1 ? "" : "s");
+	printf("| buffers | loss | stream | goodput Mbit/s | range | retransmits | timeouts | "
+	       "fast retransmits | verified |\n|---|---|---|---|---|---|---|---|---|\n");
+	for (unsigned i = 0; i < nt; i++) {
+		const struct tput *x = &t[i];
+		double mean = x->verified ? x->goodput_sum / x->verified : 0;
+		printf("| %s | %g%% | %.1f MiB | %.1f | %.1f-%.1f | %llu | %llu | %llu | %s |\n",
+		       x->buf_text, x->loss, (double)x->bytes / 1048576.0, mean * 8 / 1e6,
+		       x->verified ? x->lo * 8 / 1e6 : 0, x->hi * 8 / 1e6,
+		       (unsigned long long)x->retransmits, (unsigned long long)x->timeouts,
+		       (unsigned long long)x->fast,
+		       x->verified == x->seeds ? "yes" : "NO");
+	}
+	printf("\nTransfers verified: %s.\n", all ? "all" : "NOT ALL");
+}
+
+int bh_bench_tcp_main(int argc, char **argv)
+{
+	struct opts o;
+	int rc = parse_opts(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	if (o.sim)
+		return sim_main(o.seed, o.spec, o.trace);
 
 	double clock_ns = clock_cost_ns();
 	struct cost c;
-	run_cost(quick ? 32ull << 20 : 256ull << 20, clock_ns, &c);
+	run_cost(o.quick ? 32ull << 20 : 256ull << 20, clock_ns, &c);
 	if (!c.ok)
 		fprintf(stderr, "bench tcp: the processing-cost run failed: %s\n", c.reason);
 
@@ -293,77 +376,18 @@ int bh_bench_tcp_main(int argc, char **argv)
 		{"4 MiB", 4u << 20, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
 	};
 	enum { NT = sizeof t / sizeof t[0] };
-	unsigned seeds = quick ? 1 : 3;
+	unsigned seeds = o.quick ? 1 : 3;
 	bool all = c.ok;
 	for (unsigned i = 0; i < NT; i++) {
 		uint64_t bytes = t[i].loss == 0 ? 64ull << 20 : t[i].loss < 2 ? 16ull << 20 : 4ull << 20;
-		if (quick)
+		if (o.quick)
 			bytes /= 8;
 		run_tput(&t[i], bytes, seeds);
 		all &= t[i].verified == t[i].seeds;
 	}
-
-	if (json) {
-		printf("{\"bench\": \"tcp\", \"quick\": %s, \"processing\": {\"bytes\": %llu, "
-		       "\"segments_sent\": %llu, \"segments_received\": %llu, "
-		       "\"send_ns_per_segment\": %.1f, \"send_segments_per_s\": %.0f, "
-		       "\"receive_ns_per_segment\": %.1f, \"receive_segments_per_s\": %.0f, "
-		       "\"receiver_tick_ns_per_segment\": %.1f, \"clock_ns_per_call\": %.1f, "
-		       "\"verified\": %s}, \"path\": \"%s\", \"goodput\": [",
-		       quick ? "true" : "false", (unsigned long long)c.bytes,
-		       (unsigned long long)c.tx_segs, (unsigned long long)c.rx_segs, c.tx_ns,
-		       c.tx_ns > 0 ? 1e9 / c.tx_ns : 0, c.rx_ns, c.rx_ns > 0 ? 1e9 / c.rx_ns : 0,
-		       c.rx_tick_ns, clock_ns, c.ok ? "true" : "false", PATH_TEXT);
-		for (unsigned i = 0; i < NT; i++) {
-			const struct tput *x = &t[i];
-			double mean = x->verified ? x->goodput_sum / x->verified : 0;
-			printf("%s{\"buffers\": \"%s\", \"loss_percent\": %g, \"bytes\": %llu, "
-			       "\"seeds\": %u, \"goodput_mbit_s\": %.1f, \"min_mbit_s\": %.1f, "
-			       "\"max_mbit_s\": %.1f, \"retransmits\": %llu, \"timeouts\": %llu, "
-			       "\"fast_retransmits\": %llu, \"verified\": %s}",
-			       i ? ", " : "", x->buf_text, x->loss, (unsigned long long)x->bytes,
-			       x->seeds, mean * 8 / 1e6, x->verified ? x->lo * 8 / 1e6 : 0,
-			       x->hi * 8 / 1e6, (unsigned long long)x->retransmits,
-			       (unsigned long long)x->timeouts, (unsigned long long)x->fast,
-			       x->verified == x->seeds ? "true" : "false");
-		}
-		printf("]}\n");
-		return all ? 0 : 1;
-	}
-	printf("## TCP processing cost, one core (%llu MiB, clean path, MSS-sized writes)\n\n",
-	       (unsigned long long)(c.bytes >> 20));
-	printf("| side | calls timed | segments | ns/segment | segments/s | verified |\n"
-	       "|---|---|---|---|---|---|\n");
-	printf("| sender (A) | send, tick, input | %llu sent | %.0f | %.2f M | %s |\n",
-	       (unsigned long long)c.tx_segs, c.tx_ns, c.tx_ns > 0 ? 1e3 / c.tx_ns : 0,
-	       c.ok ? "yes" : "NO");
-	printf("| receiver (B) | input, recv | %llu received | %.0f | %.2f M | %s |\n",
-	       (unsigned long long)c.rx_segs, c.rx_ns, c.rx_ns > 0 ? 1e3 / c.rx_ns : 0,
-	       c.ok ? "yes" : "NO");
-	printf("\nPer segment, by call (calls): sender send %.0f ns (%llu), tick %.0f ns (%llu), "
-	       "input %.0f ns (%llu); receiver input %.0f ns (%llu), recv %.0f ns (%llu). "
-	       "Reading the clock costs %.1f ns a call, subtracted. B's ticks (delayed "
-	       "ACKs) add %.1f ns per received segment. The run took %.2f s of wall-clock "
-	       "time in all.\n\n",
-	       c.a_send, (unsigned long long)c.a_n_send, c.a_tick, (unsigned long long)c.a_n_tick,
-	       c.a_input, (unsigned long long)c.a_n_input, c.b_input,
-	       (unsigned long long)c.b_n_input, c.b_recv, (unsigned long long)c.b_n_recv, clock_ns,
-	       c.rx_tick_ns, c.wall_s);
-	printf("## TCP goodput over a simulated path (virtual time)\n\n"
-	       "Path: %s; random loss both ways. Mean over %u seed%s.\n\n",
-	       PATH_TEXT, seeds, seeds == 1 ? "" : "s");
-	printf("| buffers | loss | stream | goodput Mbit/s | range | retransmits | timeouts | "
-	       "fast retransmits | verified |\n|---|---|---|---|---|---|---|---|---|\n");
-	for (unsigned i = 0; i < NT; i++) {
-		const struct tput *x = &t[i];
-		double mean = x->verified ? x->goodput_sum / x->verified : 0;
-		printf("| %s | %g%% | %.1f MiB | %.1f | %.1f-%.1f | %llu | %llu | %llu | %s |\n",
-		       x->buf_text, x->loss, (double)x->bytes / 1048576.0, mean * 8 / 1e6,
-		       x->verified ? x->lo * 8 / 1e6 : 0, x->hi * 8 / 1e6,
-		       (unsigned long long)x->retransmits, (unsigned long long)x->timeouts,
-		       (unsigned long long)x->fast,
-		       x->verified == x->seeds ? "yes" : "NO");
-	}
-	printf("\nTransfers verified: %s.\n", all ? "all" : "NOT ALL");
+	if (o.json)
+		print_json(o.quick, clock_ns, &c, t, NT);
+	else
+		print_markdown(seeds, clock_ns, &c, t, NT, all);
 	return all ? 0 : 1;
 }

@@ -1,5 +1,8 @@
 /*
- * bench/tcp/tcp_sim.c - see tcp_sim.h.
+ * bench/tcp/tcp_sim.c - see tcp_sim.h: the buffer pool, the simulated
+ * path (links, segments in flight, delivery), the trace and the run.
+ * tcp_sim_app.c has the two applications, tcp_sim_spec.c the spec's
+ * parser; tcp_sim_impl.h is what they share.
  *
  * Main loop, at one virtual time `now`:
  *   1. each side's events and application steps (write, shutdown, read,
@@ -22,17 +25,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/tcp/tcp_sim_impl.h"
 #include "ip/checksum.h"
 #include "ipc/clock.h"
 #include "tcp/tcp.h"
-
-#define ADDR_A BH_IP4(10, 0, 0, 1)
-#define ADDR_B BH_IP4(10, 0, 0, 2)
-#define PORT_B 80
-#define START_US 1000000ull
-#define MAX_EVENTS 256
-
-enum owner { FREE = 0, OWN_A = 1, OWN_B = 2, WIRE = 3 };
 
 /* ---- PRNG: xoshiro256**, seeded through splitmix64 ---- */
 
@@ -44,35 +40,12 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-struct rng {
-	uint64_t s[4];
-};
-
 static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
 {
 	uint64_t x = seed ^ (stream * 0xd1342543de82ef95ull);
 	for (int i = 0; i < 4; i++)
 		r->s[i] = splitmix64(&x);
 }
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t *s = r->s;
-	uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return out;
-}
-
-/* Uniform in [0, n), n > 0 (the modulo bias is immaterial here). */
-static uint64_t rng_below(struct rng *r, uint64_t n) { return rng_next(r) % n; }
-static bool rng_ppm(struct rng *r, uint32_t ppm) { return ppm && rng_below(r, 1000000) < ppm; }
 
 /* ---- the streams: byte i of a stream is a function of (key, i) ---- */
 
@@ -82,7 +55,7 @@ static uint64_t stream_word(uint64_t key, uint64_t i)
 	return splitmix64(&x);
 }
 
-static void stream_fill(uint64_t key, uint64_t off, uint8_t *dst, uint32_t n)
+void bh_sim__stream_fill(uint64_t key, uint64_t off, uint8_t *dst, uint32_t n)
 {
 	while (n) {
 		uint64_t w = stream_word(key, off / 8);
@@ -92,38 +65,14 @@ static void stream_fill(uint64_t key, uint64_t off, uint8_t *dst, uint32_t n)
 	}
 }
 
-#define FNV_BASIS 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, uint32_t n)
+uint64_t bh_sim__fnv1a(uint64_t h, const uint8_t *p, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		h = (h ^ p[i]) * FNV_PRIME;
 	return h;
 }
 
-/* ---- the buffer pool ---- */
-
-struct pool {
-	uint8_t *mem;
-	uint8_t *owner;
-	uint32_t *free; /* stack of free indices */
-	uint32_t n, nfree;
-	uint64_t empty, bad_releases;
-};
-
 /* ---- segments in flight: a binary heap by (at, order) ---- */
-
-struct flight {
-	uint64_t at, order;
-	int to; /* 0: A, 1: B */
-	struct bh_pkt pkt;
-};
-
-struct heap {
-	struct flight *v;
-	size_t n, cap;
-};
 
 static bool fl_before(const struct flight *a, const struct flight *b)
 {
@@ -172,55 +121,9 @@ static struct flight heap_pop(struct heap *h)
 	return top;
 }
 
-/* ---- the two sides ---- */
+/* ---- failure and the buffer pool ---- */
 
-struct sim;
-
-struct link {
-	struct bh_sim_link cfg;
-	struct rng rng;
-	uint64_t free_ns; /* when the link has finished the last segment */
-};
-
-struct side {
-	struct sim *sim;
-	int id; /* 0: A, 1: B */
-	const char *name;
-	struct bh_tcp *tcp;
-	struct bh_sim_side *res;
-	struct link link; /* what this side sends */
-	struct rng rng;   /* its application's write sizes */
-	bh_tcp_conn conn, listener;
-	bool connected, shut, eof, close_called, closed, listener_closed;
-	bool readable, writable; /* told by events; cleared by -EAGAIN */
-	uint64_t tx_total, tx_done, tx_hash, tx_key;
-	uint64_t rx_total, rx_done, rx_hash, rx_key;
-	struct bh_pkt pending;
-	bool has_pending;
-	uint64_t deadline;
-	uint64_t wake; /* a slow reader's next read, UINT64_MAX: none */
-	bool dirty;
-	bh_seq iss; /* from its first SYN, for the trace */
-	bool iss_known;
-	struct bh_pkt *outbox;
-	size_t nout, capout;
-	struct bh_tcp_event ev[MAX_EVENTS];
-	unsigned nev;
-};
-
-struct sim {
-	const struct bh_sim_spec *spec;
-	const struct bh_sim_opts *opts;
-	struct bh_sim_result *r;
-	struct pool pool;
-	struct heap heap;
-	struct side side[2];
-	uint64_t now, order, iters;
-	bool failed;
-};
-
-static void fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct sim *s, const char *fmt, ...)
+void bh_sim__fail(struct sim *s, const char *fmt, ...)
 {
 	if (s->failed)
 		return;
@@ -231,15 +134,13 @@ static void fail(struct sim *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint8_t owner_of(const struct side *x) { return x->id == 0 ? OWN_A : OWN_B; }
-
 static bool pool_valid(const struct pool *p, const struct bh_pkt *k)
 {
 	return k->handle < p->n && k->base == p->mem + k->handle * BH_SIM_BUF &&
 	       k->size == BH_SIM_BUF;
 }
 
-static bool pool_get(struct pool *p, uint8_t owner, struct bh_pkt *out)
+bool bh_sim__pool_get(struct pool *p, uint8_t owner, struct bh_pkt *out)
 {
 	if (p->nfree == 0) {
 		p->empty++;
@@ -252,7 +153,7 @@ static bool pool_get(struct pool *p, uint8_t owner, struct bh_pkt *out)
 }
 
 /* Gives a buffer back; false if `owner` did not own it. */
-static bool pool_put(struct pool *p, uint8_t owner, const struct bh_pkt *k)
+bool bh_sim__pool_put(struct pool *p, uint8_t owner, const struct bh_pkt *k)
 {
 	if (!pool_valid(p, k) || p->owner[k->handle] != owner) {
 		p->bad_releases++;
@@ -268,16 +169,16 @@ static bool pool_put(struct pool *p, uint8_t owner, const struct bh_pkt *k)
 static bool cb_alloc(void *ctx, struct bh_pkt *out)
 {
 	struct side *x = ctx;
-	return pool_get(&x->sim->pool, owner_of(x), out);
+	return bh_sim__pool_get(&x->sim->pool, owner_of(x), out);
 }
 
 static void cb_release(void *ctx, const struct bh_pkt *p)
 {
 	struct side *x = ctx;
-	if (!pool_put(&x->sim->pool, owner_of(x), p))
-		fail(x->sim, "%s's library released buffer %llu it did not own (owner %d)", x->name,
-		     (unsigned long long)p->handle,
-		     pool_valid(&x->sim->pool, p) ? x->sim->pool.owner[p->handle] : -1);
+	if (!bh_sim__pool_put(&x->sim->pool, owner_of(x), p))
+		bh_sim__fail(x->sim, "%s's library released buffer %llu it did not own (owner %d)",
+			     x->name, (unsigned long long)p->handle,
+			     pool_valid(&x->sim->pool, p) ? x->sim->pool.owner[p->handle] : -1);
 }
 
 static void cb_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
@@ -285,16 +186,16 @@ static void cb_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 	struct side *x = ctx;
 	struct sim *s = x->sim;
 	if (dst != (x->id == 0 ? ADDR_B : ADDR_A)) {
-		fail(s, "%s sent a segment to an unknown address %08x", x->name, dst);
-		pool_put(&s->pool, owner_of(x), seg);
+		bh_sim__fail(s, "%s sent a segment to an unknown address %08x", x->name, dst);
+		bh_sim__pool_put(&s->pool, owner_of(x), seg);
 		return;
 	}
 	if (x->nout == x->capout) {
 		size_t cap = x->capout ? x->capout * 2 : 256;
 		struct bh_pkt *v = realloc(x->outbox, cap * sizeof *v);
 		if (!v) {
-			fail(s, "out of memory");
-			pool_put(&s->pool, owner_of(x), seg);
+			bh_sim__fail(s, "out of memory");
+			bh_sim__pool_put(&s->pool, owner_of(x), seg);
 			return;
 		}
 		x->outbox = v;
@@ -318,29 +219,14 @@ static void cb_event(void *ctx, const struct bh_tcp_event *ev)
 		return;
 	}
 	if (x->nev == MAX_EVENTS) {
-		fail(x->sim, "%s: more than %d events waiting for the application", x->name, MAX_EVENTS);
+		bh_sim__fail(x->sim, "%s: more than %d events waiting for the application", x->name,
+			     MAX_EVENTS);
 		return;
 	}
 	x->ev[x->nev++] = *ev;
 }
 
 static const struct bh_tcp_ops sim_ops = {cb_alloc, cb_release, cb_output, cb_event};
-
-/* ---- timing ---- */
-
-/* Runs `call` on side x, timed into ns_<what>/n_<what> when timing. */
-#define TIMED(x, what, call)                                             \
-	do {                                                             \
-		(x)->dirty = true;                                       \
-		if ((x)->sim->opts->timing) {                            \
-			uint64_t t0_ = bh_now_ns();                        \
-			call;                                            \
-			(x)->res->ns_##what += bh_now_ns() - t0_;          \
-			(x)->res->n_##what++;                            \
-		} else {                                                 \
-			call;                                            \
-		}                                                        \
-	} while (0)
 
 /* ---- trace ---- */
 
@@ -377,7 +263,7 @@ static void trace_seg(struct sim *s, const struct side *from, const struct bh_pk
 		t.window, what);
 }
 
-static void trace_app(const struct sim *s, const struct side *x, const char *what)
+void bh_sim__trace_app(const struct sim *s, const struct side *x, const char *what)
 {
 	if (s->opts->trace)
 		fprintf(s->opts->trace, "%12.6f %s: %s\n", (double)s->now / 1e6, x->name, what);
@@ -404,7 +290,7 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 			if (backlog + ip_len > l->cfg.queue_bytes) {
 				res->link_qdrops++;
 				trace_seg(s, from, &p, "queue full: dropped");
-				pool_put(&s->pool, WIRE, &p);
+				bh_sim__pool_put(&s->pool, WIRE, &p);
 				return;
 			}
 		}
@@ -414,7 +300,7 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 	if (rng_ppm(&l->rng, l->cfg.loss_ppm)) {
 		res->link_lost++;
 		trace_seg(s, from, &p, "lost");
-		pool_put(&s->pool, WIRE, &p);
+		bh_sim__pool_put(&s->pool, WIRE, &p);
 		return;
 	}
 	uint64_t at = (depart_ns + 999) / 1000 + l->cfg.delay_us;
@@ -426,13 +312,13 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 	}
 	struct flight f = {at, s->order++, !from->id, p};
 	if (!heap_push(&s->heap, &f)) {
-		fail(s, "out of memory");
-		pool_put(&s->pool, WIRE, &p);
+		bh_sim__fail(s, "out of memory");
+		bh_sim__pool_put(&s->pool, WIRE, &p);
 		return;
 	}
 	if (rng_ppm(&l->rng, l->cfg.dup_ppm)) {
 		struct bh_pkt d;
-		if (pool_get(&s->pool, WIRE, &d)) {
+		if (bh_sim__pool_get(&s->pool, WIRE, &d)) {
 			d.off = p.off;
 			d.len = p.len;
 			memcpy(bh_pkt_data(&d), bh_pkt_data(&p), p.len);
@@ -440,7 +326,7 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 			if (heap_push(&s->heap, &g))
 				res->link_dup++;
 			else
-				pool_put(&s->pool, WIRE, &d);
+				bh_sim__pool_put(&s->pool, WIRE, &d);
 			fate = *fate ? "late, duplicated" : "duplicated";
 		}
 	}
@@ -450,19 +336,20 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 }
 
 /* Moves what the side's library output to its link. */
-static void flush(struct sim *s, struct side *x)
+void bh_sim__flush(struct sim *s, struct side *x)
 {
 	for (size_t i = 0; i < x->nout; i++) {
 		struct bh_pkt p = x->outbox[i];
 		if (!pool_valid(&s->pool, &p) || s->pool.owner[p.handle] != owner_of(x)) {
-			fail(s, "%s output buffer %llu it did not own", x->name,
-			     (unsigned long long)p.handle);
+			bh_sim__fail(s, "%s output buffer %llu it did not own", x->name,
+				     (unsigned long long)p.handle);
 			continue;
 		}
 		s->pool.owner[p.handle] = WIRE;
 		if (p.len < BH_TCP_HLEN || p.off > p.size || p.len > p.size - p.off) {
-			fail(s, "%s output a segment of %u bytes at %u", x->name, p.len, p.off);
-			pool_put(&s->pool, WIRE, &p);
+			bh_sim__fail(s, "%s output a segment of %u bytes at %u", x->name, p.len,
+				     p.off);
+			bh_sim__pool_put(&s->pool, WIRE, &p);
 			continue;
 		}
 		link_send(s, x, p);
@@ -522,7 +409,7 @@ static void deliver(struct sim *s, struct flight *f)
 		/* Piece boundaries fall at even offsets, as IP fragments do. */
 		uint32_t cut = hlen + 8 * (uint32_t)(1 + rng_below(&l->rng, (p.len - hlen - 1) / 8));
 		struct bh_pkt q;
-		if (cut < p.len && pool_get(&s->pool, owner_of(to), &q)) {
+		if (cut < p.len && bh_sim__pool_get(&s->pool, owner_of(to), &q)) {
 			q.len = p.len - cut;
 			memcpy(bh_pkt_data(&q), bh_pkt_data(&p) + cut, q.len);
 			q.writable = false;
@@ -533,232 +420,7 @@ static void deliver(struct sim *s, struct flight *f)
 		}
 	}
 	TIMED(to, input, bh_tcp_input(to->tcp, s->now, &rx));
-	flush(s, to);
-}
-
-/* ---- the application ---- */
-
-static const char *err_name(int e)
-{
-	switch (e) {
-	case ECONNRESET:
-		return "ECONNRESET";
-	case ECONNREFUSED:
-		return "ECONNREFUSED";
-	case ETIMEDOUT:
-		return "ETIMEDOUT";
-	case EPIPE:
-		return "EPIPE";
-	case ENOTCONN:
-		return "ENOTCONN";
-	case EINVAL:
-		return "EINVAL";
-	default:
-		return strerror(e);
-	}
-}
-
-/* Handles the side's events; returns true if there were any. */
-static bool app_events(struct sim *s, struct side *x)
-{
-	if (x->nev == 0)
-		return false;
-	struct bh_tcp_event ev[MAX_EVENTS];
-	unsigned n = x->nev;
-	memcpy(ev, x->ev, n * sizeof ev[0]);
-	x->nev = 0;
-	for (unsigned i = 0; i < n; i++) {
-		switch (ev[i].type) {
-		case BH_TCP_EV_CONNECTED:
-			if (ev[i].conn == x->conn)
-				x->connected = true;
-			trace_app(s, x, "connected");
-			break;
-		case BH_TCP_EV_ACCEPTABLE: {
-			bh_tcp_conn c;
-			int rc;
-			TIMED(x, other, rc = bh_tcp_accept(x->tcp, x->listener, 2, &c));
-			if (rc == -EAGAIN)
-				break;
-			if (rc != 0) {
-				fail(s, "%s: accept: %s", x->name, err_name(-rc));
-				break;
-			}
-			if (x->conn) {
-				fail(s, "%s: accepted a second connection", x->name);
-				break;
-			}
-			x->conn = c;
-			x->connected = true;
-			trace_app(s, x, "accepted");
-			break;
-		}
-		case BH_TCP_EV_READABLE:
-		case BH_TCP_EV_WRITABLE:
-			break; /* the application polls */
-		case BH_TCP_EV_ERROR:
-			fail(s, "%s: connection error %s", x->name, err_name(ev[i].err));
-			break;
-		case BH_TCP_EV_CLOSED:
-			trace_app(s, x, "CLOSED event");
-			if (ev[i].conn == x->conn && x->conn)
-				x->closed = true;
-			else if (ev[i].conn == x->listener && x->listener)
-				x->listener_closed = true;
-			else
-				fail(s, "%s: CLOSED for an unknown handle %08x", x->name, ev[i].conn);
-			break;
-		}
-	}
-	return true;
-}
-
-/* Writes, shuts down, reads and closes as far as it can; true if it did
- * anything. */
-static bool app_step(struct sim *s, struct side *x)
-{
-	bool moved = app_events(s, x);
-	const struct bh_sim_spec *sp = s->spec;
-	bool may_write = x->connected || (x->id == 0 && sp->early && x->conn);
-	if (!x->conn || x->close_called || s->failed || !may_write)
-		return moved;
-	while (x->tx_done < x->tx_total && (x->writable || sp->poll)) {
-		if (!x->has_pending) {
-			/* Like a socket layer, the application leaves a quarter
-			 * of the pool to the libraries: the send queue is bounded
-			 * in bytes, and tiny writes could otherwise pin every
-			 * buffer and leave none to send with. */
-			if (s->pool.nfree < s->pool.n / 4) {
-				x->res->pool_waits++;
-				break;
-			}
-			if (!pool_get(&s->pool, owner_of(x), &x->pending))
-				break;
-			uint64_t left = x->tx_total - x->tx_done;
-			uint32_t n = sp->wmin + (uint32_t)rng_below(&x->rng, sp->wmax - sp->wmin + 1);
-			if (n > left)
-				n = (uint32_t)left;
-			/* bh_tcp_send takes a buffer whole or not at all: one
-			 * larger than the send buffer would never go. */
-			if (sp->buf && n > sp->buf)
-				n = sp->buf;
-			stream_fill(x->tx_key, x->tx_done, bh_pkt_data(&x->pending), n);
-			x->pending.len = n;
-			x->has_pending = true;
-		}
-		int rc;
-		TIMED(x, send, rc = bh_tcp_send(x->tcp, s->now, x->conn, &x->pending));
-		flush(s, x);
-		if (rc == -EAGAIN) {
-			x->writable = false;
-			break;
-		}
-		if (rc != 0) {
-			fail(s, "%s: send: %s after %llu of %llu bytes", x->name, err_name(-rc),
-			     (unsigned long long)x->tx_done, (unsigned long long)x->tx_total);
-			return true;
-		}
-		x->tx_hash = fnv1a(x->tx_hash, bh_pkt_data(&x->pending), x->pending.len);
-		x->tx_done += x->pending.len;
-		x->res->bytes_sent += x->pending.len;
-		x->has_pending = false;
-		moved = true;
-	}
-	if (x->tx_total && x->tx_done == x->tx_total && !x->shut &&
-	    (x->connected || sp->early_shut)) {
-		int rc;
-		TIMED(x, other, rc = bh_tcp_shutdown(x->tcp, s->now, x->conn));
-		flush(s, x);
-		if (rc != 0) {
-			fail(s, "%s: shutdown: %s", x->name, err_name(-rc));
-			return true;
-		}
-		x->shut = true;
-		trace_app(s, x, "shutdown");
-		moved = true;
-	}
-	x->wake = UINT64_MAX;
-	while (!x->eof && x->connected && (x->readable || sp->poll)) {
-		struct bh_pkt in[32];
-		unsigned max = 32;
-		if (sp->rrate_bps) {
-			/* A slow reader: one buffer at a time, no further ahead
-			 * than the rate allows; it wakes when it may read more. */
-			uint64_t may = (s->now - START_US) * (sp->rrate_bps / 8) / 1000000;
-			if (x->rx_done >= may) {
-				x->wake = START_US + (x->rx_done + BH_SIM_MAX_WRITE) * 1000000 /
-							     (sp->rrate_bps / 8);
-				break;
-			}
-			max = 1;
-		}
-		int n;
-		TIMED(x, recv, n = bh_tcp_recv(x->tcp, s->now, x->conn, in, max));
-		flush(s, x);
-		if (n == -EAGAIN) {
-			x->readable = false;
-			break;
-		}
-		if (n < 0) {
-			fail(s, "%s: recv: %s after %llu of %llu bytes", x->name, err_name(-n),
-			     (unsigned long long)x->rx_done, (unsigned long long)x->rx_total);
-			return true;
-		}
-		moved = true;
-		if (n == 0) {
-			x->eof = true;
-			x->res->eof_us = s->now - START_US;
-			trace_app(s, x, "end of stream");
-			if (x->rx_done != x->rx_total)
-				fail(s, "%s: end of stream after %llu of %llu bytes", x->name,
-				     (unsigned long long)x->rx_done, (unsigned long long)x->rx_total);
-			else if (x->rx_hash != s->side[!x->id].tx_hash)
-				fail(s, "%s: stream hash %016llx, sent %016llx", x->name,
-				     (unsigned long long)x->rx_hash,
-				     (unsigned long long)s->side[!x->id].tx_hash);
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			const uint8_t *d = bh_pkt_data(&in[i]);
-			uint32_t len = in[i].len;
-			if (!s->failed && (len == 0 || x->rx_done + len > x->rx_total)) {
-				fail(s, "%s: received %u bytes at %llu of a %llu-byte stream", x->name, len,
-				     (unsigned long long)x->rx_done, (unsigned long long)x->rx_total);
-			} else if (!s->failed) {
-				uint8_t want[BH_SIM_BUF];
-				uint32_t m = len <= sizeof want ? len : (uint32_t)sizeof want;
-				stream_fill(x->rx_key, x->rx_done, want, m);
-				if (m != len || memcmp(want, d, len) != 0) {
-					uint32_t k = 0;
-					while (k < m && want[k] == d[k])
-						k++;
-					fail(s, "%s: byte %llu of the stream differs (got %02x, sent %02x)",
-					     x->name, (unsigned long long)(x->rx_done + k),
-					     k < len ? d[k] : 0, k < m ? want[k] : 0);
-				}
-				x->rx_hash = fnv1a(x->rx_hash, d, len);
-				x->rx_done += len;
-				x->res->bytes_rcvd += len;
-			}
-			if (!pool_put(&s->pool, owner_of(x), &in[i]))
-				fail(s, "%s: recv handed over buffer %llu the side did not own", x->name,
-				     (unsigned long long)in[i].handle);
-		}
-	}
-	bool sending_done = x->tx_total == 0 || x->shut;
-	if (x->eof && sending_done && !x->close_called && !s->failed) {
-		int rc;
-		TIMED(x, other, rc = bh_tcp_close(x->tcp, s->now, x->conn));
-		flush(s, x);
-		if (rc != 0) {
-			fail(s, "%s: close: %s", x->name, err_name(-rc));
-			return true;
-		}
-		x->close_called = true;
-		trace_app(s, x, "close");
-		moved = true;
-	}
-	return moved;
+	bh_sim__flush(s, to);
 }
 
 /* ---- state for failure reports ---- */
@@ -808,7 +470,7 @@ static void fail_state(struct sim *s, const char *why)
 {
 	char st[3000];
 	describe(s, st, sizeof st);
-	fail(s, "%s\n  %s", why, st);
+	bh_sim__fail(s, "%s\n  %s", why, st);
 }
 
 /* ---- the run ---- */
@@ -845,7 +507,7 @@ static bool setup(struct sim *s, uint64_t seed)
 	p->owner = calloc(n, 1);
 	p->free = malloc(sizeof *p->free * n);
 	if (!p->mem || !p->owner || !p->free) {
-		fail(s, "out of memory for %u buffers", n);
+		bh_sim__fail(s, "out of memory for %u buffers", n);
 		return false;
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -883,7 +545,7 @@ static bool setup(struct sim *s, uint64_t seed)
 		const char *err = NULL;
 		x->tcp = bh_tcp_create(&cfg, &sim_ops, x, &err);
 		if (!x->tcp) {
-			fail(s, "bh_tcp_create: %s", err ? err : "?");
+			bh_sim__fail(s, "bh_tcp_create: %s", err ? err : "?");
 			return false;
 		}
 	}
@@ -908,8 +570,8 @@ static void loop(struct sim *s)
 			return;
 		}
 		for (int k = 0; k < 1000 && !s->failed; k++) {
-			bool moved = app_step(s, a);
-			moved |= app_step(s, b);
+			bool moved = bh_sim__app_step(s, a);
+			moved |= bh_sim__app_step(s, b);
 			if (!moved)
 				break;
 		}
@@ -921,7 +583,7 @@ static void loop(struct sim *s)
 				TIMED(x, tick, d = bh_tcp_tick(x->tcp, s->now));
 				x->dirty = false;
 				x->deadline = d;
-				flush(s, x);
+				bh_sim__flush(s, x);
 				evs |= x->nev > 0;
 				if (d <= s->now) {
 					fail_state(s, "bh_tcp_tick returned a deadline that is not in the future");
@@ -977,20 +639,20 @@ bool bh_sim_run(uint64_t seed, const struct bh_sim_spec *spec, const struct bh_s
 	s->r = r;
 	s->now = START_US;
 	if (spec->wmin == 0 || spec->wmax < spec->wmin || spec->wmax > BH_SIM_MAX_WRITE)
-		fail(s, "write sizes must be 1 <= wmin <= wmax <= %d", BH_SIM_MAX_WRITE);
+		bh_sim__fail(s, "write sizes must be 1 <= wmin <= wmax <= %d", BH_SIM_MAX_WRITE);
 	else if (spec->bytes_ab == 0 && spec->bytes_ba == 0)
-		fail(s, "nothing to send");
+		bh_sim__fail(s, "nothing to send");
 	struct side *a = &s->side[0], *b = &s->side[1];
 	if (!s->failed && setup(s, seed)) {
 		int rc;
 		TIMED(b, other, rc = bh_tcp_listen(b->tcp, PORT_B, 4, 1, &b->listener));
 		if (rc != 0)
-			fail(s, "listen: %s", err_name(-rc));
+			bh_sim__fail(s, "listen: %s", bh_sim__err_name(-rc));
 		TIMED(a, other,
 		      rc = bh_tcp_connect(a->tcp, s->now, ADDR_B, PORT_B, 0, 1, &a->conn));
-		flush(s, a);
+		bh_sim__flush(s, a);
 		if (rc != 0)
-			fail(s, "connect: %s", err_name(-rc));
+			bh_sim__fail(s, "connect: %s", bh_sim__err_name(-rc));
 		if (!s->failed)
 			loop(s);
 	}
@@ -1009,9 +671,9 @@ bool bh_sim_run(uint64_t seed, const struct bh_sim_spec *spec, const struct bh_s
 	 * library, then every buffer must be back in the pool. */
 	if (b->tcp && b->listener && !b->listener_closed) {
 		bh_tcp_close(b->tcp, s->now, b->listener);
-		app_events(s, b);
+		bh_sim__app_events(s, b);
 		if (!s->failed && !b->listener_closed)
-			fail(s, "B: closing the listener gave no CLOSED event");
+			bh_sim__fail(s, "B: closing the listener gave no CLOSED event");
 	}
 	for (int i = 0; i < 2; i++) {
 		struct side *x = &s->side[i];
@@ -1021,39 +683,42 @@ bool bh_sim_run(uint64_t seed, const struct bh_sim_spec *spec, const struct bh_s
 		unsigned nh = bh_tcp_list(x->tcp, h, 4);
 		unsigned held = bh_tcp_held(x->tcp);
 		if (!s->failed && (nh || held))
-			fail(s, "%s: %u handles and %u buffers still in the library after every close",
-			     x->name, nh, held);
+			bh_sim__fail(s,
+				     "%s: %u handles and %u buffers still in the library after every close",
+				     x->name, nh, held);
 		copy_counters(x);
 		/* Segments output after the last flush, the application's
 		 * pending write, and whatever is still in flight go back. */
 		for (size_t k = 0; k < x->nout; k++)
-			pool_put(&s->pool, owner_of(x), &x->outbox[k]);
+			bh_sim__pool_put(&s->pool, owner_of(x), &x->outbox[k]);
 		x->nout = 0;
 		bh_tcp_destroy(x->tcp);
 		if (x->has_pending)
-			pool_put(&s->pool, owner_of(x), &x->pending);
+			bh_sim__pool_put(&s->pool, owner_of(x), &x->pending);
 	}
 	while (s->heap.n) {
 		struct flight f = heap_pop(&s->heap);
-		pool_put(&s->pool, WIRE, &f.pkt);
+		bh_sim__pool_put(&s->pool, WIRE, &f.pkt);
 	}
 	if (s->pool.mem) {
 		r->leaks = s->pool.n - s->pool.nfree;
 		r->bad_releases = s->pool.bad_releases;
 		r->pool_empty = s->pool.empty;
 		if (!s->failed && r->leaks)
-			fail(s, "%llu buffers never came back to the pool",
-			     (unsigned long long)r->leaks);
+			bh_sim__fail(s, "%llu buffers never came back to the pool",
+				     (unsigned long long)r->leaks);
 		if (!s->failed && r->bad_releases)
-			fail(s, "%llu buffers released twice, by a non-owner, or unknown",
-			     (unsigned long long)r->bad_releases);
+			bh_sim__fail(s, "%llu buffers released twice, by a non-owner, or unknown",
+				     (unsigned long long)r->bad_releases);
 	}
 	if (!s->failed && r->a.bad_checksum != r->b.link_corrupted)
-		fail(s, "A counted %llu bad checksums, the link corrupted %llu",
-		     (unsigned long long)r->a.bad_checksum, (unsigned long long)r->b.link_corrupted);
+		bh_sim__fail(s, "A counted %llu bad checksums, the link corrupted %llu",
+			     (unsigned long long)r->a.bad_checksum,
+			     (unsigned long long)r->b.link_corrupted);
 	if (!s->failed && r->b.bad_checksum != r->a.link_corrupted)
-		fail(s, "B counted %llu bad checksums, the link corrupted %llu",
-		     (unsigned long long)r->b.bad_checksum, (unsigned long long)r->a.link_corrupted);
+		bh_sim__fail(s, "B counted %llu bad checksums, the link corrupted %llu",
+			     (unsigned long long)r->b.bad_checksum,
+			     (unsigned long long)r->a.link_corrupted);
 	r->ok = !s->failed;
 	free(s->pool.mem);
 	free(s->pool.owner);
@@ -1069,253 +734,4 @@ void bh_sim_replay_cmd(char *out, size_t n, uint64_t seed, const char *spec)
 {
 	snprintf(out, n, "bazel run //bench/tcp:tcp_bench_bin -- --sim --seed %llu --spec '%s' --trace",
 		 (unsigned long long)seed, spec);
-}
-
-/* ---- the spec ---- */
-
-const char bh_sim_spec_help[] =
-	"spec: comma-separated key=value; link keys apply to both directions,\n"
-	"or to one with a prefix ab. (A to B) or ba. (B to A):\n"
-	"  loss=P dup=P reorder=P corrupt=P split=P   percentages, e.g. 1% or 0.5\n"
-	"  forge=P       corrupt data and fix the checksum (the stream check must\n"
-	"                catch it: a test of the test)\n"
-	"  delay=T       one-way delay (T: 250us, 5ms, 1s; a bare number is ms)\n"
-	"  rdelay=T      a reordered segment is late by up to T (default 2ms)\n"
-	"  rate=R        bits per second (100m, 1g; 0 no limit)\n"
-	"  queue=S       drop-tail bound on bytes queued at the rate limit\n"
-	"global keys:\n"
-	"  bytes=S back=S   A to B stream; B to A stream (S: 1, 64K, 1M, 2G)\n"
-	"  wmin=N wmax=N    application write sizes (1..1920)\n"
-	"  buf=S mss=N tw=T send and receive buffers, MSS, TIME-WAIT\n"
-	"  early=1 nots=1 nows=1 nosack=1  write before the handshake ends; no\n"
-	"                   timestamps, no window scale, no SACK\n"
-	"  earlyshut=1      with early=1, shut down before the handshake ends too\n"
-	"  poll=1           the applications try to write and read every time\n"
-	"                   round instead of waiting for WRITABLE and READABLE\n"
-	"  rrate=R          the applications read no faster than R bits/s (the\n"
-	"                   receive window fills: zero windows and probes)\n"
-	"  pool=N limit=T iters=N  buffers, virtual time and iteration bounds\n";
-
-static bool parse_num(const char *v, double *out, const char **rest)
-{
-	char *e;
-	errno = 0;
-	double d = strtod(v, &e);
-	if (e == v || errno || d < 0)
-		return false;
-	*out = d;
-	*rest = e;
-	return true;
-}
-
-static bool parse_ppm(const char *v, uint32_t *out)
-{
-	double d;
-	const char *r;
-	if (!parse_num(v, &d, &r) || d > 100 || (*r && strcmp(r, "%") != 0))
-		return false;
-	*out = (uint32_t)(d * 10000 + 0.5);
-	return true;
-}
-
-static bool parse_time(const char *v, uint64_t *us)
-{
-	double d, m;
-	const char *r;
-	if (!parse_num(v, &d, &r))
-		return false;
-	if (strcmp(r, "us") == 0)
-		m = 1;
-	else if (strcmp(r, "ms") == 0 || *r == 0)
-		m = 1e3;
-	else if (strcmp(r, "s") == 0)
-		m = 1e6;
-	else
-		return false;
-	*us = (uint64_t)(d * m + 0.5);
-	return true;
-}
-
-static bool parse_size(const char *v, uint64_t *out)
-{
-	double d, m = 1;
-	const char *r;
-	if (!parse_num(v, &d, &r))
-		return false;
-	if (*r == 'k' || *r == 'K')
-		m = 1024;
-	else if (*r == 'm' || *r == 'M')
-		m = 1024.0 * 1024;
-	else if (*r == 'g' || *r == 'G')
-		m = 1024.0 * 1024 * 1024;
-	if (m != 1)
-		r++;
-	if (*r && strcmp(r, "iB") != 0 && strcmp(r, "B") != 0)
-		return false;
-	*out = (uint64_t)(d * m + 0.5);
-	return true;
-}
-
-static bool parse_rate(const char *v, uint64_t *out)
-{
-	double d, m = 1;
-	const char *r;
-	if (!parse_num(v, &d, &r))
-		return false;
-	if (*r == 'k' || *r == 'K')
-		m = 1e3;
-	else if (*r == 'm' || *r == 'M')
-		m = 1e6;
-	else if (*r == 'g' || *r == 'G')
-		m = 1e9;
-	if (m != 1)
-		r++;
-	if (*r && strcmp(r, "bit") != 0 && strcmp(r, "bps") != 0)
-		return false;
-	*out = (uint64_t)(d * m + 0.5);
-	return true;
-}
-
-static int link_key(struct bh_sim_link *l, const char *k, const char *v)
-{
-	if (strcmp(k, "loss") == 0)
-		return parse_ppm(v, &l->loss_ppm) ? 0 : -1;
-	if (strcmp(k, "dup") == 0)
-		return parse_ppm(v, &l->dup_ppm) ? 0 : -1;
-	if (strcmp(k, "reorder") == 0)
-		return parse_ppm(v, &l->reorder_ppm) ? 0 : -1;
-	if (strcmp(k, "corrupt") == 0)
-		return parse_ppm(v, &l->corrupt_ppm) ? 0 : -1;
-	if (strcmp(k, "split") == 0)
-		return parse_ppm(v, &l->split_ppm) ? 0 : -1;
-	if (strcmp(k, "forge") == 0)
-		return parse_ppm(v, &l->forge_ppm) ? 0 : -1;
-	if (strcmp(k, "delay") == 0)
-		return parse_time(v, &l->delay_us) ? 0 : -1;
-	if (strcmp(k, "rdelay") == 0)
-		return parse_time(v, &l->rdelay_us) ? 0 : -1;
-	if (strcmp(k, "rate") == 0)
-		return parse_rate(v, &l->rate_bps) ? 0 : -1;
-	if (strcmp(k, "queue") == 0)
-		return parse_size(v, &l->queue_bytes) ? 0 : -1;
-	return 1; /* not a link key */
-}
-
-static bool parse_u32(const char *v, uint64_t max, uint32_t *out)
-{
-	uint64_t x;
-	if (!parse_size(v, &x) || x > max)
-		return false;
-	*out = (uint32_t)x;
-	return true;
-}
-
-static bool parse_flag(const char *v, bool *out)
-{
-	if (*v == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0) {
-		*out = true;
-		return true;
-	}
-	if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0) {
-		*out = false;
-		return true;
-	}
-	return false;
-}
-
-static int global_key(struct bh_sim_spec *s, const char *k, const char *v)
-{
-	uint32_t u = 0;
-	bool ok;
-	if (strcmp(k, "bytes") == 0)
-		ok = parse_size(v, &s->bytes_ab);
-	else if (strcmp(k, "back") == 0)
-		ok = parse_size(v, &s->bytes_ba);
-	else if (strcmp(k, "wmin") == 0)
-		ok = parse_u32(v, BH_SIM_MAX_WRITE, &s->wmin);
-	else if (strcmp(k, "wmax") == 0)
-		ok = parse_u32(v, BH_SIM_MAX_WRITE, &s->wmax);
-	else if (strcmp(k, "buf") == 0)
-		ok = parse_u32(v, 1u << 30, &s->buf);
-	else if (strcmp(k, "mss") == 0) {
-		ok = parse_u32(v, 1460, &u);
-		s->mss = (uint16_t)u;
-	} else if (strcmp(k, "tw") == 0) {
-		uint64_t us;
-		ok = parse_time(v, &us) && us / 1000 <= UINT32_MAX;
-		s->tw_ms = (uint32_t)(us / 1000);
-	} else if (strcmp(k, "early") == 0)
-		ok = parse_flag(v, &s->early);
-	else if (strcmp(k, "poll") == 0)
-		ok = parse_flag(v, &s->poll);
-	else if (strcmp(k, "rrate") == 0)
-		ok = parse_rate(v, &s->rrate_bps) && (s->rrate_bps == 0 || s->rrate_bps >= 8);
-	else if (strcmp(k, "earlyshut") == 0)
-		ok = parse_flag(v, &s->early_shut);
-	else if (strcmp(k, "nots") == 0)
-		ok = parse_flag(v, &s->no_ts);
-	else if (strcmp(k, "nows") == 0)
-		ok = parse_flag(v, &s->no_ws);
-	else if (strcmp(k, "nosack") == 0)
-		ok = parse_flag(v, &s->no_sack);
-	else if (strcmp(k, "pool") == 0)
-		ok = parse_u32(v, 2000000, &s->pool);
-	else if (strcmp(k, "limit") == 0)
-		ok = parse_time(v, &s->limit_us);
-	else if (strcmp(k, "iters") == 0)
-		ok = parse_size(v, &s->max_iters);
-	else
-		return 1;
-	return ok ? 0 : -1;
-}
-
-void bh_sim_defaults(struct bh_sim_spec *s)
-{
-	memset(s, 0, sizeof *s);
-	s->ab.delay_us = s->ba.delay_us = 1000;
-	s->ab.rdelay_us = s->ba.rdelay_us = 2000;
-	s->bytes_ab = 65536;
-	s->wmin = 1;
-	s->wmax = BH_SIM_MAX_WRITE;
-	s->limit_us = 3600ull * 1000000;
-	s->max_iters = 50000000;
-}
-
-int bh_sim_parse(const char *spec, struct bh_sim_spec *s, char *err, size_t errlen)
-{
-	char buf[1024];
-	if (strlen(spec) >= sizeof buf) {
-		snprintf(err, errlen, "spec too long");
-		return -1;
-	}
-	strcpy(buf, spec);
-	for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
-	     tok = strtok_r(NULL, ", ", &save)) {
-		char *eq = strchr(tok, '=');
-		const char *v = eq ? eq + 1 : "";
-		if (eq)
-			*eq = 0;
-		const char *k = tok;
-		int rc;
-		if (strncmp(k, "ab.", 3) == 0)
-			rc = link_key(&s->ab, k + 3, v);
-		else if (strncmp(k, "ba.", 3) == 0)
-			rc = link_key(&s->ba, k + 3, v);
-		else {
-			rc = link_key(&s->ab, k, v);
-			if (rc == 0)
-				rc = link_key(&s->ba, k, v);
-			else if (rc == 1)
-				rc = global_key(s, k, v);
-		}
-		if (rc == 1) {
-			snprintf(err, errlen, "unknown key '%s'", k);
-			return -1;
-		}
-		if (rc < 0) {
-			snprintf(err, errlen, "bad value '%s' for %s", v, k);
-			return -1;
-		}
-	}
-	return 0;
 }
