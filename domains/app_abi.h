@@ -1,6 +1,6 @@
 /*
  * domains/app_abi.h - the boundary between an application (client/) and
- * the socket server domain (domains/sock.c).
+ * the socket server domain (domains/sock_*.c; sock_priv.h lists them).
  *
  * Control: a SOCK_SEQPACKET UNIX socket, RUNDIR/NAME/app.sock. The server
  * learns the application's pid and uid from SO_PEERCRED. One request at a

@@ -3,7 +3,7 @@
  * own (a received frame ip passed on to tcp; a segment ip passed to the
  * driver). A buffer comes back only from the neighbour it went to; what
  * comes back from anyone else is refused and counted, and when a
- * neighbour dies, what it held is known (issue 6 reclaims it).
+ * neighbour dies, what it held is known (domains/recover.h takes it back).
  *
  * One byte per buffer of each tracked pool (0: not out, else the holder's
  * domain id + 1) and one 32-bit tag the domain keeps with it (a socket

@@ -1,11 +1,11 @@
 /*
- * tools/main.c - the `bulkhead` tool: one program, one subcommand per
- * line of the brief's command table. The launcher (../bulkhead) handles
- * demo, test and build itself and hands every other command to this one.
- *
- * Commands of the contract that this build does not implement yet say so
- * and exit with status 2, like an unknown command, so that a script never
- * mistakes a missing feature for success.
+ * tools/main.c - the `bulkhead` tool: one program that hands each
+ * command (the usage text below lists them) to its module: the instance
+ * commands (instance.h), the applications (apps/apps.h), the benchmarks
+ * (bench/), and the two commands the supervisor starts its domains with,
+ * `__domain NAME` and `__mono` (domains/rt.h). The launcher (../bulkhead)
+ * handles demo, test, build and the evaluation itself and hands every
+ * other command to this one. An unknown command exits with status 2.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +36,8 @@ static void bh_usage(FILE *f)
 	      "  conns NAME [--json]  TCP connections: endpoints, state, cwnd, srtt, ...\n"
 	      "  logs NAME [DOMAIN]   the instance's log lines\n"
 	      "  inject NAME DOMAIN FAULT [--seed N]  fault injection: DOMAIN driver, ip,\n"
-	      "                      tcp or sock; FAULT kill, crash, hang, scribble, bad-desc\n"
+	      "                      tcp or sock; FAULT kill, crash, hang, scribble, bad-desc,\n"
+	      "                      syscall\n"
 	      "  serve NAME --port P --root DIR   HTTP/1.1 file server on the instance\n"
 	      "  get NAME URL [-o FILE]           HTTP client on the instance\n"
 	      "  nc NAME [-l] [-u] [-w SECS] HOST PORT  netcat on the instance\n"

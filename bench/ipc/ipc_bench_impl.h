@@ -46,7 +46,7 @@
 #define BH_BENCH_RING_PER_ITER 100u /* ring descriptors per round trip asked */
 #define BH_BENCH_SYS_PER_ITER 2u    /* kernel-channel messages per round trip */
 
-/* The IPC layer's targets (listed at the top of this file). */
+/* The IPC layer's targets (listed at the top of ipc_bench.c). */
 #define BH_BENCH_TARGET_FUTEX 1.2
 #define BH_BENCH_TARGET_LINE 1.5
 #define BH_BENCH_TARGET_BATCH 20e6
