@@ -495,7 +495,7 @@ int sk_outside_io(struct sockd *d, uint64_t now, uint32_t badges)
 	struct epoll_event ev[32];
 	int n = epoll_wait(d->epfd, ev, 32, 0);
 	for (int i = 0; i < n; i++) {
-		if (ev[i].data.u32 == NO_APP)
+		if (ev[i].data.u32 == EV_APPS)
 			apps_accept(d);
 		else if (ev[i].data.u32 < d->napps && d->apps[ev[i].data.u32].used)
 			app_io(d, ev[i].data.u32);

@@ -68,7 +68,7 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		return -EBADF;
 	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = NO_APP};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = EV_APPS};
 	if (d->epfd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, env->apps_fd, &ev) != 0) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		return -errno;

@@ -45,18 +45,21 @@
 
 #define BATCH BH_RT_BATCH
 #define NO_APP UINT32_MAX  /* ssock.app: no application holds the socket */
-#define NO_SLOT UINT32_MAX /* sk_free_slot: the application's region is full */
+#define NO_SLOT UINT32_MAX /* free_slot (sock_app.c): the application's region is full */
+#define EV_APPS UINT32_MAX /* epoll tag of app.sock itself; others: an application's index */
 
+/* An attached application: its control socket, its credentials, and its
+ * region (app_abi.h) once it said hello. */
 struct app {
 	bool used;
-	int fd;
-	pid_t pid;
+	int fd;                   /* its control socket (SOCK_SEQPACKET) */
+	pid_t pid;                /* from SO_PEERCRED */
 	uid_t uid;
-	struct bh_region region;
+	struct bh_region region;  /* NULL base until hello */
 	struct bh_app_slot *slots;
-	uint8_t *data;
+	uint8_t *data;            /* nslots x (receive ring, send ring) */
 	uint32_t *dirty; /* nslots bits, then the summary word */
-	struct bh_ntfn *ntfn;
+	struct bh_ntfn *ntfn;     /* BH_APP_WAITERS words, one per waiting thread */
 	uint32_t nslots, ring, nused;
 	uint32_t *slot_sid; /* private: 0 free, else the socket */
 	bool *slot_busy;    /* private: closed by the app, still draining */
@@ -150,7 +153,6 @@ void sk_mark(struct sockd *d, uint32_t sid);
 bool sk_port_used(struct sockd *d, bool udp, uint16_t p);
 void sk_port_set(struct sockd *d, bool udp, uint16_t p, bool on);
 void sk_publish(struct sockd *d, struct ssock *s);
-void sk_reply(struct app *a, const struct bh_rpc_rep *r);
 void sk_reply_err(struct sockd *d, struct app *a, int ret);
 void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s);
 void sk_answer(struct sockd *d, uint32_t sid, uint32_t op, int ret);

@@ -107,7 +107,7 @@ void sk_publish(struct sockd *d, struct ssock *s)
 	a->owe |= bh_load_relaxed64(&sl->want);
 }
 
-void sk_reply(struct app *a, const struct bh_rpc_rep *r)
+static void reply(struct app *a, const struct bh_rpc_rep *r)
 {
 	ssize_t w = send(a->fd, r, sizeof(*r), MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)w; /* a dead application's replies go nowhere */
@@ -116,7 +116,7 @@ void sk_reply(struct app *a, const struct bh_rpc_rep *r)
 void sk_reply_err(struct sockd *d, struct app *a, int ret)
 {
 	struct bh_rpc_rep r = {.ret = ret};
-	sk_reply(a, &r);
+	reply(a, &r);
 }
 
 void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
@@ -129,7 +129,7 @@ void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
 		r.lport = s->lport;
 		r.rport = s->rport;
 	}
-	sk_reply(a, &r);
+	reply(a, &r);
 }
 
 /* A request waiting for tcp or ip is answered. */
