@@ -19,8 +19,8 @@
  *                  check_seq -> check_rst -> check_syn -> check_ack
  *                  (-> bh_tcp__ack_processing, ack.c) -> process_text
  *                  -> process_fin -> bh_tcp__output
- *   app:         bh_tcp_connect, bh_tcp_send, bh_tcp_recv (a window
- *                update), bh_tcp_setopt -> bh_tcp__output;
+ *   app:         bh_tcp_connect (api.c), bh_tcp_send, bh_tcp_recv (a
+ *                window update), bh_tcp_setopt -> bh_tcp__output;
  *                bh_tcp_shutdown -> do_shutdown -> bh_tcp__output;
  *                bh_tcp_close -> close_conn -> do_shutdown, or
  *                bh_tcp__send_rst (data left unread); bh_tcp_abort
@@ -29,15 +29,16 @@
  *   out:         bh_tcp__output (tcp_out.c) -> send_loop | sack_loop
  *                -> bh_tcp__xmit -> bh_tcp__emit -> ops.output (one
  *                segment at a time)
- *   time:        bh_tcp_tick -> bh_tcp__timeout (retransmission, persist),
- *                bh_tcp__output (delayed ACK), keepalive
+ *   time:        bh_tcp_tick (timer.c) -> bh_tcp__timeout (retransmission,
+ *                persist), bh_tcp__output (delayed ACK), keepalive
  *                -> bh_tcp__keepalive_probe, bh_tcp__finish (TIME_WAIT over)
  *
- * Files: tcp.c (table, queues, applications, timers), tcp_in.c (segment
- *   arrival), ack.c (an arriving segment's ACK field: RTT, congestion
- *   window, loss recovery's start), tcp_out.c (sending), sack.c (RFC 2018
- *   / RFC 6675), cc.c (congestion control algorithms), cookie.c (SYN
- *   cookies), check.c (the invariants, bh_tcp_check_invariants).
+ * Files: tcp.c (table, queues, what IP delivers), api.c (the application
+ *   calls), timer.c (the tick, keepalive), tcp_in.c (segment arrival),
+ *   ack.c (an arriving segment's ACK field: RTT, congestion window, loss
+ *   recovery's start), tcp_out.c (sending), sack.c (RFC 2018 / RFC 6675),
+ *   cc.c (congestion control algorithms), cookie.c (SYN cookies), check.c
+ *   (the invariants, bh_tcp_check_invariants).
  *
  * Buffers
  *   As in ip/ip.h: the environment owns memory, the library names buffers

@@ -1,6 +1,7 @@
 /*
  * tcp/tcp_impl.h - the TCP library's private state, shared by tcp.c
- * (table, applications, timers), tcp_in.c (segment arrival), ack.c (the
+ * (table, queues, what IP delivers), api.c (the application calls),
+ * timer.c (the tick, keepalive), tcp_in.c (segment arrival), ack.c (the
  * ACK field), tcp_out.c (segment building), sack.c, cc.c, cookie.c and
  * check.c. Not for users of the library.
  *
@@ -212,6 +213,9 @@ struct tconn *bh_tcp__lookup(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, u
 struct tconn *bh_tcp__listener(struct bh_tcp *tcp, uint16_t lport);
 struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);
 bh_tcp_conn bh_tcp__handle(const struct bh_tcp *tcp, const struct tconn *c);
+/* The connection handle h names while the application holds it; NULL for
+ * a stale, closed or unknown handle. */
+struct tconn *bh_tcp__from_handle(const struct bh_tcp *tcp, bh_tcp_conn h);
 void bh_tcp__event(struct bh_tcp *tcp, struct tconn *c, enum bh_tcp_event_type type, int err);
 /* The connection is over: queues dropped, the error reported, the slot
  * freed unless the application still holds the handle. */
@@ -219,9 +223,11 @@ void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err);
 void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* A listener's children (bh_tcp_check_invariants() states the rules):
  * c joins l's SYN queue; c's handshake is done: from the SYN queue to the
- * accept queue. Leaving either is conn_free()'s or bh_tcp_accept()'s. */
+ * accept queue; c leaves whichever queue holds it (freed: conn_free();
+ * accepted: bh_tcp_accept()). */
 void bh_tcp__child_add(struct bh_tcp *tcp, struct tconn *l, struct tconn *c);
 void bh_tcp__child_ready(struct bh_tcp *tcp, struct tconn *c);
+void bh_tcp__child_remove(struct bh_tcp *tcp, struct tconn *c);
 uint32_t bh_tcp__bucket(const struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport, uint16_t lport);
 
 /* Debug builds (-DBH_TCP_DEBUG_INVARIANTS; `bazel test --config=tcpcheck`)
