@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "domains/proto.h"
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 #include "ipc/channel.h"
 #include "ipc/ntfn.h"
 #include "ipc/pool.h"

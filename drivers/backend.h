@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 
 /* BH_BK_SHMLINK is the spec `wire:` (drivers/shmlink.c); the header
- * formats of ip/wire.h and tcp/wire.h are the only other "wire". */
+ * formats of ip/ip_wire.h and tcp/tcp_wire.h are the only other "wire". */
 enum bh_backend_kind { BH_BK_TAP, BH_BK_PCAP, BH_BK_SHMLINK, BH_BK_FILE };
 #define BH_BK_COUNT 4
 

@@ -59,7 +59,7 @@
 #include <stdint.h>
 
 #include "ip/units.h"
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 
 /* A view of one buffer. `base` is writable only for buffers from
  * ops.alloc() and buffers handed to an output call with `writable` set. */

@@ -3,7 +3,7 @@
  * owns an instance's regions, starts its domains, watches them, replaces
  * one that fails, and answers the control socket.
  *
- * Start.     bh_supervise makes the TAP device (tap: drivers, tap.c),
+ * Start.     bh_supervise makes the TAP device (tap: drivers, tap_setup.c),
  *            every region of the plan (domains/plan.h), the application
  *            socket app.sock and the control socket ctl.sock, then starts
  *            the domains bottom up: driver, ip, tcp, sock, each a process
@@ -32,7 +32,7 @@
  *            (also on a fatal signal in the supervisor itself).
  *
  * Files: supervisor.c (start, loop, replace, stop), control.c (ctl.sock
- * requests), restart.c (the policy), tap.c (the TAP device).
+ * requests), restart.c (the policy), tap_setup.c (the TAP device).
  */
 #ifndef BH_SUPERVISOR_SUPERVISOR_H
 #define BH_SUPERVISOR_SUPERVISOR_H
@@ -93,7 +93,7 @@ const char *bh_sup_dom_state(const struct bh_dom_rec *r);
 /* control.c: how the domain last exited, for status and the log. */
 void bh_sup_exit_text(char *out, size_t n, const struct bh_dom_rec *r);
 
-/* tap.c: creates TAP interface ifname with the given MTU, up, with
+/* tap_setup.c: creates TAP interface ifname with the given MTU, up, with
  * host_addr/host_prefix on the Linux side if host_set. Returns the
  * descriptor or -errno with a message in err. */
 int bh_sup_tap_create(const char *ifname, uint16_t mtu, bool host_set, bh_ip4 host_addr,

@@ -6,7 +6,7 @@
  * (bh_tcp_input) and ICMP errors about our flows (bh_tcp_ip_event). The
  * application calls are api.c's, the timers timer.c's.
  *
- * Call chains: bh_tcp_input -> bh_tcp_parse (wire.c), checksum
+ * Call chains: bh_tcp_input -> bh_tcp_parse (tcp_wire.c), checksum
  *                           -> bh_tcp__segment (tcp_in.c)
  *              bh_tcp_ip_event -> bh_tcp__lookup, then bh_tcp__finish (a
  *                                 hard error in SYN-SENT) or soft_err

@@ -12,7 +12,7 @@
  *
  * Call chains (names with a double underscore are internal, declared in
  * tcp_impl.h; the file each is in follows it once)
- *   segment in:  bh_tcp_input (tcp.c) -> bh_tcp_parse (wire.c), checksum
+ *   segment in:  bh_tcp_input (tcp.c) -> bh_tcp_parse (tcp_wire.c), checksum
  *                -> bh_tcp__segment (tcp_in.c) -> bh_tcp__lookup
  *                -> listen_input | syn_sent_input | synchronized_input
  *                synchronized_input: RFC 9293 3.10.7.4's steps in order,
@@ -70,7 +70,7 @@
 #include "ip/ip.h"
 #include "ip/units.h"
 #include "tcp/seq.h"
-#include "tcp/wire.h"
+#include "tcp/tcp_wire.h"
 
 /* RFC 9293 3.3.2 */
 enum bh_tcp_state {

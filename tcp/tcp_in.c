@@ -34,7 +34,7 @@ static void release_all(struct bh_tcp *tcp, const struct bh_ip_rx *rx)
 }
 
 /* Options from a SYN (RFC 9293 3.7.1, RFC 7323 1.3, RFC 2018 2); the
- * parser has already ignored those of the wrong length (wire.c). */
+ * parser has already ignored those of the wrong length (tcp_wire.c). */
 static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp_repr *seg,
 			uint64_t now)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "ip/checksum.h"
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 
 static bool op_alloc(void *ctx, struct bh_pkt *out)
 {

@@ -902,7 +902,7 @@ Test(close, a_fin_without_a_buffer_is_sent_by_the_timer)
 	cr_expect_eq(info(c).state, BH_TCP_TIME_WAIT);
 }
 
-/* The options of a SYN as Linux takes them (tcp_parse_options; wire.c
+/* The options of a SYN as Linux takes them (tcp_parse_options; tcp_wire.c
  * lists the rule per kind): whatever they hold, the SYN is answered; the
  * SYN-ACK offers only what was validly offered; the connection uses
  * what was read. */

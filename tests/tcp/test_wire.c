@@ -6,9 +6,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 #include "tcp/seq.h"
-#include "tcp/wire.h"
+#include "tcp/tcp_wire.h"
 
 Test(seq, comparisons_wrap_around)
 {

@@ -1,5 +1,5 @@
 /*
- * tcp/wire.h - the TCP header and its options (RFC 9293 3.1, RFC 7323,
+ * tcp/tcp_wire.h - the TCP header and its options (RFC 9293 3.1, RFC 7323,
  * RFC 2018), parsed through one checked entry point and emitted.
  *
  * Formats only; no connection logic. bh_tcp_parse() takes the untrusted
@@ -79,7 +79,7 @@ const char *bh_tcp_wire_strerror(enum bh_tcp_wire_err e);
  * whole segment (header and data) as IP delivered it. Options never make
  * a segment malformed (RFC 1122 4.2.2.5, as Linux): an illegal option
  * length ends the list there (opt.cut_short), never followed; a known
- * option of the wrong length is ignored (opt.ignored). wire.c lists the
+ * option of the wrong length is ignored (opt.ignored). tcp_wire.c lists the
  * rule for each kind. */
 enum bh_tcp_wire_err bh_tcp_parse(const uint8_t *hdr, size_t avail, uint32_t seg_len,
 				  struct bh_tcp_repr *out);

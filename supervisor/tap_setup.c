@@ -1,5 +1,5 @@
 /*
- * supervisor/tap.c - the TAP interface of a tap: instance. The supervisor
+ * supervisor/tap_setup.c - the TAP interface of a tap: instance. The supervisor
  * creates it (the driver runs sandboxed and cannot) and hands the driver
  * the descriptor; the interface goes when the last descriptor closes.
  */

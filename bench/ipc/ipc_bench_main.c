@@ -1,5 +1,5 @@
 /*
- * bench/ipc/main.c - the IPC benchmark as a program of its own; the same
+ * bench/ipc/ipc_bench_main.c - the IPC benchmark as a program of its own; the same
  * code runs as `bulkhead bench ipc`.
  */
 #include "bench/ipc/ipc_bench.h"

@@ -1,5 +1,5 @@
 /*
- * bench/ip/main.c - the IP receive benchmark as a program of its own; the
+ * bench/ip/ip_bench_main.c - the IP receive benchmark as a program of its own; the
  * same code runs as `bulkhead bench ip`.
  */
 #include "bench/ip/ip_bench.h"

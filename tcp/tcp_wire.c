@@ -1,11 +1,11 @@
 /*
- * tcp/wire.c - checked parsing and emission of TCP headers and options.
+ * tcp/tcp_wire.c - checked parsing and emission of TCP headers and options.
  */
-#include "tcp/wire.h"
+#include "tcp/tcp_wire.h"
 
 #include <string.h>
 
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 
 const char *bh_tcp_wire_strerror(enum bh_tcp_wire_err e)
 {

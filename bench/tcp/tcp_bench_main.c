@@ -1,5 +1,5 @@
 /*
- * bench/tcp/main.c - the TCP benchmark and simulation replay as a program
+ * bench/tcp/tcp_bench_main.c - the TCP benchmark and simulation replay as a program
  * of its own; the same code runs as `bulkhead bench tcp`.
  */
 #include "bench/tcp/tcp_bench.h"

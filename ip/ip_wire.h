@@ -1,5 +1,5 @@
 /*
- * ip/wire.h - wire formats of Ethernet II, ARP, IPv4, ICMP and UDP.
+ * ip/ip_wire.h - wire formats of Ethernet II, ARP, IPv4, ICMP and UDP.
  *
  * Only formats live here, no protocol logic (lwIP's prot/, smoltcp's wire/).
  * Every parser is the one checked entry point for its header: it takes

@@ -1,7 +1,7 @@
 /*
- * ip/wire.c - checked parsers and emitters for the formats in ip/wire.h.
+ * ip/ip_wire.c - checked parsers and emitters for the formats in ip/ip_wire.h.
  */
-#include "ip/wire.h"
+#include "ip/ip_wire.h"
 
 #include <stdio.h>
 
