@@ -610,6 +610,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	(void)badges;
 	d->now_us = bh_ns_to_us(now);
 	int progress = reclaim(d);
+	/* Data from sock is queued as it comes and each connection sends
+	 * once, after the pass has queued all it can (bh_tcp_batch_end):
+	 * full segments, not one short segment per SOCK buffer. */
+	bh_tcp_batch_begin(d->tcp);
 	struct bh_desc x[BATCH];
 	unsigned n = bh_chan_recv(d->env->chan[BH_LINK_IT], x, bh_rt_batch);
 	from_ip(d, x, n);
@@ -623,8 +627,6 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 		d->nlost--;
 	if (d->cq.head != d->cq.tail)
 		bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS);
-	if (progress || d->now_us >= d->next_tick_us)
-		d->next_tick_us = bh_tcp_tick(d->tcp, d->now_us);
 	/* Marked sockets, including those marked while pumping. */
 	for (uint32_t i = 0; i < d->ndirty; i++) {
 		uint32_t sid = d->dirty[i];
@@ -635,6 +637,14 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	if (d->ndirty)
 		progress = 1;
 	d->ndirty = 0;
+	if (bh_tcp_batch_end(d->tcp, d->now_us))
+		progress = 1;
+	/* After the sends: they may have set timers. */
+	if (progress || d->now_us >= d->next_tick_us)
+		d->next_tick_us = bh_tcp_tick(d->tcp, d->now_us);
+	/* Sockets the timers marked are pumped on the next pass. */
+	if (d->ndirty)
+		progress = 1;
 	return progress;
 }
 

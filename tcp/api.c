@@ -154,9 +154,40 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 	bh_seq at = bh_tcp__data_end(c);
 	if (!bh_tcp__q_push(tcp, &c->sndq, at, data))
 		return -EAGAIN;
-	bh_tcp__output(tcp, c, now);
+	if (tcp->batching && (c->out_owed || tcp->nowed < tcp->cfg.conns)) {
+		if (!c->out_owed) {
+			c->out_owed = true;
+			tcp->owed[tcp->nowed++] = (uint32_t)(c - tcp->conn);
+		}
+	} else {
+		bh_tcp__output(tcp, c, now);
+	}
 	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
+}
+
+void bh_tcp_batch_begin(struct bh_tcp *tcp)
+{
+	tcp->batching = true;
+}
+
+unsigned bh_tcp_batch_end(struct bh_tcp *tcp, uint64_t now)
+{
+	unsigned n = 0;
+	tcp->batching = false;
+	/* A connection freed meanwhile, and one new in its slot, have
+	 * out_owed clear: skipped. */
+	for (uint32_t i = 0; i < tcp->nowed; i++) {
+		struct tconn *c = &tcp->conn[tcp->owed[i]];
+		if (!c->used || !c->out_owed)
+			continue;
+		c->out_owed = false;
+		bh_tcp__output(tcp, c, now);
+		n++;
+	}
+	tcp->nowed = 0;
+	BH_TCP_ASSERT_INVARIANTS(tcp);
+	return n;
 }
 
 int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *out, unsigned max)

@@ -105,7 +105,7 @@ static const char *check_timers(const struct tconn *c)
 	}
 	bool owed = bh_seq_lt(c->snd_una, c->snd_max) || bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c)) ||
 		    bh_tcp__fin_owed(c);
-	if (owed && !c->rtx_at)
+	if (owed && !c->rtx_at && !c->out_owed)
 		return "data or a FIN to send or resend, and no retransmission timer";
 	return NULL;
 }

@@ -131,7 +131,8 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	tcp->spare = malloc(sizeof *tcp->spare * c->conns);
 	tcp->hash = malloc(sizeof *tcp->hash * buckets);
 	tcp->seg = calloc(c->segs, sizeof *tcp->seg);
-	if (!tcp->conn || !tcp->live || !tcp->spare || !tcp->hash || !tcp->seg) {
+	tcp->owed = malloc(sizeof *tcp->owed * c->conns);
+	if (!tcp->conn || !tcp->live || !tcp->spare || !tcp->hash || !tcp->seg || !tcp->owed) {
 		*err = "out of memory";
 		bh_tcp_destroy(tcp);
 		return NULL;
@@ -171,6 +172,7 @@ void bh_tcp_destroy(struct bh_tcp *tcp)
 	free(tcp->spare);
 	free(tcp->hash);
 	free(tcp->seg);
+	free(tcp->owed);
 	free(tcp);
 }
 

@@ -226,6 +226,16 @@ int bh_tcp_connect(struct bh_tcp *tcp, bh_us now, bh_ip4 dst, uint16_t dport, ui
  * the buffer; -EAGAIN (send buffer full), -EPIPE (sending is shut), and
  * -ENOTCONN leave it with the caller. */
 int bh_tcp_send(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, const struct bh_pkt *data);
+/* A batch of sends: between bh_tcp_batch_begin() and bh_tcp_batch_end(),
+ * bh_tcp_send() only queues, and each connection it queued on sends once
+ * at the end, in segments of a full MSS where the data allows, instead of
+ * once per call (a caller that hands over data in pieces smaller than the
+ * MSS would otherwise send a short segment for each piece when Nagle is
+ * off). Every other call sends as it always does. The environment asks
+ * for the next deadline (bh_tcp_tick) after the batch ends. */
+void bh_tcp_batch_begin(struct bh_tcp *tcp);
+/* Returns the number of connections that sent (or tried to). */
+unsigned bh_tcp_batch_end(struct bh_tcp *tcp, bh_us now);
 /* Takes up to max buffers of in-order data (ownership passes). Returns
  * the count, 0 at end of stream, -EAGAIN if nothing is there yet. */
 int bh_tcp_recv(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, struct bh_pkt *out, unsigned max);

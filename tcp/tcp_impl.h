@@ -101,6 +101,7 @@ struct tconn {
 	struct tqueue sndq; /* from snd_una (SYN excluded) */
 	uint32_t snd_cur;   /* sndq entry the last copy ended in, or NONE */
 	bool fin_queued;    /* shutdown: FIN after the queue */
+	bool out_owed;      /* queued in a batch: sends at bh_tcp_batch_end */
 	bh_seq fin_seq;     /* the FIN's number, once queued */
 	bool syn_acked;     /* SND.UNA has passed our SYN: data starts there */
 	uint16_t smss;      /* what we send: min(peer MSS, ours) less options */
@@ -186,6 +187,10 @@ struct bh_tcp {
 	const struct bh_tcp_cc_algo *cc;
 	uint16_t next_port;
 	uint64_t born;
+	/* A batch of sends (bh_tcp_batch_begin): the slots of the
+	 * connections owed an output at its end. */
+	bool batching;
+	uint32_t *owed, nowed;
 };
 
 /* The number of the first byte in sndq: after the SYN until the SYN is

@@ -321,6 +321,60 @@ Test(data, send_and_acknowledge)
 	cr_expect_eq(bh_tcp_held(H.tcp), 0);
 }
 
+/* What the TCP domain does with a pass's worth of SOCK buffers: sent one
+ * by one with Nagle off, each is a short segment; queued in a batch, the
+ * connection sends once at its end, in full segments. */
+Test(data, a_batch_of_small_sends_goes_out_in_full_segments)
+{
+	uint8_t d[6000];
+	for (unsigned i = 0; i < sizeof d; i++)
+		d[i] = (uint8_t)(i * 7 + 3);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_NODELAY, 1), 0);
+	h_clear(&H);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(h_write(&H, c, d + 1000 * i, 1000), 0);
+	cr_assert_eq(H.nout, 3, "outside a batch, each send goes out at once");
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(H.out[i].len, 1000);
+	h_send(&H, BH_TCP_ACK, 1, 3001, 65535, NULL, 0, NULL);
+	h_clear(&H);
+	bh_tcp_batch_begin(H.tcp);
+	for (int i = 3; i < 6; i++)
+		cr_assert_eq(h_write(&H, c, d + 1000 * i, 1000), 0);
+	cr_expect_eq(H.nout, 0, "inside a batch, sends only queue");
+	cr_expect_eq(bh_tcp_batch_end(H.tcp, H.now), 1);
+	h_check(&H, "after bh_tcp_batch_end");
+	cr_assert_eq(H.nout, 3);
+	cr_expect_eq(H.out[0].len, 1460);
+	cr_expect_eq(H.out[1].len, 1460);
+	cr_expect_eq(H.out[2].len, 80);
+	cr_expect_eq(h_rel_seq(&H, 0), 3001);
+	cr_expect_arr_eq(H.out[0].data, d + 3000, 1460);
+	cr_expect_arr_eq(H.out[1].data, d + 4460, 1460);
+	cr_expect_arr_eq(H.out[2].data, d + 5920, 80);
+	cr_expect_eq(bh_tcp_batch_end(H.tcp, H.now), 0, "an empty batch sends nothing");
+	h_send(&H, BH_TCP_ACK, 1, 6001, 65535, NULL, 0, NULL);
+	cr_expect_eq(info(c).snd_queued, 0);
+}
+
+/* A connection closed inside the batch it queued in is not sent for at
+ * its end (its slot may hold another connection by then). */
+Test(data, a_batch_skips_a_connection_aborted_inside_it)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	bh_tcp_batch_begin(H.tcp);
+	cr_assert_eq(h_write(&H, c, "gone", 4), 0);
+	cr_assert_eq(bh_tcp_abort(H.tcp, H.now, c), 0);
+	unsigned rsts = H.nout;
+	cr_expect_eq(bh_tcp_batch_end(H.tcp, H.now), 0);
+	cr_expect_eq(H.nout, rsts, "nothing more after the abort's RST");
+	h_check(&H, "after bh_tcp_batch_end");
+}
+
 Test(data, nagle_holds_small_segments_while_data_is_unacked)
 {
 	bh_tcp_conn c = h_connect(&H, NULL);
