@@ -37,7 +37,10 @@ int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
 				st->suppressed++;
 			return 0;
 		}
-		uint32_t seen = bh_cmpxchg32(&n->word, old, old | badges);
+		/* The one sender that finds SLEEPING clears it as it sets
+		 * its badges: it alone makes the wake-up call, and the
+		 * senders after it, before the receiver runs, make none. */
+		uint32_t seen = bh_cmpxchg32(&n->word, old, (old | badges) & ~BH_NTFN_SLEEPING);
 		if (seen == old)
 			break;
 		old = seen;

@@ -17,15 +17,20 @@
  * before the cmpxchg, it fails and the receiver takes them without
  * sleeping.
  *
- * Sender (any number): cmpxchg(old -> old | badges). Only when the old
- * value had SLEEPING does it make the FUTEX_WAKE system call; while the
- * receiver is awake and polling, a signal costs one atomic and no system
- * call, and when the badges are already pending, not even that.
+ * Sender (any number): cmpxchg(old -> (old | badges) & ~SLEEPING). Only
+ * when the old value had SLEEPING does it make the FUTEX_WAKE system call,
+ * and since its cmpxchg cleared SLEEPING, it is the only sender that does
+ * for that sleep: one wake-up call per sleep, however many senders signal
+ * before the receiver runs. While the receiver is awake and polling, a
+ * signal costs one atomic and no system call, and when the badges are
+ * already pending, not even that.
  *
  * Both read-modify-writes are full barriers, so a receiver that went to
  * sleep (its cmpxchg succeeded on 0) is seen as SLEEPING by the next
  * sender's cmpxchg, which then wakes it; futex_wait re-checks the word in
- * the kernel, so a wake between the cmpxchg and the futex call is not lost.
+ * the kernel (it sleeps only while the word is exactly SLEEPING), so a
+ * wake between the cmpxchg and the futex call is not lost: the word then
+ * holds badges without SLEEPING and the wait returns at once.
  *
  * The futex is shared (not FUTEX_PRIVATE), since sender and receiver are
  * different processes mapping the same memfd.

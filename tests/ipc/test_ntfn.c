@@ -43,6 +43,22 @@ Test(ntfn, wait_times_out)
 	cr_assert_eq(n.word, 0, "the sleeping flag is cleared on timeout");
 }
 
+/* The sender that finds the receiver asleep clears SLEEPING as it sets
+ * its badges: the next sender, before the receiver runs, makes no
+ * wake-up call, and the receiver still gets both badges. */
+Test(ntfn, one_wake_per_sleep_however_many_senders)
+{
+	struct bh_ntfn n = {.word = BH_NTFN_SLEEPING}; /* as a receiver leaves it */
+	struct bh_ntfn_stats st = {0};
+	cr_assert_eq(bh_ntfn_signal(&n, 1, &st), 1, "the first sender wakes the sleeper");
+	cr_assert_eq(n.word, 1, "and clears SLEEPING");
+	cr_assert_eq(bh_ntfn_signal(&n, 2, &st), 0, "the second makes no wake-up call");
+	cr_assert_eq(bh_ntfn_signal(&n, 4, &st), 0);
+	cr_assert_eq(st.wakes, 1);
+	cr_assert_eq(bh_ntfn_wait(&n, 0, 1000 * 1000, NULL), 7, "the receiver gets every badge");
+	cr_assert_eq(n.word, 0);
+}
+
 struct waker {
 	struct bh_ntfn *n;
 	struct bh_ntfn_stats st;
