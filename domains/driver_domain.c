@@ -341,6 +341,13 @@ static void drv_fini(void *self)
 	}
 }
 
+/* DI brings home only the driver's own RX buffers. */
+static bool drv_lazy_give_backs(void *self, int link)
+{
+	struct drv *d = self;
+	return link == BH_LINK_DI && bh_rt_own_pool_plenty(d->env);
+}
+
 const struct bh_dom_vt bh_driver_vt = {
     .name = "driver",
     .size = sizeof(struct drv),
@@ -350,4 +357,5 @@ const struct bh_dom_vt bh_driver_vt = {
     .arm = drv_arm,
     .publish = drv_publish,
     .fini = drv_fini,
+    .lazy_give_backs = drv_lazy_give_backs,
 };

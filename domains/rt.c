@@ -275,9 +275,15 @@ static bool loop_arm(struct loop *lp)
 {
 	bool work = false;
 	for (int i = 0; i < lp->n; i++) {
-		for (int l = 0; l < BH_NLINKS; l++)
-			if (lp->env[i]->chan[l] && bh_chan_arm(lp->env[i]->chan[l]))
+		for (int l = 0; l < BH_NLINKS; l++) {
+			struct bh_chan *ch = lp->env[i]->chan[l];
+			if (ch == NULL)
+				continue;
+			ch->lazy_free = lp->vt[i]->lazy_give_backs &&
+					lp->vt[i]->lazy_give_backs(lp->self[i], l);
+			if (bh_chan_arm(ch))
 				work = true;
+		}
 		if (lp->vt[i]->arm && lp->vt[i]->arm(lp->self[i]))
 			work = true;
 	}

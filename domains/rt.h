@@ -59,9 +59,23 @@ struct bh_dom_vt {
 	 * queued control messages). Called once the link carries again, so
 	 * what it gives back or sends is not lost. */
 	void (*peer_reset)(void *self, int link);
+	/* Optional: true while the domain need not be woken for its own
+	 * buffers coming home on `link` (it has enough free; they wait for
+	 * its next pass). Asked before each sleep; absent means false. A
+	 * domain that forwards other domains' buffers on a link must say
+	 * false there: their owner may be waiting for them. */
+	bool (*lazy_give_backs)(void *self, int link);
 };
 
 extern const struct bh_dom_vt bh_driver_vt, bh_ip_vt, bh_tcp_vt, bh_sock_vt;
+
+/* The usual lazy_give_backs answer for a link that brings home only the
+ * domain's own buffers: lazy while at least a quarter of its pool is
+ * free. */
+static inline bool bh_rt_own_pool_plenty(const struct bh_env *env)
+{
+	return env->own.nfree >= env->own.geom.nbufs / 4;
+}
 const struct bh_dom_vt *bh_dom_vt(int dom);
 
 /* --- loops --- */

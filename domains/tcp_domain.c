@@ -736,6 +736,14 @@ static void tcpd_peer_reset(void *self, int link)
 	bh_logf("socket server replaced: %u connections and listeners reset", reset);
 }
 
+/* IT brings home only tcp's own SEG buffers; TS brings back the RX
+ * buffers tcp forwarded to sock, whose owner (the driver) may wait. */
+static bool tcpd_lazy_give_backs(void *self, int link)
+{
+	struct tcpd *d = self;
+	return link == BH_LINK_IT && bh_rt_own_pool_plenty(d->env);
+}
+
 const struct bh_dom_vt bh_tcp_vt = {
     .name = "tcp",
     .size = sizeof(struct tcpd),
@@ -745,4 +753,5 @@ const struct bh_dom_vt bh_tcp_vt = {
     .publish = tcpd_publish,
     .fini = tcpd_fini,
     .peer_reset = tcpd_peer_reset,
+    .lazy_give_backs = tcpd_lazy_give_backs,
 };

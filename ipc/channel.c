@@ -265,7 +265,7 @@ static bool shm_arm(struct bh_chan *ch)
 {
 	/* Both requests are made before either re-check result is used. */
 	bool a = bh_ring_consumer_request_signal(&ch->u.shm.rx_active);
-	bool b = bh_ring_consumer_request_signal(&ch->u.shm.tx_free);
+	bool b = !ch->lazy_free && bh_ring_consumer_request_signal(&ch->u.shm.tx_free);
 	return a || b;
 }
 
@@ -537,7 +537,7 @@ static void local_notify(struct bh_chan *ch)
 static bool local_arm(struct bh_chan *ch)
 {
 	const struct bh_local_queue *a = lq(ch, ring_rx_active), *f = lq(ch, ring_tx_free);
-	return a->head != a->tail || f->head != f->tail;
+	return a->head != a->tail || (!ch->lazy_free && f->head != f->tail);
 }
 
 static void local_disarm(struct bh_chan *ch)

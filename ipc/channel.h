@@ -29,6 +29,13 @@
  * notification a side calls arm(); if it returns true, work arrived
  * meanwhile: call disarm() and process instead of sleeping.
  *
+ * Give-backs need not wake their owner: a side that sets lazy_free
+ * before arm() asks to be woken for new descriptors only, not for its
+ * own buffers coming home (they wait in the free ring for its next pass).
+ * The caller sets it while it has buffers enough (domains/rt.h,
+ * lazy_give_backs) and clears it when it runs low, so a give-back it
+ * needs does wake it.
+ *
  * Link resets (shm): the link region's first page carries an epoch that
  * only the supervisor writes; it bumps it when the domain at one end dies
  * and a new one takes its place. Each side calls sync() once per loop
@@ -143,6 +150,7 @@ struct bh_chan {
 	struct bh_chan_stats stats;
 	struct bh_ratelimit reject_log;
 	bool owe_active, owe_free; /* queued since the last notify */
+	bool lazy_free; /* arm() does not ask to be woken for give-backs */
 	bool up;        /* both sides acknowledged the current epoch */
 	uint32_t epoch; /* the epoch this side last reset to (0: none yet) */
 	const uint32_t *meta_epoch; /* shm: the supervisor's word */

@@ -145,6 +145,62 @@ ParameterizedTest(enum transport *t, channel, both_transports)
 	exercise(*t);
 }
 
+/* A side with lazy_free set is not woken for its own buffers coming
+ * home, and arm() does not count them as work; new descriptors still
+ * wake it, and the buffers are there for its next reclaim. Cleared, a
+ * give-back wakes it again. */
+static void lazy_give_backs(enum transport t)
+{
+	struct pair *p = make_pair(t, 8);
+	struct bh_desc d[4], out[8];
+	for (uint32_t i = 0; i < 4; i++)
+		d[i] = (struct bh_desc){.buf = i, .off = 64, .len = 100, .pool = 0, .aux = i};
+	cr_assert_eq(bh_chan_send(&p->a, d, 4), 4);
+	bh_chan_notify(&p->a);
+	badges(p, 1);
+	cr_assert_eq(bh_chan_recv(&p->b, out, 8), 4);
+
+	p->a.lazy_free = true;
+	cr_assert_not(bh_chan_arm(&p->a));
+	cr_assert_eq(bh_chan_give_back(&p->b, out, 2), 2);
+	bh_chan_notify(&p->b);
+	if (t == SHM)
+		cr_assert_eq(badges(p, 0), 0, "a lazy owner is not woken for a give-back");
+	else
+		badges(p, 0); /* one thread: a pending badge costs nothing */
+	cr_assert_not(bh_chan_arm(&p->a), "give-backs waiting are not work for a lazy owner");
+	bh_chan_disarm(&p->a);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out + 4, 4), 2, "they wait for its next pass");
+
+	p->a.lazy_free = false;
+	cr_assert_not(bh_chan_arm(&p->a));
+	cr_assert_eq(bh_chan_give_back(&p->b, out + 2, 2), 2);
+	bh_chan_notify(&p->b);
+	cr_assert_eq(badges(p, 0), 0x2, "an owner that runs low is woken by a give-back");
+	bh_chan_disarm(&p->a);
+	cr_assert_eq(bh_chan_reclaim(&p->a, out + 4, 4), 2);
+
+	p->a.lazy_free = true;
+	cr_assert_not(bh_chan_arm(&p->a));
+	cr_assert_eq(bh_chan_send(&p->b, (struct bh_desc[]){{.pool = 1, .buf = 0, .len = 1}}, 1),
+		     1);
+	bh_chan_notify(&p->b);
+	cr_assert_eq(badges(p, 0), 0x2, "new descriptors wake a lazy side as ever");
+	bh_chan_disarm(&p->a);
+	free_pair(p);
+}
+
+ParameterizedTestParameters(channel, lazy_transports)
+{
+	static enum transport t[] = {SHM, LOCAL};
+	return cr_make_param_array(enum transport, t, 2);
+}
+
+ParameterizedTest(enum transport *t, channel, lazy_transports)
+{
+	lazy_give_backs(*t);
+}
+
 /* A link reset (shm): the supervisor starts a new epoch; nothing moves
  * until both sides have reset; what was in flight is dropped; both start
  * again from index 0. The ledger records what each side holds. */
