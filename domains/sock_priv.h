@@ -146,10 +146,24 @@ struct sockd {
 	uint32_t udp_want, udp_sid; /* pieces still to come of a datagram */
 };
 
-/* sock_table.c */
-struct ssock *sk_sock_of(struct sockd *d, uint32_t sid);
+/* sock_table.c; the two lookups every descriptor makes are inline. */
+static inline struct ssock *sk_sock_of(struct sockd *d, uint32_t sid)
+{
+	if (sid == 0 || sid >= d->nsocks || !d->s[sid].used)
+		return NULL;
+	return &d->s[sid];
+}
+
+/* Queues the socket for sk_service in this pass, once. */
+static inline void sk_mark(struct sockd *d, uint32_t sid)
+{
+	struct ssock *s = sk_sock_of(d, sid);
+	if (s && !s->dirty) {
+		s->dirty = true;
+		d->dirty[d->ndirty++] = sid;
+	}
+}
 uint32_t sk_sid_alloc(struct sockd *d);
-void sk_mark(struct sockd *d, uint32_t sid);
 bool sk_port_used(struct sockd *d, bool udp, uint16_t p);
 void sk_port_set(struct sockd *d, bool udp, uint16_t p, bool on);
 void sk_publish(struct sockd *d, struct ssock *s);

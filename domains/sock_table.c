@@ -11,13 +11,6 @@
 #include "domains/sock_priv.h"
 #include "ipc/order.h"
 
-struct ssock *sk_sock_of(struct sockd *d, uint32_t sid)
-{
-	if (sid == 0 || sid >= d->nsocks || !d->s[sid].used)
-		return NULL;
-	return &d->s[sid];
-}
-
 uint32_t sk_sid_alloc(struct sockd *d)
 {
 	for (uint32_t i = 0; i < d->nsocks - 1; i++) {
@@ -33,15 +26,6 @@ uint32_t sk_sid_alloc(struct sockd *d)
 		}
 	}
 	return 0;
-}
-
-void sk_mark(struct sockd *d, uint32_t sid)
-{
-	struct ssock *s = sk_sock_of(d, sid);
-	if (s && !s->dirty) {
-		s->dirty = true;
-		d->dirty[d->ndirty++] = sid;
-	}
 }
 
 bool sk_port_used(struct sockd *d, bool udp, uint16_t p)
