@@ -43,6 +43,10 @@ struct drv {
 	struct bh_backend *bk;
 	struct bh_driver_spec spec;
 	struct bh_poller poller;
+	/* The backend's own word is slept on beside the bell (no poller
+	 * thread, no hop): wire: on a kernel with futex_waitv. */
+	bool direct;
+	bool armed;
 	pcap_t *cap_dead;
 	pcap_dumper_t *dumper;
 	bool impair;
@@ -113,13 +117,15 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 			return -ENOMEM;
 		}
 	}
-	e = bh_poller_start(&d->poller, drv_wait, d, env->bell);
-	if (e) {
+	d->direct = d->bk->ops->arm != NULL && bh_ntfn_wait2_supported();
+	if (!d->direct && (e = bh_poller_start(&d->poller, drv_wait, d, env->bell)) != 0) {
 		snprintf(err, errlen, "poller thread: %s", strerror(-e));
 		return e;
 	}
-	bh_logf("driver %s, MTU %u%s%s%s%s", p->driver, p->mtu, p->capture[0] ? ", capture " : "",
-		p->capture, d->impair ? ", impair " : "", d->impair ? p->impair : "");
+	bh_logf("driver %s, MTU %u%s%s%s%s; %s", p->driver, p->mtu,
+		p->capture[0] ? ", capture " : "", p->capture, d->impair ? ", impair " : "",
+		d->impair ? p->impair : "",
+		d->direct ? "sleeps on the device's word itself" : "a poller thread watches the device");
 	return 0;
 }
 
@@ -290,14 +296,27 @@ static uint64_t drv_deadline(void *self)
 	return a < b ? a : b;
 }
 
-static bool drv_arm(void *self)
+static bool drv_arm(void *self, struct bh_ntfn **also)
 {
 	struct drv *d = self;
 	/* With no buffers to read into, wait for ip to return some rather
 	 * than be told again and again that the device has frames. */
-	if (d->env->own.nfree >= BATCH)
+	if (d->env->own.nfree < BATCH)
+		return false;
+	if (!d->direct) {
 		bh_poller_arm(&d->poller);
-	return false;
+		return false;
+	}
+	d->armed = true;
+	return d->bk->ops->arm(d->bk, also);
+}
+
+static void drv_disarm(void *self)
+{
+	struct drv *d = self;
+	if (d->armed)
+		d->bk->ops->disarm(d->bk);
+	d->armed = false;
 }
 
 static void drv_publish(void *self, struct bh_stats_w *w)
@@ -312,6 +331,7 @@ static void drv_publish(void *self, struct bh_stats_w *w)
 	DRV_COUNTERS(DRV_COUNTER_ADD)
 #undef DRV_COUNTER_ADD
 	bh_stats_add(w, "poller.", "wakes", __atomic_load_n(&d->poller.wakes, __ATOMIC_RELAXED));
+	bh_stats_add(w, "poller.", "none", d->direct);
 	if (d->impair) {
 		const struct bh_impair *im[2] = {&d->im_tx, &d->im_rx};
 		const char *pf[2] = {"impair.tx.", "impair.rx."};
@@ -355,6 +375,7 @@ const struct bh_dom_vt bh_driver_vt = {
     .poll = drv_poll,
     .deadline = drv_deadline,
     .arm = drv_arm,
+    .disarm = drv_disarm,
     .publish = drv_publish,
     .fini = drv_fini,
     .lazy_give_backs = drv_lazy_give_backs,

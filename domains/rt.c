@@ -271,9 +271,10 @@ static void read_knobs(struct loop *lp)
 	lp->spin = bh_ntfn_spin_budget(BH_RT_SPIN);
 }
 
-static bool loop_arm(struct loop *lp)
+static bool loop_arm(struct loop *lp, struct bh_ntfn **also)
 {
 	bool work = false;
+	*also = NULL;
 	for (int i = 0; i < lp->n; i++) {
 		for (int l = 0; l < BH_NLINKS; l++) {
 			struct bh_chan *ch = lp->env[i]->chan[l];
@@ -284,18 +285,24 @@ static bool loop_arm(struct loop *lp)
 			if (bh_chan_arm(ch))
 				work = true;
 		}
-		if (lp->vt[i]->arm && lp->vt[i]->arm(lp->self[i]))
+		struct bh_ntfn *a = NULL;
+		if (lp->vt[i]->arm && lp->vt[i]->arm(lp->self[i], &a))
 			work = true;
+		if (a)
+			*also = a;
 	}
 	return work;
 }
 
 static void loop_disarm(struct loop *lp)
 {
-	for (int i = 0; i < lp->n; i++)
+	for (int i = 0; i < lp->n; i++) {
 		for (int l = 0; l < BH_NLINKS; l++)
 			if (lp->env[i]->chan[l])
 				bh_chan_disarm(lp->env[i]->chan[l]);
+		if (lp->vt[i]->disarm)
+			lp->vt[i]->disarm(lp->self[i]);
+	}
 }
 
 static void loop_publish(struct loop *lp, uint64_t now)
@@ -431,7 +438,8 @@ static void loop_run(struct loop *lp)
 			lp->busy++;
 			continue;
 		}
-		if (loop_arm(lp)) {
+		struct bh_ntfn *also;
+		if (loop_arm(lp, &also)) {
 			lp->arm_races++;
 			loop_disarm(lp);
 			continue;
@@ -450,7 +458,10 @@ static void loop_run(struct loop *lp)
 		/* In unsigned arithmetic: "no deadline" is UINT64_MAX. */
 		uint64_t left = dl <= now ? 0 : dl - now;
 		int64_t timeout = left > BH_RT_MAX_SLEEP_NS ? (int64_t)BH_RT_MAX_SLEEP_NS : (int64_t)left;
-		if (timeout > 0)
+		if (timeout > 0 && also)
+			badges = bh_ntfn_wait2(lp->bell, also, BH_BADGE_IO, lp->spin, timeout,
+					       &lp->nstats);
+		else if (timeout > 0)
 			badges = bh_ntfn_wait(lp->bell, lp->spin, timeout, &lp->nstats);
 		else
 			lp->due++;

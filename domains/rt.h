@@ -12,8 +12,9 @@
  *   notify every channel that owes a signal (once per batch)
  *   publish counters at most every BH_RT_PUBLISH_NS; beat the heartbeat
  *   if nothing made progress: arm every channel (request, re-check),
- *     arm the pollers, and sleep on the notification word until a badge
- *     arrives or the earliest timer (at most BH_RT_MAX_SLEEP_NS)
+ *     arm the pollers (or the wire's own word), and sleep on the
+ *     notification word (and that one) until a badge arrives or the
+ *     earliest timer (at most BH_RT_MAX_SLEEP_NS)
  */
 #ifndef BH_DOMAINS_RT_H
 #define BH_DOMAINS_RT_H
@@ -49,8 +50,13 @@ struct bh_dom_vt {
 	int (*poll)(void *self, uint64_t now_ns, uint32_t badges);
 	/* CLOCK_MONOTONIC ns of its next timer, or UINT64_MAX. */
 	uint64_t (*deadline)(void *self);
-	/* Optional: before sleeping (arm pollers). True: work is there. */
-	bool (*arm)(void *self);
+	/* Optional: before sleeping (arm pollers). True: work is there.
+	 * It may set *also to a second notification word to sleep on beside
+	 * the domain's own (outside events without a poller thread; a
+	 * signal there reads as BH_BADGE_IO); at most one per loop. */
+	bool (*arm)(void *self, struct bh_ntfn **also);
+	/* Optional: after the sleep (withdraw what arm asked for). */
+	void (*disarm)(void *self);
 	void (*publish)(void *self, struct bh_stats_w *w);
 	void (*fini)(void *self);
 	/* Optional: the neighbour on `link` was replaced and the link reset

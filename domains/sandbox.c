@@ -54,7 +54,7 @@ static const int allowed[] = {
     /* memory */
     SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap),
     /* time and waiting */
-    SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
+    SCMP_SYS(futex), SCMP_SYS(futex_waitv), SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
     SCMP_SYS(gettimeofday), SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall),
     /* I/O on descriptors it holds: the log, TAP, pcap, the wire peer,
      * the application sockets */

@@ -118,8 +118,9 @@ static uint64_t sockd_deadline(void *self)
 	return UINT64_MAX;
 }
 
-static bool sockd_arm(void *self)
+static bool sockd_arm(void *self, struct bh_ntfn **also)
 {
+	(void)also;
 	struct sockd *d = self;
 	bh_poller_arm(&d->poller);
 	return false;

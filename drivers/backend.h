@@ -9,7 +9,10 @@
  *   file:PATH.pcap  replays a capture as received frames; sent frames are
  *                   counted and dropped (see them with --capture)
  *
- * The driver's main thread calls rx and tx; its poller thread calls wait.
+ * The driver's main thread calls rx and tx. It learns that frames arrived
+ * either from its poller thread, which calls wait, or, for a backend
+ * that offers arm (wire:), by sleeping on the backend's notification
+ * word beside its own (ipc/ntfn.h, bh_ntfn_wait2): no thread between.
  * A backend copies frames into and out of the caller's buffers: the
  * driver domain owns packet memory, the backend only moves bytes.
  */
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "ip/ip_wire.h"
+#include "ipc/ntfn.h"
 
 /* BH_BK_SHMLINK is the spec `wire:` (drivers/shmlink.c); the header
  * formats of ip/ip_wire.h and tcp/tcp_wire.h are the only other "wire". */
@@ -46,7 +50,8 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 	X(tx_errors)     /* write errors */                                                \
 	X(tx_no_carrier) /* shmlink: the other end is not attached */                      \
 	X(tx_busy)       /* frames that waited: the device was full */                     \
-	X(bad_index)     /* shmlink: the other end published bad indices */
+	X(bad_index)     /* shmlink: the other end published bad indices */                \
+	X(peer_wakes)    /* shmlink: wake-up calls made to the other end */
 
 struct bh_backend_stats {
 #define BH_BACKEND_COUNTER_FIELD(name) uint64_t name;
@@ -69,6 +74,11 @@ struct bh_backend_ops {
 	/* Poller thread: 1 when rx has something, 0 after timeout_ms. */
 	int (*wait)(struct bh_backend *b, int timeout_ms);
 	void (*close)(struct bh_backend *b);
+	/* Optional, the main thread only: asks to be signalled on *bell
+	 * when a frame arrives; true if one is there already (then do not
+	 * sleep). disarm withdraws the request once the thread is awake. */
+	bool (*arm)(struct bh_backend *b, struct bh_ntfn **bell);
+	void (*disarm)(struct bh_backend *b);
 };
 
 struct bh_backend {

@@ -71,7 +71,8 @@ static void file_close(struct bh_backend *b)
 	free(fb);
 }
 
-static const struct bh_backend_ops file_ops = {file_rx, file_tx, file_wait, file_close};
+static const struct bh_backend_ops file_ops = {
+    .rx = file_rx, .tx = file_tx, .wait = file_wait, .close = file_close};
 
 int bh_file_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		 size_t errlen)

@@ -90,7 +90,8 @@ static void pcap_close_b(struct bh_backend *b)
 	free(pb);
 }
 
-static const struct bh_backend_ops pcap_ops = {pcap_rx, pcap_tx, pcap_wait, pcap_close_b};
+static const struct bh_backend_ops pcap_ops = {
+    .rx = pcap_rx, .tx = pcap_tx, .wait = pcap_wait, .close = pcap_close_b};
 
 static int read_mac(const char *ifname, struct bh_mac *mac)
 {

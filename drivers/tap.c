@@ -80,7 +80,8 @@ static void tap_close(struct bh_backend *b)
 	free(t);
 }
 
-static const struct bh_backend_ops tap_ops = {tap_rx, tap_tx, tap_wait, tap_close};
+static const struct bh_backend_ops tap_ops = {
+    .rx = tap_rx, .tx = tap_tx, .wait = tap_wait, .close = tap_close};
 
 int bh_tap_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		size_t errlen)

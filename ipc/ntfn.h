@@ -42,6 +42,7 @@
 #ifndef BH_IPC_NTFN_H
 #define BH_IPC_NTFN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ipc/order.h"
@@ -86,5 +87,19 @@ uint32_t bh_ntfn_poll(struct bh_ntfn *n);
  * timeout. */
 uint32_t bh_ntfn_wait(struct bh_ntfn *n, uint32_t spin, int64_t timeout_ns,
 		      struct bh_ntfn_stats *st);
+
+/* Waits on two notifications at once: n, and `also`, a second word whose
+ * senders keep the same protocol (the other end of a shared-memory link,
+ * say), so that one thread sleeps on both without a helper thread.
+ * Each word gets its own SLEEPING mark, and one futex_waitv call (Linux
+ * 5.16) sleeps until either is woken or timeout_ns passes. Returns n's
+ * badges, with also_badge added when `also` was signalled; 0 on timeout.
+ * A sender on either word keeps the one-wake-per-sleep rule of its own
+ * word. Call only where bh_ntfn_wait2_supported() said yes. */
+uint32_t bh_ntfn_wait2(struct bh_ntfn *n, struct bh_ntfn *also, uint32_t also_badge,
+		       uint32_t spin, int64_t timeout_ns, struct bh_ntfn_stats *st);
+/* True when this kernel has futex_waitv (asked once, before a seccomp
+ * filter that allows it is loaded; the answer is kept). */
+bool bh_ntfn_wait2_supported(void);
 
 #endif /* BH_IPC_NTFN_H */

@@ -167,7 +167,8 @@ function costfig(c, s, w, p, m, pk,    x, y) {
 		x = fig(c, s, w, p, "chan_wakes")
 		if (x == "")
 			return ""
-		return per(x + fig(c, s, w, p, "poller.wakes") + fig(c, s, w, p, "app_signals"), pk)
+		x += fig(c, s, w, p, "poller.wakes") + fig(c, s, w, p, "peer_wakes")
+		return per(x + fig(c, s, w, p, "app_signals"), pk)
 	}
 	if (m == 11)
 		return per(fig(c, s, w, p, "chan_sent"), fig(c, s, w, p, "chan_notifies"))

@@ -251,6 +251,7 @@ bh_counters() {
 			if (n ~ /^chan\.[a-z-]+\.(sent|notifies|signals|wakes|received|rx_batches)$/) {
 				sub(/^chan\.[a-z-]+\./, "", n); s["chan_" n] += $2 }
 			else if (n ~ /^dev\.(tx|rx)_frames$/) { sub(/^dev\./, "", n); s[n] += $2 }
+			else if (n == "dev.peer_wakes") s["peer_wakes"] += $2
 			else if (n == "loop.sleeps" || n == "poller.wakes" || n == "app_signals") s[n] += $2 }
 			END {for (k in s) print k, s[k]}'
 }

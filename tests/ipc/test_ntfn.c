@@ -87,3 +87,85 @@ Test(ntfn, sleeping_receiver_is_woken)
 	cr_assert_geq(st.sleeps, 1);
 	cr_assert_eq(st.timeouts, 0);
 }
+
+/* --- two words at once (bh_ntfn_wait2) --- */
+
+#define WAIT2_IO (1u << 8)
+
+Test(ntfn, wait2_takes_pending_badges_of_either_word_without_sleeping)
+{
+	cr_assert(bh_ntfn_wait2_supported(), "this kernel has no futex_waitv (Linux 5.16+)");
+	struct bh_ntfn n = {0}, also = {.word = 1};
+	struct bh_ntfn_stats st = {0};
+	cr_assert_eq(bh_ntfn_wait2(&n, &also, WAIT2_IO, 0, 1000 * 1000 * 1000, &st), WAIT2_IO);
+	cr_assert_eq(also.word, 0, "the second word is cleared");
+	n.word = 6;
+	cr_assert_eq(bh_ntfn_wait2(&n, &also, WAIT2_IO, 0, 1000 * 1000 * 1000, &st), 6);
+	cr_assert_eq(n.word, 0);
+	cr_assert_eq(also.word, 0, "no SLEEPING mark left on a word not slept on");
+	cr_assert_eq(st.sleeps, 0);
+}
+
+Test(ntfn, wait2_times_out_and_leaves_no_mark)
+{
+	cr_assert(bh_ntfn_wait2_supported(), "this kernel has no futex_waitv (Linux 5.16+)");
+	struct bh_ntfn n = {0}, also = {0};
+	struct bh_ntfn_stats st = {0};
+	uint64_t t0 = bh_now_ns();
+	cr_assert_eq(bh_ntfn_wait2(&n, &also, WAIT2_IO, 0, 20 * 1000 * 1000, &st), 0);
+	cr_assert_geq(bh_now_ns() - t0, 20ull * 1000 * 1000, "it slept out its timeout");
+	cr_assert_eq(st.timeouts, 1);
+	cr_assert_eq(n.word, 0);
+	cr_assert_eq(also.word, 0);
+}
+
+struct waker2 {
+	struct bh_ntfn *n, *also, *signal;
+	uint32_t badge;
+	struct bh_ntfn_stats st;
+};
+
+static void *wake2_later(void *arg)
+{
+	struct waker2 *w = arg;
+	/* until the receiver has marked both words: it is about to sleep */
+	while (!(__atomic_load_n(&w->n->word, __ATOMIC_ACQUIRE) & BH_NTFN_SLEEPING) ||
+	       !(__atomic_load_n(&w->also->word, __ATOMIC_ACQUIRE) & BH_NTFN_SLEEPING))
+		usleep(100);
+	usleep(2000);
+	bh_ntfn_signal(w->signal, w->badge, &w->st);
+	return NULL;
+}
+
+static void wait2_woken_by(bool second)
+{
+	struct bh_ntfn n = {0}, also = {0};
+	struct waker2 w = {.n = &n, .also = &also, .signal = second ? &also : &n, .badge = 4};
+	struct bh_ntfn_stats st = {0};
+	pthread_t t;
+	pthread_create(&t, NULL, wake2_later, &w);
+	uint64_t t0 = bh_now_ns();
+	uint32_t got = bh_ntfn_wait2(&n, &also, WAIT2_IO, 0, 5ll * 1000 * 1000 * 1000, &st);
+	uint64_t took = bh_now_ns() - t0;
+	pthread_join(t, NULL);
+	cr_assert_lt(took, 2ull * 1000 * 1000 * 1000, "woken (took %llu ms), not timed out",
+		     (unsigned long long)(took / 1000000));
+	cr_assert_eq(got, second ? WAIT2_IO : 4u);
+	cr_assert_eq(w.st.wakes, 1, "the sender found the receiver asleep and woke it");
+	cr_assert_geq(st.sleeps, 1);
+	cr_assert_eq(st.timeouts, 0, "woken, not timed out");
+	cr_assert_eq(n.word, 0, "both marks cleared");
+	cr_assert_eq(also.word, 0);
+}
+
+Test(ntfn, wait2_sleeper_is_woken_by_the_first_word)
+{
+	cr_assert(bh_ntfn_wait2_supported(), "this kernel has no futex_waitv (Linux 5.16+)");
+	wait2_woken_by(false);
+}
+
+Test(ntfn, wait2_sleeper_is_woken_by_the_second_word)
+{
+	cr_assert(bh_ntfn_wait2_supported(), "this kernel has no futex_waitv (Linux 5.16+)");
+	wait2_woken_by(true);
+}

@@ -99,6 +99,12 @@ for mode in factored mono; do
 	check "$mode: stats --json has every domain" grep -q '"driver": {.*"ip": {.*"tcp": {.*"sock": {' <<<"$s"
 	segs=$(timeout 10 "$B" stats b | awk '$1 == "tcp.segs_in" {print $2}')
 	check "$mode: stats counts segments ($segs)" [ "${segs:-0}" -gt 14000 ]
+	# The driver sleeps on the wire's word itself: no poller thread, and
+	# the other end's wake-up calls reach it directly.
+	drv="$(timeout 10 "$B" stats b)"
+	dv() { awk -v k="$1" '$1 == k {print $2}' <<<"$drv"; }
+	check "$mode: the wire needs no poller thread (poller.none $(dv driver.poller.none), poller.wakes $(dv driver.poller.wakes), the other end's wake-ups $(timeout 10 "$B" stats a | awk '$1 == "driver.dev.peer_wakes" {print $2}'))" \
+		[ "$(dv driver.poller.none)" = 1 -a "$(dv driver.poller.wakes)" = 0 ]
 	kill $srv
 	wait $srv 2>/dev/null
 	for d in driver ip tcp sock; do
