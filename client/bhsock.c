@@ -274,34 +274,35 @@ static uint32_t state(int s)
 	return bh_load_acquire32(&g.slots[s].state);
 }
 
-/* Sleeps until cond(s) or the deadline (ns, 0: none). Returns 0 or
- * -ETIMEDOUT. */
-static int wait_for(int s, bool (*cond)(int), uint64_t deadline)
+/* Sleeps until cond(s) or the deadline (ns, 0: none), on the side of
+ * the slot cond is about (tx: room to send or a connection completing;
+ * else data or a connection to accept). Returns 0 or -ETIMEDOUT. */
+static int wait_for(int s, bool (*cond)(int), bool tx, uint64_t deadline)
 {
-	struct bh_app_slot *sl = &g.slots[s];
+	uint64_t *want = tx ? &g.slots[s].want_tx : &g.slots[s].want_rx;
 	for (;;) {
 		if (cond(s))
 			return 0;
 		uint64_t bit = 1ull << waiter();
 		/* want before the re-check (the server: state, then want);
 		 * bh_or64 is a full barrier. */
-		bh_or64(&sl->want, bit);
+		bh_or64(want, bit);
 		if (cond(s)) {
-			bh_and64(&sl->want, ~bit);
+			bh_and64(want, ~bit);
 			return 0;
 		}
 		int64_t slice = WAIT_SLICE_NS;
 		if (deadline) {
 			uint64_t now = bh_now_ns();
 			if (now >= deadline) {
-				bh_and64(&sl->want, ~bit);
+				bh_and64(want, ~bit);
 				return -ETIMEDOUT;
 			}
 			if ((int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
 		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL);
-		bh_and64(&sl->want, ~bit);
+		bh_and64(want, ~bit);
 		if (g.fd < 0 || (!woke && server_gone()))
 			return -ECONNRESET;
 	}
@@ -473,7 +474,7 @@ int bh_accept(int s, struct sockaddr *a, socklen_t *len)
 		}
 		if (r != -EAGAIN || l->nonblock)
 			return fail(-r);
-		wait_for(s, accept_ready, 0);
+		wait_for(s, accept_ready, false, 0);
 		int e = sock_error(s);
 		if (e)
 			return fail(e);
@@ -512,7 +513,7 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 		if (space == 0) {
 			if (nb)
 				return sent ? (ssize_t)sent : fail(EAGAIN);
-			if (wait_for(s, tx_ready, 0) == -ECONNRESET)
+			if (wait_for(s, tx_ready, true, 0) == -ECONNRESET)
 				return sent ? (ssize_t)sent : fail(ECONNRESET);
 			continue;
 		}
@@ -537,7 +538,7 @@ static ssize_t send_dgram(int s, struct lsock *l, const uint8_t *buf, size_t n, 
 	while (tx_space(s) < need) {
 		if (nb)
 			return fail(EAGAIN);
-		wait_for(s, tx_ready, 0);
+		wait_for(s, tx_ready, true, 0);
 		int e = sock_error(s);
 		if (e)
 			return fail(e);
@@ -605,7 +606,7 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 				return fail(ENOTCONN);
 			if (nb)
 				return fail(EAGAIN);
-			if (wait_for(s, rx_ready, 0) == -ECONNRESET)
+			if (wait_for(s, rx_ready, false, 0) == -ECONNRESET)
 				return fail(ECONNRESET);
 			continue;
 		}
@@ -765,6 +766,23 @@ static short revents_of(int s, short events)
 	return r;
 }
 
+/* Sets (or clears) this thread's bit on the sides of a slot a poll
+ * entry waits for; errors and hang-ups come with a state change, which
+ * signals both. */
+static void want_poll(const struct pollfd *p, bool on)
+{
+	if (ls_of(p->fd) == NULL)
+		return;
+	struct bh_app_slot *sl = &g.slots[p->fd];
+	uint64_t bit = 1ull << waiter();
+	bool rx = (p->events & POLLIN) || !(p->events & POLLOUT);
+	bool tx = (p->events & POLLOUT) != 0;
+	if (rx)
+		on ? bh_or64(&sl->want_rx, bit) : bh_and64(&sl->want_rx, ~bit);
+	if (tx)
+		on ? bh_or64(&sl->want_tx, bit) : bh_and64(&sl->want_tx, ~bit);
+}
+
 int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	uint64_t deadline = timeout >= 0 ? bh_now_ns() + (uint64_t)timeout * 1000000u : 0;
@@ -777,8 +795,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 		if (ready || timeout == 0)
 			return ready;
 		for (nfds_t i = 0; i < n; i++)
-			if (ls_of(fds[i].fd))
-				bh_or64(&g.slots[fds[i].fd].want, 1ull << waiter());
+			want_poll(&fds[i], true);
 		bh_full_barrier();
 		for (nfds_t i = 0; i < n; i++) {
 			fds[i].revents = fds[i].fd < 0 ? 0 : revents_of(fds[i].fd, fds[i].events);
@@ -798,8 +815,7 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 				slice = -1;
 		}
 		for (nfds_t i = 0; i < n; i++)
-			if (ls_of(fds[i].fd))
-				bh_and64(&g.slots[fds[i].fd].want, ~(1ull << waiter()));
+			want_poll(&fds[i], false);
 		if (ready)
 			return ready;
 		if (deadline && bh_now_ns() >= deadline)

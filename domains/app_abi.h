@@ -23,10 +23,12 @@
  *                 send ring (ring bytes)
  *
  * A thread that waits on sockets owns one of the notification words
- * while it lives; it sets bit i (its word's index) in the `want` mask of
- * each socket it waits on, re-checks, and sleeps on word i; the server,
- * after changing a slot, signals every word whose bit is set in its
- * `want`. Threads of one application so never take each other's
+ * while it lives; it sets bit i (its word's index) in the `want_rx` or
+ * `want_tx` mask of each socket it waits on (by what it waits for),
+ * re-checks, and sleeps on word i; the server, after changing a slot,
+ * signals every word whose bit is set in the mask of the side that
+ * changed (both on a state change), so a send-side change never wakes a
+ * reader. Threads of one application so never take each other's
  * wake-ups, also when several wait on one socket (beyond BH_APP_WAITERS
  * waiting threads at once, words are shared and a thread may wait out
  * its slice instead).
@@ -53,7 +55,7 @@
 #include "ipc/ntfn.h"
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
-#define BH_APP_VERSION 2u
+#define BH_APP_VERSION 3u
 /* The badge an application ORs into the socket server's notification
  * word after it set dirty bits (domains/proto.h lists the others). */
 #define BH_BADGE_APP (1u << 9)
@@ -136,8 +138,12 @@ struct bh_app_slot {
 	/* application-written */
 	uint32_t rx_tail;
 	uint32_t tx_head;
-	uint64_t want; /* bit i: the thread on waiter word i waits on this slot */
-	uint32_t pad1[12];
+	/* bit i: the thread on waiter word i waits on this slot, to read or
+	 * accept (want_rx), to send or for a connection to complete
+	 * (want_tx); a state change signals both */
+	uint64_t want_rx;
+	uint64_t want_tx;
+	uint32_t pad1[10];
 };
 
 _Static_assert(sizeof(struct bh_app_slot) == 128, "two cache lines");

@@ -255,6 +255,7 @@ static void rq_socket(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	s->udp = rq->a == BH_SOCK_DGRAM;
 	s->app = ai;
 	s->slot = slot;
+	s->published = false;
 	bind_slot(a, slot, sid);
 	sk_publish(d, s);
 	sk_reply_sock(d, a, 0, s);
@@ -366,6 +367,7 @@ static void rq_accept(struct sockd *d, uint32_t ai, struct ssock *s)
 	n->acc_next = 0;
 	n->app = ai;
 	n->slot = slot;
+	n->published = false;
 	bind_slot(a, slot, nsid);
 	sk_publish(d, s);
 	sk_publish(d, n);

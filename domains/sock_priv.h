@@ -25,7 +25,7 @@
  *     done with it (sk_maybe_free).
  *   - rx_head and tx_tail are the server's own indices into the
  *     application's rings, never re-read from shared memory; what the
- *     application writes (rx_tail, tx_head, dirty bits, want) is read
+ *     application writes (rx_tail, tx_head, dirty bits, want_rx, want_tx) is read
  *     once and checked, and a bad value resets that socket only.
  *   - The server never writes another application's region.
  *   - Control messages to tcp leave in order (cq_tcp); data waits while
@@ -87,6 +87,10 @@ struct ssock {
 	int err;
 	uint32_t app, slot;        /* NO_APP: no application holds it */
 	uint32_t rx_head, tx_tail; /* our indices, never re-read */
+	/* What the slot last showed the application (sk_publish signals a
+	 * direction's waiters only when something of theirs changed). */
+	bool published;
+	uint32_t pub_state, pub_rx_head, pub_tx_tail, pub_accq;
 	uint32_t shut_at;          /* tx_head when shutdown(SHUT_WR) came */
 	uint32_t tx_out;           /* SOCK buffers with tcp */
 	uint32_t laddr, raddr;

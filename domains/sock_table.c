@@ -84,11 +84,25 @@ void sk_publish(struct sockd *d, struct ssock *s)
 	bh_store_release32(&sl->state, st);
 	bh_store_release32(&sl->seq, sl->seq + 1);
 	struct app *a = &d->apps[s->app];
+	/* Readers wait for data, a connection to accept, or a state change;
+	 * senders for room, or a state change. A change of one side wakes
+	 * only its own waiters. */
+	bool any = !s->published || st != s->pub_state;
+	bool rx = any || s->rx_head != s->pub_rx_head || s->accq != s->pub_accq;
+	bool tx = any || s->tx_tail != s->pub_tx_tail;
+	s->published = true;
+	s->pub_state = st;
+	s->pub_rx_head = s->rx_head;
+	s->pub_tx_tail = s->tx_tail;
+	s->pub_accq = s->accq;
 	/* The stores above, then want (the application stores want, then
 	 * re-reads them): one of us sees the other. An idle application
 	 * costs no signal. */
 	bh_full_barrier();
-	a->owe |= bh_load_relaxed64(&sl->want);
+	if (rx)
+		a->owe |= bh_load_relaxed64(&sl->want_rx);
+	if (tx)
+		a->owe |= bh_load_relaxed64(&sl->want_tx);
 }
 
 static void reply(struct app *a, const struct bh_rpc_rep *r)

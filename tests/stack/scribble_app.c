@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 			switch (next() % 4) {
 			case 0: sl->tx_head = v; break;
 			case 1: sl->rx_tail = v; break;
-			case 2: sl->want = v; break;
+			case 2: *(v & 1 ? &sl->want_rx : &sl->want_tx) = v; break;
 			default: sl->tx_head += v % 4096; break;
 			}
 			uint32_t *dirty = (uint32_t *)(base + m.dirty_off);
