@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -260,6 +261,21 @@ struct loop {
 
 uint32_t bh_rt_batch = BH_RT_BATCH;
 
+/* The scheduling class of a domain process: SCHED_BATCH unless
+ * $BULKHEAD_SCHED says "normal". A woken SCHED_BATCH task does not
+ * preempt the one running, so a domain that signals its neighbour
+ * finishes its pass (and goes to sleep) before the neighbour runs on
+ * the same CPU, instead of being switched out and back in between. */
+static void set_sched(void)
+{
+	const char *e = getenv("BULKHEAD_SCHED");
+	if (e && strcmp(e, "normal") == 0)
+		return;
+	struct sched_param sp = {.sched_priority = 0};
+	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+		bh_logf("cannot run under SCHED_BATCH: %s", strerror(errno));
+}
+
 /* The knobs the evaluation turns ($BULKHEAD_SPIN, $BULKHEAD_BATCH). */
 static void read_knobs(struct loop *lp)
 {
@@ -269,6 +285,7 @@ static void read_knobs(struct loop *lp)
 		bh_rt_batch = b < 1 ? 1 : b > BH_RT_BATCH ? BH_RT_BATCH : (uint32_t)b;
 	}
 	lp->spin = bh_ntfn_spin_budget(BH_RT_SPIN);
+	set_sched();
 }
 
 static bool loop_arm(struct loop *lp, struct bh_ntfn **also)
