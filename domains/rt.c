@@ -261,18 +261,28 @@ struct loop {
 
 uint32_t bh_rt_batch = BH_RT_BATCH;
 
-/* The scheduling class of a domain process: SCHED_BATCH unless
- * $BULKHEAD_SCHED says "normal". A woken SCHED_BATCH task does not
+/* The scheduling class of a domain process. On one CPU (its affinity
+ * allows no other), SCHED_BATCH: a woken SCHED_BATCH task does not
  * preempt the one running, so a domain that signals its neighbour
- * finishes its pass (and goes to sleep) before the neighbour runs on
- * the same CPU, instead of being switched out and back in between. */
+ * finishes its pass (and goes to sleep) before the neighbour runs,
+ * instead of being switched out and back in between. With more CPUs the
+ * woken domain runs elsewhere and the measurements showed no gain, so
+ * the class stays SCHED_OTHER. $BULKHEAD_SCHED=batch or normal
+ * overrides (docs/PERFORMANCE.md). */
 static void set_sched(void)
 {
 	const char *e = getenv("BULKHEAD_SCHED");
-	if (e && strcmp(e, "normal") == 0)
-		return;
+	bool batch;
+	if (e && strcmp(e, "batch") == 0) {
+		batch = true;
+	} else if (e && strcmp(e, "normal") == 0) {
+		batch = false;
+	} else {
+		cpu_set_t set;
+		batch = sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) <= 1;
+	}
 	struct sched_param sp = {.sched_priority = 0};
-	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+	if (batch && sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
 		bh_logf("cannot run under SCHED_BATCH: %s", strerror(errno));
 }
 
