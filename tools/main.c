@@ -48,7 +48,7 @@ static void bh_usage(FILE *f)
 	      "  bench ip [OPTIONS]  measure the IP library's receive path\n"
 	      "  bench tcp [OPTIONS] measure the TCP library: cost per segment, goodput\n"
 	      "                      over a simulated lossy path; replay a simulation\n"
-	      "  bench [--quick] [--smoke] [--out DIR]  (through the launcher ./bulkhead)\n"
+	      "  bench [--quick] [--smoke] [--check] [--out DIR]  (through the launcher ./bulkhead)\n"
 	      "                      the evaluation: factored, mono, Linux over veth and\n"
 	      "                      TAP, every workload, a report with tables and plots\n"
 	      "  version             print the version\n"

@@ -1,7 +1,9 @@
 # bench/eval/report.awk - the tables of report.md from results.tsv lines
 # "cpu system workload param metric value" (bench/eval/report.sh runs it
-# with -v cpus="free pinned" -v linux=0|1, and -v medf=FILE to write
-# every median there as "cpu system workload param metric median").
+# with -v cpus="free pinned" -v linux=0|1, -v medf=FILE to write every
+# median there as "cpu system workload param metric median", and
+# -v checkf=FILE for one line per target: "met", "missed" or "not
+# measured", then what).
 {
 	k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4 SUBSEP $5
 	cnt[k]++
@@ -28,6 +30,56 @@ function med(c, s, w, p, m,    key, n, i, j, a, t) {
 		a[j + 1] = t
 	}
 	return a[int((n + 1) / 2)]
+}
+
+# The median of n values a[1..n], with the smallest and largest left in
+# rlo and rhi.
+function medarr(a, n,    i, j, t) {
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] > t; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	rlo = a[1]
+	rhi = a[n]
+	return a[int((n + 1) / 2)]
+}
+
+# One system's figure over the rounds: the median, its range in rlo-rhi.
+function frange(c, s, w, p, m,    key, n, i, a) {
+	key = c SUBSEP s SUBSEP w SUBSEP p SUBSEP m
+	n = cnt[key]
+	rlo = rhi = ""
+	if (!n)
+		return ""
+	for (i = 1; i <= n; i++)
+		a[i] = val[key, i] + 0
+	return medarr(a, n)
+}
+
+# System a against system b, round by round (round i of one against
+# round i of the other: both ran in the same round): the median ratio,
+# above 1 when a is better (dir hi: more is better; lo: less is), with
+# its range in rlo-rhi; op "diff" gives a - b instead.
+function rratio(c, a, b, w, p, m, dir, op,    ka, kb, n, i, x, y, r) {
+	ka = c SUBSEP a SUBSEP w SUBSEP p SUBSEP m
+	kb = c SUBSEP b SUBSEP w SUBSEP p SUBSEP m
+	n = cnt[ka] < cnt[kb] ? cnt[ka] : cnt[kb]
+	rlo = rhi = ""
+	if (!n)
+		return ""
+	for (i = 1; i <= n; i++) {
+		x = val[ka, i] + 0
+		y = val[kb, i] + 0
+		if (op == "diff")
+			r[i] = x - y
+		else if (x == 0 || y == 0)
+			return ""
+		else
+			r[i] = dir == "lo" ? y / x : x / y
+	}
+	return medarr(r, n)
 }
 
 # A figure, or one derived from figures: cpu_gb (machine CPU seconds per
@@ -76,15 +128,17 @@ function sortparams(w,    i, j, t, n) {
 	return n
 }
 
-function row(label, c, w, p, m, dir,    f, mo, l, t) {
+function row(label, c, w, p, m, dir,    f, mo, l, lo, t) {
 	f = fig(c, "factored", w, p, m)
 	mo = fig(c, "mono", w, p, m)
 	l = fig(c, "linux", w, p, m)
+	lo = fig(c, "linuxoff", w, p, m)
 	t = fig(c, "tap", w, p, m)
-	if (f == "" && mo == "" && l == "" && t == "")
+	if (f == "" && mo == "" && l == "" && lo == "" && t == "")
 		return
-	printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", label, fmt(f), fmt(mo), fmt(l), fmt(t),
-		ratio(f, mo, dir), ratio(f, l, dir), ratio(mo, l, dir)
+	printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, fmt(f), fmt(mo),
+		fmt(l), fmt(lo), fmt(t), ratio(f, mo, dir), ratio(f, l, dir), ratio(mo, l, dir),
+		ratio(mo, lo, dir)
 	# Workloads where Bulkhead beats the kernel (for the targets).
 	if (l != "" && (m == "mbps" || m == "per_s" || m ~ /^p/)) {
 		if (f != "" && ratio(f, l, dir) + 0 > 1)
@@ -95,31 +149,86 @@ function row(label, c, w, p, m, dir,    f, mo, l, t) {
 }
 
 function header(first) {
-	printf "| %s | factored | mono | linux | tap | factored/mono | factored/linux | mono/linux |\n", first
-	print "|---|---|---|---|---|---|---|---|"
+	printf "| %s | factored | mono | linux | linux, no offloads | tap | factored/mono | factored/linux | mono/linux | mono/linux, no offloads |\n", first
+	print "|---|---|---|---|---|---|---|---|---|---|"
 }
 
-function target(label, c, w, p, m, dir, goal,    f, mo, r) {
-	f = fig(c, "factored", w, p, m)
-	mo = fig(c, "mono", w, p, m)
-	r = ratio(f, mo, dir)
-	printf "| %s | %s | %s | %s | %s |\n", label, c, r, goal,
-		r == "-" ? "not measured" : (r + 0 >= goal ? "met" : "**short**")
+# One target's line in the report and in checkf. x: the median (""
+# when not measured), its range lo-hi over the rounds, goal, how: ge
+# (x must be at least goal) or le (at most). Uncertain: the range spans
+# the goal, or 1.0 for a ratio (ratio 1).
+function verdict(label, c, x, lo, hi, goal, how, isratio, unit,    ok, v, span, r) {
+	if (x == "") {
+		v = "not measured"
+		r = "-"
+	} else {
+		ok = how == "ge" ? x + 0 >= goal : x + 0 <= goal
+		v = ok ? "met" : "missed"
+		span = lo != "" && ((lo + 0 < goal && hi + 0 > goal) || (isratio && lo + 0 < 1 && hi + 0 > 1))
+		if (span)
+			v = v ", uncertain"
+		r = fmt(x) unit (lo != "" && hi != lo ? " (" fmt(lo) "-" fmt(hi) ")" : "")
+	}
+	printf "| %s | %s | %s | %s %s%s | %s |\n", label, c, r, how == "ge" ? "≥" : "≤", fmt(goal), unit,
+		v ~ /^met/ ? v : "**" v "**"
+	if (checkf != "")
+		printf "%s\t%s, %s: %s (goal %s %s)\n", v, label, c, r, how == "ge" ? ">=" : "<=", fmt(goal) >checkf
+}
+
+# A target on the ratio of two systems, round by round.
+function rtarget(label, c, a, b, w, p, m, dir, goal,    x) {
+	x = rratio(c, a, b, w, p, m == "cpu_gb" ? "cpu_s" : m, dir)
+	verdict(label, c, x, rlo, rhi, goal, "ge", 1, "")
+}
+
+# A target on one system's figure.
+function atarget(label, c, s, w, p, m, goal, how, unit,    x) {
+	x = frange(c, s, w, p, m)
+	verdict(label, c, x, rlo, rhi, goal, how, 0, unit)
+}
+
+# The latency target: factored's p50 minus mono's (round by round), at
+# most 1.5 x the extra domain crossings per exchange x one futex
+# hand-off on one CPU (this run's IPC bench).
+function latency_target(    c, d, dlo, dhi, h, x, n, k) {
+	c = "pinned"
+	d = rratio(c, "factored", "mono", "rr", 1, "p50_us", "", "diff")
+	dlo = rlo
+	dhi = rhi
+	h = frange(c, "ipc", "handoff", 1, "ns")
+	x = crossings(c, "factored")
+	if (d == "" || h == "" || x == "") {
+		verdict("rr 1 B p50: factored minus mono, µs, at most 1.5 x crossings x hand-off", c, "", "", "", 0, "le", 0, "")
+		return
+	}
+	verdict(sprintf("rr 1 B p50: factored minus mono (bound: 1.5 x %.1f extra crossings x %.2f µs hand-off)", x, h / 1000),
+		c, d, dlo, dhi, 1.5 * x * h / 1000, "le", 0, " µs")
+}
+
+# Crossings per 1-byte exchange between domain processes, from the
+# cost run: batches taken from a neighbour's ring (chan.*.rx_batches,
+# both instances) per exchange. Mono's links are calls: none.
+function crossings(c, s,    b, n) {
+	if (s == "mono")
+		return 0
+	b = fig(c, s, "cost_rr", 1, "chan_rx_batches")
+	n = fig(c, s, "cost_rr", 1, "count")
+	return b == "" || n == "" || n + 0 == 0 ? "" : b / n
 }
 
 function cost_table(c, w, p,    s, i, pk, line, x, m, n, lab) {
-	ns = split("factored mono linux tap", sy, " ")
+	ns = split("factored mono linux linuxoff tap", sy, " ")
 	for (i = 1; i <= ns; i++) {
 		s = sy[i]
-		if (s == "linux")
+		if (s == "linux" || s == "linuxoff")
 			pk[s] = fig(c, s, "cost_" w, p, "frames")
 		else if (s == "tap")
 			pk[s] = fig(c, s, "cost_" w, p, "tx_frames") + fig(c, s, "cost_" w, p, "rx_frames")
 		else
 			pk[s] = fig(c, s, "cost_" w, p, "tx_frames")
 	}
-	printf "| %s, %s | factored | mono | linux | tap |\n", w == "bulk" ? "bulk " p / 1048576 " MiB" : "rr " p " B", c
-	print "|---|---|---|---|---|"
+	printf "| %s, %s | factored | mono | linux | linux, no offloads | tap |\n", w == "bulk" ? "bulk " p / 1048576 " MiB" : "rr " p " B", c
+	print "|---|---|---|---|---|---|"
 	n = split("packets|system calls per packet|context switches per packet|CPU µs per packet (task-clock)|cycles per packet|instructions per packet|notifications owed per packet|signals sent per packet|signals suppressed, %|futex wake-ups per packet|descriptors per notification|ring occupancy found (mean)|loop sleeps per packet", lab, "|")
 	for (m = 1; m <= n; m++) {
 		line = "| " lab[m] " |"
@@ -235,19 +344,39 @@ END {
 	}
 
 	print "## Against the targets\n"
-	print "| target (factored/mono) | CPUs | measured | goal | |"
+	print "Medians over the rounds with their range (min-max); a ratio is taken"
+	print "round by round between systems that ran in the same round. Uncertain:"
+	print "the range spans the goal (or 1.0). `./bulkhead bench --check` exits 3"
+	print "when a target is missed or not measured.\n"
+	print "| target | CPUs | measured | goal | |"
 	print "|---|---|---|---|---|"
 	pb = par["bulk_up", 1]
-	target("bulk up throughput", "pinned", "bulk_up", pb, "mbps", "hi", 0.95)
-	target("bulk down throughput", "pinned", "bulk_down", pb, "mbps", "hi", 0.95)
-	target("rr 1 B exchanges/s", "pinned", "rr", 1, "per_s", "hi", 0.9)
-	target("connections/s", "pinned", "crr", par["crr", 1], "per_s", "hi", 0.9)
-	target("bulk up throughput", "free", "bulk_up", pb, "mbps", "hi", 1.0)
-	target("bulk down throughput", "free", "bulk_down", pb, "mbps", "hi", 1.0)
-	target("rr 1 B exchanges/s", "free", "rr", 1, "per_s", "hi", 1.0)
-	target("connections/s", "free", "crr", par["crr", 1], "per_s", "hi", 1.0)
-	target("CPU efficiency, bulk up (mono CPU s/GB over factored's)", "pinned", "bulk_up", pb, "cpu_gb", "lo", 0.9)
-	target("CPU efficiency, bulk up (mono CPU s/GB over factored's)", "free", "bulk_up", pb, "cpu_gb", "lo", 0.9)
+	for (ci = 1; ci <= nc; ci++) {
+		c = cpu[ci]
+		rtarget("bulk up, factored/mono", c, "factored", "mono", "bulk_up", pb, "mbps", "hi", 0.9)
+		rtarget("bulk down, factored/mono", c, "factored", "mono", "bulk_down", pb, "mbps", "hi", 0.9)
+		rtarget("bulk up, CPU per GB, mono's over factored's", c, "factored", "mono", "bulk_up", pb, "cpu_gb", "lo", 0.9)
+	}
+	latency_target()
+	if (linux) {
+		for (ci = 1; ci <= nc; ci++) {
+			c = cpu[ci]
+			rtarget("bulk up, mono/linux with GSO, TSO and GRO off", c, "mono", "linuxoff", "bulk_up", pb, "mbps", "hi", 1.0)
+			rtarget("bulk up, mono/linux with its offloads", c, "mono", "linux", "bulk_up", pb, "mbps", "hi", 0.5)
+		}
+		x = rratio("pinned", "mono", "linux", "rr", 1, "p50_us", "hi")
+		verdict("rr 1 B p50, mono over linux", "pinned", x, rlo, rhi, 2.0, "le", 0, "")
+	}
+	atarget("bulk up, mono, Mbit/s", "free", "mono", "bulk_up", pb, "mbps", 10000, "ge", "")
+	atarget("bulk up, factored, Mbit/s", "free", "factored", "bulk_up", pb, "mbps", 9000, "ge", "")
+	verdict("copies of a payload byte per side (counted by the stack)", "-", "", "", "", 3, "le", 0, "")
+	verdict("checksum passes over a payload byte per side", "-", "", "", "", 1, "le", 0, "")
+	print ""
+	print "Domain crossings per 1-byte exchange (batches a domain process took"
+	print "from a neighbour's ring, both instances; the cost run): factored " fmt(crossings("pinned", "factored")) " pinned, " fmt(crossings("free", "factored")) " free; mono 0 (its links are calls)."
+	h = frange("pinned", "ipc", "handoff", 1, "ns")
+	if (h != "")
+		print "One futex hand-off on one CPU (half of `bulkhead bench ipc`'s raw futex round trip, pinned, each round): " fmt(h / 1000) " µs (" fmt(rlo / 1000) "-" fmt(rhi / 1000) ")."
 	print ""
 	if (linux) {
 		print "Where Bulkhead beats the Linux kernel (veth between namespaces):\n"

@@ -27,14 +27,17 @@ set -u
 	echo
 	echo "Systems: **factored** (two Bulkhead instances over \`wire:\`, four domain"
 	echo "processes each), **mono** (the same, one process each), **linux** (the kernel's"
-	echo "TCP between two network namespaces over veth), **tap** (a factored Bulkhead"
+	echo "TCP between two network namespaces over veth, with veth's offloads: TSO and"
+	echo "GSO on, GRO off), **linux, no offloads** (the same with GSO, TSO and GRO off:"
+	echo "1500-byte frames, as Bulkhead's), **tap** (a factored Bulkhead"
 	echo "instance as client, the host's Linux as server, over TAP). One load"
 	echo "generator drives them all and verifies every byte. **free**: every CPU"
 	echo "free; **pinned**: every process of the run on CPU 0 (equal CPU)."
 	echo "Ratios above 1 mean the first system is better (for latency and CPU"
 	echo "per byte, the inverse ratio is shown)."
 	echo
-	awk -F'\t' -v cpus="$CPUS" -v linux="$LINUX" -v medf="$OUT/medians.tsv" -f "$(dirname "$0")/report.awk" "$RES"
+	awk -F'\t' -v cpus="$CPUS" -v linux="$LINUX" -v medf="$OUT/medians.tsv" \
+		-v checkf="$OUT/check.txt" -f "$(dirname "$0")/report.awk" "$RES"
 	if [ -s "$OUT/failures.txt" ]; then
 		echo
 		echo "## Runs that failed"

@@ -7,29 +7,39 @@
 #   mono      the same two, each one process (--mode mono)
 #   linux     the kernel's TCP between two network namespaces over veth,
 #             at the same MTU, the same program over kernel sockets
+#             (veth's defaults: TSO and GSO on, GRO off)
+#   linuxoff  the same with GSO, TSO and GRO off on both ends (every
+#             packet a 1500-byte frame, as Bulkhead's: equal packet work)
 #   tap       one Bulkhead instance (factored) against the host's Linux
 #             over a TAP interface
 # with every CPU free, and again with every process pinned to one core
 # (equal CPU). Every transfer is verified by the load generator (each
-# byte against a pattern, each echo against what was sent).
+# byte against a pattern, each echo against what was sent). Each pinned
+# round also measures one futex hand-off between two processes on one
+# CPU (`bulkhead bench ipc`), the unit of the latency target.
 #
 # What it writes to DIR (default bench-out/ in the current directory):
-#   report.md      the machine, the tables with ratios, where the cost goes
+#   report.md      the machine, the tables with ratios, the targets, where
+#                  the cost goes
+#   check.txt      one line per target: met, missed or not measured
 #   results.tsv    every figure: cpu system workload param metric value
 #   *.png          plots (gnuplot): throughput vs message size, latency
 #                  distributions, connection count, batch and spin sweeps
 # --quick: one round of fewer, shorter runs (under two minutes);
 # --smoke: the smallest run that still exercises every system and plot
 # (the suite runs --quick --smoke and checks the output).
+# --check: exit 3 when a target of docs/PERFORMANCE.md is missed or could
+# not be measured (after writing the report).
 set -u
 TOOL="$1"
 shift
-QUICK=0 SMOKE=0 OUT="$PWD/bench-out"
-usage() { echo "usage: bulkhead bench [--quick] [--smoke] [--out DIR]" >&2; exit 2; }
+QUICK=0 SMOKE=0 CHECK=0 OUT="$PWD/bench-out"
+usage() { echo "usage: bulkhead bench [--quick] [--smoke] [--check] [--out DIR]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--smoke) SMOKE=1 ;;
+	--check) CHECK=1 ;;
 	--out) [ $# -ge 2 ] || usage; OUT="$2"; shift ;;
 	*) usage ;;
 	esac
@@ -48,7 +58,7 @@ elif [ "$QUICK" -eq 1 ]; then
 	SWEEP_BULK=$((16 << 20)) SWEEP_RR=300 COST_BULK=$((32 << 20)) COST_RR=300
 	CPUS="free pinned"
 else
-	ROUNDS=3 BULK=$((256 << 20)) RR_SIZES="1 64 1024 4096 16384 65536" RR_N=2000 CRR_N=500
+	ROUNDS=5 BULK=$((256 << 20)) RR_SIZES="1 64 1024 4096 16384 65536" RR_N=2000 CRR_N=500
 	UDP_SIZES="64 1024" UDP_N=2000 CONC=100 CONNS="1 10 100 1000 10000" BATCHES="1 4 16 64 256"
 	SPINS="0 100 1000 10000" SWEEP_BULK=$((64 << 20)) SWEEP_RR=1000
 	COST_BULK=$((128 << 20)) COST_RR=2000 CPUS="free pinned"
@@ -61,6 +71,7 @@ OUT="$(cd "$OUT" && pwd)"
 RES="$OUT/results.tsv"
 : >"$RES"
 : >"$OUT/failures.txt"
+: >"$OUT/check.txt"
 rm -f "$OUT"/*.png "$OUT"/lat-*.txt "$OUT/report.md"
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-eval.XXXXXX)"
 TMP="$(mktemp -d /tmp/bh-eval-tmp.XXXXXX)"
@@ -178,7 +189,12 @@ linux_setup() {
 	ip -n "$NS1" addr add 10.96.0.1/24 dev bhev1
 	ip -n "$NS2" addr add 10.96.0.2/24 dev bhev2
 }
+# linux_up OFFLOADS: the veth's offloads as ethtool -K sets them (veth's
+# defaults: TSO and GSO on, GRO off).
 linux_up() {
+	ip netns exec "$NS1" ethtool -K bhev1 $1 >/dev/null 2>&1 &&
+		ip netns exec "$NS2" ethtool -K bhev2 $1 >/dev/null 2>&1 ||
+		{ say "ethtool -K cannot set the veth's offloads: $1"; return 1; }
 	ip netns exec "$NS1" "${PIN[@]}" "$TOOL" loadgen server --kernel --port "$PORT" \
 		2>>"$TMP/server.err" &
 	SRV=$!
@@ -216,7 +232,8 @@ system_up() { # system_up SYS [UP-ARGS...]
 	shift
 	case "$s" in
 	factored | mono) bulkhead_up "$s" "$@" ;;
-	linux) linux_up ;;
+	linux) linux_up "gso on tso on gro off" ;;
+	linuxoff) linux_up "gso off tso off gro off" ;;
 	tap) tap_up ;;
 	esac
 }
@@ -323,7 +340,7 @@ cost() {
 SYSTEMS=(factored mono)
 if linux_setup; then
 	LINUX=1
-	SYSTEMS+=(linux tap)
+	SYSTEMS+=(linux linuxoff tap)
 else
 	say "the Linux columns (veth, TAP) need root and network namespaces; left out"
 fi
@@ -332,11 +349,23 @@ say "$PERF_NOTE"
 START="$(date +%s)"
 say "$ROUNDS round(s) on $(nproc) cores, $(uname -r); results in $OUT"
 
+# One futex hand-off between two processes on one CPU: half the round
+# trip of `bulkhead bench ipc`'s raw futex test, pinned to CPU 0.
+handoff() {
+	local rtt
+	rtt="$(timeout 60 taskset -c 0 "$TOOL" bench ipc --quick --only futex --spin 0 --json \
+		2>/dev/null | grep -o '"id": "futex", [^}]*"rtt_ns": [0-9.e+]*' |
+		sed 's/.*"rtt_ns": //')"
+	[ -n "$rtt" ] || { say "the IPC bench gave no futex round trip"; return 1; }
+	record pinned ipc handoff 1 ns "$(awk -v r="$rtt" 'BEGIN {printf "%.0f", r / 2}')"
+}
+
 # 1. Every workload on every system, CPUs free and pinned, in rounds
 #    (the order of systems turns each round).
 for r in $(seq "$ROUNDS"); do
 	for cpu in $CPUS; do
 		pin_for "$cpu"
+		[ "$cpu" = pinned ] && handoff
 		n=${#SYSTEMS[@]}
 		for k in $(seq 0 $((n - 1))); do
 			s="${SYSTEMS[$(((k + r - 1) % n))]}"
@@ -350,7 +379,7 @@ done
 # 2. Connection count (CPUs free): N connections open at once.
 pin_for free
 for s in "${SYSTEMS[@]}"; do
-	[ "$s" = tap ] && continue
+	[ "$s" = tap ] || [ "$s" = linuxoff ] && continue
 	say "connections: $s ($CONNS)"
 	system_up "$s" --max-conns "$MAXCONNS" || continue
 	for n in $CONNS; do
@@ -407,4 +436,12 @@ export RES OUT TMP MODE ROUNDS ELAPSED PERF_NOTE LINUX CPUS
 } >>"$OUT/report.md"
 cat "$OUT/report.md"
 [ -s "$OUT/failures.txt" ] && { say "some runs failed: $OUT/failures.txt"; exit 1; }
+if [ "$CHECK" -eq 1 ]; then
+	missed="$(grep -cv '^met' "$OUT/check.txt")"
+	if [ "$missed" -gt 0 ]; then
+		say "$missed of $(wc -l <"$OUT/check.txt") targets missed or not measured ($OUT/check.txt)"
+		exit 3
+	fi
+	say "every target met"
+fi
 exit 0

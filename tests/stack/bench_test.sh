@@ -7,15 +7,23 @@
 . "$(dirname "$0")/lib.sh"
 EVAL="$(dirname "$B")/../bench/eval/run.sh"
 OUT="$WORK/out"
-check "bench --quick --smoke runs to the end" timeout 600 "$EVAL" "$B" --quick --smoke --out "$OUT"
+timeout 600 "$EVAL" "$B" --quick --smoke --check --out "$OUT"
+rc=$?
+check "bench --quick --smoke --check runs to the end (rc $rc: 0, or 3 when a target is missed)" \
+	[ "$rc" -eq 0 -o "$rc" -eq 3 ]
 R="$OUT/results.tsv"
+C="$OUT/check.txt"
+check "check.txt has a verdict for every target ($(wc -l <"$C") lines)" \
+	awk -F'\t' '$1 !~ /^(met|missed|not measured)/ {bad = 1} END {exit bad || NR < 16}' "$C"
+if grep -qv '^met' "$C"; then want=3; else want=0; fi
+check "--check exits $want: $(grep -cv '^met' "$C") targets missed or not measured" [ "$rc" -eq "$want" ]
 check "no run failed" test ! -s "$OUT/failures.txt"
 
 # has CPU SYS WORK METRIC: at least one figure of that kind.
 has() { awk -F'\t' -v c="$1" -v s="$2" -v w="$3" -v m="$4" \
 	'$1 == c && $2 == s && $3 == w && $5 == m {f = 1} END {exit !f}' "$R"; }
 for cpu in free pinned; do
-	for s in factored mono linux tap; do
+	for s in factored mono linux linuxoff tap; do
 		for w in bulk_up bulk_down rr crr conc udp; do
 			check "$cpu $s $w: verified" has "$cpu" "$s" "$w" verified
 		done
@@ -30,7 +38,15 @@ for cpu in free pinned; do
 	check "$cpu factored: CPU time per domain" has "$cpu" factored cost_bulk cpu_s.a.tcp
 	check "$cpu mono: CPU time of the one process" has "$cpu" mono cost_bulk cpu_s.a.all
 	check "$cpu linux: cost run counted veth packets" has "$cpu" linux cost_bulk frames
+	check "$cpu linux, no offloads: cost run counted veth packets" has "$cpu" linuxoff cost_bulk frames
+	check "$cpu factored: cost run counted ring batches (crossings)" has "$cpu" factored cost_rr chan_rx_batches
 done
+check "a futex hand-off on one CPU was measured" has pinned ipc handoff ns
+# Without GSO and TSO the kernel sends no frame larger than the MTU: more
+# frames than with them, for the same bytes.
+lf() { awk -F'\t' -v s="$1" '$1 == "free" && $2 == s && $3 == "cost_bulk" && $5 == "frames" {print $6}' "$R"; }
+check "linux without offloads sends more frames ($(lf linuxoff)) than with them ($(lf linux))" \
+	[ "$(lf linuxoff)" -gt "$(lf linux)" ]
 for s in factored mono linux; do
 	check "connection count: $s" has free "$s" conns verified
 done
@@ -52,7 +68,9 @@ for t in "## Every workload, CPUs free" "## Every workload, CPUs pinned" "## Aga
 done
 # A ratio column holds numbers (a figure missing would show as "-").
 check "report: factored/mono of bulk up is a number" \
-	awk -F'|' '$2 ~ /bulk up .* Mbit\/s/ {if ($7 ~ /^ *[0-9.]+ *$/) f = 1} END {exit !f}' "$OUT/report.md"
+	awk -F'|' '$2 ~ /bulk up .* Mbit\/s/ {if ($8 ~ /^ *[0-9.]+ *$/) f = 1} END {exit !f}' "$OUT/report.md"
+check "report: the latency target names its crossings and hand-off" \
+	grep -qE '^\| rr 1 B p50: factored minus mono \(bound: 1.5 x [0-9.]+ extra crossings x [0-9.]+ µs hand-off\)' "$OUT/report.md"
 for p in throughput latency connections knobs; do
 	check "plot $p.png is a PNG" bash -c "head -c 8 '$OUT/$p.png' | od -An -tx1 | grep -q '89 50 4e 47'"
 done
