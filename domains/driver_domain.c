@@ -89,8 +89,11 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	}
 	char shmlink_dir[256];
 	snprintf(shmlink_dir, sizeof(shmlink_dir), "%s/..", p->dir);
-	struct bh_backend_args a = {
-	    .spec = &d->spec, .shmlink_dir = shmlink_dir, .mtu = p->mtu, .tap_fd = env->tap_fd};
+	struct bh_backend_args a = {.spec = &d->spec,
+				    .shmlink_dir = shmlink_dir,
+				    .mtu = p->mtu,
+				    .tap_fd = env->tap_fd,
+				    .csum_offload = bh_plan_csum_offload(p)};
 	int e = bh_backend_open(&d->bk, &a, err, errlen);
 	if (e)
 		return e;
@@ -147,11 +150,13 @@ static void to_ip(struct drv *d, const uint32_t *bufs, const uint32_t *lens, uns
 	struct bh_pool *pool = &d->env->own;
 	struct bh_desc *out = d->out;
 	for (unsigned i = 0; i < n; i++) {
-		out[i] = (struct bh_desc){.buf = bufs[i],
-					  .off = (uint16_t)pool->geom.headroom,
-					  .len = (uint16_t)lens[i],
-					  .pool = BH_POOL_RX,
-					  .flags = BH_M_FRAME};
+		out[i] = (struct bh_desc){
+		    .buf = bufs[i],
+		    .off = (uint16_t)pool->geom.headroom,
+		    .len = (uint16_t)(lens[i] & BH_BK_LEN_MASK),
+		    .pool = BH_POOL_RX,
+		    .flags = BH_M_FRAME,
+		    .meta = (lens[i] & BH_BK_CSUM_VALID) ? BH_DESC_CSUM_VALID : 0};
 		bh_pool_lend(pool, bufs[i], BH_HOLDER_DOM(BH_DOM_IP));
 	}
 	unsigned k = bh_chan_send(d->ch, out, n);
@@ -240,6 +245,13 @@ static int drv_tx(struct drv *d, uint64_t now)
 			const struct bh_desc *x = &d->pend[d->pend_at + i];
 			frames[i] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
 			lens[i] = x->len;
+			/* A checksum left to the link: wire: takes it (or
+			 * completes it in its copy); no other backend is given
+			 * one, nor is it captured or impaired (tcp leaves none
+			 * partial then: bh_plan_csum_offload). */
+			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->spec.kind == BH_BK_SHMLINK &&
+			    !d->impair && d->dumper == NULL)
+				lens[i] |= BH_BK_CSUM_VALID;
 		}
 		unsigned took;
 		if (d->impair) {

@@ -116,7 +116,8 @@ static void op_transmit(void *ctx, const struct bh_pkt *f)
 			    .off = (uint16_t)f->off,
 			    .len = (uint16_t)f->len,
 			    .pool = pool,
-			    .flags = BH_M_FRAME};
+			    .flags = BH_M_FRAME,
+			    .meta = f->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0};
 	if (pool == BH_POOL_IP)
 		bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_DRIVER));
 	else if (!bh_track_out(&d->tr, pool, buf, BH_DOM_DRIVER, 0))
@@ -188,7 +189,10 @@ static void op_deliver(void *ctx, const struct bh_ip_rx *rx)
 		}
 		for (unsigned i = 0; i < rx->npieces; i++)
 			x[n++] = piece_desc(&rx->piece[i], i == 0 ? BH_M_SEG : BH_M_MORE,
-					    (uint16_t)rx->npieces, rx->src);
+					    (uint16_t)(rx->npieces | (rx->csum_valid
+									  ? BH_DESC_SEG_CSUM_VALID
+									  : 0)),
+					    rx->src);
 		send_up(d, BH_LINK_IT, BH_DOM_TCP, x, n);
 		return;
 	}
@@ -293,6 +297,8 @@ static void from_driver(struct ipd *d, uint64_t now_ms, const struct bh_desc *x,
 			continue;
 		}
 		struct bh_pkt p = pkt_of(d, &x[i], false);
+		if (x[i].meta & BH_DESC_CSUM_VALID)
+			p.csum = BH_CSUM_VALID;
 		bh_ip_input(d->ip, now_ms, &p);
 	}
 }
@@ -306,6 +312,8 @@ static void from_tcp(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, un
 			continue;
 		}
 		struct bh_pkt p = pkt_of(d, &x[i], true);
+		if (x[i].meta & BH_DESC_CSUM_PARTIAL)
+			p.csum = BH_CSUM_PARTIAL;
 		const uint8_t *h = bh_pkt_data(&p);
 		struct bh_ip_tx tx = {.dst = x[i].aux,
 				      .proto = BH_IPPROTO_TCP,

@@ -78,9 +78,10 @@ enum bh_msg_type {
 	/* link DI, both ways: one Ethernet frame at the span. */
 	BH_M_FRAME = 1,
 	/* link IT: a TCP segment. ip→tcp: the first piece, meta = number of
-	 * pieces (each further piece follows as BH_M_MORE), aux = source
-	 * address; tcp→ip: the whole segment (one piece), aux = destination
-	 * address. Addresses in host byte order. */
+	 * pieces (each further piece follows as BH_M_MORE) and
+	 * BH_DESC_SEG_CSUM_VALID, aux = source address; tcp→ip: the whole
+	 * segment (one piece), meta = BH_DESC_CSUM_PARTIAL or 0, aux =
+	 * destination address. Addresses in host byte order. */
 	BH_M_SEG = 2,
 	BH_M_MORE = 3,
 	/* Stream bytes for or from socket aux (tcp↔sock), or a UDP payload
@@ -93,6 +94,18 @@ enum bh_msg_type {
 	/* ip→tcp: a struct bh_ip_event (ICMP error, host unreachable). */
 	BH_M_IPEVENT = 7,
 };
+
+/* bh_desc.meta of a BH_M_SEG from tcp to ip and of a BH_M_FRAME from ip
+ * to the driver: the transport checksum is left to the device
+ * (BH_CSUM_PARTIAL, ip/ip.h). Of a BH_M_FRAME from the driver to ip: the
+ * link vouches for it (BH_CSUM_VALID). Any other bit is ignored. */
+#define BH_DESC_CSUM_PARTIAL 0x1u
+#define BH_DESC_CSUM_VALID 0x2u
+/* bh_desc.meta of the first BH_M_SEG piece from ip to tcp: the number of
+ * pieces, and this bit when the link vouched for the checksum
+ * (bh_ip_rx.csum_valid). */
+#define BH_DESC_SEG_CSUM_VALID 0x8000u
+#define BH_DESC_SEG_PIECES 0x7fffu
 
 /* Control operations (struct bh_ctl.op). */
 enum bh_ctl_op {

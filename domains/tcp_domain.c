@@ -2,8 +2,9 @@
  * domains/tcp_domain.c - the TCP domain: the TCP library (tcp/tcp.h), its timers
  * and connection table, between ip below and the socket server above.
  *
- *   link IT   segments in: the first piece (BH_M_SEG, meta = pieces,
- *             aux = source) and the rest (BH_M_MORE) become one
+ *   link IT   segments in: the first piece (BH_M_SEG, meta = pieces and
+ *             whether the link vouched for the checksum, aux = source)
+ *             and the rest (BH_M_MORE) become one
  *             bh_ip_rx; ICMP reports (BH_M_IPEVENT); segments out, one
  *             SEG buffer each
  *   link TS   sockets by id (sid, chosen by sock, 1..max_socks-1):
@@ -194,6 +195,7 @@ static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 			    .len = (uint16_t)seg->len,
 			    .pool = BH_POOL_SEG,
 			    .flags = BH_M_SEG,
+			    .meta = seg->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0,
 			    .aux = dst};
 	bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_IP));
 	if (bh_chan_send(d->env->chan[BH_LINK_IT], &x, 1) == 1)
@@ -273,6 +275,9 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .rcv_buf = p->tcp_buf,
 	    .snd_buf = p->tcp_buf,
 	    .secret = {p->secret[2], p->secret[3]},
+	    /* wire: may carry partial checksums (drivers/shmlink.c), which
+	     * completes them where the other end does not take them. */
+	    .csum_offload = bh_plan_csum_offload(p),
 	};
 	const char *why = NULL;
 	d->tcp = bh_tcp_create(&cfg, &tcp_ops, d, &why);
@@ -323,7 +328,8 @@ static void from_ip(struct tcpd *d, const struct bh_desc *x, unsigned n)
 		if (x[i].flags == BH_M_SEG) {
 			if (d->rx_want)
 				drop_partial(d);
-			if (x[i].meta == 0 || x[i].meta > BH_IP_MAX_PIECES) {
+			uint16_t pieces = x[i].meta & BH_DESC_SEG_PIECES;
+			if (pieces == 0 || pieces > BH_IP_MAX_PIECES) {
 				d->st.bad_segment++;
 				give_back_ip(d, x[i].pool, x[i].buf);
 				continue;
@@ -334,7 +340,8 @@ static void from_ip(struct tcpd *d, const struct bh_desc *x, unsigned n)
 			d->rx.dst = d->env->plan->addr;
 			d->rx.len = 0;
 			d->rx.npieces = 0;
-			d->rx_want = x[i].meta;
+			d->rx.csum_valid = (x[i].meta & BH_DESC_SEG_CSUM_VALID) != 0;
+			d->rx_want = pieces;
 		} else if (d->rx_want == 0) {
 			d->st.bad_segment++;
 			give_back_ip(d, x[i].pool, x[i].buf);

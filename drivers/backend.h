@@ -51,7 +51,9 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 	X(tx_no_carrier) /* shmlink: the other end is not attached */                      \
 	X(tx_busy)       /* frames that waited: the device was full */                     \
 	X(bad_index)     /* shmlink: the other end published bad indices */                \
-	X(peer_wakes)    /* shmlink: wake-up calls made to the other end */
+	X(peer_wakes)    /* shmlink: wake-up calls made to the other end */                \
+	X(tx_csum_done)  /* shmlink: partial checksums completed (the other end verifies) */ \
+	X(rx_csum_valid) /* shmlink: frames the other end vouched for (not verified) */
 
 struct bh_backend_stats {
 #define BH_BACKEND_COUNTER_FIELD(name) uint64_t name;
@@ -60,6 +62,15 @@ struct bh_backend_stats {
 };
 
 struct bh_backend;
+
+/* In lens[i] beside the length. tx: the frame's transport checksum was
+ * left partial (ip/ip.h, BH_CSUM_PARTIAL); the backend passes it on to a
+ * link that takes it, or completes it in its own copy of the frame. rx:
+ * the link vouches for the frame's checksum (set only by a backend that
+ * declared the offload, bh_backend_args.csum_offload). Only shmlink.c
+ * takes or sets it; the driver gives it to no other backend. */
+#define BH_BK_CSUM_VALID 0x80000000u
+#define BH_BK_LEN_MASK 0x0000ffffu
 
 struct bh_backend_ops {
 	/* Up to n received frames, copied into bufs[i] (cap bytes each);
@@ -94,6 +105,9 @@ struct bh_backend_args {
 	const char *shmlink_dir; /* where shared-memory link files live */
 	uint16_t mtu;
 	int tap_fd;
+	/* wire: this end takes frames with partial checksums (it neither
+	 * captures nor impairs them, which needs them whole). */
+	bool csum_offload;
 };
 
 int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,

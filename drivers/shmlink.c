@@ -6,12 +6,23 @@
  * Layout (page-aligned parts):
  *
  *   page 0        struct wire_hdr: geometry, written once by the end that
- *                 creates the file; each end's pid while attached
+ *                 creates the file; each end's pid and what it takes
+ *                 (WIRE_F_*) while attached
  *   direction d   frames sent by end d, received by end 1-d:
  *     page        producer: head (written by end d only)
  *     page        consumer: tail, want (written by end 1-d only), and
  *                 the consumer's notification word (end d signals it)
- *     slots       nslots x slot_size: a 32-bit length, then the frame
+ *     slots       nslots x slot_size: a 32-bit word, the frame's length
+ *                 (low 16 bits) and BH_BK_CSUM_VALID, then the frame
+ *
+ * Checksum offload, as veth does it: an end that declares WIRE_F_CSUM
+ * takes frames whose TCP checksum is only the pseudo-header's part
+ * (BH_CSUM_PARTIAL), marked BH_BK_CSUM_VALID, and does not verify them:
+ * a frame between two processes on one host is not corrupted on the way.
+ * A sender sends such frames only to an end that declared it; the other
+ * end's flag is read at attach and after every batch, for the next (an
+ * end replaced in between by one that does not take them drops that
+ * batch's frames as bad checksums, and TCP sends them again).
  *
  * Ordering is that of ipc/ring.h: the producer writes slots, then
  * release-stores head; the consumer acquire-loads head, copies frames
@@ -41,13 +52,15 @@
 #include "ipc/order.h"
 
 #define WIRE_MAGIC 0x45524957u /* "WIRE" */
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u
+#define WIRE_F_CSUM 0x1u /* takes frames with partial checksums */
 #define WIRE_SLOTS 2048u
 
 struct wire_hdr {
 	uint32_t magic, version;
 	uint32_t slot_size, nslots;
 	uint32_t pid[2];
+	uint32_t features[2]; /* WIRE_F_*, each end's own while attached */
 };
 
 struct wire_prod {
@@ -81,6 +94,8 @@ struct wire {
 	struct wire_cons *rx_cons;
 	uint8_t *rx_slots;
 	uint32_t rx_tail;
+	bool csum_offload; /* we declared WIRE_F_CSUM */
+	bool peer_csum;    /* the other end did (read at attach, after each batch) */
 };
 
 static size_t page(void)
@@ -132,14 +147,18 @@ static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uin
 	uint32_t t = w->rx_tail;
 	for (; avail > 0 && k < n; avail--, t++) {
 		const uint8_t *slot = w->rx_slots + (size_t)(t & (w->nslots - 1)) * w->slot_size;
-		uint32_t len;
-		memcpy(&len, slot, sizeof(len));
-		if (len < 14 || len > w->slot_size - 4 || len > cap) {
+		uint32_t word, len;
+		memcpy(&word, slot, sizeof(word));
+		len = word & BH_BK_LEN_MASK;
+		if ((word & ~(BH_BK_LEN_MASK | BH_BK_CSUM_VALID)) || len < 14 ||
+		    len > w->slot_size - 4 || len > cap) {
 			b->st.rx_errors++;
 			continue;
 		}
 		memcpy(bufs[k], slot + 4, len);
-		lens[k++] = len;
+		/* Vouched for only if we said we take such frames. */
+		lens[k] = len | (w->csum_offload ? word & BH_BK_CSUM_VALID : 0);
+		b->st.rx_csum_valid += (lens[k++] & BH_BK_CSUM_VALID) != 0;
 		b->st.rx_frames++;
 		b->st.rx_bytes += len;
 	}
@@ -170,20 +189,28 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 	unsigned k = 0;
 	for (; k < n && k < space; k++) {
 		uint8_t *slot = w->tx_slots + (size_t)(w->tx_head & (w->nslots - 1)) * w->slot_size;
-		uint32_t len = lens[k];
+		uint32_t len = lens[k] & ~BH_BK_CSUM_VALID;
+		uint32_t word = len | (w->peer_csum ? lens[k] & BH_BK_CSUM_VALID : 0);
 		if (len > w->slot_size - 4) {
 			b->st.tx_errors++;
-			len = 0; /* consumed as an invalid frame */
+			word = len = 0; /* consumed as an invalid frame */
 		}
-		memcpy(slot, &len, sizeof(len));
+		memcpy(slot, &word, sizeof(word));
 		if (len)
 			memcpy(slot + 4, frames[k], len);
+		/* Partial, to an end that verifies: completed in our copy. */
+		if (len && (lens[k] & BH_BK_CSUM_VALID) && !w->peer_csum) {
+			bh_frame_csum_complete(slot + 4, len);
+			b->st.tx_csum_done++;
+		}
 		w->tx_head++;
 		b->st.tx_frames++;
 		b->st.tx_bytes += len;
 	}
 	if (k < n)
 		b->st.tx_busy++;
+	/* For the next batch: the other end may have been replaced. */
+	w->peer_csum = (bh_load_relaxed32(&w->hdr->features[1 - w->end]) & WIRE_F_CSUM) != 0;
 	if (k) {
 		bh_store_release32(&w->tx_prod->head, w->tx_head);
 		bh_full_barrier(); /* head before want (see the top) */
@@ -239,6 +266,7 @@ static void wire_close(struct bh_backend *b)
 {
 	struct wire *w = (struct wire *)b;
 	flock(w->fd, LOCK_EX);
+	bh_store_release32(&w->hdr->features[w->end], 0);
 	bh_store_release32(&w->hdr->pid[w->end], 0);
 	flock(w->fd, LOCK_UN);
 	munmap(w->base, w->size);
@@ -365,6 +393,9 @@ int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 	w->rx_tail = bh_load_acquire32(&w->rx_prod->head);
 	bh_store_release32(&w->rx_cons->tail, w->rx_tail);
 	w->tx_head = bh_load_relaxed32(&w->tx_prod->head);
+	w->csum_offload = a->csum_offload;
+	bh_store_release32(&w->hdr->features[end], a->csum_offload ? WIRE_F_CSUM : 0);
+	w->peer_csum = (bh_load_acquire32(&w->hdr->features[1 - end]) & WIRE_F_CSUM) != 0;
 	bh_store_release32(&w->hdr->pid[end], (uint32_t)getpid());
 	flock(w->fd, LOCK_UN);
 	w->b.ops = &wire_ops;

@@ -63,6 +63,13 @@
 
 /* A view of one buffer. `base` is writable only for buffers from
  * ops.alloc() and buffers handed to an output call with `writable` set. */
+/* What a packet's transport checksum is (bh_pkt.csum), as Linux's
+ * ip_summed says: on the way out, PARTIAL means the field holds only the
+ * pseudo-header sum and the device (or the driver in software) completes
+ * it; on the way in, VALID means the link vouches for it (a virtual link
+ * whose other end left it partial), so it is not verified again. */
+enum bh_csum_state { BH_CSUM_NONE = 0, BH_CSUM_PARTIAL = 1, BH_CSUM_VALID = 2 };
+
 struct bh_pkt {
 	uint8_t *base;   /* first byte of the buffer */
 	uint32_t size;   /* bytes in the buffer */
@@ -70,6 +77,7 @@ struct bh_pkt {
 	uint32_t len;    /* bytes of data */
 	uint64_t handle; /* the environment's name for the buffer */
 	bool writable;
+	uint8_t csum;    /* enum bh_csum_state */
 };
 
 static inline uint8_t *bh_pkt_data(const struct bh_pkt *p) { return p->base + p->off; }
@@ -98,6 +106,9 @@ struct bh_ip_rx {
 	uint16_t sport, dport;
 	uint64_t cookie;
 	uint16_t npieces;
+	/* The link vouched for the transport checksum (a frame that came
+	 * whole, BH_CSUM_VALID): the transport need not verify it. */
+	bool csum_valid;
 	struct bh_pkt piece[BH_IP_MAX_PIECES]; /* off/len span the payload of each */
 };
 

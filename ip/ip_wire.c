@@ -188,6 +188,48 @@ uint32_t bh_ipv4_pseudo_sum(bh_ip4 src, bh_ip4 dst, uint8_t proto, uint16_t len)
 	return bh_csum_partial(ph, sizeof ph, 0);
 }
 
+static unsigned l4_csum_field(uint8_t proto)
+{
+	return proto == BH_IPPROTO_TCP ? 16u : proto == BH_IPPROTO_UDP ? 6u : 0u;
+}
+
+void bh_l4_partial(uint8_t *l4, uint32_t len, uint8_t proto, bh_ip4 src, bh_ip4 dst)
+{
+	unsigned at = l4_csum_field(proto);
+	if (at == 0 || len < at + 2u)
+		return;
+	uint16_t ck = (uint16_t)~bh_csum_fold(bh_ipv4_pseudo_sum(src, dst, proto, (uint16_t)len));
+	memcpy(l4 + at, &ck, 2);
+}
+
+void bh_l4_csum_complete(uint8_t *l4, uint32_t len, uint8_t proto)
+{
+	unsigned at = l4_csum_field(proto);
+	if (at == 0 || len < at + 2u)
+		return;
+	uint16_t ck = bh_csum_fold(bh_csum_partial(l4, len, 0));
+	/* UDP: a computed 0 goes out as all ones (RFC 768). */
+	if (ck == 0 && proto == BH_IPPROTO_UDP)
+		ck = 0xffff;
+	memcpy(l4 + at, &ck, 2);
+}
+
+bool bh_frame_csum_complete(uint8_t *frame, uint32_t len)
+{
+	if (len < BH_ETH_HLEN + BH_IPV4_HLEN || bh_ld16(frame + 12) != BH_ETHERTYPE_IPV4)
+		return false;
+	const uint8_t *iph = frame + BH_ETH_HLEN;
+	uint32_t hlen = (uint32_t)(iph[0] & 0x0f) * 4u, total = bh_ld16(iph + 2);
+	if ((iph[0] >> 4) != 4 || hlen < BH_IPV4_HLEN || total < hlen ||
+	    total > len - BH_ETH_HLEN || (bh_ld16(iph + 6) & 0x3fff) != 0)
+		return false;
+	uint8_t proto = iph[9];
+	if (l4_csum_field(proto) == 0)
+		return false;
+	bh_l4_csum_complete(frame + BH_ETH_HLEN + hlen, total - hlen, proto);
+	return true;
+}
+
 /* ---- ICMP ---- */
 
 enum bh_wire_err bh_icmp_parse(const uint8_t *p, size_t len, struct bh_icmp_repr *out)

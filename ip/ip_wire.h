@@ -200,6 +200,19 @@ void bh_ipv4_emit(uint8_t *p, const struct bh_ipv4_repr *ip);
  * unfolded, to chain with bh_csum_partial(). */
 uint32_t bh_ipv4_pseudo_sum(bh_ip4 src, bh_ip4 dst, uint8_t proto, uint16_t len);
 
+/* Checksums left to the device (BH_CSUM_PARTIAL, ip/ip.h): the field
+ * holds the folded pseudo-header sum, not complemented (Linux's
+ * convention); summing the whole segment over it and complementing
+ * gives the checksum. bh_l4_partial stores that starting value for a
+ * TCP or UDP segment of len bytes; bh_l4_csum_complete finishes it in
+ * software (proto TCP or UDP; others are left alone). */
+void bh_l4_partial(uint8_t *l4, uint32_t len, uint8_t proto, bh_ip4 src, bh_ip4 dst);
+void bh_l4_csum_complete(uint8_t *l4, uint32_t len, uint8_t proto);
+/* The same for a whole Ethernet frame (a driver without the offload):
+ * false, untouched, unless it is IPv4 carrying TCP or UDP whose lengths
+ * fit in len. */
+bool bh_frame_csum_complete(uint8_t *frame, uint32_t len);
+
 /* ---- ICMP (RFC 792) ---- */
 
 #define BH_ICMP_HLEN 8

@@ -137,6 +137,7 @@ static void finish(struct bh_ip *ip, uint64_t now, struct reasm *r)
 	d.hdr.payload_len = (uint16_t)r->total;
 	ip->rx.npieces = r->nfrags;
 	ip->rx.len = r->total;
+	ip->rx.csum_valid = false;
 	for (uint16_t i = 0; i < r->nfrags; i++)
 		ip->rx.piece[i] = r->frag[i].pkt;
 	/* The pieces now belong to the transport path. */

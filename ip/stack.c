@@ -461,6 +461,7 @@ static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *fram
 	struct ip_dgram d = {.hdr = h, .iph = p, .cast = cast};
 	ip->rx.npieces = 1;
 	ip->rx.len = h.payload_len;
+	ip->rx.csum_valid = frame->csum == BH_CSUM_VALID;
 	ip->rx.piece[0] = *frame;
 	ip->rx.piece[0].off = (uint32_t)(h.payload - frame->base);
 	ip->rx.piece[0].len = h.payload_len;
@@ -642,7 +643,11 @@ int bh_ip_output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pkt, const
 	}
 	uint32_t mtu_payload = ip->cfg.mtu - BH_IPV4_HLEN;
 	if (pkt->len > mtu_payload || !pkt->writable || pkt->off < BH_IP_HEADROOM) {
-		/* Fragments, or no room for headers: copy. */
+		/* Fragments, or no room for headers: copy. A checksum left
+		 * to the device is completed first: fragments carry no
+		 * mark. */
+		if (pkt->csum == BH_CSUM_PARTIAL && pkt->writable)
+			bh_l4_csum_complete(bh_pkt_data(pkt), pkt->len, tx->proto);
 		struct seg s = {bh_pkt_data(pkt), pkt->len};
 		int rc = bh_ip__send_segs(ip, now, tx, &s, 1);
 		bh_ip__release(ip, pkt);

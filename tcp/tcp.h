@@ -143,6 +143,10 @@ struct bh_tcp_config {
 	uint32_t keepcnt;        /* 9 */
 	bool no_syncookies;      /* drop SYNs when the SYN queue is full */
 	bool no_wscale, no_timestamps, no_sack; /* options we offer */
+	/* Segments leave with the checksum left to the device
+	 * (BH_CSUM_PARTIAL): the link may offload it, and the driver
+	 * completes it where it does not. */
+	bool csum_offload;
 	uint64_t secret[2];  /* keys the ISN hash (RFC 6528) */
 };
 

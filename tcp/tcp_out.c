@@ -71,10 +71,16 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 	}
 }
 
-/* The checksum over the pseudo-header and the segment at p's off. */
+/* The checksum over the pseudo-header and the segment at p's off, or
+ * only the pseudo-header's part where the device completes it. */
 static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt *p)
 {
 	uint8_t *h = bh_pkt_data(p);
+	if (tcp->cfg.csum_offload) {
+		bh_l4_partial(h, p->len, BH_IPPROTO_TCP, tcp->cfg.addr, raddr);
+		p->csum = BH_CSUM_PARTIAL;
+		return;
+	}
 	uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, raddr, BH_IPPROTO_TCP, (uint16_t)p->len);
 	uint16_t ck = bh_csum_fold(bh_csum_partial(h, p->len, sum));
 	memcpy(h + 16, &ck, 2);

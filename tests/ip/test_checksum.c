@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ip/checksum.h"
+#include "ip/ip_wire.h"
 
 /* Reference: RFC 1071 (4.1), 16 bits at a time in network order. */
 static uint16_t ref_csum(const uint8_t *p, size_t len)
@@ -100,4 +101,86 @@ Test(checksum, incremental_update_matches_recomputation)
 		memcpy(h + 10, &c, 2);
 		cr_assert_eq(bh_csum_fold(bh_csum_partial(h, 20, 0)), 0, "step %d", i);
 	}
+}
+
+/* --- checksums left to the device (ip/ip_wire.h) --- */
+
+/* An Ethernet frame: IPv4 (no options) from 10.0.0.1 to 10.0.0.2
+ * carrying proto with l4len bytes of transport, pattern-filled. */
+static uint32_t make_frame(uint8_t *f, uint8_t proto, uint32_t l4len)
+{
+	memset(f, 0, 14 + 20);
+	f[12] = 0x08;
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + l4len) >> 8);
+	ip[3] = (uint8_t)(20 + l4len);
+	ip[8] = 64;
+	ip[9] = proto;
+	memcpy(ip + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
+	for (uint32_t i = 0; i < l4len; i++)
+		ip[20 + i] = (uint8_t)(i * 7 + 3);
+	return 14 + 20 + l4len;
+}
+
+static uint16_t whole_checksum(uint8_t *l4, uint32_t len, uint8_t proto, unsigned at)
+{
+	memset(l4 + at, 0, 2);
+	uint32_t sum = bh_ipv4_pseudo_sum(0x0a000001, 0x0a000002, proto, (uint16_t)len);
+	return bh_csum_fold(bh_csum_partial(l4, len, sum));
+}
+
+Test(checksum, partial_then_completed_equals_whole_for_tcp_and_udp)
+{
+	static uint8_t f[2000];
+	const uint8_t protos[2] = {BH_IPPROTO_TCP, BH_IPPROTO_UDP};
+	const unsigned at[2] = {16, 6};
+	for (int k = 0; k < 2; k++)
+		for (uint32_t len = 20; len <= 1480; len += 97) {
+			make_frame(f, protos[k], len);
+			uint8_t *l4 = f + 34;
+			uint16_t want = whole_checksum(l4, len, protos[k], at[k]);
+			if (want == 0 && protos[k] == BH_IPPROTO_UDP)
+				want = 0xffff;
+			bh_l4_partial(l4, len, protos[k], 0x0a000001, 0x0a000002);
+			bh_l4_csum_complete(l4, len, protos[k]);
+			uint16_t got;
+			memcpy(&got, l4 + at[k], 2);
+			cr_assert_eq(got, want, "proto %u, %u bytes: %04x, whole %04x", protos[k], len,
+				     got, want);
+		}
+}
+
+Test(checksum, a_whole_frame_is_completed_in_place)
+{
+	static uint8_t f[2000];
+	uint32_t n = make_frame(f, BH_IPPROTO_TCP, 1000);
+	uint16_t want = whole_checksum(f + 34, 1000, BH_IPPROTO_TCP, 16);
+	bh_l4_partial(f + 34, 1000, BH_IPPROTO_TCP, 0x0a000001, 0x0a000002);
+	cr_assert(bh_frame_csum_complete(f, n));
+	uint16_t got;
+	memcpy(&got, f + 34 + 16, 2);
+	cr_assert_eq(got, want);
+	/* and the completed segment verifies */
+	uint32_t sum = bh_ipv4_pseudo_sum(0x0a000001, 0x0a000002, BH_IPPROTO_TCP, 1000);
+	cr_assert_eq(bh_csum_fold(bh_csum_partial(f + 34, 1000, sum)), 0);
+}
+
+Test(checksum, frames_it_cannot_complete_are_left_alone)
+{
+	static uint8_t f[2000], keep[2000];
+	uint32_t n = make_frame(f, BH_IPPROTO_TCP, 100);
+	memcpy(keep, f, n);
+	cr_assert_not(bh_frame_csum_complete(f, n - 1), "IPv4 length beyond the frame");
+	f[14 + 6] = 0x20; /* more fragments */
+	cr_assert_not(bh_frame_csum_complete(f, n), "a fragment");
+	f[14 + 6] = 0;
+	f[14 + 9] = 1; /* ICMP */
+	cr_assert_not(bh_frame_csum_complete(f, n), "not TCP or UDP");
+	f[14 + 9] = BH_IPPROTO_TCP;
+	f[12] = 0x86;
+	cr_assert_not(bh_frame_csum_complete(f, n), "not IPv4");
+	f[12] = 0x08;
+	cr_assert_not(bh_frame_csum_complete(f, 20), "shorter than the headers");
+	cr_assert_arr_eq(f, keep, n, "untouched");
 }

@@ -103,6 +103,11 @@ for mode in factored mono; do
 	# the other end's wake-up calls reach it directly.
 	drv="$(timeout 10 "$B" stats b)"
 	dv() { awk -v k="$1" '$1 == k {print $2}' <<<"$drv"; }
+	# Both ends take partial checksums: every TCP frame crossed without a
+	# checksum computed or verified, and none was found bad.
+	check "$mode: checksums left to the link (b took $(dv driver.dev.rx_csum_valid) vouched frames, completed $(dv driver.dev.tx_csum_done); bad $(dv tcp.bad_checksum))" \
+		[ "$(dv driver.dev.rx_csum_valid)" -gt 14000 -a "$(dv driver.dev.tx_csum_done)" = 0 \
+		-a "$(dv tcp.bad_checksum)" = 0 ]
 	check "$mode: the wire needs no poller thread (poller.none $(dv driver.poller.none), poller.wakes $(dv driver.poller.wakes), the other end's wake-ups $(timeout 10 "$B" stats a | awk '$1 == "driver.dev.peer_wakes" {print $2}'))" \
 		[ "$(dv driver.poller.none)" = 1 -a "$(dv driver.poller.wakes)" = 0 ]
 	kill $srv
@@ -130,8 +135,28 @@ for mode in factored mono; do
 		[ "$(v driver.impair.tx.lost)" -gt 0 -a "$(v driver.impair.tx.duplicated)" -gt 0 \
 		-a "$(v driver.impair.tx.reordered)" -gt 0 -a "$(v driver.impair.tx.corrupted)" -gt 0 \
 		-a "$(v tcp.retransmits)" -gt 0 ]
+	check "$mode impaired: no checksum left to an impaired link ($(v driver.dev.rx_csum_valid) vouched frames)" \
+		[ "$(v driver.dev.rx_csum_valid)" = 0 ]
 	kill $srv
 	wait $srv 2>/dev/null
 	unpair
 done
+
+# One end captures (it needs whole checksums and says so), the other
+# leaves them to the link: the other end's wire completes them in its
+# copy, and a transfer both ways still checks out.
+check "mixed: pair up, a capturing" bash -c "timeout 30 '$B' up a --driver wire:l1:0 --addr 10.9.0.1/24 --capture '$WORK/a.pcap' && timeout 30 '$B' up b --driver wire:l1:1 --addr 10.9.0.2/24"
+"$B" serve a --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
+srv=$!
+sleep 0.3
+check "mixed: HTTP transfer of 1m, SHA-256 equal" fetch 1m
+sleep 0.2
+st="$(timeout 10 "$B" stats b)"
+v() { awk -v k="$1" '$1 == k {print $2}' <<<"$st"; }
+sa="$(timeout 10 "$B" stats a)"
+check "mixed: b completed its checksums for a ($(v driver.dev.tx_csum_done)); a verified them all (bad $(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa"))" \
+	[ "$(v driver.dev.tx_csum_done)" -gt 100 -a "$(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa")" = 0 ]
+kill $srv
+wait $srv 2>/dev/null
+unpair
 finish

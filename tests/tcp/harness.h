@@ -38,6 +38,10 @@ struct harness {
 	bool *used;
 	uint32_t in_use, double_release, bad_handle;
 	bool fail_alloc;
+	/* Segments in come with the link's word for their checksum
+	 * (bh_ip_rx.csum_valid); segments out that left it partial. */
+	bool vouch;
+	unsigned partial_out;
 	unsigned nout, nev;
 	struct h_seg *out;
 	struct bh_tcp_event ev[H_LOG];

@@ -28,6 +28,7 @@ TestSuite(cc, .init = setup, .fini = teardown);
 TestSuite(paws, .init = setup, .fini = teardown);
 TestSuite(cookie, .init = setup, .fini = teardown);
 TestSuite(keepalive, .init = setup, .fini = teardown);
+TestSuite(offload, .init = setup, .fini = teardown);
 TestSuite(sending, .init = setup, .fini = teardown);
 TestSuite(urgent, .init = setup, .fini = teardown);
 TestSuite(memory, .init = setup, .fini = teardown);
@@ -855,4 +856,49 @@ Test(cookie, a_cookie_connection_counts_in_the_accept_queue)
 	cr_assert_eq(bh_tcp_accept(H.tcp, l, 3, &c), 0);
 	cr_expect_eq(info(c).rport, 43000);
 	cr_expect_eq(ctr()->backlog_drops, 0);
+}
+
+/* --- checksums left to the link (bh_tcp_config.csum_offload) --- */
+
+Test(offload, every_segment_leaves_its_checksum_to_the_device)
+{
+	cr_assert_eq(h_fini(&H), 0);
+	struct bh_tcp_config cfg;
+	h_config(&cfg);
+	cfg.csum_offload = true;
+	h_init(&H, &cfg);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	static uint8_t d[3000];
+	memset(d, 'o', sizeof d);
+	cr_assert_eq(h_write(&H, c, d, sizeof d), 0);
+	cr_assert_geq(H.nout, 3, "SYN, ACK and data went out");
+	/* The harness completes each partial checksum as the device would,
+	 * and aborts if the result does not verify. */
+	cr_expect_eq(H.partial_out, H.nout, "%u of %u segments partial", H.partial_out, H.nout);
+}
+
+Test(offload, without_it_every_checksum_is_whole)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	cr_assert_eq(h_write(&H, c, "abc", 3), 0);
+	cr_assert_geq(H.nout, 2);
+	cr_expect_eq(H.partial_out, 0);
+}
+
+Test(offload, a_segment_the_link_vouches_for_is_not_verified)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	H.vouch = true;
+	/* A wrong checksum the link vouched for: taken (the link is a
+	 * shared-memory wire, which does not corrupt). */
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, H.our_iss + 1, 65535, "x", 1, NULL, true);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_checksum, 0);
+	uint8_t buf[4];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 1);
+	H.vouch = false;
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 2, H.our_iss + 1, 65535, "y", 1, NULL, true);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_checksum, 1, "without its word, verified");
 }
