@@ -53,7 +53,9 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 	X(bad_index)     /* shmlink: the other end published bad indices */                \
 	X(peer_wakes)    /* shmlink: wake-up calls made to the other end */                \
 	X(tx_csum_done)  /* shmlink: partial checksums completed (the other end verifies) */ \
-	X(rx_csum_valid) /* shmlink: frames the other end vouched for (not verified) */
+	X(rx_csum_valid) /* shmlink: frames the other end vouched for (not verified) */  \
+	X(csum_offload_rx) /* 1: this end takes frames with checksums left to the link */ \
+	X(csum_offload_tx) /* 1: the other end does (ours go to it partial) */
 
 struct bh_backend_stats {
 #define BH_BACKEND_COUNTER_FIELD(name) uint64_t name;

@@ -211,6 +211,7 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 		b->st.tx_busy++;
 	/* For the next batch: the other end may have been replaced. */
 	w->peer_csum = (bh_load_relaxed32(&w->hdr->features[1 - w->end]) & WIRE_F_CSUM) != 0;
+	b->st.csum_offload_tx = w->peer_csum;
 	if (k) {
 		bh_store_release32(&w->tx_prod->head, w->tx_head);
 		bh_full_barrier(); /* head before want (see the top) */
@@ -396,6 +397,8 @@ int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 	w->csum_offload = a->csum_offload;
 	bh_store_release32(&w->hdr->features[end], a->csum_offload ? WIRE_F_CSUM : 0);
 	w->peer_csum = (bh_load_acquire32(&w->hdr->features[1 - end]) & WIRE_F_CSUM) != 0;
+	w->b.st.csum_offload_rx = w->csum_offload;
+	w->b.st.csum_offload_tx = w->peer_csum;
 	bh_store_release32(&w->hdr->pid[end], (uint32_t)getpid());
 	flock(w->fd, LOCK_UN);
 	w->b.ops = &wire_ops;

@@ -92,8 +92,26 @@ void bh_sup_exit_text(char *out, size_t n, const struct bh_dom_rec *r)
 		snprintf(out, n, "status %d", WEXITSTATUS(r->status));
 }
 
+/* A counter of domain dom by name; missing: 0. */
+static uint64_t counter(struct bh_sup *s, int dom, const char *name)
+{
+	struct bh_stats_snap snap;
+	uint64_t v = 0;
+	if (bh_stats_read(&s->regions.stats[dom], 0, &snap) != 0)
+		return 0;
+	for (uint32_t i = 0; i < snap.h.ncounters; i++)
+		if (strcmp(snap.ctr[i].name, name) == 0)
+			v = snap.ctr[i].value;
+	bh_stats_snap_free(&snap);
+	return v;
+}
+
 static void answer_status(struct bh_sup *s, struct text *t, bool json)
 {
+	/* What the link offers, as the driver last published it: checksums
+	 * left to the link, each way (wire: only, drivers/shmlink.c). */
+	bool off_rx = counter(s, BH_DOM_DRIVER, "dev.csum_offload_rx") != 0;
+	bool off_tx = counter(s, BH_DOM_DRIVER, "dev.csum_offload_tx") != 0;
 	uint64_t now = bh_now_ns();
 	const char *mode = s->plan.mode == BH_MODE_MONO ? "mono" : "factored";
 	char addr[32];
@@ -125,7 +143,12 @@ static void answer_status(struct bh_sup *s, struct text *t, bool json)
 				bh_sup_dom_state(r), r->restarts, r->alive ? up : 0.0, ex);
 	}
 	if (json)
-		tprintf(t, "]}\n");
+		tprintf(t, "], \"link\": {\"mtu\": %u, \"csum_offload_rx\": %s, "
+			   "\"csum_offload_tx\": %s}}\n",
+			s->plan.mtu, off_rx ? "true" : "false", off_tx ? "true" : "false");
+	else
+		tprintf(t, "link: MTU %u; checksums left to the link: received %s, sent %s\n",
+			s->plan.mtu, off_rx ? "yes" : "no", off_tx ? "yes" : "no");
 }
 
 static void answer_stats(struct bh_sup *s, struct text *t, bool json)

@@ -108,6 +108,8 @@ for mode in factored mono; do
 	check "$mode: checksums left to the link (b took $(dv driver.dev.rx_csum_valid) vouched frames, completed $(dv driver.dev.tx_csum_done); bad $(dv tcp.bad_checksum))" \
 		[ "$(dv driver.dev.rx_csum_valid)" -gt 14000 -a "$(dv driver.dev.tx_csum_done)" = 0 \
 		-a "$(dv tcp.bad_checksum)" = 0 ]
+	check "$mode: status says what the link offers" \
+		bash -c "timeout 10 '$B' status b --json | grep -q '\"link\": {\"mtu\": 1500, \"csum_offload_rx\": true, \"csum_offload_tx\": true}'"
 	check "$mode: the wire needs no poller thread (poller.none $(dv driver.poller.none), poller.wakes $(dv driver.poller.wakes), the other end's wake-ups $(timeout 10 "$B" stats a | awk '$1 == "driver.dev.peer_wakes" {print $2}'))" \
 		[ "$(dv driver.poller.none)" = 1 -a "$(dv driver.poller.wakes)" = 0 ]
 	kill $srv
@@ -156,6 +158,8 @@ v() { awk -v k="$1" '$1 == k {print $2}' <<<"$st"; }
 sa="$(timeout 10 "$B" stats a)"
 check "mixed: b completed its checksums for a ($(v driver.dev.tx_csum_done)); a verified them all (bad $(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa"))" \
 	[ "$(v driver.dev.tx_csum_done)" -gt 100 -a "$(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa")" = 0 ]
+check "mixed: status: a takes whole checksums only, b sends them whole" \
+	bash -c "timeout 10 '$B' status a | grep -q 'checksums left to the link: received no, sent yes' && timeout 10 '$B' status b | grep -q 'checksums left to the link: received yes, sent no'"
 kill $srv
 wait $srv 2>/dev/null
 unpair
