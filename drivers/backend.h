@@ -53,6 +53,7 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 	X(bad_index)     /* shmlink: the other end published bad indices */                \
 	X(peer_wakes)    /* shmlink: wake-up calls made to the other end */                \
 	X(tx_csum_done)  /* shmlink: partial checksums completed (the other end verifies) */ \
+	X(tx_csum_bytes) /* shmlink: ... and the bytes they summed */                     \
 	X(rx_csum_valid) /* shmlink: frames the other end vouched for (not verified) */  \
 	X(csum_offload_rx) /* 1: this end takes frames with checksums left to the link */ \
 	X(csum_offload_tx) /* 1: the other end does (ours go to it partial) */

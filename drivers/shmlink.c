@@ -202,6 +202,7 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 		if (len && (lens[k] & BH_BK_CSUM_VALID) && !w->peer_csum) {
 			bh_frame_csum_complete(slot + 4, len);
 			b->st.tx_csum_done++;
+			b->st.tx_csum_bytes += len - 34; /* Ethernet and IPv4 headers */
 		}
 		w->tx_head++;
 		b->st.tx_frames++;

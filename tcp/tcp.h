@@ -154,6 +154,8 @@ struct bh_tcp_config {
 #define BH_TCP_COUNTERS(X)                                                        \
 	X(segs_in, "segments received")                                           \
 	X(segs_out, "segments sent")                                              \
+	X(copy_bytes, "payload bytes copied into segments sent")                  \
+	X(csum_bytes, "bytes summed for checksums, segments sent and received")  \
 	X(bad_header, "segments malformed (header, split header, port or source 0)") \
 	X(bad_checksum, "segments with a wrong checksum")                         \
 	X(bad_options, "segments with options ignored (wrong or illegal lengths)") \

@@ -229,7 +229,7 @@ function cost_table(c, w, p,    s, i, pk, line, x, m, n, lab) {
 	}
 	printf "| %s, %s | factored | mono | linux | linux, no offloads | tap |\n", w == "bulk" ? "bulk " p / 1048576 " MiB" : "rr " p " B", c
 	print "|---|---|---|---|---|---|"
-	n = split("packets|system calls per packet|context switches per packet|CPU µs per packet (task-clock)|cycles per packet|instructions per packet|notifications owed per packet|signals sent per packet|signals suppressed, %|futex wake-ups per packet|descriptors per notification|ring occupancy found (mean)|loop sleeps per packet", lab, "|")
+	n = split("packets|system calls per packet|context switches per packet|CPU µs per packet (task-clock)|cycles per packet|instructions per packet|notifications owed per packet|signals sent per packet|signals suppressed, %|futex wake-ups per packet|descriptors per notification|ring occupancy found (mean)|loop sleeps per packet|copies per payload byte, per side (mean of the two)|checksum passes per payload byte, per side (mean)", lab, "|")
 	for (m = 1; m <= n; m++) {
 		line = "| " lab[m] " |"
 		any = 0
@@ -285,7 +285,42 @@ function costfig(c, s, w, p, m, pk,    x, y) {
 		return per(fig(c, s, w, p, "chan_received"), fig(c, s, w, p, "chan_rx_batches"))
 	if (m == 13)
 		return per(fig(c, s, w, p, "loop.sleeps"), pk)
+	if (m == 14)
+		return copies(c, s, w, p)
+	if (m == 15)
+		return csums(c, s, w, p)
 	return ""
+}
+
+# Copies of a payload byte per side in a cost run of w (p bytes moved
+# one way), from the stack's counters of its instances (both sides, or
+# the one against Linux): the socket
+# server's copies into and out of applications' rings, TCP's into
+# segments, the driver's at the device (frames, headers included), and
+# the client library's, one per side by construction (into the sending
+# application's region, out of the receiving one's). "" for Linux.
+function copies(c, s, w, p,    x) {
+	if (w == "cost_rr" || fig(c, s, w, p, "work.sock.rx_bytes") == "")
+		return ""
+	x = fig(c, s, w, p, "work.sock.rx_bytes") + fig(c, s, w, p, "work.sock.tx_bytes") + \
+	    fig(c, s, w, p, "work.tcp.copy_bytes") + fig(c, s, w, p, "work.driver.dev.tx_bytes") + \
+	    fig(c, s, w, p, "work.driver.dev.rx_bytes")
+	return x / p / sides(s) + 1
+}
+
+# Bulkhead's sides in a cost run: two instances, or one against Linux
+# (tap).
+function sides(s) {
+	return s == "tap" ? 1 : 2
+}
+
+# Checksum passes over a payload byte per side: TCP's sums, sent and
+# received, and the wire's completions.
+function csums(c, s, w, p,    x) {
+	if (w == "cost_rr" || fig(c, s, w, p, "work.sock.rx_bytes") == "")
+		return ""
+	x = fig(c, s, w, p, "work.tcp.csum_bytes") + fig(c, s, w, p, "work.driver.dev.tx_csum_bytes")
+	return x / p / sides(s)
 }
 
 END {
@@ -369,8 +404,14 @@ END {
 	}
 	atarget("bulk up, mono, Mbit/s", "free", "mono", "bulk_up", pb, "mbps", 10000, "ge", "")
 	atarget("bulk up, factored, Mbit/s", "free", "factored", "bulk_up", pb, "mbps", 9000, "ge", "")
-	verdict("copies of a payload byte per side (counted by the stack)", "-", "", "", "", 3, "le", 0, "")
-	verdict("checksum passes over a payload byte per side", "-", "", "", "", 1, "le", 0, "")
+	pc = par["cost_bulk", 1]
+	for (si = 1; si <= 2; si++) {
+		s = si == 1 ? "factored" : "mono"
+		x = pc == "" ? "" : copies("pinned", s, "cost_bulk", pc)
+		verdict("copies of a payload byte per side, " s " (bulk cost run; mean of the two sides)", "pinned", x, "", "", 3, "le", 0, "")
+		x = pc == "" ? "" : csums("pinned", s, "cost_bulk", pc)
+		verdict("checksum passes over a payload byte per side, " s, "pinned", x, "", "", 1, "le", 0, "")
+	}
 	print ""
 	print "Domain crossings per 1-byte exchange (batches a domain process took"
 	print "from a neighbour's ring, both instances; the cost run): factored " fmt(crossings("pinned", "factored")) " pinned, " fmt(crossings("free", "factored")) " free; mono 0 (its links are calls)."

@@ -264,13 +264,15 @@ perf_setup() {
 bh_counters() {
 	local i
 	for i in "$@"; do timeout 10 "$TOOL" stats "$i" 2>/dev/null; done |
-		awk '{n = $1; sub(/^[a-z]+\./, "", n)
+		awk '$1 ~ /^(sock\.(rx|tx)_bytes|tcp\.(copy|csum)_bytes|driver\.dev\.(rx|tx|tx_csum)_bytes)$/ {
+				w[$1] += $2 }
+			{n = $1; sub(/^[a-z]+\./, "", n)
 			if (n ~ /^chan\.[a-z-]+\.(sent|notifies|signals|wakes|received|rx_batches)$/) {
 				sub(/^chan\.[a-z-]+\./, "", n); s["chan_" n] += $2 }
 			else if (n ~ /^dev\.(tx|rx)_frames$/) { sub(/^dev\./, "", n); s[n] += $2 }
 			else if (n == "dev.peer_wakes") s["peer_wakes"] += $2
 			else if (n == "loop.sleeps" || n == "poller.wakes" || n == "app_signals") s[n] += $2 }
-			END {for (k in s) print k, s[k]}'
+			END {for (k in s) print k, s[k]; for (k in w) print "work." k, w[k]}'
 }
 # Per-process CPU ticks of the domains of an instance: "inst.domain ticks"
 # ("inst.all" when one process runs them all: mono).

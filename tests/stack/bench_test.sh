@@ -14,7 +14,9 @@ check "bench --quick --smoke --check runs to the end (rc $rc: 0, or 3 when a tar
 R="$OUT/results.tsv"
 C="$OUT/check.txt"
 check "check.txt has a verdict for every target ($(wc -l <"$C") lines)" \
-	awk -F'\t' '$1 !~ /^(met|missed|not measured)/ {bad = 1} END {exit bad || NR < 16}' "$C"
+	awk -F'\t' '$1 !~ /^(met|missed|not measured)/ {bad = 1} END {exit bad || NR < 18}' "$C"
+check "copies and checksum passes per payload byte were counted (factored and mono)" \
+	awk -F'\t' '$2 ~ /^(copies|checksum passes)/ {n++; if ($1 ~ /^not measured/) bad = 1} END {exit bad || n != 4}' "$C"
 if grep -qv '^met' "$C"; then want=3; else want=0; fi
 check "--check exits $want: $(grep -cv '^met' "$C") targets missed or not measured" [ "$rc" -eq "$want" ]
 check "no run failed" test ! -s "$OUT/failures.txt"
