@@ -474,6 +474,22 @@ static void ipd_peer_reset(void *self, int link)
 		n);
 }
 
+/* DI brings back ip's own buffers and the SEG buffers it forwarded to
+ * the driver for tcp; IT its own and the RX buffers it forwarded to tcp
+ * for the driver. Lazy while its pool has plenty and few of the
+ * forwarded ones are out (IS, datagrams for sock, always wakes). */
+static bool ipd_lazy_give_backs(void *self, int link)
+{
+	struct ipd *d = self;
+	if (!bh_rt_own_pool_plenty(d->env))
+		return false;
+	if (link == BH_LINK_DI)
+		return bh_track_few_out(&d->tr, BH_POOL_SEG);
+	if (link == BH_LINK_IT)
+		return bh_track_few_out(&d->tr, BH_POOL_RX);
+	return false;
+}
+
 const struct bh_dom_vt bh_ip_vt = {
     .name = "ip",
     .size = sizeof(struct ipd),
@@ -483,4 +499,5 @@ const struct bh_dom_vt bh_ip_vt = {
     .publish = ipd_publish,
     .fini = ipd_fini,
     .peer_reset = ipd_peer_reset,
+    .lazy_give_backs = ipd_lazy_give_backs,
 };

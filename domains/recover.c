@@ -141,6 +141,7 @@ void bh_recover_peer_reset(struct bh_env *env, int link)
 			if (env->track->holder[p][b] != (uint8_t)(peer + 1))
 				continue;
 			env->track->holder[p][b] = 0;
+			env->track->nout[p]--;
 			env->track->suspect[p][b] |= (uint8_t)((1u << peer) | BH_TRACK_UP_RETURN);
 			f++;
 		}

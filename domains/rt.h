@@ -65,11 +65,12 @@ struct bh_dom_vt {
 	 * queued control messages). Called once the link carries again, so
 	 * what it gives back or sends is not lost. */
 	void (*peer_reset)(void *self, int link);
-	/* Optional: true while the domain need not be woken for its own
-	 * buffers coming home on `link` (it has enough free; they wait for
-	 * its next pass). Asked before each sleep; absent means false. A
-	 * domain that forwards other domains' buffers on a link must say
-	 * false there: their owner may be waiting for them. */
+	/* Optional: true while the domain need not be woken for buffers
+	 * coming back on `link` (they wait for its next pass). Asked before
+	 * each sleep; absent means false. For its own buffers: while it has
+	 * enough free. For buffers it forwards home to another domain: only
+	 * while few of those are out (bh_track_few_out), so that their owner,
+	 * which may be waiting, is never short of more than that. */
 	bool (*lazy_give_backs)(void *self, int link);
 };
 

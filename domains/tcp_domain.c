@@ -743,12 +743,15 @@ static void tcpd_peer_reset(void *self, int link)
 	bh_logf("socket server replaced: %u connections and listeners reset", reset);
 }
 
-/* IT brings home only tcp's own SEG buffers; TS brings back the RX
- * buffers tcp forwarded to sock, whose owner (the driver) may wait. */
+/* IT brings home only tcp's own SEG buffers; TS brings back tcp's own
+ * (control messages) and the RX buffers it forwarded to sock, whose
+ * owner (the driver) they go on to: lazy while few of those are out. */
 static bool tcpd_lazy_give_backs(void *self, int link)
 {
 	struct tcpd *d = self;
-	return link == BH_LINK_IT && bh_rt_own_pool_plenty(d->env);
+	if (!bh_rt_own_pool_plenty(d->env))
+		return false;
+	return link == BH_LINK_IT || (link == BH_LINK_TS && bh_track_few_out(&d->tr, BH_POOL_RX));
 }
 
 const struct bh_dom_vt bh_tcp_vt = {

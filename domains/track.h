@@ -34,6 +34,7 @@ struct bh_track {
 	uint8_t *suspect[BH_NPOOLS];
 	uint32_t *tag[BH_NPOOLS];
 	uint32_t n[BH_NPOOLS];
+	uint32_t nout[BH_NPOOLS]; /* buffers of each pool out (held by a neighbour) */
 	uint64_t refused; /* returns from a domain that did not hold the buffer */
 	uint64_t dup_out; /* forwards of a buffer already out (a neighbour's lie) */
 };
@@ -45,6 +46,7 @@ static inline int bh_track_init(struct bh_track *t, const struct bh_pools_geom *
 		if (!(pools_mask & (1u << p)))
 			continue;
 		t->n[p] = g->g[p].nbufs;
+		t->nout[p] = 0;
 		t->holder[p] = calloc(t->n[p], 1);
 		t->tag[p] = calloc(t->n[p], sizeof(uint32_t));
 		t->suspect[p] = calloc(t->n[p], 1);
@@ -78,6 +80,7 @@ static inline bool bh_track_out(struct bh_track *t, uint8_t pool, uint32_t buf, 
 	}
 	t->holder[pool][buf] = (uint8_t)(to + 1);
 	t->tag[pool][buf] = tag;
+	t->nout[pool]++;
 	return true;
 }
 
@@ -91,9 +94,19 @@ static inline bool bh_track_back(struct bh_track *t, uint8_t pool, uint32_t buf,
 		return false;
 	}
 	t->holder[pool][buf] = 0;
+	t->nout[pool]--;
 	if (tag)
 		*tag = t->tag[pool][buf];
 	return true;
+}
+
+/* Whether few enough of pool's buffers are out that the domain may let
+ * them come back at its own pace (rt.h, lazy_give_backs): under a
+ * quarter of the pool, so that all of them waiting in its free ring
+ * leaves the owner three quarters. An untracked pool: true. */
+static inline bool bh_track_few_out(const struct bh_track *t, uint8_t pool)
+{
+	return pool >= BH_NPOOLS || t->holder[pool] == NULL || t->nout[pool] < t->n[pool] / 4;
 }
 
 static inline uint32_t bh_track_held(const struct bh_track *t, int by)
