@@ -103,7 +103,9 @@ void bh_plan_defaults(struct bh_plan *p)
 	uint32_t size = round64(frame + 128u);
 	if (size < 2048)
 		size = 2048;
-	const uint32_t nbufs[BH_NPOOLS] = {4096, 1024, 4096, 4096};
+	/* RX and SOCK hold the receive and send windows of every
+	 * connection (tcp_buf each way): eight full 1 MiB windows at once. */
+	const uint32_t nbufs[BH_NPOOLS] = {8192, 1024, 4096, 8192};
 	const uint32_t headroom[BH_NPOOLS] = {64, 64, 128, 64};
 	for (int i = 0; i < BH_NPOOLS; i++) {
 		struct bh_pool_geom *g = &p->pools.g[i];
@@ -125,8 +127,10 @@ void bh_plan_defaults(struct bh_plan *p)
 		p->app_max_mem = 512ull << 20;
 	if (p->max_apps == 0)
 		p->max_apps = 64;
+	/* The window each way (docs/PERFORMANCE.md: 1 MiB lets a bulk
+	 * transfer move in larger batches than 256 KiB did). */
 	if (p->tcp_buf == 0)
-		p->tcp_buf = 256 * 1024;
+		p->tcp_buf = 1024 * 1024;
 }
 
 const char *bh_plan_check(const struct bh_plan *p)

@@ -197,7 +197,7 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 	while (ring > 4096 && (uint64_t)p->app_max_socks * 2 * ring > p->app_max_mem)
 		ring /= 2;
 	p->app_ring = ring;
-	uint32_t bufs = 4096;
+	uint32_t bufs = 8192; /* the default RX and SOCK pools (domains/plan.c) */
 	while (bufs < 2 * n)
 		bufs *= 2;
 	for (int i = 0; i < BH_NPOOLS; i++)
