@@ -63,13 +63,15 @@ uint32_t bh_ntfn_poll(struct bh_ntfn *n)
 	return bh_xchg32(&n->word, 0) & BH_NTFN_BADGES;
 }
 
-uint32_t bh_ntfn_wait(struct bh_ntfn *n, uint32_t spin, int64_t timeout_ns,
-		      struct bh_ntfn_stats *st)
+/* The start of every wait: up to `spin` polls of n (and of also, whose
+ * signal reads as also_badge, when not NULL). The badges, or 0. */
+static uint32_t spin_first(struct bh_ntfn *n, struct bh_ntfn *also, uint32_t also_badge,
+			   uint32_t spin, struct bh_ntfn_stats *st)
 {
 	if (st)
 		st->waits++;
 	for (uint32_t i = 0; i < spin; i++) {
-		uint32_t b = bh_ntfn_poll(n);
+		uint32_t b = bh_ntfn_poll(n) | (also && bh_ntfn_poll(also) ? also_badge : 0);
 		if (b) {
 			if (st)
 				st->spin_hits++;
@@ -77,7 +79,15 @@ uint32_t bh_ntfn_wait(struct bh_ntfn *n, uint32_t spin, int64_t timeout_ns,
 		}
 		bh_cpu_relax();
 	}
+	return 0;
+}
 
+uint32_t bh_ntfn_wait(struct bh_ntfn *n, uint32_t spin, int64_t timeout_ns,
+		      struct bh_ntfn_stats *st)
+{
+	uint32_t got = spin_first(n, NULL, 0, spin, st);
+	if (got)
+		return got;
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : bh_now_ns() + (uint64_t)timeout_ns;
 	for (;;) {
 		uint32_t old = bh_cmpxchg32(&n->word, 0, BH_NTFN_SLEEPING);
@@ -165,17 +175,9 @@ static uint32_t take2(struct bh_ntfn *n, struct bh_ntfn *also, uint32_t also_bad
 uint32_t bh_ntfn_wait2(struct bh_ntfn *n, struct bh_ntfn *also, uint32_t also_badge,
 		       uint32_t spin, int64_t timeout_ns, struct bh_ntfn_stats *st)
 {
-	if (st)
-		st->waits++;
-	for (uint32_t i = 0; i < spin; i++) {
-		uint32_t b = bh_ntfn_poll(n) | (bh_ntfn_poll(also) ? also_badge : 0);
-		if (b) {
-			if (st)
-				st->spin_hits++;
-			return b;
-		}
-		bh_cpu_relax();
-	}
+	uint32_t got = spin_first(n, also, also_badge, spin, st);
+	if (got)
+		return got;
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : bh_now_ns() + (uint64_t)timeout_ns;
 	for (;;) {
 		/* Each mark as in bh_ntfn_wait: a word that already holds
