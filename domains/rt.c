@@ -365,6 +365,7 @@ static void loop_publish(struct loop *lp, uint64_t now)
 		bh_recover_publish(lp->env[i], w);
 		struct bh_pool *own = &lp->env[i]->own;
 		bh_stats_add(w, "pool.", "free", own->nfree);
+		bh_stats_add(w, "pool.", "bufs", own->geom.nbufs);
 		bh_stats_add(w, "pool.", "alloc_fail", own->stats.alloc_fail);
 		bh_stats_add(w, "pool.", "bad_return", own->stats.bad_return);
 		bh_stats_add(w, "loop.", "passes", lp->passes);

@@ -193,16 +193,17 @@ conns_rows() {
 		{ echo "conns_rows: conns of $1 failed: $out" >&2; return 1; }
 	tail -n +2 <<<"$out"
 }
-# Every pool of INSTANCE full (the default sizes) and nothing owed, from
-# one reading of its counters.
+# Every pool of INSTANCE full (each domain's pool.free equal to its
+# pool.bufs) and nothing owed, from one reading of its counters.
 pools_home() { # pools_home INSTANCE
 	timeout 10 "$B" stats "$1" | awk '
-		$1 == "driver.pool.free" && $2 == 4096 {ok++}
-		$1 == "ip.pool.free" && $2 == 1024 {ok++}
-		$1 == "tcp.pool.free" && $2 == 4096 {ok++}
-		$1 == "sock.pool.free" && $2 == 4096 {ok++}
+		$1 ~ /^[a-z]+\.pool\.free$/ {d = $1; sub(/\..*/, "", d); free[d] = $2}
+		$1 ~ /^[a-z]+\.pool\.bufs$/ {d = $1; sub(/\..*/, "", d); bufs[d] = $2}
 		$1 ~ /owed$/ {owed += $2}
-		END {exit !(ok == 4 && owed == 0)}'
+		END {
+			for (d in bufs) if (bufs[d] > 0 && free[d] == bufs[d]) ok++
+			exit !(ok == 4 && owed == 0)
+		}'
 }
 
 # --- faults -------------------------------------------------------------------
