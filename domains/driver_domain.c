@@ -172,24 +172,30 @@ static int drv_rx(struct drv *d, uint64_t now)
 	struct bh_pool *pool = &d->env->own;
 	uint32_t bufs[BATCH], lens[BATCH];
 	uint8_t *ptr[BATCH];
-	unsigned nb = 0;
-	while (nb < bh_rt_batch && bh_pool_alloc(pool, &bufs[nb]) == 0) {
+	unsigned nb = 0, n = 0, want = bh_rt_batch;
+	/* Buffers only for the frames that wait, where the device says. */
+	if (d->bk->ops->ready) {
+		unsigned r = d->bk->ops->ready(d->bk);
+		if (r < want)
+			want = r;
+	}
+	while (nb < want && bh_pool_alloc(pool, &bufs[nb]) == 0) {
 		ptr[nb] = bh_pool_buf(pool, bufs[nb]) + pool->geom.headroom;
 		nb++;
 	}
-	if (nb == 0) {
+	if (want > 0 && nb == 0)
 		d->st.rx_no_buffer++;
-		return 0;
+	if (nb > 0) {
+		uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
+		int got = d->bk->ops->rx(d->bk, ptr, cap, lens, nb);
+		if (got < 0) {
+			bh_logf("device receive failed: %s", strerror(-got));
+			got = 0;
+		}
+		n = (unsigned)got;
+		for (unsigned i = 0; i < n; i++)
+			capture(d, ptr[i], lens[i]);
 	}
-	uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
-	int got = d->bk->ops->rx(d->bk, ptr, cap, lens, nb);
-	if (got < 0) {
-		bh_logf("device receive failed: %s", strerror(-got));
-		got = 0;
-	}
-	unsigned n = (unsigned)got;
-	for (unsigned i = 0; i < n; i++)
-		capture(d, ptr[i], lens[i]);
 	if (d->impair) {
 		for (unsigned i = 0; i < n; i++)
 			bh_impair_offer(&d->im_rx, now, ptr[i], lens[i]);

@@ -93,6 +93,9 @@ struct bh_backend_ops {
 	 * sleep). disarm withdraws the request once the thread is awake. */
 	bool (*arm)(struct bh_backend *b, struct bh_ntfn **bell);
 	void (*disarm)(struct bh_backend *b);
+	/* Optional, the main thread only: how many frames rx would return
+	 * now (the driver allocates buffers for no more); absent: unknown. */
+	unsigned (*ready)(struct bh_backend *b);
 };
 
 struct bh_backend {
