@@ -47,6 +47,9 @@ struct drv {
 	 * thread, no hop): wire: on a kernel with futex_waitv. */
 	bool direct;
 	bool armed;
+	/* Frames whose checksum tcp left partial go to the backend marked
+	 * (wire: takes them or completes them); fixed at start. */
+	bool pass_partial;
 	pcap_t *cap_dead;
 	pcap_dumper_t *dumper;
 	bool impair;
@@ -94,6 +97,9 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 				    .mtu = p->mtu,
 				    .tap_fd = env->tap_fd,
 				    .csum_offload = bh_plan_csum_offload(p)};
+	/* Only wire: is given partial checksums, and only when tcp leaves
+	 * them (not when this end captures or impairs). */
+	d->pass_partial = d->spec.kind == BH_BK_SHMLINK && bh_plan_csum_offload(p);
 	int e = bh_backend_open(&d->bk, &a, err, errlen);
 	if (e)
 		return e;
@@ -252,11 +258,8 @@ static int drv_tx(struct drv *d, uint64_t now)
 			frames[i] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
 			lens[i] = x->len;
 			/* A checksum left to the link: wire: takes it (or
-			 * completes it in its copy); no other backend is given
-			 * one, nor is it captured or impaired (tcp leaves none
-			 * partial then: bh_plan_csum_offload). */
-			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->spec.kind == BH_BK_SHMLINK &&
-			    !d->impair && d->dumper == NULL)
+			 * completes it in its copy). */
+			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial)
 				lens[i] |= BH_BK_CSUM_VALID;
 		}
 		unsigned took;

@@ -92,26 +92,27 @@ void bh_sup_exit_text(char *out, size_t n, const struct bh_dom_rec *r)
 		snprintf(out, n, "status %d", WEXITSTATUS(r->status));
 }
 
-/* A counter of domain dom by name; missing: 0. */
-static uint64_t counter(struct bh_sup *s, int dom, const char *name)
+/* What the link offers, as the driver last published it: checksums left
+ * to the link, received and sent (wire: only, drivers/shmlink.c). */
+static void link_offers(struct bh_sup *s, bool *rx, bool *tx)
 {
 	struct bh_stats_snap snap;
-	uint64_t v = 0;
-	if (bh_stats_read(&s->regions.stats[dom], 0, &snap) != 0)
-		return 0;
-	for (uint32_t i = 0; i < snap.h.ncounters; i++)
-		if (strcmp(snap.ctr[i].name, name) == 0)
-			v = snap.ctr[i].value;
+	*rx = *tx = false;
+	if (bh_stats_read(&s->regions.stats[BH_DOM_DRIVER], 0, &snap) != 0)
+		return;
+	for (uint32_t i = 0; i < snap.h.ncounters; i++) {
+		if (strcmp(snap.ctr[i].name, "dev.csum_offload_rx") == 0)
+			*rx = snap.ctr[i].value != 0;
+		else if (strcmp(snap.ctr[i].name, "dev.csum_offload_tx") == 0)
+			*tx = snap.ctr[i].value != 0;
+	}
 	bh_stats_snap_free(&snap);
-	return v;
 }
 
 static void answer_status(struct bh_sup *s, struct text *t, bool json)
 {
-	/* What the link offers, as the driver last published it: checksums
-	 * left to the link, each way (wire: only, drivers/shmlink.c). */
-	bool off_rx = counter(s, BH_DOM_DRIVER, "dev.csum_offload_rx") != 0;
-	bool off_tx = counter(s, BH_DOM_DRIVER, "dev.csum_offload_tx") != 0;
+	bool off_rx, off_tx;
+	link_offers(s, &off_rx, &off_tx);
 	uint64_t now = bh_now_ns();
 	const char *mode = s->plan.mode == BH_MODE_MONO ? "mono" : "factored";
 	char addr[32];
