@@ -1,6 +1,6 @@
 #!/bin/bash
 # Recovery under repetition and with Linux as the peer (root):
-#   - 50 faults in a row (kill and crash in turn, every tenth a hang) into
+#   - 50 faults in a row ($REPEATS; kill and crash in turn, every tenth a hang) into
 #     ip during one long transfer over wire: each is a restart, the transfer completes
 #     intact, no other domain restarts, nothing leaks;
 #   - Linux curl downloading 64 MiB from `bulkhead serve` over TAP while
@@ -12,6 +12,9 @@
 #     cannot recover, and stops it cleanly.
 . "$(dirname "$0")/lib.sh"
 faults_on_purpose
+# The short form under ThreadSanitizer (BUILD: recover_tsan_test) sets
+# REPEATS, FAULTS and DOMAINS lower.
+REPEATS=${REPEATS:-50}
 
 www_files
 
@@ -32,7 +35,7 @@ back() { # back INSTANCE DOMAIN N
 	return 1
 }
 
-# --- 50 faults in a row into ip, one transfer ------------------------------
+# --- REPEATS faults in a row into ip, one transfer ------------------------------
 check "repeat: pair up" bash -c "timeout 30 '$B' up a --driver wire:r50:0 --addr 10.9.0.1/24 >/dev/null &&
 	timeout 30 '$B' up b --driver wire:r50:1 --addr 10.9.0.2/24 --impair rate=${REPEAT_RATE:-20mbit} >/dev/null"
 serve a
@@ -42,7 +45,7 @@ timeout 300 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/got" 2>"$WORK/get.err"
 getp=$!
 sleep 0.5
 n=0
-for i in $(seq 50); do
+for i in $(seq "$REPEATS"); do
 	f=kill
 	[ $((i % 2)) -eq 0 ] && f=crash
 	[ $((i % 10)) -eq 5 ] && f=hang
@@ -50,8 +53,8 @@ for i in $(seq 50); do
 	back a ip "$i" || { fail "repeat: ip not back after fault $i"; break; }
 	n=$i
 done
-check "repeat: 50 faults into ip, each followed by a restart ($n)" [ "$n" -eq 50 ]
-check "repeat: the transfer was still running after the 50th (it spans them all)" kill -0 $getp
+check "repeat: $REPEATS faults into ip, each followed by a restart ($n)" [ "$n" -eq "$REPEATS" ]
+check "repeat: the transfer was still running after the last fault (it spans them all)" kill -0 $getp
 wait $getp
 rc=$?
 check "repeat: the 64 MiB transfer completed intact through all of them (rc $rc)" \
@@ -59,14 +62,14 @@ check "repeat: the 64 MiB transfer completed intact through all of them (rc $rc)
 after="$(snapshot a b)"
 check "repeat: no other domain of either instance restarted" \
 	[ -n "$after" -a "$(grep -v '^a\.ip ' <<<"$before")" = "$(grep -v '^a\.ip ' <<<"$after")" ]
-check "repeat: ip restarted 50 times ($(col a ip 4))" [ "$(col a ip 4)" = 50 ]
+check "repeat: ip restarted $REPEATS times ($(col a ip 4))" [ "$(col a ip 4)" = "$REPEATS" ]
 check "repeat: every buffer home in a" pools_full a
 check "repeat: every buffer home in b" pools_full b
 times="$(timeout 10 "$B" logs a supervisor | grep -oE 'serving again .* ([0-9.]+) ms from detection' |
 	grep -oE '[0-9.]+ ms' | grep -oE '[0-9.]+' | sort -n)"
 cnt=$(grep -c . <<<"$times")
-check "repeat: each of the 50 restarts logged its time, detection to serving ($cnt): median $(sed -n "$(((cnt + 1) / 2))p" <<<"$times") ms, max $(tail -1 <<<"$times") ms" \
-	[ "$cnt" -eq 50 ]
+check "repeat: each of the $REPEATS restarts logged its time, detection to serving ($cnt): median $(sed -n "$(((cnt + 1) / 2))p" <<<"$times") ms, max $(tail -1 <<<"$times") ms" \
+	[ "$cnt" -eq "$REPEATS" ]
 kill $SRV 2>/dev/null
 wait $SRV 2>/dev/null
 timeout 20 "$B" down a >/dev/null
