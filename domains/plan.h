@@ -99,11 +99,15 @@ void bh_plan_defaults(struct bh_plan *p);
 /* Checks a plan; NULL if fine, else what is wrong. */
 const char *bh_plan_check(const struct bh_plan *p);
 /* Whether the instance's TCP leaves checksums to the link and its wire:
- * end declares that it takes such frames: a wire: driver that neither
- * captures nor impairs (both need whole checksums). */
+ * end declares that it takes such frames: a mono instance on a wire:
+ * driver that neither captures nor impairs (both need whole checksums).
+ * Never factored: there TCP's checksum, computed in the tcp domain and
+ * verified in the other instance's, is what catches a payload that a
+ * faulty ip or driver in between scribbled over (docs/FAULTS.md). */
 static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 {
-	return strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 && p->impair[0] == 0;
+	return p->mode == BH_MODE_MONO && strncmp(p->driver, "wire:", 5) == 0 &&
+	       p->capture[0] == 0 && p->impair[0] == 0;
 }
 
 int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);
