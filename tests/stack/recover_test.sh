@@ -12,8 +12,7 @@
 #     cannot recover, and stops it cleanly.
 . "$(dirname "$0")/lib.sh"
 faults_on_purpose
-# The short form under ThreadSanitizer (BUILD: recover_tsan_test) sets
-# REPEATS, FAULTS and DOMAINS lower.
+# REPEATS, FAULTS and DOMAINS run it shorter by hand.
 REPEATS=${REPEATS:-50}
 
 www_files
