@@ -591,15 +591,21 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 	bool nb = l->nonblock || (flags & MSG_DONTWAIT);
 	struct bh_app_slot *sl = &g.slots[s];
 	for (;;) {
+		/* The state before the head: the server stores the head, then
+		 * the state, so an end or error seen here comes with every
+		 * byte that came before it. (Head first would lose data that
+		 * arrived, with the end, between the two loads.) */
+		uint32_t st = state(s);
 		uint32_t head = bh_load_acquire32(&sl->rx_head);
 		uint32_t avail = head - l->rx_tail;
 		if (avail > g.meta.ring)
 			return fail(EPROTO);
 		if (avail == 0) {
-			uint32_t st = state(s);
 			if (st & BH_SS_RX_EOF)
 				return 0;
 			int e = sock_error(s);
+			if (e && bh_load_acquire32(&sl->rx_head) != head)
+				continue; /* data came before the error: read it first */
 			if (e)
 				return e == EPIPE ? 0 : fail(e);
 			if (!l->udp && !(st & (BH_SS_CONNECTED | BH_SS_CONNECTING)))
