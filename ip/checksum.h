@@ -15,12 +15,21 @@
 #ifndef BH_IP_CHECKSUM_H
 #define BH_IP_CHECKSUM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* One's-complement sum of len bytes, added to `sum` (network byte order
  * semantics, any alignment). Returns the unfolded 32-bit accumulator. */
 uint32_t bh_csum_partial(const void *data, size_t len, uint32_t sum);
+
+/* The same sum by a chosen implementation: vector (AVX2, where the
+ * processor has it; else the portable loop) or the portable loop. For
+ * tests and the checksum benchmark; all fold to the same value. */
+uint32_t bh_csum_partial_with(const void *data, size_t len, uint32_t sum, bool vector);
+
+/* Whether this processor runs the vector implementation. */
+bool bh_csum_vector_supported(void);
 
 /* Folds to 16 bits and complements: the value that goes on the wire
  * (network byte order, as a host integer to store with memcpy). */
