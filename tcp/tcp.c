@@ -475,7 +475,7 @@ void bh_tcp_input(struct bh_tcp *tcp, uint64_t now, const struct bh_ip_rx *rx)
 	if (!ok) {
 		tcp->ctr.bad_header++;
 	} else if (!rx->csum_valid) {
-		tcp->ctr.csum_bytes += rx->len;
+		tcp->ctr.csum_bytes += seg.payload_len;
 		uint32_t sum = bh_ipv4_pseudo_sum(rx->src, rx->dst, BH_IPPROTO_TCP, (uint16_t)rx->len);
 		if (bh_csum_fold(bh_ip_rx_sum(rx, rx->len, sum)) != 0) {
 			tcp->ctr.bad_checksum++;

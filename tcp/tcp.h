@@ -155,7 +155,7 @@ struct bh_tcp_config {
 	X(segs_in, "segments received")                                           \
 	X(segs_out, "segments sent")                                              \
 	X(copy_bytes, "payload bytes copied into segments sent")                  \
-	X(csum_bytes, "bytes summed for checksums, segments sent and received")  \
+	X(csum_bytes, "payload bytes summed for checksums, sent and received")  \
 	X(bad_header, "segments malformed (header, split header, port or source 0)") \
 	X(bad_checksum, "segments with a wrong checksum")                         \
 	X(bad_options, "segments with options ignored (wrong or illegal lengths)") \

@@ -142,7 +142,7 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	fill_checksum(tcp, c->raddr, &p);
 	tcp->ctr.copy_bytes += len;
 	if (p.csum != BH_CSUM_PARTIAL)
-		tcp->ctr.csum_bytes += p.len;
+		tcp->ctr.csum_bytes += len;
 	tcp->ctr.segs_out++;
 	if (flags & BH_TCP_RST)
 		tcp->ctr.rst_out++;
@@ -423,8 +423,6 @@ void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_r
 	}
 	p.len = bh_tcp_emit(bh_pkt_data(&p), &t);
 	fill_checksum(tcp, raddr, &p);
-	if (p.csum != BH_CSUM_PARTIAL)
-		tcp->ctr.csum_bytes += p.len;
 	tcp->ctr.segs_out++;
 	tcp->ctr.rst_out++;
 	tcp->ops.output(tcp->ctx, &p, raddr);

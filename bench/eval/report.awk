@@ -314,8 +314,9 @@ function sides(s) {
 	return s == "tap" ? 1 : 2
 }
 
-# Checksum passes over a payload byte per side: TCP's sums, sent and
-# received, and the wire's completions.
+# Checksum passes over a payload byte per side: the payload bytes TCP
+# summed, sent and received (tcp.csum_bytes: headers are not payload),
+# and the wire's completions.
 function csums(c, s, w, p,    x) {
 	if (w == "cost_rr" || fig(c, s, w, p, "work.sock.rx_bytes") == "")
 		return ""

@@ -902,3 +902,24 @@ Test(offload, a_segment_the_link_vouches_for_is_not_verified)
 	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 2, H.our_iss + 1, 65535, "y", 1, NULL, true);
 	cr_expect_eq(bh_tcp_counters(H.tcp)->bad_checksum, 1, "without its word, verified");
 }
+
+/* csum_bytes counts the payload bytes summed, each way (the evaluation's
+ * "checksum passes per payload byte"): headers and bare ACKs add nothing,
+ * partial checksums and vouched segments add nothing. */
+Test(offload, the_checksum_counter_counts_payload_bytes)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	const struct bh_tcp_counters *k = bh_tcp_counters(H.tcp);
+	cr_expect_eq(k->csum_bytes, 0, "handshake: no payload (%llu)",
+		     (unsigned long long)k->csum_bytes);
+	static uint8_t d[1000];
+	memset(d, 'p', sizeof d);
+	cr_assert_eq(h_write(&H, c, d, sizeof d), 0);
+	cr_expect_eq(k->csum_bytes, 1000, "sent: %llu", (unsigned long long)k->csum_bytes);
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 1, H.our_iss + 1, 65535, "abcde", 5, NULL, true);
+	cr_expect_eq(k->csum_bytes, 1005, "received: %llu", (unsigned long long)k->csum_bytes);
+	H.vouch = true;
+	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 6, H.our_iss + 1, 65535, "fg", 2, NULL, true);
+	cr_expect_eq(k->csum_bytes, 1005, "vouched: %llu", (unsigned long long)k->csum_bytes);
+}
