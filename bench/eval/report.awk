@@ -316,12 +316,15 @@ function sides(s) {
 
 # Checksum passes over a payload byte per side: the payload bytes TCP
 # summed, sent and received (tcp.csum_bytes: headers are not payload),
-# and the wire's completions.
-function csums(c, s, w, p,    x) {
+# and the wire's completions, over the payload the instances carried
+# (what applications handed to them and took from them: a byte two
+# instances carry counts once at each, as it is summed once at each).
+function csums(c, s, w, p,    x, y) {
 	if (w == "cost_rr" || fig(c, s, w, p, "work.sock.rx_bytes") == "")
 		return ""
 	x = fig(c, s, w, p, "work.tcp.csum_bytes") + fig(c, s, w, p, "work.driver.dev.tx_csum_bytes")
-	return x / p / sides(s)
+	y = fig(c, s, w, p, "work.sock.rx_bytes") + fig(c, s, w, p, "work.sock.tx_bytes")
+	return y > 0 ? x / y : ""
 }
 
 END {
