@@ -77,6 +77,13 @@ for mode in factored mono; do
 		check "$mode: HTTP transfer of $f, SHA-256 equal" fetch "$f"
 	done
 	grep -h "Mbit/s" "$WORK/get.last"
+	# get's own digest (libcrypto) is the file's; --no-hash skips it.
+	check "$mode: get prints the body's SHA-256" \
+		grep -q "sha256 $(sha "$WORK/www/256m")\$" "$WORK/get.last"
+	out="$(timeout 120 "$B" get b http://10.9.0.1:8080/20m -o "$WORK/nohash" --no-hash 2>&1)"
+	check "$mode: get --no-hash: the body whole, no digest ($out)" \
+		bash -c "[ \"\$(sha256sum <'$WORK/nohash' | cut -d' ' -f1)\" = $(sha "$WORK/www/20m") ] &&
+			grep -q 'sha256 not computed (--no-hash)' <<<'$out'"
 	# Many at once.
 	pids=()
 	for i in $(seq 1 16); do
