@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "domains/logger.h"
 #include "domains/stats.h"
 #include "ipc/clock.h"
+#include "supervisor/cpulist.h"
 #include "supervisor/ctlsock.h"
 #include "supervisor/supervisor.h"
 #include "tcp/tcp.h"
@@ -143,13 +145,20 @@ static void answer_status(struct bh_sup *s, struct text *t, bool json)
 			tprintf(t, "%-7s %-8d %-13s %-9u %-10.1f %s\n", bh_dom_name(d), (int)r->pid,
 				bh_sup_dom_state(r), r->restarts, r->alive ? up : 0.0, ex);
 	}
+	/* The supervisor's CPUs are its domains' (inherited; up --cpus). */
+	cpu_set_t set;
+	char cpus[256] = "?";
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		bh_cpulist_text(&set, cpus, sizeof(cpus));
 	if (json)
-		tprintf(t, "], \"link\": {\"mtu\": %u, \"csum_offload_rx\": %s, "
-			   "\"csum_offload_tx\": %s}}\n",
-			s->plan.mtu, off_rx ? "true" : "false", off_tx ? "true" : "false");
+		tprintf(t, "], \"cpus\": \"%s\", \"cpus_chosen\": %s, \"link\": {\"mtu\": %u, "
+			   "\"csum_offload_rx\": %s, \"csum_offload_tx\": %s}}\n",
+			cpus, s->cpus_set ? "true" : "false", s->plan.mtu, off_rx ? "true" : "false",
+			off_tx ? "true" : "false");
 	else
-		tprintf(t, "link: MTU %u; checksums left to the link: received %s, sent %s\n",
-			s->plan.mtu, off_rx ? "yes" : "no", off_tx ? "yes" : "no");
+		tprintf(t, "cpus: %s%s\nlink: MTU %u; checksums left to the link: received %s, sent %s\n",
+			cpus, s->cpus_set ? " (up --cpus)" : "", s->plan.mtu, off_rx ? "yes" : "no",
+			off_tx ? "yes" : "no");
 }
 
 static void answer_stats(struct bh_sup *s, struct text *t, bool json)

@@ -37,6 +37,7 @@
 #ifndef BH_SUPERVISOR_SUPERVISOR_H
 #define BH_SUPERVISOR_SUPERVISOR_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -79,6 +80,10 @@ struct bh_sup {
 	bool stopping;
 	char why[200]; /* why it stops, for supervisor.exit */
 	const char *exe; /* this program, run again for each domain */
+	/* up --cpus: the CPUs the supervisor and every domain (and each
+	 * replacement) may run on; else they inherit `up`'s. */
+	bool cpus_set;
+	cpu_set_t cpus;
 };
 
 /* The supervisor process, from its plan (filled and checked by `up`).

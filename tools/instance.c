@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #include "drivers/backend.h"
 #include "drivers/impair.h"
 #include "ipc/clock.h"
+#include "supervisor/cpulist.h"
 #include "supervisor/ctlsock.h"
 #include "supervisor/supervisor.h"
 #include "tools/instance.h"
@@ -135,9 +137,11 @@ static int usage_up(void)
 	fputs("usage: bulkhead up NAME --driver SPEC --addr A.B.C.D/LEN [--gw IP]\n"
 	      "                  [--mode factored|mono] [--mtu N] [--capture FILE]\n"
 	      "                  [--impair SPEC] [--host-addr A.B.C.D/LEN] [--seed N]\n"
-	      "                  [--max-conns N]\n"
+	      "                  [--max-conns N] [--cpus LIST]\n"
 	      "  SPEC: tap:IFNAME | pcap:IFNAME | wire:LINK:0|1 | file:PATH.pcap\n"
-	      "  impair SPEC: loss=5%,dup=1%,reorder=1%,corrupt=0.1%,delay=2ms,rate=100mbit\n",
+	      "  impair SPEC: loss=5%,dup=1%,reorder=1%,corrupt=0.1%,delay=2ms,rate=100mbit\n"
+	      "  --cpus LIST: the CPUs the instance's processes run on (0, 0-1, 0,2); one\n"
+	      "               CPU keeps them together (docs/PERFORMANCE.md)\n",
 	      stderr);
 	return 2;
 }
@@ -215,7 +219,7 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 /* The options of `up`, as given (NULL: not given). */
 struct up_args {
 	const char *name, *driver, *addr, *gw, *mode, *mtu, *capture, *impair, *host, *seed,
-	    *conns;
+	    *conns, *cpus;
 };
 
 /* 0, or the exit status of a usage error (already reported). */
@@ -235,6 +239,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 	    {"--host-addr", offsetof(struct up_args, host)},
 	    {"--seed", offsetof(struct up_args, seed)},
 	    {"--max-conns", offsetof(struct up_args, conns)},
+	    {"--cpus", offsetof(struct up_args, cpus)},
 	};
 	*a = (struct up_args){.name = argv[1], .mode = "factored", .capture = "", .impair = ""};
 	for (int i = 2; i < argc; i++) {
@@ -411,10 +416,26 @@ static int plan_limits(const struct up_args *a, struct bh_plan *p)
 	return 0;
 }
 
+/* --cpus: a list of CPUs this process may run on. */
+static int plan_cpus(const struct up_args *a, struct bh_sup *s)
+{
+	if (a->cpus == NULL)
+		return 0;
+	cpu_set_t allowed;
+	char why[300];
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+		return fail("cannot read this process's CPUs: %s", strerror(errno));
+	if (bh_cpulist_parse(a->cpus, &allowed, &s->cpus, why, sizeof(why)) != 0)
+		return fail("bad --cpus '%s': %s", a->cpus, why);
+	s->cpus_set = true;
+	return 0;
+}
+
 static int up_plan(const struct up_args *a, struct bh_sup *s)
 {
 	snprintf(s->plan.name, sizeof(s->plan.name), "%s", a->name);
-	if (plan_network(a, &s->plan) || plan_driver(a, s) || plan_limits(a, &s->plan))
+	if (plan_network(a, &s->plan) || plan_driver(a, s) || plan_limits(a, &s->plan) ||
+	    plan_cpus(a, s))
 		return 1;
 	if (instance_up(a->name))
 		return fail("instance %s is already up (bulkhead down %s first)", a->name, a->name);
@@ -445,6 +466,14 @@ static int up_start(struct bh_sup *s)
 		setsid();
 		if (fork() != 0)
 			_exit(0);
+		/* Before any domain starts: they inherit it. */
+		if (s->cpus_set && sched_setaffinity(0, sizeof(s->cpus), &s->cpus) != 0) {
+			char m[200];
+			int k = snprintf(m, sizeof(m), "error: cannot run on --cpus: %s\n",
+					 strerror(errno));
+			(void)!write(rep[1], m, (size_t)k);
+			_exit(1);
+		}
 		int nul = open("/dev/null", O_RDWR);
 		dup2(nul, STDIN_FILENO);
 		dup2(nul, STDOUT_FILENO);

@@ -47,6 +47,11 @@ refuses "MTU not a number" 1 "^bulkhead: bad --mtu 'big': 576 to 9000$" up x $W 
 refuses "loss over 100%" 1 "^bulkhead: bad --impair 'loss=200%': impair: bad value" up x $W $A --impair loss=200%
 refuses "unknown impairment" 1 "^bulkhead: bad --impair 'jitter=5ms': impair: unknown key" up x $W $A --impair jitter=5ms
 refuses "unknown option" 2 "^bulkhead: unknown option --colour$" up x $W $A --colour blue
+refuses "--cpus not a list" 1 "^bulkhead: bad --cpus '0-x': not a CPU list" up x $W $A --cpus 0-x
+refuses "--cpus beyond this machine's" 1 "^bulkhead: bad --cpus '4095': not a CPU list" up x $W $A --cpus 4095
+out="$(taskset -c 0 "$B" up x $W $A --cpus 0-1 2>&1)"
+check "--cpus outside the CPUs allowed here ($out)" \
+	grep -qx "bulkhead: bad --cpus '0-1': CPU 1 is not available here (available: 0)" <<<"$out"
 refuses "a name with a slash" 1 "^bulkhead: bad instance name '../x'" up ../x $W $A
 refuses "pcap on an interface that does not exist" 1 "^bulkhead: pcap:bhnope0: no such interface$" up x --driver pcap:bhnope0 $A
 refuses "file: replay of a missing file" 1 "^bulkhead: file:/nonexistent/nope.pcap: No such file or directory$" up x --driver file:/nonexistent/nope.pcap $A
@@ -75,6 +80,8 @@ fi
 mkdir -p "$WORK/www"
 head -c 1048576 /dev/urandom >"$WORK/www/1m"
 head -c 67108864 /dev/urandom >"$WORK/www/64m"
+# Long enough to be mid-transfer whatever the speed (sparse: no disk).
+truncate -s 8G "$WORK/www/8g"
 
 check "a up" timeout 30 "$B" up a --driver wire:r1:0 --addr 10.9.0.1/24
 check "b up" timeout 30 "$B" up b --driver wire:r1:1 --addr 10.9.0.2/24
@@ -115,7 +122,7 @@ fetch_ok() { # fetch_ok FILE: b gets FILE from a, hash checked
 }
 
 # A client killed mid-transfer.
-"$B" get b http://10.9.0.1:8080/64m -o "$WORK/dead" 2>>"$WORK/victim.err" &
+"$B" get b http://10.9.0.1:8080/8g -o /dev/null --no-hash 2>>"$WORK/victim.err" &
 victim=$!
 sleep 0.15
 kill -0 $victim 2>/dev/null
@@ -147,7 +154,7 @@ check "client killed mid-transfer: both instances fully running, no restart" \
 "$B" serve a --port 8081 --root "$WORK/www" 2>>"$WORK/serve2.err" &
 srv2=$!
 sleep 0.3
-timeout 60 "$B" get b http://10.9.0.1:8081/64m -o "$WORK/dead" 2>"$WORK/dead.err" &
+timeout 60 "$B" get b http://10.9.0.1:8081/8g -o /dev/null --no-hash 2>"$WORK/dead.err" &
 getp=$!
 sleep 0.15
 kill -9 $srv2
@@ -214,6 +221,24 @@ sleep 0.3
 refuses "status after the supervisor was killed says it left no word" 1 \
 	"^bulkhead: instance c is not up: its supervisor ended without a word" status c
 check "c's domains went with their supervisor" gone c
+
+# --cpus: the supervisor, every domain and a replacement on the CPUs
+# chosen, and status says so.
+cpus_of() { # the distinct Cpus_allowed_list of INSTANCE's processes
+	local p
+	for p in $(sup_pid "$1") $(pid_of "$1" driver) $(pid_of "$1" ip) \
+		$(pid_of "$1" tcp) $(pid_of "$1" sock); do
+		awk '/^Cpus_allowed_list/ {print $2}' "/proc/$p/status"
+	done | sort -u | tr '\n' ' '
+}
+check "up --cpus 0" timeout 30 "$B" up p --driver wire:r4:0 --addr 10.9.4.1/24 --cpus 0
+check "every process of it on CPU 0 ($(cpus_of p))" [ "$(cpus_of p)" = "0 " ]
+check "status says so" bash -c "timeout 10 '$B' status p | grep -qx 'cpus: 0 (up --cpus)' &&
+	timeout 10 '$B' status p --json | grep -q '\"cpus\": \"0\", \"cpus_chosen\": true'"
+check "kill into ip" timeout 10 "$B" inject p ip kill
+for _ in $(seq 100); do [ "$(col p ip 4)" = 1 ] && [ "$(col p ip 3)" = running ] && break; sleep 0.05; done
+check "the replacement on CPU 0 too ($(cpus_of p))" [ "$(cpus_of p)" = "0 " ]
+check "p down" timeout 20 "$B" down p
 
 kill $srv
 wait $srv 2>/dev/null
