@@ -340,7 +340,9 @@ END {
 	nc = split(cpus, cpu, " ")
 	for (ci = 1; ci <= nc; ci++) {
 		c = cpu[ci]
-		printf "## Every workload, CPUs %s\n\n", c == "free" ? "free" : "pinned to one core"
+		printf "## Every workload, CPUs %s\n\n", c == "free" ? "free" : \
+			c == "pinned" ? "pinned to one core" : \
+			"placed (each instance and its application on a CPU of its own)"
 		header("workload")
 		nb = sortparams("bulk_up")
 		for (i = 1; i <= nb; i++) {
@@ -392,6 +394,8 @@ END {
 	pb = par["bulk_up", 1]
 	for (ci = 1; ci <= nc; ci++) {
 		c = cpu[ci]
+		if (c == "placed")
+			continue # the ratio targets are for free and pinned CPUs
 		rtarget("bulk up, factored/mono", c, "factored", "mono", "bulk_up", pb, "mbps", "hi", 0.9)
 		rtarget("bulk down, factored/mono", c, "factored", "mono", "bulk_down", pb, "mbps", "hi", 0.9)
 		rtarget("bulk up, CPU per GB, mono's over factored's", c, "factored", "mono", "bulk_up", pb, "cpu_gb", "lo", 0.9)
@@ -408,6 +412,10 @@ END {
 	}
 	atarget("bulk up, mono, Mbit/s", "free", "mono", "bulk_up", pb, "mbps", 10000, "ge", "")
 	atarget("bulk up, factored, Mbit/s", "free", "factored", "bulk_up", pb, "mbps", 9000, "ge", "")
+	if (cpus ~ /placed/) {
+		atarget("bulk up, mono, Mbit/s", "placed", "mono", "bulk_up", pb, "mbps", 10000, "ge", "")
+		atarget("bulk up, factored, Mbit/s", "placed", "factored", "bulk_up", pb, "mbps", 9000, "ge", "")
+	}
 	pc = par["cost_bulk", 1]
 	for (si = 1; si <= 2; si++) {
 		s = si == 1 ? "factored" : "mono"

@@ -12,8 +12,9 @@
 #             packet a 1500-byte frame, as Bulkhead's: equal packet work)
 #   tap       one Bulkhead instance (factored) against the host's Linux
 #             over a TAP interface
-# with every CPU free, and again with every process pinned to one core
-# (equal CPU). Every transfer is verified by the load generator (each
+# with every CPU free, again with every process pinned to one core
+# (equal CPU), and (on two CPUs or more) placed: each instance, with
+# `up --cpus`, and its application on a CPU of its own. Every transfer is verified by the load generator (each
 # byte against a pattern, each echo against what was sent). Each pinned
 # round also measures one futex hand-off between two processes on one
 # CPU (`bulkhead bench ipc`), the unit of the latency target.
@@ -51,18 +52,24 @@ MTU=1500
 if [ "$SMOKE" -eq 1 ]; then
 	ROUNDS=1 BULK=$((4 << 20)) RR_SIZES="1 1024 65536" RR_N=40 CRR_N=20 UDP_SIZES="64"
 	UDP_N=40 CONC=10 CONNS="1 10" BATCHES="4 64" SPINS="0 100" SWEEP_BULK=$((4 << 20))
-	SWEEP_RR=40 COST_BULK=$((4 << 20)) COST_RR=40 CPUS="free pinned"
+	SWEEP_RR=40 COST_BULK=$((4 << 20)) COST_RR=40
 elif [ "$QUICK" -eq 1 ]; then
 	ROUNDS=1 BULK=$((32 << 20)) RR_SIZES="1 1024 16384 65536" RR_N=300 CRR_N=100
 	UDP_SIZES="64 1024" UDP_N=300 CONC=100 CONNS="1 100 1000" BATCHES="1 64" SPINS="0 100"
 	SWEEP_BULK=$((16 << 20)) SWEEP_RR=300 COST_BULK=$((32 << 20)) COST_RR=300
-	CPUS="free pinned"
 else
 	ROUNDS=5 BULK=$((256 << 20)) RR_SIZES="1 64 1024 4096 16384 65536" RR_N=2000 CRR_N=500
 	UDP_SIZES="64 1024" UDP_N=2000 CONC=100 CONNS="1 10 100 1000 10000" BATCHES="1 4 16 64 256"
 	SPINS="0 100 1000 10000" SWEEP_BULK=$((64 << 20)) SWEEP_RR=1000
-	COST_BULK=$((128 << 20)) COST_RR=2000 CPUS="free pinned"
+	COST_BULK=$((128 << 20)) COST_RR=2000
 fi
+# free: every CPU free; pinned: everything on CPU 0; placed (two CPUs or
+# more): each instance (`up --cpus`) with its application on a CPU of
+# its own, the server's side on CPU 0 and the client's on CPU 1. The
+# cost runs take free and pinned.
+COST_CPUS="free pinned"
+CPUS="free pinned"
+[ "$(nproc)" -ge 2 ] && CPUS="free pinned placed"
 MAXCONNS=0
 for n in $CONNS; do [ "$n" -gt "$MAXCONNS" ] && MAXCONNS=$n; done
 
@@ -157,22 +164,30 @@ workloads() { # workloads CPU SYS
 
 # --- the systems -----------------------------------------------------------------
 
-PIN=()
-pin_for() { if [ "$1" = pinned ]; then PIN=(taskset -c 0); else PIN=(); fi; }
+# PIN_A: the server's side (instance a, the server application, the
+# Linux server); PIN_B: the client's side. UP_A, UP_B: what `up` adds.
+PIN_A=() PIN_B=() UP_A=() UP_B=()
+pin_for() {
+	PIN_A=() PIN_B=() UP_A=() UP_B=()
+	case "$1" in
+	pinned) PIN_A=(taskset -c 0) PIN_B=(taskset -c 0) ;;
+	placed) PIN_A=(taskset -c 0) PIN_B=(taskset -c 1) UP_A=(--cpus 0) UP_B=(--cpus 1) ;;
+	esac
+}
 
 # Two Bulkhead instances over wire:, server on a, client on b. Extra
 # arguments go to `up` (--max-conns).
 bulkhead_up() { # bulkhead_up MODE [UP-ARGS...]
 	local mode="$1"
 	shift
-	timeout 30 "${PIN[@]}" "$TOOL" up a --driver wire:eval:0 --addr 10.97.0.1/24 --mtu "$MTU" \
-		--mode "$mode" "$@" >/dev/null &&
-		timeout 30 "${PIN[@]}" "$TOOL" up b --driver wire:eval:1 --addr 10.97.0.2/24 \
-			--mtu "$MTU" --mode "$mode" "$@" >/dev/null ||
+	timeout 30 "${PIN_A[@]}" "$TOOL" up a --driver wire:eval:0 --addr 10.97.0.1/24 --mtu "$MTU" \
+		--mode "$mode" "${UP_A[@]}" "$@" >/dev/null &&
+		timeout 30 "${PIN_B[@]}" "$TOOL" up b --driver wire:eval:1 --addr 10.97.0.2/24 \
+			--mtu "$MTU" --mode "$mode" "${UP_B[@]}" "$@" >/dev/null ||
 		{ say "the $mode instances did not start"; stop_all; return 1; }
-	"${PIN[@]}" "$TOOL" loadgen server --instance a --port "$PORT" 2>>"$TMP/server.err" &
+	"${PIN_A[@]}" "$TOOL" loadgen server --instance a --port "$PORT" 2>>"$TMP/server.err" &
 	SRV=$!
-	CLIENT_PREFIX=("${PIN[@]}")
+	CLIENT_PREFIX=("${PIN_B[@]}")
 	CLIENT_TARGET=(--instance b --host 10.97.0.1)
 	server_ready
 }
@@ -195,22 +210,22 @@ linux_up() {
 	ip netns exec "$NS1" ethtool -K bhev1 $1 >/dev/null 2>&1 &&
 		ip netns exec "$NS2" ethtool -K bhev2 $1 >/dev/null 2>&1 ||
 		{ say "ethtool -K cannot set the veth's offloads: $1"; return 1; }
-	ip netns exec "$NS1" "${PIN[@]}" "$TOOL" loadgen server --kernel --port "$PORT" \
+	ip netns exec "$NS1" "${PIN_A[@]}" "$TOOL" loadgen server --kernel --port "$PORT" \
 		2>>"$TMP/server.err" &
 	SRV=$!
-	CLIENT_PREFIX=(ip netns exec "$NS2" "${PIN[@]}")
+	CLIENT_PREFIX=(ip netns exec "$NS2" "${PIN_B[@]}")
 	CLIENT_TARGET=(--kernel --host 10.96.0.1)
 	server_ready
 }
 
 # Bulkhead (factored) on a TAP interface; the host's Linux is the server.
 tap_up() {
-	timeout 30 "${PIN[@]}" "$TOOL" up t --driver "tap:$TAP" --addr 10.95.0.2/24 \
-		--host-addr 10.95.0.1/24 --mtu "$MTU" >/dev/null ||
+	timeout 30 "${PIN_B[@]}" "$TOOL" up t --driver "tap:$TAP" --addr 10.95.0.2/24 \
+		--host-addr 10.95.0.1/24 --mtu "$MTU" "${UP_B[@]}" >/dev/null ||
 		{ say "the tap instance did not start"; stop_all; return 1; }
-	"${PIN[@]}" "$TOOL" loadgen server --kernel --port "$PORT" 2>>"$TMP/server.err" &
+	"${PIN_A[@]}" "$TOOL" loadgen server --kernel --port "$PORT" 2>>"$TMP/server.err" &
 	SRV=$!
-	CLIENT_PREFIX=("${PIN[@]}")
+	CLIENT_PREFIX=("${PIN_B[@]}")
 	CLIENT_TARGET=(--instance t --host 10.95.0.1)
 	server_ready
 }
@@ -362,7 +377,7 @@ handoff() {
 	record pinned ipc handoff 1 ns "$(awk -v r="$rtt" 'BEGIN {printf "%.0f", r / 2}')"
 }
 
-# 1. Every workload on every system, CPUs free and pinned, in rounds
+# 1. Every workload on every system, CPUs free, pinned and placed, in rounds
 #    (the order of systems turns each round).
 for r in $(seq "$ROUNDS"); do
 	for cpu in $CPUS; do
@@ -411,7 +426,7 @@ done
 
 # 4. Where the cost goes: one bulk and one 1-byte run of each system under
 #    perf stat, with the counters around them.
-for cpu in $CPUS; do
+for cpu in $COST_CPUS; do
 	pin_for "$cpu"
 	for s in "${SYSTEMS[@]}"; do
 		say "cost, $cpu: $s"

@@ -44,6 +44,20 @@ for cpu in free pinned; do
 	check "$cpu factored: cost run counted ring batches (crossings)" has "$cpu" factored cost_rr chan_rx_batches
 done
 check "a futex hand-off on one CPU was measured" has pinned ipc handoff ns
+# Placed (two CPUs or more): every system's workloads ran, and the
+# absolute targets have placed verdicts.
+if [ "$(nproc)" -ge 2 ]; then
+	for s in factored mono linux linuxoff tap; do
+		for w in bulk_up bulk_down rr crr conc udp; do
+			check "placed $s $w: verified" has placed "$s" "$w" verified
+		done
+	done
+	check "report: the placed section" grep -qF "## Every workload, CPUs placed" "$OUT/report.md"
+	check "check.txt: placed verdicts for mono and factored bulk ($(grep -c 'Mbit/s, placed' "$C"))" \
+		[ "$(grep -c 'Mbit/s, placed' "$C")" -eq 2 ]
+else
+	skip "the placed CPU setting: this machine has one CPU"
+fi
 # Without GSO and TSO the kernel sends no frame larger than the MTU: more
 # frames than with them, for the same bytes.
 lf() { awk -F'\t' -v s="$1" '$1 == "free" && $2 == s && $3 == "cost_bulk" && $5 == "frames" {print $6}' "$R"; }
