@@ -45,6 +45,9 @@ struct ipd_stats {
 struct ipd {
 	struct bh_env *env;
 	struct bh_ip *ip;
+	/* The driver's word that the link vouched for a frame's checksum
+	 * counts only where the plan leaves checksums to the link (mono). */
+	bool vouch_ok;
 	struct bh_track tr;
 	struct bh_ctlq cq_sock;
 	uint64_t next_tick_ms;
@@ -280,6 +283,7 @@ static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .secret = {p->secret[0], p->secret[1]},
 	};
 	const char *why = NULL;
+	d->vouch_ok = bh_plan_csum_offload(p);
 	d->ip = bh_ip_create(&cfg, &ip_ops, d, &why);
 	if (d->ip == NULL) {
 		snprintf(err, errlen, "ip: %s", why ? why : "cannot create");
@@ -297,7 +301,7 @@ static void from_driver(struct ipd *d, uint64_t now_ms, const struct bh_desc *x,
 			continue;
 		}
 		struct bh_pkt p = pkt_of(d, &x[i], false);
-		if (x[i].meta & BH_DESC_CSUM_VALID)
+		if ((x[i].meta & BH_DESC_CSUM_VALID) && d->vouch_ok)
 			p.csum = BH_CSUM_VALID;
 		bh_ip_input(d->ip, now_ms, &p);
 	}

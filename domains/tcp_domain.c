@@ -68,6 +68,10 @@ struct tcpd {
 	struct bh_track tr;
 	struct bh_ctlq cq;
 	bool sock_gone; /* the socket server was replaced: tell it nothing */
+	/* ip's word that the link vouched for a checksum counts only where
+	 * the plan leaves checksums to the link (mono): factored, TCP
+	 * verifies every segment, whatever ip or the driver say. */
+	bool vouch_ok;
 	/* Connections lost with a replaced tcp, still to probe (BH_CTL_LOST;
 	 * a new incarnation may have no buffers for a moment). */
 	struct bh_ctl lost[64];
@@ -279,6 +283,7 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	     * completes them where the other end does not take them. */
 	    .csum_offload = bh_plan_csum_offload(p),
 	};
+	d->vouch_ok = bh_plan_csum_offload(p);
 	const char *why = NULL;
 	d->tcp = bh_tcp_create(&cfg, &tcp_ops, d, &why);
 	if (d->tcp == NULL) {
@@ -340,7 +345,7 @@ static void from_ip(struct tcpd *d, const struct bh_desc *x, unsigned n)
 			d->rx.dst = d->env->plan->addr;
 			d->rx.len = 0;
 			d->rx.npieces = 0;
-			d->rx.csum_valid = (x[i].meta & BH_DESC_SEG_CSUM_VALID) != 0;
+			d->rx.csum_valid = d->vouch_ok && (x[i].meta & BH_DESC_SEG_CSUM_VALID);
 			d->rx_want = pieces;
 		} else if (d->rx_want == 0) {
 			d->st.bad_segment++;
