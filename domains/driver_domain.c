@@ -7,6 +7,11 @@
  *
  * Optional on the way: --capture (every frame both ways, pcap format)
  * and --impair (drivers/impair.h, both directions).
+ *
+ * Large frames (domains/plan.h, bh_plan_large_frames): a received one
+ * goes to ip as a chain of rx buffers (BH_M_FRAME with the count, then
+ * BH_M_MORE); a large TCP frame from ip goes to the device whole if it
+ * takes it (bh_backend.tx_max), else cut into MTU-sized frames here.
  */
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -29,6 +34,8 @@
 	X(rx_ring_full) /* frames dropped: the link to ip was full */                       \
 	X(tx_bad_desc)  /* descriptors from ip that were not a frame */                    \
 	X(tx_frames)    /* frames handed to the backend */                                 \
+	X(tx_cut)       /* large frames cut in software: the device takes no such */       \
+	X(tx_cut_frames) /* ... and the frames they were cut into */                       \
 	X(captured)     /* frames written to --capture */
 
 struct drv_stats {
@@ -57,9 +64,16 @@ struct drv {
 	struct bh_desc pend[BATCH]; /* frames from ip the device has not taken */
 	unsigned npend, pend_at;
 	struct bh_desc out[BATCH];
-	uint32_t max_frame;
+	uint32_t max_frame; /* the longest frame ip may hand over */
+	bool large;         /* large frames: received in chains, sent whole */
+	/* Cutting a large frame: MTU-sized frames, GSO_BATCH at a time, and
+	 * how many of the pending frame's are sent. */
+	uint8_t *cut_buf;
+	uint32_t cut_room, cut_next;
 	struct drv_stats st;
 };
+
+#define GSO_BATCH 64u
 
 static int drv_wait(void *arg, int timeout_ms)
 {
@@ -84,7 +98,13 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	const struct bh_plan *p = env->plan;
 	d->env = env;
 	d->ch = env->chan[BH_LINK_DI];
-	d->max_frame = (uint32_t)p->mtu + 14u;
+	d->large = bh_plan_large_frames(p);
+	d->max_frame = d->large ? 65535u : (uint32_t)p->mtu + 14u;
+	d->cut_room = (uint32_t)p->mtu + 14u;
+	if (d->large && (d->cut_buf = malloc((size_t)d->cut_room * GSO_BATCH)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	const char *why = bh_driver_spec_parse(p->driver, &d->spec);
 	if (why) {
 		snprintf(err, errlen, "%s", why);
@@ -96,7 +116,8 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 				    .shmlink_dir = shmlink_dir,
 				    .mtu = p->mtu,
 				    .tap_fd = env->tap_fd,
-				    .csum_offload = bh_plan_csum_offload(p)};
+				    .csum_offload = bh_plan_csum_offload(p),
+				    .large = d->large};
 	/* Only wire: is given partial checksums, and only when tcp leaves
 	 * them (not when this end captures or impairs). */
 	d->pass_partial = d->spec.kind == BH_BK_SHMLINK && bh_plan_csum_offload(p);
@@ -131,7 +152,8 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		snprintf(err, errlen, "poller thread: %s", strerror(-e));
 		return e;
 	}
-	bh_logf("driver %s, MTU %u%s%s%s%s; %s", p->driver, p->mtu,
+	bh_logf("driver %s, MTU %u%s%s%s%s%s; %s", p->driver, p->mtu,
+		d->large ? ", large frames" : "",
 		p->capture[0] ? ", capture " : "", p->capture, d->impair ? ", impair " : "",
 		d->impair ? p->impair : "",
 		d->direct ? "sleeps on the device's word itself" : "a poller thread watches the device");
@@ -150,19 +172,32 @@ static int drv_reclaim(struct drv *d)
 	return n != 0;
 }
 
-/* Frames received: to ip, each in a buffer lent to it. */
+/* Frames received: to ip, each in a buffer lent to it (a large frame
+ * in several, the first saying how many). */
 static void to_ip(struct drv *d, const uint32_t *bufs, const uint32_t *lens, unsigned n)
 {
 	struct bh_pool *pool = &d->env->own;
 	struct bh_desc *out = d->out;
+	unsigned more = 0; /* pieces of the current frame still to come */
 	for (unsigned i = 0; i < n; i++) {
-		out[i] = (struct bh_desc){
-		    .buf = bufs[i],
-		    .off = (uint16_t)pool->geom.headroom,
-		    .len = (uint16_t)(lens[i] & BH_BK_LEN_MASK),
-		    .pool = BH_POOL_RX,
-		    .flags = BH_M_FRAME,
-		    .meta = (lens[i] & BH_BK_CSUM_VALID) ? BH_DESC_CSUM_VALID : 0};
+		uint16_t meta = (lens[i] & BH_BK_CSUM_VALID) ? BH_DESC_CSUM_VALID : 0;
+		uint8_t type = BH_M_FRAME;
+		if (more) {
+			type = BH_M_MORE;
+			more--;
+		} else if (lens[i] & BH_BK_MORE) {
+			unsigned k = i + 1;
+			while (k < n && (lens[k - 1] & BH_BK_MORE))
+				k++;
+			more = k - i - 1;
+			meta |= (uint16_t)((k - i) << BH_DESC_FRAME_PIECES_SHIFT);
+		}
+		out[i] = (struct bh_desc){.buf = bufs[i],
+					  .off = (uint16_t)pool->geom.headroom,
+					  .len = (uint16_t)(lens[i] & BH_BK_LEN_MASK),
+					  .pool = BH_POOL_RX,
+					  .flags = type,
+					  .meta = meta};
 		bh_pool_lend(pool, bufs[i], BH_HOLDER_DOM(BH_DOM_IP));
 	}
 	unsigned k = bh_chan_send(d->ch, out, n);
@@ -180,8 +215,9 @@ static int drv_rx(struct drv *d, uint64_t now)
 	uint8_t *ptr[BATCH];
 	unsigned nb = 0, n = 0, want = bh_rt_batch;
 	/* Buffers only for the frames that wait, where the device says. */
+	uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
 	if (d->bk->ops->ready) {
-		unsigned r = d->bk->ops->ready(d->bk);
+		unsigned r = d->bk->ops->ready(d->bk, cap, want);
 		if (r < want)
 			want = r;
 	}
@@ -192,7 +228,6 @@ static int drv_rx(struct drv *d, uint64_t now)
 	if (want > 0 && nb == 0)
 		d->st.rx_no_buffer++;
 	if (nb > 0) {
-		uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
 		int got = d->bk->ops->rx(d->bk, ptr, cap, lens, nb);
 		if (got < 0) {
 			bh_logf("device receive failed: %s", strerror(-got));
@@ -200,7 +235,7 @@ static int drv_rx(struct drv *d, uint64_t now)
 		}
 		n = (unsigned)got;
 		for (unsigned i = 0; i < n; i++)
-			capture(d, ptr[i], lens[i]);
+			capture(d, ptr[i], lens[i] & BH_BK_LEN_MASK);
 	}
 	if (d->impair) {
 		for (unsigned i = 0; i < n; i++)
@@ -228,6 +263,58 @@ static int drv_rx(struct drv *d, uint64_t now)
 	return n != 0;
 }
 
+/* Frames to the device (or the impairment in front of it), captured as
+ * they go; returns how many it took. */
+static unsigned send_frames(struct drv *d, uint64_t now, const uint8_t *const *frames,
+			    const uint32_t *lens, unsigned n)
+{
+	unsigned took;
+	if (d->impair) {
+		for (unsigned i = 0; i < n; i++)
+			bh_impair_offer(&d->im_tx, now, frames[i], lens[i]);
+		took = n;
+	} else {
+		int r = d->bk->ops->tx(d->bk, frames, lens, n);
+		took = r < 0 ? n : (unsigned)r; /* a failed device drops them */
+	}
+	for (unsigned i = 0; i < took; i++)
+		capture(d, frames[i], lens[i] & BH_BK_LEN_MASK);
+	d->st.tx_frames += took;
+	return took;
+}
+
+/* A large frame the device does not take: cut into MTU-sized frames of
+ * the size tcp asked for (the descriptor's meta), whole checksums each.
+ * false when the device filled up first: the rest go on the next pass. */
+static bool send_cut(struct drv *d, uint64_t now, const struct bh_desc *x)
+{
+	const uint8_t *f = bh_env_buf(d->env, x->pool, x->buf) + x->off;
+	uint32_t mss = BH_DESC_GSO_OF(x->meta);
+	uint32_t n = bh_tcp_gso_count(f, x->len, mss, d->cut_room);
+	if (n == 0) {
+		d->st.tx_bad_desc++; /* not a TCP frame it may cut: dropped */
+		return true;
+	}
+	while (d->cut_next < n) {
+		const uint8_t *frames[GSO_BATCH];
+		uint32_t lens[GSO_BATCH];
+		unsigned m = 0;
+		for (; m < GSO_BATCH && d->cut_next + m < n; m++) {
+			uint8_t *o = d->cut_buf + (size_t)m * d->cut_room;
+			lens[m] = bh_tcp_gso_segment(f, x->len, mss, d->cut_next + m, o, d->cut_room);
+			frames[m] = o;
+		}
+		unsigned took = send_frames(d, now, frames, lens, m);
+		d->cut_next += took;
+		d->st.tx_cut_frames += took;
+		if (took < m)
+			return false;
+	}
+	d->cut_next = 0;
+	d->st.tx_cut++;
+	return true;
+}
+
 static int drv_tx(struct drv *d, uint64_t now)
 {
 	int progress = 0;
@@ -250,30 +337,30 @@ static int drv_tx(struct drv *d, uint64_t now)
 		progress |= keep != 0;
 	}
 	while (d->pend_at < d->npend) {
+		uint32_t tx_max = d->impair ? d->cut_room : d->bk->tx_max;
+		if (d->pend[d->pend_at].len > tx_max) {
+			if (!send_cut(d, now, &d->pend[d->pend_at]))
+				break; /* the device is full: the rest wait */
+			bh_chan_give_back(d->ch, &d->pend[d->pend_at], 1);
+			d->pend_at++;
+			progress = 1;
+			continue;
+		}
 		const uint8_t *frames[BATCH];
 		uint32_t lens[BATCH];
-		unsigned n = d->npend - d->pend_at;
-		for (unsigned i = 0; i < n; i++) {
-			const struct bh_desc *x = &d->pend[d->pend_at + i];
-			frames[i] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
-			lens[i] = x->len;
+		unsigned n = 0;
+		for (; d->pend_at + n < d->npend; n++) {
+			const struct bh_desc *x = &d->pend[d->pend_at + n];
+			if (x->len > tx_max)
+				break;
+			frames[n] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
+			lens[n] = x->len;
 			/* A checksum left to the link: wire: takes it (or
 			 * completes it in its copy). */
 			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial)
-				lens[i] |= BH_BK_CSUM_VALID;
+				lens[n] |= BH_BK_CSUM_VALID;
 		}
-		unsigned took;
-		if (d->impair) {
-			for (unsigned i = 0; i < n; i++)
-				bh_impair_offer(&d->im_tx, now, frames[i], lens[i]);
-			took = n;
-		} else {
-			int r = d->bk->ops->tx(d->bk, frames, lens, n);
-			took = r < 0 ? n : (unsigned)r; /* a failed device drops them */
-		}
-		for (unsigned i = 0; i < took; i++)
-			capture(d, frames[i], lens[i]);
-		d->st.tx_frames += took;
+		unsigned took = send_frames(d, now, frames, lens, n);
 		bh_chan_give_back(d->ch, &d->pend[d->pend_at], took);
 		d->pend_at += took;
 		progress |= took != 0;
@@ -380,6 +467,7 @@ static void drv_fini(void *self)
 		bh_impair_fini(&d->im_tx);
 		bh_impair_fini(&d->im_rx);
 	}
+	free(d->cut_buf);
 }
 
 /* DI brings home only the driver's own RX buffers. */

@@ -2,8 +2,9 @@
  * domains/ip_domain.c - the IP domain: the IP library (ip/ip.h) between the
  * driver below and TCP and the socket server (UDP) above.
  *
- *   link DI   frames in (rx pool) → bh_ip_input; frames out (pools IP
- *             and SEG) ← ops.transmit
+ *   link DI   frames in (rx pool) → bh_ip_input, a large frame's chain
+ *             of buffers → bh_ip_input_chain; frames out (pools IP and
+ *             SEG) ← ops.transmit
  *   link IT   segments up: each received piece by descriptor (zero
  *             copy); segments down from tcp → bh_ip_output, headers
  *             written into the segment's headroom
@@ -29,6 +30,7 @@
 /* The IP domain's own counters (the library's come first, by its names). */
 #define IPD_COUNTERS(X)                                                                    \
 	X(bad_desc)        /* descriptors of a type or shape not expected */               \
+	X(bad_chain)       /* large frames whose pieces did not all come: dropped */       \
 	X(tx_ring_full)    /* frames dropped: the link to the driver was full */           \
 	X(up_ring_full)    /* datagrams dropped: the link up was full */                   \
 	X(tcp_not_unicast) /* TCP to a broadcast or multicast address: dropped */          \
@@ -49,6 +51,9 @@ struct ipd {
 	 * counts only where the plan leaves checksums to the link (mono). */
 	bool vouch_ok;
 	struct bh_track tr;
+	/* A large frame's pieces, gathered across batches. */
+	struct bh_pkt chain[BH_IP_MAX_PIECES];
+	unsigned nchain, chain_want;
 	struct bh_ctlq cq_sock;
 	uint64_t next_tick_ms;
 	bool started;
@@ -120,7 +125,8 @@ static void op_transmit(void *ctx, const struct bh_pkt *f)
 			    .len = (uint16_t)f->len,
 			    .pool = pool,
 			    .flags = BH_M_FRAME,
-			    .meta = f->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0};
+			    .meta = (uint16_t)((f->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0) |
+					       (f->gso << BH_DESC_GSO_SHIFT))};
 	if (pool == BH_POOL_IP)
 		bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_DRIVER));
 	else if (!bh_track_out(&d->tr, pool, buf, BH_DOM_DRIVER, 0))
@@ -280,6 +286,7 @@ static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .prefix_len = p->prefix,
 	    .gateway = p->gw,
 	    .mtu = p->mtu,
+	    .large_max = bh_plan_large_frames(p) ? 65535u - BH_ETH_HLEN : 0,
 	    .secret = {p->secret[0], p->secret[1]},
 	};
 	const char *why = NULL;
@@ -292,18 +299,51 @@ static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	return 0;
 }
 
+static void drop_chain(struct ipd *d)
+{
+	for (unsigned i = 0; i < d->nchain; i++)
+		give_home(d, BH_POOL_RX, bh_handle_buf(d->chain[i].handle));
+	d->nchain = d->chain_want = 0;
+	d->st.bad_chain++;
+}
+
 static void from_driver(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		if (x[i].flags != BH_M_FRAME) {
+		bool first = x[i].flags == BH_M_FRAME;
+		if ((!first && x[i].flags != BH_M_MORE) || x[i].pool != BH_POOL_RX) {
 			d->st.bad_desc++;
+			bh_chan_give_back(d->env->chan[BH_LINK_DI], &x[i], 1);
+			continue;
+		}
+		if (first && d->chain_want)
+			drop_chain(d); /* a chain cut short (the link was full) */
+		if (!first && d->chain_want == 0) {
+			d->st.bad_chain++;
 			bh_chan_give_back(d->env->chan[BH_LINK_DI], &x[i], 1);
 			continue;
 		}
 		struct bh_pkt p = pkt_of(d, &x[i], false);
 		if ((x[i].meta & BH_DESC_CSUM_VALID) && d->vouch_ok)
 			p.csum = BH_CSUM_VALID;
-		bh_ip_input(d->ip, now_ms, &p);
+		unsigned pieces = first ? BH_DESC_FRAME_PIECES(x[i].meta) : 0;
+		if (first && pieces <= 1) {
+			bh_ip_input(d->ip, now_ms, &p);
+			continue;
+		}
+		if (first) {
+			if (pieces > BH_IP_MAX_PIECES) {
+				d->st.bad_chain++;
+				bh_chan_give_back(d->env->chan[BH_LINK_DI], &x[i], 1);
+				continue;
+			}
+			d->chain_want = pieces;
+		}
+		d->chain[d->nchain++] = p;
+		if (d->nchain == d->chain_want) {
+			bh_ip_input_chain(d->ip, now_ms, d->chain, d->nchain);
+			d->nchain = d->chain_want = 0;
+		}
 	}
 }
 
@@ -318,6 +358,7 @@ static void from_tcp(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, un
 		struct bh_pkt p = pkt_of(d, &x[i], true);
 		if (x[i].meta & BH_DESC_CSUM_PARTIAL)
 			p.csum = BH_CSUM_PARTIAL;
+		p.gso = BH_DESC_GSO_OF(x[i].meta);
 		const uint8_t *h = bh_pkt_data(&p);
 		struct bh_ip_tx tx = {.dst = x[i].aux,
 				      .proto = BH_IPPROTO_TCP,
@@ -460,13 +501,17 @@ static void ipd_fini(void *self)
 	bh_ctlq_fini(&d->cq_sock);
 }
 
-/* A neighbour was replaced. The driver or tcp: nothing to forget (ARP,
- * reassembly and routes are ip's own; what was in flight is lost and
- * TCP retransmits it). The socket server: its UDP bindings went with it,
+/* A neighbour was replaced. The driver or tcp: nothing to forget but a
+ * large frame half received (ARP, reassembly and routes are ip's own;
+ * what was in flight is lost and TCP retransmits it). The socket server: its UDP bindings went with it,
  * and so did the sockets our queued messages were for. */
 static void ipd_peer_reset(void *self, int link)
 {
 	struct ipd *d = self;
+	/* The pieces of a large frame the old driver did not finish: home
+	 * (answers for them, recover.h). */
+	if (link == BH_LINK_DI && d->chain_want)
+		drop_chain(d);
 	if (link != BH_LINK_IS)
 		return;
 	d->cq_sock.tail = d->cq_sock.head;

@@ -109,22 +109,36 @@ void bh_plan_defaults(struct bh_plan *p)
 	const uint32_t headroom[BH_NPOOLS] = {64, 64, 128, 64};
 	for (int i = 0; i < BH_NPOOLS; i++) {
 		struct bh_pool_geom *g = &p->pools.g[i];
-		if (g->nbufs == 0) {
+		if (g->nbufs == 0)
 			g->nbufs = nbufs[i];
+		if (g->buf_size == 0)
 			g->buf_size = size;
+		if (g->headroom == 0)
 			g->headroom = headroom[i];
-		}
 	}
+	/* SEG buffers for large frames (plan.h), where the link can carry
+	 * them and the buffers stay within 1 GiB of (sparse) pool: only
+	 * the buffers in flight are ever touched. */
+	struct bh_pool_geom *seg = &p->pools.g[BH_POOL_SEG];
+	bool large_link = strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 &&
+			  p->impair[0] == 0;
+	if (large_link && seg->buf_size == size && (uint64_t)seg->nbufs * BH_LARGE_SEG_BUF <= (1ull << 30))
+		seg->buf_size = BH_LARGE_SEG_BUF;
 	if (p->link_cap == 0)
 		p->link_cap = 4096;
 	if (p->max_socks == 0)
 		p->max_socks = 4096;
 	if (p->app_max_socks == 0)
 		p->app_max_socks = 1024;
+	/* 512 KiB per socket each way: an application's wake-up moves up
+	 * to that much (docs/PERFORMANCE.md: 128 KiB bounded a bulk
+	 * transfer's batches to two large segments). */
 	if (p->app_ring == 0)
-		p->app_ring = 128 * 1024;
+		p->app_ring = 512 * 1024;
+	/* Region bytes (sparse: only what the rings carried is touched):
+	 * room for every socket's rings at the default sizes. */
 	if (p->app_max_mem == 0)
-		p->app_max_mem = 512ull << 20;
+		p->app_max_mem = 1ull << 30;
 	if (p->max_apps == 0)
 		p->max_apps = 64;
 	/* The window each way (docs/PERFORMANCE.md: 1 MiB lets a bulk

@@ -110,6 +110,26 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 	       p->capture[0] == 0 && p->impair[0] == 0;
 }
 
+/* Large frames (what veth does with GSO and GRO): tcp sends segments of
+ * up to BH_LARGE_SEG bytes as one buffer, ip and the driver pass them on
+ * whole, and a wire: end that takes them carries them whole; the other
+ * instance receives each in a chain of buffers. A wire: driver that
+ * neither captures nor impairs (both work frame by frame at the MTU),
+ * in either mode, with SEG buffers that hold such a segment (the
+ * defaults give them unless --max-conns asks for many buffers). Where
+ * the other end does not take them the driver cuts them into MTU-sized
+ * frames (bh_tcp_gso_segment). TCP's checksum stays end to end in the
+ * factored build: a large frame is only a longer one. */
+#define BH_LARGE_SEG_BUF 65536u
+/* The TCP segment (header included) such a buffer holds behind the SEG
+ * headroom. */
+#define BH_LARGE_SEG(p) ((p)->pools.g[BH_POOL_SEG].buf_size - (p)->pools.g[BH_POOL_SEG].headroom)
+static inline bool bh_plan_large_frames(const struct bh_plan *p)
+{
+	return strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 && p->impair[0] == 0 &&
+	       p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
+}
+
 int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);
 /* Supervisor, after domain `dom` died: a new epoch on each of its links
  * (ipc/channel.h), and a signal to the neighbour at the other end. */

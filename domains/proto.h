@@ -75,7 +75,8 @@ enum bh_link_id {
 
 /* Message types (bh_desc.flags). */
 enum bh_msg_type {
-	/* link DI, both ways: one Ethernet frame at the span. */
+	/* link DI, both ways: one Ethernet frame at the span (driver→ip: its
+	 * first piece; a large frame's further pieces follow as BH_M_MORE). */
 	BH_M_FRAME = 1,
 	/* link IT: a TCP segment. ip→tcp: the first piece, meta = number of
 	 * pieces (each further piece follows as BH_M_MORE) and
@@ -97,10 +98,22 @@ enum bh_msg_type {
 
 /* bh_desc.meta of a BH_M_SEG from tcp to ip and of a BH_M_FRAME from ip
  * to the driver: the transport checksum is left to the device
- * (BH_CSUM_PARTIAL, ip/ip.h). Of a BH_M_FRAME from the driver to ip: the
- * link vouches for it (BH_CSUM_VALID). Any other bit is ignored. */
+ * (BH_CSUM_PARTIAL, ip/ip.h), and, for a TCP segment longer than the
+ * MTU allows (large frames, bh_plan_large_frames), the payload bytes
+ * of each wire segment it is cut into where the link does not take it
+ * whole (bh_pkt.gso; BH_DESC_GSO_OF reads it). Of a BH_M_FRAME from the
+ * driver to ip: the link vouches for it (BH_CSUM_VALID), and the number
+ * of buffers the frame takes (a large frame: the first, then each
+ * further one as BH_M_MORE; 0 or 1: one). */
 #define BH_DESC_CSUM_PARTIAL 0x1u
 #define BH_DESC_CSUM_VALID 0x2u
+#define BH_DESC_GSO_SHIFT 1
+#define BH_DESC_GSO_MAX 0x7fffu
+#define BH_DESC_GSO_OF(meta) ((uint16_t)((meta) >> BH_DESC_GSO_SHIFT))
+#define BH_DESC_FRAME_PIECES_SHIFT 8
+#define BH_DESC_FRAME_PIECES_MAX 0x7fu
+#define BH_DESC_FRAME_PIECES(meta) \
+	((unsigned)((meta) >> BH_DESC_FRAME_PIECES_SHIFT) & BH_DESC_FRAME_PIECES_MAX)
 /* bh_desc.meta of the first BH_M_SEG piece from ip to tcp: the number of
  * pieces, and this bit when the link vouched for the checksum
  * (bh_ip_rx.csum_valid). */

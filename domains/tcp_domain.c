@@ -199,7 +199,8 @@ static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 			    .len = (uint16_t)seg->len,
 			    .pool = BH_POOL_SEG,
 			    .flags = BH_M_SEG,
-			    .meta = seg->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0,
+			    .meta = (uint16_t)((seg->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0) |
+					       (seg->gso << BH_DESC_GSO_SHIFT)),
 			    .aux = dst};
 	bh_pool_lend(&d->env->own, buf, BH_HOLDER_DOM(BH_DOM_IP));
 	if (bh_chan_send(d->env->chan[BH_LINK_IT], &x, 1) == 1)
@@ -282,6 +283,7 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    /* wire: may carry partial checksums (drivers/shmlink.c), which
 	     * completes them where the other end does not take them. */
 	    .csum_offload = bh_plan_csum_offload(p),
+	    .seg_max = bh_plan_large_frames(p) ? BH_LARGE_SEG(p) - BH_TCP_MAX_HLEN : 0,
 	};
 	d->vouch_ok = bh_plan_csum_offload(p);
 	const char *why = NULL;

@@ -75,5 +75,8 @@ int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 		snprintf(err, errlen, "unknown backend");
 		return -EINVAL;
 	}
-	return open_fn[a->spec->kind](out, a, err, errlen);
+	int rc = open_fn[a->spec->kind](out, a, err, errlen);
+	if (rc == 0 && (*out)->tx_max == 0)
+		(*out)->tx_max = (uint32_t)a->mtu + 14u;
+	return rc;
 }

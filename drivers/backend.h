@@ -56,7 +56,11 @@ const char *bh_driver_spec_parse(const char *spec, struct bh_driver_spec *out);
 	X(tx_csum_bytes) /* shmlink: ... and the bytes they summed */                     \
 	X(rx_csum_valid) /* shmlink: frames the other end vouched for (not verified) */  \
 	X(csum_offload_rx) /* 1: this end takes frames with checksums left to the link */ \
-	X(csum_offload_tx) /* 1: the other end does (ours go to it partial) */
+	X(csum_offload_tx) /* 1: the other end does (ours go to it partial) */          \
+	X(large_rx)      /* 1: this end takes large frames (up to 64 KiB) */              \
+	X(large_tx)      /* 1: the other end does (ours go to it whole) */                \
+	X(rx_large)      /* large frames received (each in a chain of buffers) */         \
+	X(tx_large)      /* large frames sent whole */
 
 struct bh_backend_stats {
 #define BH_BACKEND_COUNTER_FIELD(name) uint64_t name;
@@ -73,6 +77,10 @@ struct bh_backend;
  * declared the offload, bh_backend_args.csum_offload). Only shmlink.c
  * takes or sets it; the driver gives it to no other backend. */
 #define BH_BK_CSUM_VALID 0x80000000u
+/* In lens[i] from rx: the frame goes on in the next buffer (a large
+ * frame, longer than one buffer; only from a backend that declared
+ * bh_backend_args.large). */
+#define BH_BK_MORE 0x40000000u
 #define BH_BK_LEN_MASK 0x0000ffffu
 
 struct bh_backend_ops {
@@ -93,9 +101,10 @@ struct bh_backend_ops {
 	 * sleep). disarm withdraws the request once the thread is awake. */
 	bool (*arm)(struct bh_backend *b, struct bh_ntfn **bell);
 	void (*disarm)(struct bh_backend *b);
-	/* Optional, the main thread only: how many frames rx would return
-	 * now (the driver allocates buffers for no more); absent: unknown. */
-	unsigned (*ready)(struct bh_backend *b);
+	/* Optional, the main thread only: how many buffers of cap bytes rx
+	 * would fill now, at most limit (the driver allocates no more);
+	 * absent: unknown. */
+	unsigned (*ready)(struct bh_backend *b, uint32_t cap, unsigned limit);
 };
 
 struct bh_backend {
@@ -103,6 +112,10 @@ struct bh_backend {
 	struct bh_mac mac;
 	bool has_mac; /* pcap: the interface's own address */
 	bool eof;     /* file: replay finished */
+	/* The longest frame tx takes now (MTU + 14; a wire: whose other end
+	 * takes large frames: 65535); longer ones are the caller's to cut.
+	 * Read before each tx call: it may change between batches. */
+	uint32_t tx_max;
 	struct bh_backend_stats st;
 };
 
@@ -114,6 +127,8 @@ struct bh_backend_args {
 	/* wire: this end takes frames with partial checksums (it neither
 	 * captures nor impairs them, which needs them whole). */
 	bool csum_offload;
+	/* wire: this end takes large frames, in chains (rx's BH_BK_MORE). */
+	bool large;
 };
 
 int bh_backend_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,

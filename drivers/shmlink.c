@@ -12,8 +12,20 @@
  *     page        producer: head (written by end d only)
  *     page        consumer: tail, want (written by end 1-d only), and
  *                 the consumer's notification word (end d signals it)
- *     slots       nslots x slot_size: a 32-bit word, the frame's length
- *                 (low 16 bits) and BH_BK_CSUM_VALID, then the frame
+ *     slots       nslots x slot_size: a frame takes as many slots as its
+ *                 length and a 32-bit word need, contiguous: the word
+ *                 (the length in the low 16 bits, BH_BK_CSUM_VALID),
+ *                 then the frame. A frame that would cross the end of
+ *                 the slots is put at slot 0, and the slots left before
+ *                 the end are filled by one word, WIRE_SKIP. head and
+ *                 tail count slots.
+ *
+ * Large frames, as veth does it: an end that declares WIRE_F_LARGE takes
+ * frames up to 64 KiB (a TCP segment of several MSS, meant to be cut
+ * at the receiver's pace by nobody: the receiving stack takes it whole,
+ * in a chain of buffers). A sender sends them only to an end that
+ * declared it; the driver cuts them into MTU-sized frames for any other
+ * (bh_tcp_gso_segment).
  *
  * Checksum offload, as veth does it: an end that declares WIRE_F_CSUM
  * takes frames whose TCP checksum is only the pseudo-header's part
@@ -52,9 +64,13 @@
 #include "ipc/order.h"
 
 #define WIRE_MAGIC 0x45524957u /* "WIRE" */
-#define WIRE_VERSION 2u
-#define WIRE_F_CSUM 0x1u /* takes frames with partial checksums */
+#define WIRE_VERSION 3u
+#define WIRE_F_CSUM 0x1u  /* takes frames with partial checksums */
+#define WIRE_F_LARGE 0x2u /* takes frames up to WIRE_LARGE bytes */
 #define WIRE_SLOTS 2048u
+#define WIRE_LARGE 65535u
+/* The word of a slot that fills the slots up to the end. */
+#define WIRE_SKIP 0x40000000u
 
 struct wire_hdr {
 	uint32_t magic, version;
@@ -96,6 +112,7 @@ struct wire {
 	uint32_t rx_tail;
 	bool csum_offload; /* we declared WIRE_F_CSUM */
 	bool peer_csum;    /* the other end did (read at attach, after each batch) */
+	bool large;        /* we declared WIRE_F_LARGE */
 };
 
 static size_t page(void)
@@ -133,6 +150,33 @@ static void locate(struct wire *w)
 	}
 }
 
+/* Slots a frame of len bytes takes (its word included). */
+static uint32_t slots_for(const struct wire *w, uint32_t len)
+{
+	return (len + 4u + w->slot_size - 1u) / w->slot_size;
+}
+
+/* The frame at slot index t, of at most avail published slots: its word
+ * and the slots it takes, or 0 when what is there cannot be read (a
+ * length that does not fit before the end of the slots or past what was
+ * published; the caller then takes one slot and counts an error). A
+ * WIRE_SKIP word takes the slots up to the end. */
+static uint32_t frame_at(const struct wire *w, uint32_t t, uint32_t avail, uint32_t *word)
+{
+	uint32_t pos = t & (w->nslots - 1), to_end = w->nslots - pos;
+	memcpy(word, w->rx_slots + (size_t)pos * w->slot_size, sizeof(*word));
+	if (*word == WIRE_SKIP)
+		return to_end <= avail ? to_end : 0;
+	uint32_t len = *word & BH_BK_LEN_MASK;
+	if ((*word & ~(BH_BK_LEN_MASK | BH_BK_CSUM_VALID)) || len < 14)
+		return 0;
+	uint32_t k = slots_for(w, len);
+	return k <= to_end && k <= avail ? k : 0;
+}
+
+/* A frame longer than cap (large frames only) goes into as many buffers
+ * as it needs, each but the last marked BH_BK_MORE; a frame is taken
+ * only when all of them are there (else it waits for the next call). */
 static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint32_t *lens,
 		   unsigned n)
 {
@@ -145,22 +189,36 @@ static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uin
 	}
 	unsigned k = 0;
 	uint32_t t = w->rx_tail;
-	for (; avail > 0 && k < n; avail--, t++) {
-		const uint8_t *slot = w->rx_slots + (size_t)(t & (w->nslots - 1)) * w->slot_size;
-		uint32_t word, len;
-		memcpy(&word, slot, sizeof(word));
-		len = word & BH_BK_LEN_MASK;
-		if ((word & ~(BH_BK_LEN_MASK | BH_BK_CSUM_VALID)) || len < 14 ||
-		    len > w->slot_size - 4 || len > cap) {
+	while (avail > 0 && k < n) {
+		uint32_t word, used = frame_at(w, t, avail, &word);
+		if (used == 0) {
 			b->st.rx_errors++;
-			continue;
+			used = 1;
+		} else if (word != WIRE_SKIP) {
+			uint32_t len = word & BH_BK_LEN_MASK;
+			uint32_t pieces = len <= cap ? 1 : w->large ? (len + cap - 1) / cap : 0;
+			if (pieces == 0) {
+				b->st.rx_errors++;
+			} else if (pieces > n - k) {
+				break; /* whole frames only */
+			} else {
+				const uint8_t *src = w->rx_slots +
+						     (size_t)(t & (w->nslots - 1)) * w->slot_size + 4;
+				/* Vouched for only if we said we take such frames. */
+				uint32_t mark = w->csum_offload ? word & BH_BK_CSUM_VALID : 0;
+				b->st.rx_csum_valid += mark != 0;
+				b->st.rx_large += pieces > 1;
+				b->st.rx_frames++;
+				b->st.rx_bytes += len;
+				for (uint32_t at = 0; at < len; at += cap) {
+					uint32_t m = len - at < cap ? len - at : cap;
+					memcpy(bufs[k], src + at, m);
+					lens[k++] = m | mark | (at + m < len ? BH_BK_MORE : 0);
+				}
+			}
 		}
-		memcpy(bufs[k], slot + 4, len);
-		/* Vouched for only if we said we take such frames. */
-		lens[k] = len | (w->csum_offload ? word & BH_BK_CSUM_VALID : 0);
-		b->st.rx_csum_valid += (lens[k++] & BH_BK_CSUM_VALID) != 0;
-		b->st.rx_frames++;
-		b->st.rx_bytes += len;
+		avail -= used;
+		t += used;
 	}
 	w->rx_tail = t;
 	/* Pairs with the producer's acquire of tail: it may reuse the slots. */
@@ -186,15 +244,29 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 		return (int)n;
 	}
 	uint32_t space = w->nslots - used;
+	uint32_t max = b->tx_max;
 	unsigned k = 0;
-	for (; k < n && k < space; k++) {
-		uint8_t *slot = w->tx_slots + (size_t)(w->tx_head & (w->nslots - 1)) * w->slot_size;
-		uint32_t len = lens[k] & ~BH_BK_CSUM_VALID;
+	for (; k < n; k++) {
+		uint32_t len = lens[k] & BH_BK_LEN_MASK;
 		uint32_t word = len | (w->peer_csum ? lens[k] & BH_BK_CSUM_VALID : 0);
-		if (len > w->slot_size - 4) {
+		if (len > max) {
 			b->st.tx_errors++;
 			word = len = 0; /* consumed as an invalid frame */
 		}
+		uint32_t need = slots_for(w, len);
+		uint32_t pos = w->tx_head & (w->nslots - 1), skip = 0;
+		if (need > w->nslots - pos)
+			skip = w->nslots - pos;
+		if (skip + need > space)
+			break;
+		if (skip) {
+			uint32_t sw = WIRE_SKIP;
+			memcpy(w->tx_slots + (size_t)pos * w->slot_size, &sw, sizeof(sw));
+			w->tx_head += skip;
+			space -= skip;
+			pos = 0;
+		}
+		uint8_t *slot = w->tx_slots + (size_t)pos * w->slot_size;
 		memcpy(slot, &word, sizeof(word));
 		if (len)
 			memcpy(slot + 4, frames[k], len);
@@ -204,15 +276,20 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 			b->st.tx_csum_done++;
 			b->st.tx_csum_bytes += len - 34; /* Ethernet and IPv4 headers */
 		}
-		w->tx_head++;
+		w->tx_head += need;
+		space -= need;
 		b->st.tx_frames++;
+		b->st.tx_large += len > w->slot_size - 4;
 		b->st.tx_bytes += len;
 	}
 	if (k < n)
 		b->st.tx_busy++;
 	/* For the next batch: the other end may have been replaced. */
-	w->peer_csum = (bh_load_relaxed32(&w->hdr->features[1 - w->end]) & WIRE_F_CSUM) != 0;
+	uint32_t f = bh_load_relaxed32(&w->hdr->features[1 - w->end]);
+	w->peer_csum = (f & WIRE_F_CSUM) != 0;
 	b->st.csum_offload_tx = w->peer_csum;
+	b->tx_max = (f & WIRE_F_LARGE) ? WIRE_LARGE : w->slot_size - 4;
+	b->st.large_tx = (f & WIRE_F_LARGE) != 0;
 	if (k) {
 		bh_store_release32(&w->tx_prod->head, w->tx_head);
 		bh_full_barrier(); /* head before want (see the top) */
@@ -253,12 +330,29 @@ static bool wire_arm(struct bh_backend *b, struct bh_ntfn **bell)
 	return avail != 0 && avail <= w->nslots;
 }
 
-static unsigned wire_ready(struct bh_backend *b)
+/* Buffers of cap bytes that the waiting frames need, up to limit. */
+static unsigned wire_ready(struct bh_backend *b, uint32_t cap, unsigned limit)
 {
 	struct wire *w = (struct wire *)b;
 	uint32_t avail = bh_load_acquire32(&w->rx_prod->head) - w->rx_tail;
 	/* Indices that lie: let rx look (and count them). */
-	return avail > w->nslots ? 1u : avail;
+	if (avail > w->nslots)
+		return 1;
+	if (!w->large)
+		return avail < limit ? avail : limit;
+	unsigned need = 0;
+	for (uint32_t t = w->rx_tail; avail > 0 && need < limit;) {
+		uint32_t word, used = frame_at(w, t, avail, &word);
+		if (used == 0)
+			used = 1;
+		if (word != WIRE_SKIP)
+			need += (used == 1 || (word & BH_BK_LEN_MASK) <= cap)
+					? 1u
+					: ((word & BH_BK_LEN_MASK) + cap - 1) / cap;
+		avail -= used;
+		t += used;
+	}
+	return need < limit ? need : limit;
 }
 
 static void wire_disarm(struct bh_backend *b)
@@ -405,10 +499,16 @@ int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 	bh_store_release32(&w->rx_cons->tail, w->rx_tail);
 	w->tx_head = bh_load_relaxed32(&w->tx_prod->head);
 	w->csum_offload = a->csum_offload;
-	bh_store_release32(&w->hdr->features[end], a->csum_offload ? WIRE_F_CSUM : 0);
-	w->peer_csum = (bh_load_acquire32(&w->hdr->features[1 - end]) & WIRE_F_CSUM) != 0;
+	w->large = a->large;
+	bh_store_release32(&w->hdr->features[end], (a->csum_offload ? WIRE_F_CSUM : 0) |
+						       (a->large ? WIRE_F_LARGE : 0));
+	uint32_t f = bh_load_acquire32(&w->hdr->features[1 - end]);
+	w->peer_csum = (f & WIRE_F_CSUM) != 0;
 	w->b.st.csum_offload_rx = w->csum_offload;
 	w->b.st.csum_offload_tx = w->peer_csum;
+	w->b.st.large_rx = w->large;
+	w->b.st.large_tx = (f & WIRE_F_LARGE) != 0;
+	w->b.tx_max = (f & WIRE_F_LARGE) ? WIRE_LARGE : w->slot_size - 4;
 	bh_store_release32(&w->hdr->pid[end], (uint32_t)getpid());
 	flock(w->fd, LOCK_UN);
 	w->b.ops = &wire_ops;

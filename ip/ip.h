@@ -78,6 +78,10 @@ struct bh_pkt {
 	uint64_t handle; /* the environment's name for the buffer */
 	bool writable;
 	uint8_t csum;    /* enum bh_csum_state */
+	/* Out, a TCP segment longer than the MTU allows (cfg.large_max):
+	 * the payload bytes of each wire segment the link or the driver
+	 * cuts it into (Linux's gso_size); 0 for any other. */
+	uint16_t gso;
 };
 
 static inline uint8_t *bh_pkt_data(const struct bh_pkt *p) { return p->base + p->off; }
@@ -163,6 +167,11 @@ struct bh_ip_config {
 	uint8_t prefix_len; /* 0..32; 32 means no on-link subnet */
 	bh_ip4 gateway;     /* 0: none */
 	uint16_t mtu;       /* IP MTU: 68 .. 65535 - 14; 0 means 1500 */
+	/* Large frames (a link like veth with GSO and GRO): the longest IP
+	 * datagram taken in pieces (bh_ip_input_chain) and the longest TCP
+	 * datagram with bh_pkt.gso sent whole; 0 (the default): none, every
+	 * datagram fits the MTU. At most 65535 - 14. */
+	uint32_t large_max;
 	uint8_t ttl;        /* 0 means 64 */
 
 	/* Limits; 0 means the default given. */
@@ -195,6 +204,8 @@ struct bh_ip_config {
 	X(eth_rx, "frames received")                                                        \
 	X(eth_tx, "frames sent")                                                            \
 	X(eth_bad, "frames malformed (truncated, 802.3 length, group source)")             \
+	X(eth_bad_large, "large frames dropped: not a whole IPv4 datagram to us, headers in the first piece") \
+	X(ip_rx_large, "large frames taken (in pieces)")                                   \
 	X(eth_vlan, "VLAN-tagged frames dropped")                                           \
 	X(eth_not_ours, "frames for another MAC or an unjoined group")                      \
 	X(eth_own_src, "frames with our own source MAC")                                   \
@@ -287,6 +298,13 @@ void bh_ip_start(struct bh_ip *ip, bh_ms now);
 
 /* One received frame. */
 void bh_ip_input(struct bh_ip *ip, bh_ms now, const struct bh_pkt *frame);
+/* One received large frame in n pieces, in order (a link that takes
+ * frames longer than the MTU; cfg.large_max bounds it): an unfragmented
+ * IPv4 datagram to our unicast address whose headers are whole in the
+ * first piece (at least 134 bytes). Its pieces go up as one datagram;
+ * anything else is dropped and counted (eth_bad_large). Every piece ends
+ * as bh_ip_input's frame does. n == 1 is bh_ip_input. */
+void bh_ip_input_chain(struct bh_ip *ip, bh_ms now, const struct bh_pkt *pieces, unsigned n);
 
 /* Timers; returns the next deadline (UINT64_MAX if none). */
 bh_ms bh_ip_tick(struct bh_ip *ip, bh_ms now);

@@ -272,3 +272,64 @@ void bh_udp_emit(uint8_t *p, const struct bh_udp_repr *u)
 	bh_st16(p + 4, u->len);
 	memcpy(p + 6, &u->checksum, 2);
 }
+
+/* The header lengths of a frame bh_tcp_gso_count() takes: 0 if not one. */
+static uint32_t gso_headers(const uint8_t *frame, uint32_t len, uint32_t *plen)
+{
+	if (len < BH_ETH_HLEN + BH_IPV4_HLEN + 20u || bh_ld16(frame + 12) != BH_ETHERTYPE_IPV4)
+		return 0;
+	const uint8_t *iph = frame + BH_ETH_HLEN;
+	uint32_t ihl = (uint32_t)(iph[0] & 0x0f) * 4u, total = bh_ld16(iph + 2);
+	if ((iph[0] >> 4) != 4 || ihl < BH_IPV4_HLEN || iph[9] != BH_IPPROTO_TCP ||
+	    (bh_ld16(iph + 6) & 0x3fff) != 0 || total > len - BH_ETH_HLEN ||
+	    total < ihl + 20u)
+		return 0;
+	const uint8_t *th = iph + ihl;
+	uint32_t thl = (uint32_t)(th[12] >> 4) * 4u;
+	if (thl < 20u || ihl + thl > total)
+		return 0;
+	*plen = total - ihl - thl;
+	return BH_ETH_HLEN + ihl + thl;
+}
+
+uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t room)
+{
+	uint32_t plen;
+	uint32_t hdrs = gso_headers(frame, len, &plen);
+	if (hdrs == 0 || mss == 0 || plen == 0 || room < hdrs || room - hdrs < mss)
+		return 0;
+	return (plen + mss - 1) / mss;
+}
+
+uint32_t bh_tcp_gso_segment(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t i,
+			    uint8_t *out, uint32_t room)
+{
+	uint32_t plen;
+	uint32_t hdrs = gso_headers(frame, len, &plen);
+	uint32_t n = bh_tcp_gso_count(frame, len, mss, room);
+	if (n == 0 || i >= n)
+		return 0;
+	uint32_t at = i * mss, seg = plen - at < mss ? plen - at : mss;
+	memcpy(out, frame, hdrs);
+	memcpy(out + hdrs, frame + hdrs + at, seg);
+	uint8_t *iph = out + BH_ETH_HLEN;
+	uint32_t ihl = (uint32_t)(iph[0] & 0x0f) * 4u;
+	uint8_t *th = iph + ihl;
+	uint32_t tlen = hdrs - BH_ETH_HLEN - ihl + seg;
+	bh_st16(iph + 2, (uint16_t)(ihl + tlen));
+	bh_st16(iph + 4, (uint16_t)(bh_ld16(iph + 4) + i));
+	iph[10] = iph[11] = 0;
+	uint16_t c = bh_csum_fold(bh_csum_partial(iph, ihl, 0));
+	memcpy(iph + 10, &c, 2);
+	bh_st32(th + 4, bh_ld32(th + 4) + at);
+	if (i + 1 < n)
+		th[13] &= (uint8_t)~(0x01u | 0x08u); /* FIN, PSH */
+	if (i > 0)
+		th[13] &= (uint8_t)~0x80u; /* CWR */
+	th[16] = th[17] = 0;
+	bh_ip4 src = bh_ld32(iph + 12), dst = bh_ld32(iph + 16);
+	uint32_t sum = bh_ipv4_pseudo_sum(src, dst, BH_IPPROTO_TCP, (uint16_t)tlen);
+	c = bh_csum_fold(bh_csum_partial(th, tlen, sum));
+	memcpy(th + 16, &c, 2);
+	return hdrs + seg;
+}

@@ -213,6 +213,20 @@ void bh_l4_csum_complete(uint8_t *l4, uint32_t len, uint8_t proto);
  * fit in len. */
 bool bh_frame_csum_complete(uint8_t *frame, uint32_t len);
 
+/* Software segmentation of a large TCP frame (Linux's GSO): frame is
+ * Ethernet + IPv4 (no fragment) + TCP whose payload is cut into pieces
+ * of mss bytes. bh_tcp_gso_count() says how many (0: not such a frame,
+ * or its headers leave no room for mss in an out buffer of room bytes);
+ * bh_tcp_gso_segment() writes the i-th as a whole frame into out (room
+ * bytes): the headers copied, the IPv4 total length, identification
+ * (+i) and header checksum, the TCP sequence number (+i x mss) and
+ * flags (PSH and FIN on the last piece only, CWR on the first only)
+ * rewritten, the TCP checksum computed whole. Returns its length, or 0.
+ * The frame is untrusted: every length is checked against len. */
+uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t room);
+uint32_t bh_tcp_gso_segment(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t i,
+			    uint8_t *out, uint32_t room);
+
 /* ---- ICMP (RFC 792) ---- */
 
 #define BH_ICMP_HLEN 8

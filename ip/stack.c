@@ -153,6 +153,8 @@ static const char *config_fill(struct bh_ip_config *c)
 	DEF(routes, 16);
 	if (c->max_pieces > BH_IP_MAX_PIECES)
 		return "max_pieces is at most 64";
+	if (c->large_max && (c->large_max <= c->mtu || c->large_max > 65535 - BH_ETH_HLEN))
+		return "large_max must be above the MTU and at most 65535 - 14";
 	if (c->arp_entries > 65536 || c->arp_queue > 65536 || c->reasm_datagrams > 65536 ||
 	    c->routes > 4096 || c->udp_bindings > 65535)
 		return "a table size is beyond its limit";
@@ -406,8 +408,10 @@ void bh_ip__transport_input(struct bh_ip *ip, uint64_t now, const struct ip_dgra
 	ip->rx.npieces = 0;
 }
 
-static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
-		       const uint8_t *p, size_t len, bool link_group)
+/* The checks every IPv4 datagram passes, whole or in pieces; false
+ * (counted) when it is dropped. */
+static bool ipv4_accept(struct bh_ip *ip, const uint8_t *p, size_t len, bool link_group,
+			struct bh_ipv4_repr *hp, enum bh_ip_cast *castp)
 {
 	struct bh_ipv4_repr h;
 	ip->ctr.ip_rx++;
@@ -451,6 +455,18 @@ static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *fram
 	if (h.ttl == 0)
 		ip->ctr.ip_ttl_zero++;
 
+	*hp = h;
+	*castp = cast;
+	return true;
+}
+
+static bool ipv4_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame,
+		       const uint8_t *p, size_t len, bool link_group)
+{
+	struct bh_ipv4_repr h;
+	enum bh_ip_cast cast;
+	if (!ipv4_accept(ip, p, len, link_group, &h, &cast))
+		return false;
 	if (h.mf || h.frag_off)
 		return bh_reasm__input(ip, now, frame, &h, cast);
 
@@ -527,6 +543,75 @@ void bh_ip_input(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame)
 out:
 	if (!kept)
 		bh_ip__release(ip, frame);
+}
+
+/* A large frame in pieces (ip.h): one unfragmented datagram to us, its
+ * Ethernet, IPv4 and transport headers whole in the first piece. */
+void bh_ip_input_chain(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pieces, unsigned n)
+{
+	if (n == 1) {
+		bh_ip_input(ip, now, &pieces[0]);
+		return;
+	}
+	ip->ctr.eth_rx++;
+	uint32_t total = 0;
+	bool ok = n > 1 && n <= BH_IP_MAX_PIECES && ip->cfg.large_max != 0;
+	for (unsigned i = 0; ok && i < n; i++) {
+		const struct bh_pkt *f = &pieces[i];
+		ok = f->off <= f->size && f->len <= f->size - f->off && f->len > 0;
+		total += ok ? f->len : 0;
+	}
+	/* Room for the longest headers in the first piece. */
+	const uint32_t head = BH_ETH_HLEN + 60u + 60u;
+	ok = ok && total <= BH_ETH_HLEN + ip->cfg.large_max && pieces[0].len >= head;
+	struct bh_eth_repr eth;
+	bool group = false;
+	const uint8_t *p = ok ? bh_pkt_data(&pieces[0]) : NULL;
+	if (!ok || bh_eth_parse(p, pieces[0].len, &eth) != BH_WIRE_OK ||
+	    eth.type != BH_ETHERTYPE_IPV4 || !eth_dst_ours(ip, &eth.dst, &group) || group ||
+	    bh_mac_eq(&eth.src, &ip->cfg.mac)) {
+		ip->ctr.eth_bad_large++;
+		goto drop;
+	}
+	struct bh_ipv4_repr h;
+	enum bh_ip_cast cast;
+	if (!ipv4_accept(ip, p + BH_ETH_HLEN, total - BH_ETH_HLEN, false, &h, &cast))
+		goto drop;
+	uint32_t first = (uint32_t)(h.payload - bh_pkt_data(&pieces[0]));
+	if (h.mf || h.frag_off || cast != BH_IP_UNICAST ||
+	    h.payload_len < bh_ip__transport_min(h.proto) || first >= pieces[0].len) {
+		ip->ctr.eth_bad_large++;
+		goto drop;
+	}
+	/* The pieces, trimmed to the datagram (a frame never pads past 60
+	 * bytes, but a sender may). */
+	struct bh_ip_rx *rx = &ip->rx;
+	uint32_t left = h.payload_len;
+	rx->npieces = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct bh_pkt q = pieces[i];
+		if (i == 0) {
+			q.off += first;
+			q.len -= first;
+		}
+		if (left == 0) {
+			bh_ip__release(ip, &pieces[i]);
+			continue;
+		}
+		if (q.len > left)
+			q.len = left;
+		left -= q.len;
+		rx->piece[rx->npieces++] = q;
+	}
+	rx->len = h.payload_len;
+	rx->csum_valid = pieces[0].csum == BH_CSUM_VALID;
+	ip->ctr.ip_rx_large++;
+	struct ip_dgram d = {.hdr = h, .iph = p + BH_ETH_HLEN, .cast = cast};
+	bh_ip__transport_input(ip, now, &d); /* the pieces are its now */
+	return;
+drop:
+	for (unsigned i = 0; i < n; i++)
+		bh_ip__release(ip, &pieces[i]);
 }
 
 /* ---- output ---- */
@@ -642,6 +727,11 @@ int bh_ip_output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pkt, const
 		return -EINVAL;
 	}
 	uint32_t mtu_payload = ip->cfg.mtu - BH_IPV4_HLEN;
+	/* A large TCP segment (ip.h) goes out whole: the link or the driver
+	 * cuts it at bh_pkt.gso bytes of payload. */
+	if (pkt->len > mtu_payload && tx->proto == BH_IPPROTO_TCP && pkt->gso &&
+	    ip->cfg.large_max > ip->cfg.mtu && pkt->len <= ip->cfg.large_max - BH_IPV4_HLEN)
+		mtu_payload = ip->cfg.large_max - BH_IPV4_HLEN;
 	if (pkt->len > mtu_payload || !pkt->writable || pkt->off < BH_IP_HEADROOM) {
 		/* Fragments, or no room for headers: copy. A checksum left
 		 * to the device is completed first: fragments carry no

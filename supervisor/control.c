@@ -94,27 +94,36 @@ void bh_sup_exit_text(char *out, size_t n, const struct bh_dom_rec *r)
 		snprintf(out, n, "status %d", WEXITSTATUS(r->status));
 }
 
-/* What the link offers, as the driver last published it: checksums left
- * to the link, received and sent (wire: only, drivers/shmlink.c). */
-static void link_offers(struct bh_sup *s, bool *rx, bool *tx)
+/* What the link offers, as the driver last published it, received and
+ * sent (wire: only, drivers/shmlink.c): checksums left to the link, and
+ * large frames. */
+struct link_offers {
+	bool csum_rx, csum_tx, large_rx, large_tx;
+};
+
+static void link_offers(struct bh_sup *s, struct link_offers *o)
 {
 	struct bh_stats_snap snap;
-	*rx = *tx = false;
+	*o = (struct link_offers){0};
 	if (bh_stats_read(&s->regions.stats[BH_DOM_DRIVER], 0, &snap) != 0)
 		return;
-	for (uint32_t i = 0; i < snap.h.ncounters; i++) {
-		if (strcmp(snap.ctr[i].name, "dev.csum_offload_rx") == 0)
-			*rx = snap.ctr[i].value != 0;
-		else if (strcmp(snap.ctr[i].name, "dev.csum_offload_tx") == 0)
-			*tx = snap.ctr[i].value != 0;
-	}
+	static const char *const name[4] = {"dev.csum_offload_rx", "dev.csum_offload_tx",
+					    "dev.large_rx", "dev.large_tx"};
+	bool *field[4] = {&o->csum_rx, &o->csum_tx, &o->large_rx, &o->large_tx};
+	for (uint32_t i = 0; i < snap.h.ncounters; i++)
+		for (int k = 0; k < 4; k++)
+			if (strcmp(snap.ctr[i].name, name[k]) == 0)
+				*field[k] = snap.ctr[i].value != 0;
 	bh_stats_snap_free(&snap);
 }
 
+static const char *yes_no(bool b) { return b ? "yes" : "no"; }
+static const char *json_bool(bool b) { return b ? "true" : "false"; }
+
 static void answer_status(struct bh_sup *s, struct text *t, bool json)
 {
-	bool off_rx, off_tx;
-	link_offers(s, &off_rx, &off_tx);
+	struct link_offers o;
+	link_offers(s, &o);
 	uint64_t now = bh_now_ns();
 	const char *mode = s->plan.mode == BH_MODE_MONO ? "mono" : "factored";
 	char addr[32];
@@ -152,13 +161,16 @@ static void answer_status(struct bh_sup *s, struct text *t, bool json)
 		bh_cpulist_text(&set, cpus, sizeof(cpus));
 	if (json)
 		tprintf(t, "], \"cpus\": \"%s\", \"cpus_chosen\": %s, \"link\": {\"mtu\": %u, "
-			   "\"csum_offload_rx\": %s, \"csum_offload_tx\": %s}}\n",
-			cpus, s->cpus_set ? "true" : "false", s->plan.mtu, off_rx ? "true" : "false",
-			off_tx ? "true" : "false");
+			   "\"csum_offload_rx\": %s, \"csum_offload_tx\": %s, \"large_rx\": %s, "
+			   "\"large_tx\": %s}}\n",
+			cpus, json_bool(s->cpus_set), s->plan.mtu, json_bool(o.csum_rx),
+			json_bool(o.csum_tx), json_bool(o.large_rx), json_bool(o.large_tx));
 	else
-		tprintf(t, "cpus: %s%s\nlink: MTU %u; checksums left to the link: received %s, sent %s\n",
-			cpus, s->cpus_set ? " (up --cpus)" : "", s->plan.mtu, off_rx ? "yes" : "no",
-			off_tx ? "yes" : "no");
+		tprintf(t,
+			"cpus: %s%s\nlink: MTU %u; checksums left to the link: received %s, sent %s; "
+			"large frames: received %s, sent %s\n",
+			cpus, s->cpus_set ? " (up --cpus)" : "", s->plan.mtu, yes_no(o.csum_rx),
+			yes_no(o.csum_tx), yes_no(o.large_rx), yes_no(o.large_tx));
 }
 
 static void answer_stats(struct bh_sup *s, struct text *t, bool json)

@@ -17,10 +17,11 @@ static uint32_t flight_size(const struct tconn *c) { return bh_seq_span(c->snd_u
 
 /* RFC 5681 3.1: slow start grows by the bytes acknowledged, at most two
  * SMSS per ACK (RFC 3465 3.2, L = 2 SMSS), so that a receiver ACKing
- * every second segment does not halve the rate of growth. */
+ * every second segment does not halve the rate of growth; with large
+ * segments (cfg.seg_max), two of those: one ACK then covers one. */
 static void slow_start(struct tconn *c, uint32_t acked)
 {
-	uint32_t l = 2u * c->smss;
+	uint32_t l = 2u * (c->seg_max > c->smss ? c->seg_max : c->smss);
 	c->cwnd += acked < l ? acked : l;
 }
 

@@ -114,9 +114,9 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	}
 	if (c->addr == 0 || c->mss < 64 || c->conns > 1000000 || c->segs > 16000000 ||
 	    c->rto_min_ms > c->rto_max_ms || c->delack_ms >= 500 || c->rcv_buf < c->mss ||
-	    c->rcv_buf > (1u << 30)) {
+	    c->rcv_buf > (1u << 30) || c->seg_max > 65535u - 20u - BH_TCP_MAX_HLEN) {
 		*err = "address missing, or a limit out of range (mss >= 64, delack < 500 ms, "
-		       "rto_min <= rto_max, mss <= rcv_buf <= 1 GiB)";
+		       "rto_min <= rto_max, mss <= rcv_buf <= 1 GiB, seg_max <= 65455)";
 		free(tcp);
 		return NULL;
 	}

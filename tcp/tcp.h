@@ -147,6 +147,13 @@ struct bh_tcp_config {
 	 * (BH_CSUM_PARTIAL): the link may offload it, and the driver
 	 * completes it where it does not. */
 	bool csum_offload;
+	/* Large frames (a link that carries segments longer than the MTU
+	 * and cuts them, or whose other end takes them whole): the most
+	 * payload one new-data segment carries, rounded down to a multiple
+	 * of the connection's MSS; each goes out as one buffer with
+	 * bh_pkt.gso = the MSS. 0 (the default): one MSS. Resent data
+	 * always goes out in MSS-sized segments. */
+	uint32_t seg_max;
 	uint64_t secret[2];  /* keys the ISN hash (RFC 6528) */
 };
 

@@ -105,6 +105,7 @@ struct tconn {
 	bh_seq fin_seq;     /* the FIN's number, once queued */
 	bool syn_acked;     /* SND.UNA has passed our SYN: data starts there */
 	uint16_t smss;      /* what we send: min(peer MSS, ours) less options */
+	uint32_t seg_max;   /* new data per segment: k x smss (cfg.seg_max), or 0 */
 	uint8_t snd_wscale, rcv_wscale;
 	bool ws_ok, ts_ok, sack_ok;
 	uint32_t ts_recent;

@@ -62,6 +62,7 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 		c->smss = (uint16_t)(c->smss - 12); /* RFC 7323 3.2: room for the option */
 	}
 	c->sack_ok = o->sack_ok && !tcp->cfg.no_sack;
+	c->seg_max = tcp->cfg.seg_max / c->smss * c->smss;
 	/* RFC 5681 3.1 (RFC 3390): initial window 10 segments as Linux
 	 * (RFC 6928). */
 	c->cwnd = 10u * c->smss;
@@ -660,7 +661,7 @@ static void process_text(struct bh_tcp *tcp, uint64_t now, struct tconn *c, cons
 	/* RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
 	 * full segment, else within delack_ms. */
 	if (in->len >= c->smss)
-		c->unacked++;
+		c->unacked += in->len >= 2u * c->smss ? 2 : 1; /* a large segment: at once */
 	if (c->unacked >= 2 || c->oooq.count || filled_gap)
 		c->ack_now = true;
 	else if (!c->delack_at)

@@ -139,6 +139,7 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	if (len)
 		gather(tcp, c, syn ? bh_seq_add(seq, 1) : seq, len, h + hlen);
 	p.len = hlen + len;
+	p.gso = len > c->smss ? c->smss : 0;
 	fill_checksum(tcp, c->raddr, &p);
 	tcp->ctr.copy_bytes += len;
 	if (p.csum != BH_CSUM_PARTIAL)
@@ -187,8 +188,11 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 	bh_seq end = bh_tcp__data_end(c);
 	uint32_t avail = bh_seq_lt(seq, end) ? bh_seq_span(seq, end) : 0;
 	uint32_t len = avail < max ? avail : max;
-	if (len > c->smss)
-		len = c->smss;
+	/* New data may go in a large segment (cfg.seg_max); resent data in
+	 * MSS-sized ones. */
+	uint32_t most = c->seg_max > c->smss && !bh_seq_lt(seq, c->snd_max) ? c->seg_max : c->smss;
+	if (len > most)
+		len = most;
 	bool fin = c->fin_queued && fin_allowed(c) && bh_seq_add(seq, len) == c->fin_seq;
 	if (len == 0 && !fin)
 		return 0;
@@ -270,8 +274,9 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 				avail = hole;
 		}
 		uint32_t len = avail < usable ? avail : usable;
-		if (len > c->smss)
-			len = c->smss;
+		uint32_t most = c->seg_max > c->smss && !resend && !probe ? c->seg_max : c->smss;
+		if (len > most)
+			len = most;
 		bool fin = c->fin_queued && fin_allowed(c) && bh_seq_add(c->snd_nxt, len) == c->fin_seq;
 		if (len == 0 && !fin)
 			break;

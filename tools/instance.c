@@ -204,8 +204,10 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 	uint32_t bufs = 8192; /* the default RX and SOCK pools (domains/plan.c) */
 	while (bufs < 2 * n)
 		bufs *= 2;
-	for (int i = 0; i < BH_NPOOLS; i++)
+	for (int i = 0; i < BH_NPOOLS; i++) {
 		p->pools.g[i].nbufs = bufs;
+		p->pools.g[i].buf_size = 0; /* bh_plan_defaults sizes them again */
+	}
 	/* Rings that hold a segment of every connection at once: a burst
 	 * that overflowed them would be lost together, retransmitted
 	 * together, and lost again. */

@@ -20,7 +20,7 @@ static bool op_alloc(void *ctx, struct bh_pkt *out)
 		if (!h->used[i]) {
 			h->used[i] = true;
 			h->in_use++;
-			*out = (struct bh_pkt){h->mem + (size_t)i * H_BUF, H_BUF, H_HEADROOM, 0, i, true, BH_CSUM_NONE};
+			*out = (struct bh_pkt){h->mem + (size_t)i * H_BUF, H_BUF, H_HEADROOM, 0, i, true, BH_CSUM_NONE, 0};
 			return true;
 		}
 	}

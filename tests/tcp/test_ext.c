@@ -923,3 +923,51 @@ Test(offload, the_checksum_counter_counts_payload_bytes)
 	h_send_abs(&H, BH_TCP_ACK, H.peer_iss + 6, H.our_iss + 1, 65535, "fg", 2, NULL, true);
 	cr_expect_eq(k->csum_bytes, 1005, "vouched: %llu", (unsigned long long)k->csum_bytes);
 }
+
+/* Large frames (cfg.seg_max): new data goes in segments of several MSS
+ * (a multiple of it), which the link or the driver cuts at the MSS
+ * (bh_pkt.gso); resent data goes in MSS-sized segments; a large segment
+ * received is ACKed at once. */
+static void setup_large(void)
+{
+	struct bh_tcp_config c;
+	h_config(&c);
+	c.seg_max = 3000; /* 2 x 1460 fits a harness buffer */
+	h_init(&H, &c);
+}
+TestSuite(large, .init = setup_large, .fini = teardown);
+
+Test(large, new_data_goes_in_multiples_of_the_mss_and_resent_data_in_one)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	static uint8_t d[3500];
+	memset(d, 'L', sizeof d);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, d, sizeof d), 0);
+	cr_assert_eq(h_write(&H, c, d, sizeof d), 0);
+	unsigned big = 0;
+	for (unsigned i = 0; i < H.nout; i++) {
+		cr_expect_leq(H.out[i].len, 2920, "segment %u: %u bytes", i, H.out[i].len);
+		big += H.out[i].len == 2920;
+	}
+	cr_expect_geq(big, 2, "two-MSS segments sent (%u)", big);
+	/* The first is lost: the timeout resends one MSS. */
+	h_clear(&H);
+	h_tick(&H, H.now + 1100 * MS);
+	cr_assert_geq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(H.out[0].len, 1460, "resent: %u bytes", H.out[0].len);
+}
+
+Test(large, a_large_segment_in_is_acked_at_once)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	static uint8_t d[2920];
+	memset(d, 'M', sizeof d);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, d, sizeof d, NULL);
+	cr_assert_eq(H.nout, 1, "an ACK at once, not after the delayed-ACK timer");
+	cr_expect_eq(h_rel_ack(&H, 0), 1 + sizeof d);
+}
