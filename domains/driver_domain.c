@@ -217,9 +217,10 @@ static int drv_rx(struct drv *d, uint64_t now)
 	/* Buffers only for the frames that wait, where the device says. */
 	uint32_t cap = pool->geom.buf_size - pool->geom.headroom;
 	if (d->bk->ops->ready) {
+		/* At least the first frame's buffers, however small the
+		 * batch: a large frame is taken whole or not at all. */
 		unsigned r = d->bk->ops->ready(d->bk, cap, want);
-		if (r < want)
-			want = r;
+		want = r < BATCH ? r : BATCH;
 	}
 	while (nb < want && bh_pool_alloc(pool, &bufs[nb]) == 0) {
 		ptr[nb] = bh_pool_buf(pool, bufs[nb]) + pool->geom.headroom;

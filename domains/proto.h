@@ -81,8 +81,9 @@ enum bh_msg_type {
 	/* link IT: a TCP segment. ip→tcp: the first piece, meta = number of
 	 * pieces (each further piece follows as BH_M_MORE) and
 	 * BH_DESC_SEG_CSUM_VALID, aux = source address; tcp→ip: the whole
-	 * segment (one piece), meta = BH_DESC_CSUM_PARTIAL or 0, aux =
-	 * destination address. Addresses in host byte order. */
+	 * segment (one piece), meta = BH_DESC_CSUM_PARTIAL and the gso size
+	 * (below), aux = destination address. Addresses in host byte order.
+	 * BH_M_MORE also follows a large frame's first piece on DI. */
 	BH_M_SEG = 2,
 	BH_M_MORE = 3,
 	/* Stream bytes for or from socket aux (tcp↔sock), or a UDP payload

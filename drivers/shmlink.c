@@ -330,7 +330,9 @@ static bool wire_arm(struct bh_backend *b, struct bh_ntfn **bell)
 	return avail != 0 && avail <= w->nslots;
 }
 
-/* Buffers of cap bytes that the waiting frames need, up to limit. */
+/* Buffers of cap bytes that the waiting frames need, up to limit, but
+ * always all that the first one needs (else a large frame would never
+ * be taken by a caller that asks for fewer: BULKHEAD_BATCH=1). */
 static unsigned wire_ready(struct bh_backend *b, uint32_t cap, unsigned limit)
 {
 	struct wire *w = (struct wire *)b;
@@ -340,19 +342,23 @@ static unsigned wire_ready(struct bh_backend *b, uint32_t cap, unsigned limit)
 		return 1;
 	if (!w->large)
 		return avail < limit ? avail : limit;
-	unsigned need = 0;
+	unsigned need = 0, first = 0;
 	for (uint32_t t = w->rx_tail; avail > 0 && need < limit;) {
 		uint32_t word, used = frame_at(w, t, avail, &word);
 		if (used == 0)
 			used = 1;
-		if (word != WIRE_SKIP)
+		if (word != WIRE_SKIP) {
 			need += (used == 1 || (word & BH_BK_LEN_MASK) <= cap)
 					? 1u
 					: ((word & BH_BK_LEN_MASK) + cap - 1) / cap;
+			if (first == 0)
+				first = need;
+		}
 		avail -= used;
 		t += used;
 	}
-	return need < limit ? need : limit;
+	unsigned most = limit > first ? limit : first;
+	return need < most ? need : most;
 }
 
 static void wire_disarm(struct bh_backend *b)

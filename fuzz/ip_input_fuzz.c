@@ -10,6 +10,10 @@
  *                first byte (10.0.0.x), from port 4000
  *   op & 7 == 3  bind (or unbind, if bound) the UDP port in the first two bytes
  *   op & 7 == 4  run out of buffers (bit 0x40) or have them back
+ *   op & 7 == 5  a large frame in a chain of buffers (bh_ip_input_chain):
+ *                the first byte sets the piece size (134 + byte), the
+ *                rest is the frame, at most ENV_BUF_SIZE bytes (bit 0x40:
+ *                checksums fixed first, as for op 0)
  * After every record, and at the end, the invariants must hold: no buffer
  * released twice or unknown to the pool, and, once the stack is destroyed,
  * every buffer back (the environment counts all three); and every byte
@@ -266,6 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.reasm_bytes = 16 * ENV_BUF_SIZE;
 	c.max_pieces = 16;
 	c.udp_bindings = 8;
+	c.large_max = 65535 - BH_ETH_HLEN;
 	env_init(&e, &c, 128);
 	e.keep_log = true; /* deliveries are checked against what was sent */
 	nsent = 0;
@@ -320,6 +325,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4:
 			e.fail_alloc = op & 0x40;
 			break;
+		case 5: {
+			static uint8_t big[ENV_BUF_SIZE];
+			struct bh_pkt pieces[BH_IP_MAX_PIECES];
+			if (len < 2)
+				break;
+			uint32_t piece = 134u + arg[0], n = 0;
+			size_t flen = len - 1 > sizeof big ? sizeof big : len - 1;
+			memcpy(big, arg + 1, flen);
+			if (op & 0x40)
+				fix_checksums(big, flen);
+			note_sent(big, flen);
+			for (size_t at = 0; at < flen && n < BH_IP_MAX_PIECES; at += piece) {
+				uint32_t m = flen - at < piece ? (uint32_t)(flen - at) : piece;
+				pieces[n++] = env_buffer(&e, big + at, m);
+			}
+			bh_ip_input_chain(e.ip, e.now, pieces, n);
+			break;
+		}
 		default:
 			break;
 		}

@@ -70,6 +70,13 @@ seeds = {
     + rec(3, struct.pack("!H", 9999)) + ipframe(17, udp(1, 9999, b"x")),
     "no_buffers": rec(0x44, b"") + ipframe(1, icmp(8, 0, 1, b"x")) + rec(4, b""),
     "vlan": frame(eth(ENV_MAC, PEER_MAC, 0x8100) + b"\0" * 40, fix=False),
+    # A large frame in a chain of 200-byte pieces: a TCP datagram and a
+    # UDP one (op 5, checksums fixed).
+    "chain_tcp": rec(0x45, bytes([66]) + eth(ENV_MAC, PEER_MAC, 0x0800)
+                     + ipv4(6, struct.pack("!HHIIBBHHH", 4000, 80, 1, 0, 0x50, 0x10, 512, 0, 0)
+                            + b"T" * 1500)),
+    "chain_udp": rec(0x45, bytes([200]) + eth(ENV_MAC, PEER_MAC, 0x0800)
+                     + ipv4(17, udp(5000, 53, b"U" * 1200))),
 }
 
 
