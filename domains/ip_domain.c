@@ -287,6 +287,9 @@ static int ipd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .gateway = p->gw,
 	    .mtu = p->mtu,
 	    .large_max = bh_plan_large_frames(p) ? 65535u - BH_ETH_HLEN : 0,
+	    /* Fragments held: 128 receive buffers, whatever their size
+	     * (16 KiB where large frames come, domains/plan.c). */
+	    .reasm_bytes = 128u * p->pools.g[BH_POOL_RX].buf_size,
 	    .secret = {p->secret[0], p->secret[1]},
 	};
 	const char *why = NULL;

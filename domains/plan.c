@@ -124,6 +124,11 @@ void bh_plan_defaults(struct bh_plan *p)
 			  p->impair[0] == 0;
 	if (large_link && seg->buf_size == size && (uint64_t)seg->nbufs * BH_LARGE_SEG_BUF <= (1ull << 30))
 		seg->buf_size = BH_LARGE_SEG_BUF;
+	/* RX buffers of 16 KiB there too: a large frame comes in a chain of
+	 * five rather than 34, fewer descriptors at every hop up. */
+	struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
+	if (large_link && rx->buf_size == size && (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
+		rx->buf_size = BH_LARGE_RX_BUF;
 	if (p->link_cap == 0)
 		p->link_cap = 4096;
 	if (p->max_socks == 0)
@@ -142,9 +147,12 @@ void bh_plan_defaults(struct bh_plan *p)
 	if (p->max_apps == 0)
 		p->max_apps = 64;
 	/* The window each way (docs/PERFORMANCE.md: 1 MiB lets a bulk
-	 * transfer move in larger batches than 256 KiB did). */
+	 * transfer move in larger batches than 256 KiB did; with large
+	 * frames, 4 MiB is 64 segments in flight rather than 16). */
 	if (p->tcp_buf == 0)
-		p->tcp_buf = 1024 * 1024;
+		p->tcp_buf = large_link && p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF
+				     ? 4u << 20
+				     : 1u << 20;
 }
 
 const char *bh_plan_check(const struct bh_plan *p)

@@ -121,6 +121,7 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
  * frames (bh_tcp_gso_segment). TCP's checksum stays end to end in the
  * factored build: a large frame is only a longer one. */
 #define BH_LARGE_SEG_BUF 65536u
+#define BH_LARGE_RX_BUF 16384u
 /* The TCP segment (header included) such a buffer holds behind the SEG
  * headroom. */
 #define BH_LARGE_SEG(p) ((p)->pools.g[BH_POOL_SEG].buf_size - (p)->pools.g[BH_POOL_SEG].headroom)

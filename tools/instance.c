@@ -208,6 +208,7 @@ static void size_conns(struct bh_plan *p, uint32_t n)
 		p->pools.g[i].nbufs = bufs;
 		p->pools.g[i].buf_size = 0; /* bh_plan_defaults sizes them again */
 	}
+	p->tcp_buf = 0; /* and the windows, which follow the SEG buffers */
 	/* Rings that hold a segment of every connection at once: a burst
 	 * that overflowed them would be lost together, retransmitted
 	 * together, and lost again. */
