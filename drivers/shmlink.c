@@ -113,6 +113,7 @@ struct wire {
 	bool csum_offload; /* we declared WIRE_F_CSUM */
 	bool peer_csum;    /* the other end did (read at attach, after each batch) */
 	bool large;        /* we declared WIRE_F_LARGE */
+	bool large_fits;   /* the slots hold a few large frames (the geometry) */
 };
 
 static size_t page(void)
@@ -288,8 +289,8 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 	uint32_t f = bh_load_relaxed32(&w->hdr->features[1 - w->end]);
 	w->peer_csum = (f & WIRE_F_CSUM) != 0;
 	b->st.csum_offload_tx = w->peer_csum;
-	b->tx_max = (f & WIRE_F_LARGE) ? WIRE_LARGE : w->slot_size - 4;
-	b->st.large_tx = (f & WIRE_F_LARGE) != 0;
+	b->st.large_tx = (f & WIRE_F_LARGE) != 0 && w->large_fits;
+	b->tx_max = b->st.large_tx ? WIRE_LARGE : w->slot_size - 4;
 	if (k) {
 		bh_store_release32(&w->tx_prod->head, w->tx_head);
 		bh_full_barrier(); /* head before want (see the top) */
@@ -425,6 +426,7 @@ int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 	const char *dir = a->shmlink_dir, *link = a->spec->arg;
 	int end = a->spec->end;
 	uint16_t mtu = a->mtu;
+	bool a_large = a->large;
 	struct wire *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -ENOMEM;
@@ -500,21 +502,26 @@ int bh_shmlink_open(struct bh_backend **out, const struct bh_backend_args *a, ch
 		goto unlock;
 	}
 	locate(w);
+	/* Large frames only where the slots hold several (a file made by
+	 * the other end may have fewer or smaller slots than ours). */
+	w->large_fits = (uint64_t)w->nslots * w->slot_size >= 8ull * (WIRE_LARGE + 4u);
+	if (!w->large_fits)
+		a_large = false;
 	/* Frames left from an earlier attachment are not ours: skip them. */
 	w->rx_tail = bh_load_acquire32(&w->rx_prod->head);
 	bh_store_release32(&w->rx_cons->tail, w->rx_tail);
 	w->tx_head = bh_load_relaxed32(&w->tx_prod->head);
 	w->csum_offload = a->csum_offload;
-	w->large = a->large;
+	w->large = a_large;
 	bh_store_release32(&w->hdr->features[end], (a->csum_offload ? WIRE_F_CSUM : 0) |
-						       (a->large ? WIRE_F_LARGE : 0));
+						       (a_large ? WIRE_F_LARGE : 0));
 	uint32_t f = bh_load_acquire32(&w->hdr->features[1 - end]);
 	w->peer_csum = (f & WIRE_F_CSUM) != 0;
 	w->b.st.csum_offload_rx = w->csum_offload;
 	w->b.st.csum_offload_tx = w->peer_csum;
 	w->b.st.large_rx = w->large;
-	w->b.st.large_tx = (f & WIRE_F_LARGE) != 0;
-	w->b.tx_max = (f & WIRE_F_LARGE) ? WIRE_LARGE : w->slot_size - 4;
+	w->b.st.large_tx = (f & WIRE_F_LARGE) != 0 && w->large_fits;
+	w->b.tx_max = w->b.st.large_tx ? WIRE_LARGE : w->slot_size - 4;
 	bh_store_release32(&w->hdr->pid[end], (uint32_t)getpid());
 	flock(w->fd, LOCK_UN);
 	w->b.ops = &wire_ops;

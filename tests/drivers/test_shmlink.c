@@ -168,3 +168,32 @@ Test(shmlink, an_end_that_takes_no_large_frames_gets_none)
 	cr_expect_eq(recv1(end[1], g, &pieces), 1514);
 	cr_expect_eq(pieces, 1);
 }
+
+/* A wire file whose slots hold too few large frames (made by another
+ * program, or an older end): this end declares none and sends none. */
+Test(shmlink, slots_too_few_for_large_frames_carry_none)
+{
+	teardown();
+	snprintf(dir, sizeof dir, "/tmp/bh-shmlink-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	for (unsigned i = 0; i < NB; i++)
+		bufs[i] = malloc(CAP);
+	char path[128];
+	cr_assert_eq(bh_shmlink_path(path, sizeof path, dir, "t"), 0);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	/* magic "WIRE", version 3, 1536-byte slots, 16 of them; pids and
+	 * features zero; the size the geometry gives (one page, then per
+	 * direction two pages and the slots). */
+	uint32_t hdr[8] = {0x45524957u, 3, 1536, 16, 0, 0, 0, 0};
+	cr_assert_eq(fwrite(hdr, sizeof hdr, 1, f), 1);
+	long page = sysconf(_SC_PAGESIZE);
+	cr_assert_eq(ftruncate(fileno(f), page + 2 * (2 * page + 16 * 1536)), 0);
+	fclose(f);
+	end[0] = open_end("t", 0, true);
+	end[1] = open_end("t", 1, true);
+	cr_expect_eq(end[0]->st.large_rx, 0, "declares no large frames");
+	cr_expect_eq(end[1]->st.large_rx, 0);
+	learn(end[0]);
+	cr_expect_eq(end[0]->tx_max, 1532, "sends none whole");
+}
