@@ -154,16 +154,21 @@ int bh_tcp_send(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, const struct bh
 	bh_seq at = bh_tcp__data_end(c);
 	if (!bh_tcp__q_push(tcp, &c->sndq, at, data))
 		return -EAGAIN;
-	if (tcp->batching && (c->out_owed || tcp->nowed < tcp->cfg.conns)) {
-		if (!c->out_owed) {
-			c->out_owed = true;
-			tcp->owed[tcp->nowed++] = (uint32_t)(c - tcp->conn);
-		}
-	} else {
+	if (!bh_tcp__owe_output(tcp, c))
 		bh_tcp__output(tcp, c, now);
-	}
 	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return 0;
+}
+
+bool bh_tcp__owe_output(struct bh_tcp *tcp, struct tconn *c)
+{
+	if (!tcp->batching || (!c->out_owed && tcp->nowed >= tcp->cfg.conns))
+		return false;
+	if (!c->out_owed) {
+		c->out_owed = true;
+		tcp->owed[tcp->nowed++] = (uint32_t)(c - tcp->conn);
+	}
+	return true;
 }
 
 void bh_tcp_batch_begin(struct bh_tcp *tcp)

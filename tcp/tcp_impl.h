@@ -288,6 +288,9 @@ unsigned bh_tcp__sack_blocks(const struct bh_tcp *tcp, const struct tconn *c,
 /* tcp_out.c */
 /* Sends what the windows and state allow, an ACK if one is owed. */
 void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+/* In a batch, marks c to send at bh_tcp_batch_end and returns true;
+ * outside one (or with the owed list full), false: send now. */
+bool bh_tcp__owe_output(struct bh_tcp *tcp, struct tconn *c);
 /* A reset for a segment that has no connection (RFC 9293 3.10.7.1). */
 void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_repr *seg);
 /* A RST from a connection. */

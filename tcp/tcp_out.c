@@ -387,7 +387,13 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 			arm_rtx(c, now);
 		break;
 	}
-	if (c->ack_now)
+	/* In a batch (bh_tcp_batch_begin), one ACK for all the in-order data
+	 * the pass brings, at bh_tcp_batch_end (as a receiver behind GRO
+	 * sends; RFC 9293 3.8.6.3 asks for at least one per two segments,
+	 * and the pass takes microseconds). Data out of order is ACKed at
+	 * once, every segment (RFC 5681 4.2: the duplicate ACKs and SACK
+	 * blocks that drive the sender's recovery). */
+	if (c->ack_now && !(c->oooq.count == 0 && bh_tcp__owe_output(tcp, c)))
 		bh_tcp__emit(tcp, c, now, bh_tcp__ack_seq(c), BH_TCP_ACK, 0);
 }
 

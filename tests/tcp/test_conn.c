@@ -375,6 +375,37 @@ Test(data, a_batch_skips_a_connection_aborted_inside_it)
 	h_check(&H, "after bh_tcp_batch_end");
 }
 
+/* A pass of input in a batch gets one ACK for all its in-order data, at
+ * the batch's end (as behind GRO); data out of order is ACKed at once,
+ * every segment (RFC 5681 4.2). */
+Test(data, a_batch_of_input_is_acked_once_at_its_end)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	static uint8_t d[1460];
+	memset(d, 'a', sizeof d);
+	h_clear(&H);
+	bh_tcp_batch_begin(H.tcp);
+	for (int i = 0; i < 6; i++)
+		h_send(&H, BH_TCP_ACK, 1 + 1460u * i, 1, 65535, d, sizeof d, NULL);
+	cr_expect_eq(H.nout, 0, "no ACK inside the batch");
+	cr_expect_eq(bh_tcp_batch_end(H.tcp, H.now), 1);
+	h_check(&H, "after bh_tcp_batch_end");
+	cr_assert_eq(H.nout, 1, "one ACK for the pass");
+	cr_expect_eq(h_rel_ack(&H, 0), 1 + 6 * 1460);
+	/* A hole: each segment past it is ACKed at once, in the batch. */
+	h_clear(&H);
+	bh_tcp_batch_begin(H.tcp);
+	h_send(&H, BH_TCP_ACK, 1 + 7 * 1460u, 1, 65535, d, sizeof d, NULL);
+	h_send(&H, BH_TCP_ACK, 1 + 8 * 1460u, 1, 65535, d, sizeof d, NULL);
+	cr_expect_eq(H.nout, 2, "duplicate ACKs at once (%u)", H.nout);
+	cr_expect_eq(h_rel_ack(&H, 1), 1 + 6 * 1460);
+	bh_tcp_batch_end(H.tcp, H.now);
+	h_check(&H, "after bh_tcp_batch_end");
+	uint8_t buf[16384];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 6 * 1460);
+}
+
 Test(data, nagle_holds_small_segments_while_data_is_unacked)
 {
 	bh_tcp_conn c = h_connect(&H, NULL);
