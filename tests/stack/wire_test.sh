@@ -177,8 +177,8 @@ sleep 0.2
 st="$(timeout 10 "$B" stats b)"
 v() { awk -v k="$1" '$1 == k {print $2}' <<<"$st"; }
 sa="$(timeout 10 "$B" stats a)"
-check "mixed: b completed its checksums for a ($(v driver.dev.tx_csum_done)); a verified them all (bad $(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa"))" \
-	[ "$(v driver.dev.tx_csum_done)" -gt 100 -a "$(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa")" = 0 ]
+check "mixed: b completed its checksums for a (its ACKs, one per pass) ($(v driver.dev.tx_csum_done)); a verified them all (bad $(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa"))" \
+	[ "$(v driver.dev.tx_csum_done)" -gt 10 -a "$(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa")" = 0 ]
 check "mixed: status: a takes whole checksums only, b sends them whole" \
 	bash -c "timeout 10 '$B' status a | grep -q 'checksums left to the link: received no, sent yes' && timeout 10 '$B' status b | grep -q 'checksums left to the link: received yes, sent no'"
 check "mixed: status: a takes no large frames, b sends none whole" \
