@@ -506,8 +506,9 @@ static void ipd_fini(void *self)
 
 /* A neighbour was replaced. The driver or tcp: nothing to forget but a
  * large frame half received (ARP, reassembly and routes are ip's own;
- * what was in flight is lost and TCP retransmits it). The socket server: its UDP bindings went with it,
- * and so did the sockets our queued messages were for. */
+ * what was in flight is lost and TCP retransmits it). The socket
+ * server: its UDP bindings went with it, and so did the sockets our
+ * queued messages were for. */
 static void ipd_peer_reset(void *self, int link)
 {
 	struct ipd *d = self;

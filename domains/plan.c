@@ -120,8 +120,7 @@ void bh_plan_defaults(struct bh_plan *p)
 	 * them and the buffers stay within 1 GiB of (sparse) pool: only
 	 * the buffers in flight are ever touched. */
 	struct bh_pool_geom *seg = &p->pools.g[BH_POOL_SEG];
-	bool large_link = strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 &&
-			  p->impair[0] == 0;
+	bool large_link = bh_plan_plain_wire(p);
 	if (large_link && seg->buf_size == size && (uint64_t)seg->nbufs * BH_LARGE_SEG_BUF <= (1ull << 30))
 		seg->buf_size = BH_LARGE_SEG_BUF;
 	/* RX buffers of 16 KiB there too: a large frame comes in a chain of
@@ -150,9 +149,7 @@ void bh_plan_defaults(struct bh_plan *p)
 	 * transfer move in larger batches than 256 KiB did; with large
 	 * frames, 4 MiB is 64 segments in flight rather than 16). */
 	if (p->tcp_buf == 0)
-		p->tcp_buf = large_link && p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF
-				     ? 4u << 20
-				     : 1u << 20;
+		p->tcp_buf = bh_plan_large_frames(p) ? 4u << 20 : 1u << 20;
 }
 
 const char *bh_plan_check(const struct bh_plan *p)

@@ -98,6 +98,14 @@ struct bh_regions {
 void bh_plan_defaults(struct bh_plan *p);
 /* Checks a plan; NULL if fine, else what is wrong. */
 const char *bh_plan_check(const struct bh_plan *p);
+/* A wire: driver that neither captures nor impairs: frames cross it as
+ * they are, never looked at one by one (what checksum offload and large
+ * frames need). */
+static inline bool bh_plan_plain_wire(const struct bh_plan *p)
+{
+	return strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 && p->impair[0] == 0;
+}
+
 /* Whether the instance's TCP leaves checksums to the link and its wire:
  * end declares that it takes such frames: a mono instance on a wire:
  * driver that neither captures nor impairs (both need whole checksums).
@@ -106,8 +114,7 @@ const char *bh_plan_check(const struct bh_plan *p);
  * faulty ip or driver in between scribbled over (docs/FAULTS.md). */
 static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 {
-	return p->mode == BH_MODE_MONO && strncmp(p->driver, "wire:", 5) == 0 &&
-	       p->capture[0] == 0 && p->impair[0] == 0;
+	return p->mode == BH_MODE_MONO && bh_plan_plain_wire(p);
 }
 
 /* Large frames (what veth does with GSO and GRO): tcp sends segments of
@@ -127,8 +134,7 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 #define BH_LARGE_SEG(p) ((p)->pools.g[BH_POOL_SEG].buf_size - (p)->pools.g[BH_POOL_SEG].headroom)
 static inline bool bh_plan_large_frames(const struct bh_plan *p)
 {
-	return strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 && p->impair[0] == 0 &&
-	       p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
+	return bh_plan_plain_wire(p) && p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
 }
 
 int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);
