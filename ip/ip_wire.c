@@ -301,6 +301,20 @@ uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint
 	return (plen + mss - 1) / mss;
 }
 
+bool bh_tcp_gso_csum_ok(const uint8_t *frame, uint32_t len)
+{
+	uint32_t plen;
+	uint32_t hdrs = gso_headers(frame, len, &plen);
+	if (hdrs == 0)
+		return false;
+	const uint8_t *iph = frame + BH_ETH_HLEN;
+	uint32_t ihl = (uint32_t)(iph[0] & 0x0f) * 4u;
+	uint32_t tlen = hdrs - BH_ETH_HLEN - ihl + plen;
+	uint32_t sum = bh_ipv4_pseudo_sum(bh_ld32(iph + 12), bh_ld32(iph + 16), BH_IPPROTO_TCP,
+					  (uint16_t)tlen);
+	return bh_csum_fold(bh_csum_partial(iph + ihl, tlen, sum)) == 0;
+}
+
 uint32_t bh_tcp_gso_segment(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t i,
 			    uint8_t *out, uint32_t room)
 {

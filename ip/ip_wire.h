@@ -224,6 +224,10 @@ bool bh_frame_csum_complete(uint8_t *frame, uint32_t len);
  * rewritten, the TCP checksum computed whole. Returns its length, or 0.
  * The frame is untrusted: every length is checked against len. */
 uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t room);
+/* Whether such a frame's TCP checksum verifies, before it is cut: the
+ * pieces get fresh checksums, so a payload written over after the
+ * sender's TCP summed it would otherwise go out under valid ones. */
+bool bh_tcp_gso_csum_ok(const uint8_t *frame, uint32_t len);
 uint32_t bh_tcp_gso_segment(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t i,
 			    uint8_t *out, uint32_t room);
 

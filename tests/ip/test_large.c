@@ -187,3 +187,14 @@ Test(chain, a_stack_without_large_frames_takes_none)
 	cr_expect_eq(E.ndeliv, 0);
 	cr_expect_eq(env_ctr(&E, "eth_bad_large"), 1);
 }
+
+/* Before it is cut, a frame's checksum is verified: the pieces get fresh
+ * ones, which would cover a payload written over after TCP summed it. */
+Test(gso, a_frame_written_over_fails_its_check_before_the_cut)
+{
+	uint32_t len = build_big(0x10, PAYLOAD, false);
+	cr_expect(bh_tcp_gso_csum_ok(BIG, len), "the frame as TCP sent it");
+	BIG[len - 100] ^= 0x5a;
+	cr_expect_not(bh_tcp_gso_csum_ok(BIG, len), "one byte written over");
+	cr_expect_not(bh_tcp_gso_csum_ok(BIG, 40), "not a frame it may cut");
+}
