@@ -69,7 +69,19 @@ times="$(timeout 10 "$B" logs a supervisor | grep -oE 'serving again .* ([0-9.]+
 cnt=$(grep -c . <<<"$times")
 check "repeat: each of the $REPEATS restarts logged its time, detection to serving ($cnt): median $(sed -n "$(((cnt + 1) / 2))p" <<<"$times") ms, max $(tail -1 <<<"$times") ms" \
 	[ "$cnt" -eq "$REPEATS" ]
-[ "$cnt" -eq "$REPEATS" ] || timeout 10 "$B" logs a supervisor | grep -E 'domain ip' | tail -40
+if [ "$cnt" -ne "$REPEATS" ]; then
+	# Which replacement has no serving line, and everything the log
+	# says around it (seen twice so far, in two sessions; the cause is not
+	# known yet: docs/FAULTS.md, "Limits, stated").
+	sup="$(timeout 10 "$B" logs a supervisor)"
+	for k in $(seq "$REPEATS"); do
+		grep -q "serving again (pid [0-9]*, restart $k)" <<<"$sup" && continue
+		echo "replacement $k: no serving line; its lines:"
+		grep -E "replacement $k started|restart $k\)" <<<"$sup"
+		pid="$(grep -oE "replacement $k started \(pid [0-9]+" <<<"$sup" | grep -oE '[0-9]+$')"
+		[ -n "$pid" ] && timeout 10 "$B" logs a | grep -E "\b$pid\b"
+	done
+fi
 kill $SRV 2>/dev/null
 wait $SRV 2>/dev/null
 timeout 20 "$B" down a >/dev/null
