@@ -578,7 +578,10 @@ void bh_ip_input_chain(struct bh_ip *ip, uint64_t now, const struct bh_pkt *piec
 	if (!ipv4_accept(ip, p + BH_ETH_HLEN, total - BH_ETH_HLEN, false, &h, &cast))
 		goto drop;
 	uint32_t first = (uint32_t)(h.payload - bh_pkt_data(&pieces[0]));
-	if (h.mf || h.frag_off || cast != BH_IP_UNICAST ||
+	/* An empty payload would leave the first piece (which holds the
+	 * headers an ICMP error quotes) released below: no large frame has
+	 * one. */
+	if (h.mf || h.frag_off || cast != BH_IP_UNICAST || h.payload_len == 0 ||
 	    h.payload_len < bh_ip__transport_min(h.proto) || first >= pieces[0].len) {
 		ip->ctr.eth_bad_large++;
 		goto drop;

@@ -177,6 +177,24 @@ Test(chain, bad_chains_are_dropped_and_every_piece_released)
 	cr_expect_geq(env_ctr(&E, "eth_bad_large") + env_ctr(&E, "ip_bad_header"), 4);
 }
 
+/* Found by the fuzzer: a datagram of an unknown protocol with no payload,
+ * padded out over further pieces, left no piece for the ICMP error that
+ * quotes its header. */
+Test(chain, an_empty_datagram_padded_into_a_chain_is_dropped)
+{
+	static const uint8_t none[1];
+	struct ipspec s = {.src = PEER_ADDR, .dst = ENV_ADDR, .proto = 0x86, .id = 51, .df = true};
+	uint32_t len = (uint32_t)build_ip(BIG, NULL, &s, none, 0);
+	memset(BIG + len, 0x72, 3000);
+	struct bh_pkt p[BH_IP_MAX_PIECES];
+	unsigned n = pieces_split(len + 3000, 200, 1900, p);
+	cr_assert_gt(n, 1);
+	bh_ip_input_chain(E.ip, 0, p, n);
+	cr_expect_eq(E.ndeliv, 0);
+	cr_expect_eq(env_ctr(&E, "eth_bad_large"), 1);
+	cr_expect_eq(env_ctr(&E, "ip_rx_large"), 0);
+}
+
 Test(chain, a_stack_without_large_frames_takes_none)
 {
 	cr_assert_eq(env_fini(&E), 0);
