@@ -124,7 +124,7 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 				  .dirty_off = dirty_off,
 				  .slots_off = slots_off,
 				  .data_off = data_off,
-				  .dgram_max = d->chunk - (uint32_t)sizeof(struct bh_udp_out)};
+				  .dgram_max = d->dgram_chunk - (uint32_t)sizeof(struct bh_udp_out)};
 	a->nslots = nslots;
 	a->ring = ring;
 	a->ntfn = (struct bh_ntfn *)((char *)a->region.base + ntfn_off);

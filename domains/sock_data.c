@@ -184,7 +184,7 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 	struct bh_pool *pool = &d->env->own;
 	uint8_t *ring = tx_ring(d, s);
 	bool moved = false;
-	while (avail > 0 && s->tx_out < d->tx_budget) {
+	while (avail > 0 && s->tx_out < d->tx_budget && s->tx_out_bytes < d->tx_budget_bytes) {
 		uint32_t buf;
 		if (bh_pool_alloc(pool, &buf) != 0)
 			break;
@@ -202,7 +202,7 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 			}
 			bh_ring_get(&h, ring, a->ring, s->tx_tail, sizeof(h));
 			uint32_t need = bh_dgram_space(h.len);
-			uint32_t max = d->chunk - (uint32_t)sizeof(struct bh_udp_out);
+			uint32_t max = d->dgram_chunk - (uint32_t)sizeof(struct bh_udp_out);
 			if (need > avail || h.len > max) {
 				bh_pool_free(pool, buf);
 				bad_index(d, sid, s, "datagram length");
@@ -236,8 +236,11 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 			break;
 		}
 		d->buf_sid[buf] = sid;
-		if (!s->udp)
+		d->buf_len[buf] = s->udp ? 0 : (uint16_t)take;
+		if (!s->udp) {
 			s->tx_out++;
+			s->tx_out_bytes += take;
+		}
 		s->tx_tail += take;
 		avail -= take;
 		moved = true;

@@ -48,16 +48,24 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->plan = p;
 	d->nsocks = p->max_socks;
 	d->napps = p->max_apps;
+	/* A stream fills whole SOCK buffers (16 KiB where large frames
+	 * come: plan.c); a datagram stays within 4 KiB, as it always has. */
 	d->chunk = p->pools.g[BH_POOL_SOCK].buf_size - p->pools.g[BH_POOL_SOCK].headroom;
-	if (d->chunk > 4096)
-		d->chunk = 4096;
-	d->tx_budget = p->tcp_buf / d->chunk + 1;
+	if (d->chunk > UINT16_MAX)
+		d->chunk = UINT16_MAX;
+	d->dgram_chunk = d->chunk > 4096 ? 4096 : d->chunk;
+	/* A socket lends tcp at most its window's bytes, in at most as
+	 * many buffers as 2 KiB ones would take (small writes each take
+	 * one). */
+	d->tx_budget_bytes = p->tcp_buf;
+	d->tx_budget = p->tcp_buf / 2048 + 1;
 	d->s = calloc(d->nsocks, sizeof(*d->s));
 	d->dirty = calloc(d->nsocks, sizeof(*d->dirty));
 	d->apps = calloc(d->napps, sizeof(*d->apps));
 	d->buf_sid = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_sid));
+	d->buf_len = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_len));
 	uint32_t nodes = p->pools.g[BH_POOL_RX].nbufs + p->pools.g[BH_POOL_IP].nbufs;
-	if (d->s == NULL || d->dirty == NULL || d->apps == NULL || d->buf_sid == NULL ||
+	if (d->s == NULL || d->dirty == NULL || d->apps == NULL || d->buf_sid == NULL || d->buf_len == NULL ||
 	    bh_dq_nodes_init(&d->nodes, nodes) || bh_ctlq_init(&d->cq_tcp, 4 * d->nsocks) ||
 	    bh_ctlq_init(&d->cq_ip, d->nsocks)) {
 		snprintf(err, errlen, "out of memory");
@@ -159,6 +167,7 @@ static void sockd_fini(void *self)
 	free(d->dirty);
 	free(d->apps);
 	free(d->buf_sid);
+	free(d->buf_len);
 }
 
 static void sockd_peer_reset(void *self, int link)

@@ -93,6 +93,7 @@ struct ssock {
 	uint32_t pub_state, pub_rx_head, pub_tx_tail, pub_accq;
 	uint32_t shut_at;          /* tx_head when shutdown(SHUT_WR) came */
 	uint32_t tx_out;           /* SOCK buffers with tcp */
+	uint32_t tx_out_bytes;     /* stream bytes in them */
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
 	uint32_t head_off;         /* bytes of the first queued buffer copied */
@@ -138,8 +139,11 @@ struct sockd {
 	uint32_t *dirty;
 	uint32_t ndirty;
 	uint32_t *buf_sid; /* SOCK buffer -> socket it carries data for */
-	uint32_t tx_budget;
-	uint32_t chunk;
+	uint16_t *buf_len; /* SOCK buffer -> stream bytes it carries */
+	uint32_t tx_budget;       /* most SOCK buffers a socket lends tcp */
+	uint32_t tx_budget_bytes; /* most stream bytes in them (its window) */
+	uint32_t chunk;       /* most stream bytes in one SOCK buffer */
+	uint32_t dgram_chunk; /* most bytes of a datagram's SOCK buffer */
 	int epfd;
 	struct bh_poller poller;
 	uint64_t seen_wakes;

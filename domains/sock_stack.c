@@ -245,11 +245,14 @@ int sk_reclaim(struct sockd *d, int link, int peer)
 		if (bh_pool_take_back(&d->env->own, x[i].buf, BH_HOLDER_DOM(peer)) != 0)
 			continue;
 		uint32_t sid = d->buf_sid[x[i].buf];
+		uint32_t len = d->buf_len[x[i].buf];
 		d->buf_sid[x[i].buf] = 0;
+		d->buf_len[x[i].buf] = 0;
 		bh_pool_free(&d->env->own, x[i].buf);
 		struct ssock *s = sk_sock_of(d, sid);
 		if (s && link == BH_LINK_TS && s->tx_out) {
 			s->tx_out--;
+			s->tx_out_bytes -= len < s->tx_out_bytes ? len : s->tx_out_bytes;
 			sk_mark(d, sid);
 			if (s->tx_out == 0)
 				sk_maybe_free(d, sid);
@@ -271,6 +274,7 @@ void sk_tcp_replaced(struct sockd *d)
 		if (!s->used || s->udp)
 			continue;
 		s->tx_out = 0;
+		s->tx_out_bytes = 0;
 		if (s->listener && !s->app_closed) {
 			for (uint32_t c = s->acc_head; c; c = d->s[c].acc_next) {
 				d->s[c].app_closed = true;

@@ -115,6 +115,13 @@ for mode in factored mono; do
 	check "$mode: large frames carried whole (b received $(dv driver.dev.rx_large) in chains, ip took $(dv ip.ip_rx_large); bad $(dv ip.eth_bad_large), cut short $(dv ip.bad_chain))" \
 		[ "$(dv driver.dev.rx_large)" -gt 1000 -a "$(dv ip.ip_rx_large)" = "$(dv driver.dev.rx_large)" \
 		-a "$(dv ip.eth_bad_large)" = 0 -a "$(dv ip.bad_chain)" = 0 ]
+	# a's socket server lent tcp the files it served in whole 16 KiB
+	# SOCK buffers (2 KiB ones would give at most 1,984 bytes each).
+	sa="$(timeout 10 "$B" stats a)"
+	av() { awk -v k="$1" '$1 == k {print $2}' <<<"$sa"; }
+	lent=$(av sock.tx_bytes) ndesc=$(av sock.chan.tcp-sock.sent)
+	check "$mode: a stream goes to tcp in large SOCK buffers (${lent:-none} bytes in ${ndesc:-none} descriptors)" \
+		[ "${lent:-0}" -gt $((8000 * ${ndesc:-1})) ]
 	if [ "$mode" = mono ]; then
 		# Both ends take partial checksums: every TCP frame crossed
 		# without a checksum computed or verified, and none was bad.
