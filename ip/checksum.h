@@ -31,6 +31,26 @@ uint32_t bh_csum_partial_with(const void *data, size_t len, uint32_t sum, bool v
 /* Whether this processor runs the vector implementation. */
 bool bh_csum_vector_supported(void);
 
+/* Copies len bytes from src to dst (which must not overlap) and returns
+ * bh_csum_partial(dst, len, sum): the copy and the sum in one pass over
+ * the bytes, where the processor has the vector implementation. */
+uint32_t bh_csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
+
+/* Adds to `total` the sum of a piece summed on its own
+ * (bh_csum_partial(piece, n, 0)) that starts at an odd offset of the
+ * checksummed stream when `odd`: its bytes sit in the other half of each
+ * 16-bit word there, which rotating the 32-bit sum by 8 bits accounts
+ * for (RFC 1071 (2)(B): byte swapping commutes with the sum; a rotation
+ * by 8 is a multiplication by 2^8 modulo 2^16 - 1, which divides
+ * 2^32 - 1). End-around carry. */
+static inline uint32_t bh_csum_add_at(uint32_t total, uint32_t piece, bool odd)
+{
+	if (odd)
+		piece = (piece >> 8) | (piece << 24);
+	uint32_t s = total + piece;
+	return s + (s < piece);
+}
+
 /* Folds to 16 bits and complements: the value that goes on the wire
  * (network byte order, as a host integer to store with memcpy). */
 static inline uint16_t bh_csum_fold(uint32_t sum)

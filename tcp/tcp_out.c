@@ -51,8 +51,13 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 /* Copies [seq, seq + len) of the send queue to dst. The walk starts at
  * the buffer the last copy ended in (c->snd_cur) when that is not past
  * seq, so sending a window costs one pass, not one per segment. */
-static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst)
+/* Copies [seq, seq + len) of the send queue to dst. With `sum`, it also
+ * adds the bytes' checksum to *sum in the same pass, each piece at its
+ * offset from dst's start (which the caller keeps even in the stream). */
+static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst,
+		   uint32_t *sum)
 {
+	uint32_t at = 0;
 	uint32_t i = c->sndq.head;
 	if (c->snd_cur != NONE && bh_seq_leq(tcp->seg[c->snd_cur].seq, seq))
 		i = c->snd_cur;
@@ -64,7 +69,12 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 			continue;
 		uint32_t from = bh_seq_span(s->seq, seq);
 		uint32_t n = s->len - from < len ? s->len - from : len;
-		memcpy(dst, bh_pkt_data(&s->pkt) + from, n);
+		if (sum)
+			*sum = bh_csum_add_at(*sum, bh_csum_copy(dst, bh_pkt_data(&s->pkt) + from, n, 0),
+					      at & 1);
+		else
+			memcpy(dst, bh_pkt_data(&s->pkt) + from, n);
+		at += n;
 		dst += n;
 		len -= n;
 		seq = bh_seq_add(seq, n);
@@ -136,11 +146,23 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	t.opt.ts_ecr = c->ts_recent;
 	uint8_t *h = bh_pkt_data(&p);
 	unsigned hlen = bh_tcp_emit(h, &t);
-	if (len)
-		gather(tcp, c, syn ? bh_seq_add(seq, 1) : seq, len, h + hlen);
+	bh_seq from = syn ? bh_seq_add(seq, 1) : seq;
 	p.len = hlen + len;
 	p.gso = len > c->smss ? c->smss : 0;
-	fill_checksum(tcp, c->raddr, &p);
+	if (len && !tcp->cfg.csum_offload) {
+		/* The payload's sum taken as it is copied: one pass over it,
+		 * not two (the header's length is a multiple of 4, so the
+		 * payload starts at an even offset). */
+		uint32_t sum = bh_csum_partial(
+		    h, hlen, bh_ipv4_pseudo_sum(tcp->cfg.addr, c->raddr, BH_IPPROTO_TCP, (uint16_t)p.len));
+		gather(tcp, c, from, len, h + hlen, &sum);
+		uint16_t ck = bh_csum_fold(sum);
+		memcpy(h + 16, &ck, 2);
+	} else {
+		if (len)
+			gather(tcp, c, from, len, h + hlen, NULL);
+		fill_checksum(tcp, c->raddr, &p);
+	}
 	tcp->ctr.copy_bytes += len;
 	if (p.csum != BH_CSUM_PARTIAL)
 		tcp->ctr.csum_bytes += len;

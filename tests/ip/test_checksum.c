@@ -110,6 +110,51 @@ Test(checksum, chains_pieces_at_every_even_boundary)
 	}
 }
 
+/* The copy that sums (tcp builds a segment with it): the bytes arrive
+ * whole and the sum is the reference's, for every length around the
+ * vector loop's edges, both alignments apart, all-ones data included. */
+Test(checksum, a_copy_that_sums_copies_and_sums)
+{
+	static uint8_t src[9000], dst[9100];
+	srand(11);
+	for (int fill = 0; fill < 2; fill++) {
+		for (size_t i = 0; i < sizeof(src); i++)
+			src[i] = fill ? 0xff : (uint8_t)rand();
+		for (size_t so = 0; so < 8; so += 3)
+			for (size_t d0 = 0; d0 < 8; d0 += 5)
+				for (size_t len = 0; len <= 8800; len += (len < 300 ? 1 : 97)) {
+					memset(dst, 0xa5, sizeof(dst));
+					uint32_t pre = bh_csum_partial(src + 8990, 8, 0);
+					uint32_t s = bh_csum_copy(dst + d0, src + so, len, pre);
+					cr_assert_arr_eq(dst + d0, src + so, len, "len %zu", len);
+					cr_assert_eq(dst[d0 + len], 0xa5, "wrote past the end, len %zu", len);
+					cr_assert_eq(bh_csum_fold(s),
+						     bh_csum_fold(bh_csum_partial(src + so, len, pre)),
+						     "fill %d src %zu dst %zu len %zu", fill, so, d0, len);
+				}
+	}
+}
+
+/* Pieces cut at any byte, each summed alone, add up to the whole's sum
+ * when those starting at odd offsets are rotated (bh_csum_add_at). */
+Test(checksum, pieces_at_odd_offsets_add_up)
+{
+	uint8_t buf[3001];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 29 + 7);
+	for (size_t a = 1; a < 300; a += 7)
+		for (size_t b = a + 1; b < 3001; b += 331) {
+			uint32_t s = bh_csum_add_at(0, bh_csum_partial(buf, a, 0), false);
+			s = bh_csum_add_at(s, bh_csum_partial(buf + a, b - a, 0), a & 1);
+			s = bh_csum_add_at(s, bh_csum_partial(buf + b, 3001 - b, 0), b & 1);
+			cr_assert_eq(wire(bh_csum_fold(s)), ref_csum(buf, 3001), "cuts %zu %zu", a, b);
+		}
+	uint8_t ones[5];
+	memset(ones, 0xff, sizeof(ones));
+	uint32_t s = bh_csum_add_at(bh_csum_partial(ones, 1, 0), bh_csum_partial(ones + 1, 4, 0), true);
+	cr_assert_eq(wire(bh_csum_fold(s)), ref_csum(ones, 5), "all ones, an odd cut");
+}
+
 Test(checksum, chains_across_even_pieces)
 {
 	uint8_t buf[1500];
