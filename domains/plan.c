@@ -128,10 +128,14 @@ void bh_plan_defaults(struct bh_plan *p)
 	struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
 	if (large_link && rx->buf_size == size && (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
 		rx->buf_size = BH_LARGE_RX_BUF;
-	/* SOCK buffers of 16 KiB too: a stream goes to tcp in a quarter of
-	 * the descriptors (docs/PERFORMANCE.md). */
+	/* SOCK buffers of 16 KiB where the segments are large: a stream
+	 * goes to tcp in an eighth of the descriptors (docs/PERFORMANCE.md).
+	 * Not for the many small sockets of --max-conns (whose SEG buffers
+	 * stay small): tcp bounds the memory its queues hold by buffer
+	 * size, and a 64-byte write would hold 16 KiB. */
 	struct bh_pool_geom *sk = &p->pools.g[BH_POOL_SOCK];
-	if (large_link && sk->buf_size == size && (uint64_t)sk->nbufs * BH_LARGE_SOCK_BUF <= (1ull << 30))
+	if (large_link && seg->buf_size == BH_LARGE_SEG_BUF && sk->buf_size == size &&
+	    (uint64_t)sk->nbufs * BH_LARGE_SOCK_BUF <= (1ull << 30))
 		sk->buf_size = BH_LARGE_SOCK_BUF;
 	if (p->link_cap == 0)
 		p->link_cap = 4096;

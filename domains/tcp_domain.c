@@ -39,7 +39,8 @@ struct tsock {
 	bool eof_sent;
 	bool shut_pending, close_pending; /* after the queued data */
 	bool dirty;
-	bool gone; /* the library said CLOSED or never had it */
+	bool nomem; /* pend_tx waits for the library's memory (on d->nomem) */
+	bool gone;  /* the library said CLOSED or never had it */
 	bh_tcp_conn conn;
 	uint32_t gen;
 	uint32_t rx_out;      /* buffers forwarded to sock, not yet back */
@@ -54,7 +55,8 @@ struct tsock {
 	X(bad_segment)   /* piece sequences that did not add up */                         \
 	X(out_ring_full) /* segments dropped: the link to ip was full */                   \
 	X(data_dropped)  /* application data refused (socket closing, error) */            \
-	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */
+	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */                 \
+	X(nomem_waits)   /* sends the memory bound held back until it fell */
 
 struct tcpd_stats {
 #define TCPD_COUNTER_FIELD(name) uint64_t name;
@@ -82,6 +84,13 @@ struct tcpd {
 	struct bh_dq_nodes nodes;
 	uint32_t *dirty;
 	uint32_t ndirty;
+	/* Sockets whose data the library refused for its total memory
+	 * bound (-ENOBUFS), and the memory held at the last refusal: no
+	 * event of their own may ever come, so all are pumped again once
+	 * less is held. */
+	uint32_t *nomem;
+	uint32_t nnomem;
+	uint64_t nomem_at;
 	uint64_t next_tick_us;
 	uint64_t now_us;
 	/* A segment whose pieces span two batches. */
@@ -104,6 +113,33 @@ static void mark(struct tcpd *d, uint32_t sid)
 		t->dirty = true;
 		d->dirty[d->ndirty++] = sid;
 	}
+}
+
+/* The library refused t's data for memory (-ENOBUFS, not the
+ * connection's own buffer): wait with the others until memory frees. */
+static void wait_nomem(struct tcpd *d, uint32_t sid, struct tsock *t)
+{
+	d->nomem_at = bh_tcp_mem_used(d->tcp);
+	d->st.nomem_waits++;
+	if (!t->nomem) {
+		t->nomem = true;
+		d->nomem[d->nnomem++] = sid;
+	}
+}
+
+/* Less memory held than at the last refusal: every waiting socket is
+ * pumped again (and waits again if refused again). */
+static void wake_nomem(struct tcpd *d)
+{
+	if (d->nnomem == 0 || bh_tcp_mem_used(d->tcp) >= d->nomem_at)
+		return;
+	for (uint32_t i = 0; i < d->nnomem; i++) {
+		uint32_t sid = d->nomem[i];
+		if (sid < d->nsocks)
+			d->s[sid].nomem = false;
+		mark(d, sid);
+	}
+	d->nnomem = 0;
 }
 
 /* A control message for sock, with the connection's addresses. */
@@ -261,8 +297,9 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		d->rx_budget = 16;
 	d->s = calloc(d->nsocks, sizeof(*d->s));
 	d->dirty = calloc(d->nsocks, sizeof(*d->dirty));
+	d->nomem = calloc(d->nsocks, sizeof(*d->nomem));
 	uint32_t nodes = p->pools.g[BH_POOL_SOCK].nbufs + p->pools.g[BH_POOL_RX].nbufs;
-	if (d->s == NULL || d->dirty == NULL || bh_dq_nodes_init(&d->nodes, nodes) ||
+	if (d->s == NULL || d->dirty == NULL || d->nomem == NULL || bh_dq_nodes_init(&d->nodes, nodes) ||
 	    bh_track_init(&d->tr, &p->pools, 1u << BH_POOL_RX) ||
 	    bh_ctlq_init(&d->cq, 4 * d->nsocks)) {
 		snprintf(err, errlen, "out of memory");
@@ -285,6 +322,13 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .csum_offload = bh_plan_csum_offload(p),
 	    .seg_max = bh_plan_large_frames(p) ? BH_LARGE_SEG(p) - BH_TCP_MAX_HLEN : 0,
 	};
+	/* $BULKHEAD_TCP_MEM: the library's total memory bound in bytes
+	 * (default 64 MiB), for tests that reach it with few sockets. */
+	const char *mem = getenv("BULKHEAD_TCP_MEM");
+	if (mem && *mem) {
+		unsigned long long m = strtoull(mem, NULL, 10);
+		cfg.mem = m < 65536 ? 65536 : m;
+	}
 	d->vouch_ok = bh_plan_csum_offload(p);
 	const char *why = NULL;
 	d->tcp = bh_tcp_create(&cfg, &tcp_ops, d, &why);
@@ -385,6 +429,8 @@ static void data_from_sock(struct tcpd *d, const struct bh_desc *x)
 			give_back_sock(d, x);
 			return;
 		}
+		if (r == -ENOBUFS)
+			wait_nomem(d, x->aux, t);
 	}
 	if (!bh_dq_push(&d->nodes, &t->pend_tx, x)) {
 		d->st.dq_full++;
@@ -525,6 +571,8 @@ static void pump(struct tcpd *d, uint32_t sid)
 	while (!t->gone && bh_dq_peek(&d->nodes, &t->pend_tx)) {
 		struct bh_pkt p = pkt_of(d, bh_dq_peek(&d->nodes, &t->pend_tx));
 		int r = bh_tcp_send(d->tcp, d->now_us, t->conn, &p);
+		if (r == -ENOBUFS)
+			wait_nomem(d, sid, t);
 		if (r == -EAGAIN || r == -ENOBUFS)
 			break;
 		bh_dq_pop(&d->nodes, &t->pend_tx, &x);
@@ -641,6 +689,7 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 		d->nlost--;
 	if (d->cq.head != d->cq.tail)
 		bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS);
+	wake_nomem(d);
 	/* Marked sockets, including those marked while pumping. */
 	for (uint32_t i = 0; i < d->ndirty; i++) {
 		uint32_t sid = d->dirty[i];
@@ -720,6 +769,7 @@ static void tcpd_fini(void *self)
 	bh_dq_nodes_fini(&d->nodes);
 	free(d->s);
 	free(d->dirty);
+	free(d->nomem);
 }
 
 /* A neighbour was replaced. ip: nothing to forget (segments in flight

@@ -43,6 +43,7 @@ uint64_t bh_tcp_counter_value(const struct bh_tcp_counters *c, unsigned i)
 }
 
 const struct bh_tcp_counters *bh_tcp_counters(const struct bh_tcp *tcp) { return &tcp->ctr; }
+uint64_t bh_tcp_mem_used(const struct bh_tcp *tcp) { return tcp->mem_used; }
 
 const char *bh_tcp_state_name(enum bh_tcp_state s)
 {

@@ -220,6 +220,9 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 /* Releases every buffer held and frees; sends nothing. */
 void bh_tcp_destroy(struct bh_tcp *tcp);
 const struct bh_tcp_counters *bh_tcp_counters(const struct bh_tcp *tcp);
+/* Buffer bytes held in all queues, against cfg.mem: a send refused
+ * with -ENOBUFS may succeed once this has fallen. */
+uint64_t bh_tcp_mem_used(const struct bh_tcp *tcp);
 
 /* A segment from IP (rx->proto is TCP). The library owns its pieces. */
 void bh_tcp_input(struct bh_tcp *tcp, bh_us now, const struct bh_ip_rx *rx);

@@ -240,6 +240,29 @@ for _ in $(seq 100); do [ "$(col p ip 4)" = 1 ] && [ "$(col p ip 3)" = running ]
 check "the replacement on CPU 0 too ($(cpus_of p))" [ "$(cpus_of p)" = "0 " ]
 check "p down" timeout 20 "$B" down p
 
+# tcp's total memory bound reached: 200 connections' 64-byte writes,
+# each in a 16 KiB SOCK buffer, against a bound of 1 MiB. A send the
+# bound refuses waits, and goes once the others' ACKs free memory (it
+# used to wait for an event of its own connection, which never came:
+# the echoes stayed missing).
+check "m0 up with a 1 MiB tcp memory bound" env BULKHEAD_TCP_MEM=1048576 \
+	timeout 30 "$B" up m0 --driver wire:r5:0 --addr 10.9.5.1/24
+check "m1 up with a 1 MiB tcp memory bound" env BULKHEAD_TCP_MEM=1048576 \
+	timeout 30 "$B" up m1 --driver wire:r5:1 --addr 10.9.5.2/24
+timeout 60 "$B" loadgen server --instance m0 --port 9000 2>/dev/null &
+lsrv=$!
+sleep 0.3
+out="$(timeout 60 "$B" loadgen conc --instance m1 --host 10.9.5.1 --port 9000 --conns 200 \
+	--size 64 --count 800 2>&1 | tail -1)"
+sleep 0.2 # counters are published every 50 ms
+waits=$(( $(stat_of m1 tcp.nomem_waits || echo 0) + $(stat_of m0 tcp.nomem_waits || echo 0) ))
+check "every echo came back though sends waited for memory ($waits waits: $out)" \
+	bash -c "[ $waits -gt 0 ] && grep -q 'verified=1' <<<'$out'"
+kill $lsrv 2>/dev/null
+wait $lsrv 2>/dev/null
+check "m0 down" timeout 20 "$B" down m0
+check "m1 down" timeout 20 "$B" down m1
+
 kill $srv
 wait $srv 2>/dev/null
 check "a down" timeout 20 "$B" down a
