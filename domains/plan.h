@@ -129,9 +129,9 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
  * factored build: a large frame is only a longer one. */
 #define BH_LARGE_SEG_BUF 65536u
 #define BH_LARGE_RX_BUF 16384u
-/* SOCK buffers there: the socket server lends tcp a stream in pieces of
- * up to this much less headroom (sock_domain.c), a quarter of the
- * descriptors 4 KiB pieces took. */
+/* SOCK buffers there (with 64 KiB SEG buffers): the socket server lends
+ * tcp a stream in pieces of up to this much less headroom
+ * (sock_domain.c), an eighth of the descriptors 2 KiB buffers took. */
 #define BH_LARGE_SOCK_BUF 16384u
 /* The TCP segment (header included) such a buffer holds behind the SEG
  * headroom. */

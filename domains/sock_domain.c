@@ -48,8 +48,8 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->plan = p;
 	d->nsocks = p->max_socks;
 	d->napps = p->max_apps;
-	/* A stream fills whole SOCK buffers (16 KiB where large frames
-	 * come: plan.c); a datagram stays within 4 KiB, as it always has. */
+	/* A stream fills whole SOCK buffers (16 KiB where segments are
+	 * large: plan.c); a datagram stays within 4 KiB, as it always has. */
 	d->chunk = p->pools.g[BH_POOL_SOCK].buf_size - p->pools.g[BH_POOL_SOCK].headroom;
 	if (d->chunk > UINT16_MAX)
 		d->chunk = UINT16_MAX;
@@ -65,9 +65,9 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->buf_sid = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_sid));
 	d->buf_len = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_len));
 	uint32_t nodes = p->pools.g[BH_POOL_RX].nbufs + p->pools.g[BH_POOL_IP].nbufs;
-	if (d->s == NULL || d->dirty == NULL || d->apps == NULL || d->buf_sid == NULL || d->buf_len == NULL ||
-	    bh_dq_nodes_init(&d->nodes, nodes) || bh_ctlq_init(&d->cq_tcp, 4 * d->nsocks) ||
-	    bh_ctlq_init(&d->cq_ip, d->nsocks)) {
+	if (d->s == NULL || d->dirty == NULL || d->apps == NULL || d->buf_sid == NULL ||
+	    d->buf_len == NULL || bh_dq_nodes_init(&d->nodes, nodes) ||
+	    bh_ctlq_init(&d->cq_tcp, 4 * d->nsocks) || bh_ctlq_init(&d->cq_ip, d->nsocks)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}

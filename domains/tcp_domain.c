@@ -299,7 +299,8 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->dirty = calloc(d->nsocks, sizeof(*d->dirty));
 	d->nomem = calloc(d->nsocks, sizeof(*d->nomem));
 	uint32_t nodes = p->pools.g[BH_POOL_SOCK].nbufs + p->pools.g[BH_POOL_RX].nbufs;
-	if (d->s == NULL || d->dirty == NULL || d->nomem == NULL || bh_dq_nodes_init(&d->nodes, nodes) ||
+	if (d->s == NULL || d->dirty == NULL || d->nomem == NULL ||
+	    bh_dq_nodes_init(&d->nodes, nodes) ||
 	    bh_track_init(&d->tr, &p->pools, 1u << BH_POOL_RX) ||
 	    bh_ctlq_init(&d->cq, 4 * d->nsocks)) {
 		snprintf(err, errlen, "out of memory");

@@ -70,8 +70,8 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 		uint32_t from = bh_seq_span(s->seq, seq);
 		uint32_t n = s->len - from < len ? s->len - from : len;
 		if (sum)
-			*sum = bh_csum_add_at(*sum, bh_csum_copy(dst, bh_pkt_data(&s->pkt) + from, n, 0),
-					      at & 1);
+			*sum = bh_csum_add_at(
+			    *sum, bh_csum_copy(dst, bh_pkt_data(&s->pkt) + from, n, 0), at & 1);
 		else
 			memcpy(dst, bh_pkt_data(&s->pkt) + from, n);
 		at += n;
@@ -153,8 +153,9 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 		/* The payload's sum taken as it is copied: one pass over it,
 		 * not two (the header's length is a multiple of 4, so the
 		 * payload starts at an even offset). */
-		uint32_t sum = bh_csum_partial(
-		    h, hlen, bh_ipv4_pseudo_sum(tcp->cfg.addr, c->raddr, BH_IPPROTO_TCP, (uint16_t)p.len));
+		uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, c->raddr, BH_IPPROTO_TCP,
+						  (uint16_t)p.len);
+		sum = bh_csum_partial(h, hlen, sum);
 		gather(tcp, c, from, len, h + hlen, &sum);
 		uint16_t ck = bh_csum_fold(sum);
 		memcpy(h + 16, &ck, 2);

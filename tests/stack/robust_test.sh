@@ -253,7 +253,7 @@ timeout 60 "$B" loadgen server --instance m0 --port 9000 2>/dev/null &
 lsrv=$!
 sleep 0.3
 out="$(timeout 60 "$B" loadgen conc --instance m1 --host 10.9.5.1 --port 9000 --conns 200 \
-	--size 64 --count 800 2>&1 | tail -1)"
+	--size 64 --count 400 2>&1 | tail -1)"
 sleep 0.2 # counters are published every 50 ms
 waits=$(( $(stat_of m1 tcp.nomem_waits || echo 0) + $(stat_of m0 tcp.nomem_waits || echo 0) ))
 check "every echo came back though sends waited for memory ($waits waits: $out)" \
