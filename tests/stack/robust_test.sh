@@ -4,7 +4,8 @@
 # refused; an application killed mid-transfer (client or server) harms
 # nobody else; an application that scribbles over its own region is
 # reset and logged while a transfer of another application completes
-# intact. Nothing is left behind.
+# intact; sends that tcp's total memory bound held back all go once
+# memory frees. Nothing is left behind.
 . "$(dirname "$0")/lib.sh"
 SCRIBBLE="$(dirname "$B")/../tests/stack/scribble_app"
 [ -x "$SCRIBBLE" ] || SCRIBBLE="${TEST_SRCDIR:-/nonexistent}/${TEST_WORKSPACE:-bulkhead}/tests/stack/scribble_app"
