@@ -168,8 +168,6 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 {
 	if (s->app == NO_APP || s->reset || (!s->connected && !s->udp))
 		return;
-	if (d->cq_tcp.head != d->cq_tcp.tail)
-		return; /* control messages first: they go in order */
 	struct app *a = &d->apps[s->app];
 	uint32_t head = bh_load_acquire32(&a->slots[s->slot].tx_head);
 	uint32_t avail = head - s->tx_tail;
@@ -181,13 +179,21 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 		bad_index(d, sid, s, "tx_head after shutdown");
 		return;
 	}
+	if (avail && d->cq_tcp.head != d->cq_tcp.tail) {
+		/* Control messages first: they go in order. They wait for
+		 * SOCK buffers too, so this socket waits as if for one. */
+		sk_starved(d, sid);
+		return;
+	}
 	struct bh_pool *pool = &d->env->own;
 	uint8_t *ring = tx_ring(d, s);
 	bool moved = false;
 	while (avail > 0 && s->tx_out < d->tx_budget && s->tx_out_bytes < d->tx_budget_bytes) {
 		uint32_t buf;
-		if (bh_pool_alloc(pool, &buf) != 0)
+		if (bh_pool_alloc(pool, &buf) != 0) {
+			sk_starved(d, sid);
 			break;
+		}
 		uint8_t *dst = bh_pool_buf(pool, buf) + pool->geom.headroom;
 		struct bh_desc x = {.buf = buf, .off = (uint16_t)pool->geom.headroom,
 				    .pool = BH_POOL_SOCK, .aux = sid};
@@ -247,6 +253,24 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 	}
 	if (moved)
 		sk_publish(d, s);
+}
+
+void sk_starved(struct sockd *d, uint32_t sid)
+{
+	d->st.tx_starved++;
+	if (sid < d->nsocks && !d->is_starved[sid]) {
+		d->is_starved[sid] = 1;
+		d->starved[d->nstarved++] = sid;
+	}
+}
+
+void sk_unstarve(struct sockd *d)
+{
+	for (uint32_t i = 0; i < d->nstarved; i++) {
+		d->is_starved[d->starved[i]] = 0;
+		sk_mark(d, d->starved[i]);
+	}
+	d->nstarved = 0;
 }
 
 void sk_service(struct sockd *d, uint32_t sid)

@@ -119,6 +119,7 @@ struct ssock {
 	X(tx_bytes)                                                                        \
 	X(low_port_denied)                                                                 \
 	X(udp_too_big)    /* datagrams larger than the ring: dropped */                    \
+	X(tx_starved)     /* sends that found the SOCK pool empty (retried on a return) */ \
 	X(app_signals)
 
 struct sockd_stats {
@@ -140,6 +141,13 @@ struct sockd {
 	uint32_t ndirty;
 	uint32_t *buf_sid; /* SOCK buffer -> socket it carries data for */
 	uint16_t *buf_len; /* SOCK buffer -> stream bytes it carries */
+	/* Sockets whose data found the SOCK pool empty: the buffers that
+	 * come home may be other sockets', so all of these are serviced
+	 * again when any does (sk_unstarve). Listed once each (by id, not
+	 * in ssock, which a new socket clears). */
+	uint32_t *starved;
+	uint8_t *is_starved;
+	uint32_t nstarved;
 	uint32_t tx_budget;       /* most SOCK buffers a socket lends tcp */
 	uint32_t tx_budget_bytes; /* most stream bytes in them (its window) */
 	uint32_t chunk;       /* most stream bytes in one SOCK buffer */
@@ -185,6 +193,9 @@ void sk_sock_close(struct sockd *d, uint32_t sid);
 
 /* sock_app.c */
 int sk_outside_io(struct sockd *d, uint64_t now, uint32_t badges);
+/* sock_data.c: the SOCK pool was empty for sid; buffers came home. */
+void sk_starved(struct sockd *d, uint32_t sid);
+void sk_unstarve(struct sockd *d);
 void sk_app_dirty(struct sockd *d);
 void sk_app_detach(struct sockd *d, uint32_t ai, const char *why);
 void sk_app_unbind_slot(struct sockd *d, struct app *a, uint32_t slot);

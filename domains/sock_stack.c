@@ -258,6 +258,8 @@ int sk_reclaim(struct sockd *d, int link, int peer)
 				sk_maybe_free(d, sid);
 		}
 	}
+	if (n && d->nstarved)
+		sk_unstarve(d);
 	return n != 0;
 }
 

@@ -706,6 +706,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	/* After the sends: they may have set timers. */
 	if (progress || d->now_us >= d->next_tick_us)
 		d->next_tick_us = bh_tcp_tick(d->tcp, d->now_us);
+	/* The batch's end and the timers free memory too (a connection
+	 * closed, a queue dropped): waiting sends may go now, not at the
+	 * next input, which may never come. */
+	wake_nomem(d);
 	/* Sockets the timers marked are pumped on the next pass. */
 	if (d->ndirty)
 		progress = 1;

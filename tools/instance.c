@@ -408,6 +408,16 @@ static int plan_limits(const struct up_args *a, struct bh_plan *p)
 		bh_plan_defaults(p);
 		size_conns(p, (uint32_t)n);
 	}
+	/* $BULKHEAD_SOCK_BUFS: the SOCK pool's buffer count, a test knob (a
+	 * pool a few sockets can empty). */
+	const char *sb = getenv("BULKHEAD_SOCK_BUFS");
+	if (sb && *sb) {
+		char *end;
+		unsigned long n = strtoul(sb, &end, 10);
+		if (*end || n < 64 || n > BH_POOL_MAX_BUFS)
+			return fail("bad BULKHEAD_SOCK_BUFS '%s': 64 to %u", sb, BH_POOL_MAX_BUFS);
+		p->pools.g[BH_POOL_SOCK].nbufs = (uint32_t)n;
+	}
 	bh_plan_defaults(p);
 	const char *why = bh_plan_check(p);
 	if (why)
