@@ -233,6 +233,19 @@ www_files() {
 	head -c 1048576 /dev/urandom >"$WORK/www/1m"
 	SUM64="$(sha "$WORK/www/64m")"
 }
+# gets_whole N INSTANCE URL FILE OUT: N `get`s of URL on INSTANCE at
+# once, into OUT.1 to OUT.N; prints how many came whole (equal to FILE).
+gets_whole() {
+	local n="$1" inst="$2" url="$3" out="$5" want i p ok=0 pids=()
+	want="$(sha "$4")"
+	for i in $(seq 1 "$n"); do
+		(timeout 120 "$B" get "$inst" "$url" -o "$out.$i" 2>>"$out.err" &&
+			[ "$(sha "$out.$i")" = "$want" ]) &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+	echo "$ok"
+}
 # serve INSTANCE: bulkhead serve of $WORK/www on port 8080 (pid in SRV).
 serve() {
 	"$B" serve "$1" --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &

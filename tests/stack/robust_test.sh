@@ -281,14 +281,7 @@ check "s1 up" timeout 30 "$B" up s1 --driver wire:r6:1 --addr 10.9.6.2/24
 "$B" serve s0 --port 8080 --root "$WORK/sb" 2>>"$WORK/serve-sb.err" &
 ssrv=$!
 sleep 0.3
-pids=()
-for i in $(seq 1 8); do
-	(timeout 120 "$B" get s1 http://10.9.6.1:8080/20m -o "$WORK/sb.$i" 2>>"$WORK/sb.err" &&
-		[ "$(sha "$WORK/sb.$i")" = "$(sha "$WORK/sb/20m")" ]) &
-	pids+=($!)
-done
-ok=0
-for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+ok=$(gets_whole 8 s1 http://10.9.6.1:8080/20m "$WORK/sb/20m" "$WORK/sb")
 sleep 0.2 # counters are published every 50 ms
 starved=$(stat_of s0 sock.tx_starved || echo 0)
 check "8 downloads through 256 SOCK buffers, every one whole ($ok; the pool was empty $starved times)" \

@@ -85,14 +85,7 @@ for mode in factored mono; do
 		bash -c "[ \"\$(sha256sum <'$WORK/nohash' | cut -d' ' -f1)\" = $(sha "$WORK/www/20m") ] &&
 			grep -q 'sha256 not computed (--no-hash)' <<<'$out'"
 	# Many at once.
-	pids=()
-	for i in $(seq 1 16); do
-		(timeout 120 "$B" get b http://10.9.0.1:8080/1m -o "$WORK/par.$i" 2>>"$WORK/par.err" &&
-			[ "$(sha "$WORK/par.$i")" = "$(sha "$WORK/www/1m")" ]) &
-		pids+=($!)
-	done
-	ok=0
-	for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+	ok=$(gets_whole 16 b http://10.9.0.1:8080/1m "$WORK/www/1m" "$WORK/par")
 	check "$mode: 16 concurrent transfers, all hashes equal ($ok)" [ "$ok" -eq 16 ]
 	timeout 20 "$B" get b http://10.9.0.1:8080/nope -o "$WORK/nope" 2>"$WORK/404.err"
 	rc=$?
