@@ -50,10 +50,9 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 
 /* Copies [seq, seq + len) of the send queue to dst. The walk starts at
  * the buffer the last copy ended in (c->snd_cur) when that is not past
- * seq, so sending a window costs one pass, not one per segment. */
-/* Copies [seq, seq + len) of the send queue to dst. With `sum`, it also
- * adds the bytes' checksum to *sum in the same pass, each piece at its
- * offset from dst's start (which the caller keeps even in the stream). */
+ * seq, so sending a window costs one pass, not one per segment. With
+ * `sum`, it also adds the bytes' checksum to *sum in the same pass, each
+ * piece at its offset from dst. */
 static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst,
 		   uint32_t *sum)
 {
@@ -81,9 +80,12 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 	}
 }
 
-/* The checksum over the pseudo-header and the segment at p's off, or
- * only the pseudo-header's part where the device completes it. */
-static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt *p)
+/* The checksum over the pseudo-header and the segment at p's off (its
+ * first hlen bytes summed here, the payload's sum taken by gather), or
+ * only the pseudo-header's part where the device completes it. The
+ * header's length is a multiple of 4, so the payload starts even. */
+static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt *p,
+			  uint32_t hlen, uint32_t payload_sum)
 {
 	uint8_t *h = bh_pkt_data(p);
 	if (tcp->cfg.csum_offload) {
@@ -92,7 +94,8 @@ static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt 
 		return;
 	}
 	uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, raddr, BH_IPPROTO_TCP, (uint16_t)p->len);
-	uint16_t ck = bh_csum_fold(bh_csum_partial(h, p->len, sum));
+	sum = bh_csum_add_at(bh_csum_partial(h, hlen, sum), payload_sum, false);
+	uint16_t ck = bh_csum_fold(sum);
 	memcpy(h + 16, &ck, 2);
 }
 
@@ -146,24 +149,15 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	t.opt.ts_ecr = c->ts_recent;
 	uint8_t *h = bh_pkt_data(&p);
 	unsigned hlen = bh_tcp_emit(h, &t);
-	bh_seq from = syn ? bh_seq_add(seq, 1) : seq;
+	/* Where TCP sums the segment itself, the payload's sum is taken as
+	 * it is copied: one pass over it, not two. */
+	uint32_t payload_sum = 0;
+	if (len)
+		gather(tcp, c, syn ? bh_seq_add(seq, 1) : seq, len, h + hlen,
+		       tcp->cfg.csum_offload ? NULL : &payload_sum);
 	p.len = hlen + len;
 	p.gso = len > c->smss ? c->smss : 0;
-	if (len && !tcp->cfg.csum_offload) {
-		/* The payload's sum taken as it is copied: one pass over it,
-		 * not two (the header's length is a multiple of 4, so the
-		 * payload starts at an even offset). */
-		uint32_t sum = bh_ipv4_pseudo_sum(tcp->cfg.addr, c->raddr, BH_IPPROTO_TCP,
-						  (uint16_t)p.len);
-		sum = bh_csum_partial(h, hlen, sum);
-		gather(tcp, c, from, len, h + hlen, &sum);
-		uint16_t ck = bh_csum_fold(sum);
-		memcpy(h + 16, &ck, 2);
-	} else {
-		if (len)
-			gather(tcp, c, from, len, h + hlen, NULL);
-		fill_checksum(tcp, c->raddr, &p);
-	}
+	fill_checksum(tcp, c->raddr, &p, hlen, payload_sum);
 	tcp->ctr.copy_bytes += len;
 	if (p.csum != BH_CSUM_PARTIAL)
 		tcp->ctr.csum_bytes += len;
@@ -456,7 +450,7 @@ void bh_tcp__reset_reply(struct bh_tcp *tcp, bh_ip4 raddr, const struct bh_tcp_r
 		t.flags = BH_TCP_RST | BH_TCP_ACK;
 	}
 	p.len = bh_tcp_emit(bh_pkt_data(&p), &t);
-	fill_checksum(tcp, raddr, &p);
+	fill_checksum(tcp, raddr, &p, p.len, 0);
 	tcp->ctr.segs_out++;
 	tcp->ctr.rst_out++;
 	tcp->ops.output(tcp->ctx, &p, raddr);
