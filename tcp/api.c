@@ -308,6 +308,7 @@ static int close_conn(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 		return 0;
 	}
 	do_shutdown(tcp, c, now);
+	bh_tcp__fin_wait2(tcp, c, now);
 	return 0;
 }
 
@@ -464,6 +465,7 @@ int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn h, struct bh_tcp_info *o)
 		.sacked = bh_tcp__sb_sacked(c),
 		.pipe = c->sack_ok ? bh_tcp__pipe(c) : bh_seq_span(c->snd_una, c->snd_max),
 		.ooo_queued = c->oooq.bytes,
+		.rtx_armed = c->rtx_at != 0,
 		.cc = c->cc ? c->cc->name : "",
 	};
 	return 0;

@@ -78,8 +78,9 @@ static bool queues_empty(const struct tconn *c)
 /* Every connection that is not closed has the timer its state needs:
  * the handshake its retransmission timer; data or a FIN not yet sent or
  * not yet acknowledged the retransmission (or persist) timer; TIME-WAIT
- * its 2 MSL. ESTABLISHED, CLOSE-WAIT and FIN-WAIT-2 with nothing owed
- * need none (keepalive sets its own on the next tick). */
+ * its 2 MSL; FIN-WAIT-2 after the application closed its fin_timeout.
+ * ESTABLISHED, CLOSE-WAIT and FIN-WAIT-2 with nothing owed need none
+ * (keepalive sets its own on the next tick). */
 static const char *check_timers(const struct tconn *c)
 {
 	switch (c->state) {
@@ -100,6 +101,10 @@ static const char *check_timers(const struct tconn *c)
 		if (!c->tw_at)
 			return "a connection in TIME-WAIT has no 2 MSL timer";
 		return NULL;
+	case BH_TCP_FIN_WAIT_2:
+		if (c->app_closed && !c->tw_at)
+			return "a closed connection in FIN-WAIT-2 has no timeout";
+		break;
 	default:
 		break;
 	}

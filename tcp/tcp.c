@@ -97,6 +97,7 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	DEF(rcv_buf, 262144);
 	DEF(snd_buf, 262144);
 	DEF(time_wait_ms, 60000);
+	DEF(fin_timeout_ms, 60000);
 	DEF(rto_initial_ms, 1000);
 	DEF(rto_min_ms, 200);
 	DEF(rto_max_ms, 120000);
@@ -448,6 +449,15 @@ void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err)
 	if (c->app_owned)
 		bh_tcp__event(tcp, c, BH_TCP_EV_CLOSED, 0);
 	conn_free(tcp, c);
+}
+
+/* FIN-WAIT-2 after the application closed: no one will read or send
+ * again, and only the peer's FIN ends it, so it ends by itself after
+ * fin_timeout_ms (as Linux's orphans do); tw_at holds the deadline. */
+void bh_tcp__fin_wait2(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
+{
+	if (c->state == BH_TCP_FIN_WAIT_2 && c->app_closed && !c->tw_at)
+		c->tw_at = now + (uint64_t)tcp->cfg.fin_timeout_ms * 1000;
 }
 
 void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now)

@@ -128,6 +128,11 @@ struct bh_tcp_config {
 	uint32_t rcv_buf;    /* bytes per connection: 262144 */
 	uint32_t snd_buf;    /* bytes per connection: 262144 */
 	uint32_t time_wait_ms; /* 2 * MSL: 60000 (Linux's TIME_WAIT) */
+	/* How long a connection the application closed waits in FIN-WAIT-2
+	 * for the peer's FIN before it is reset: 60000 (Linux's
+	 * tcp_fin_timeout); a peer that never ends its side holds nothing
+	 * for good. */
+	uint32_t fin_timeout_ms;
 	uint32_t rto_initial_ms; /* 1000 (RFC 6298 2.1) */
 	uint32_t rto_min_ms;     /* 200 (Linux; RFC 6298 2.4 says 1 s) */
 	uint32_t rto_max_ms;     /* 120000 (RFC 6298 2.5: at least 60 s) */
@@ -200,6 +205,8 @@ struct bh_tcp_config {
 	X(no_buffers, "segments not sent: no buffer")                             \
 	X(conn_timeouts, "connections ended by retransmission timeout")          \
 	X(conn_resets, "connections ended by a reset")                           \
+	X(abort_on_data, "closed connections reset: new data came (RFC 1122 4.2.2.13)") \
+	X(fin_timeouts, "closed connections reset: no FIN within fin_timeout_ms") \
 	X(icmp_errors, "ICMP errors and unreachable reports about our flows")   \
 	X(icmp_refused, "connection attempts ended by port or protocol unreachable") \
 	X(icmp_ignored, "ICMP errors ignored (no flow, or a sequence outside it)")
@@ -301,6 +308,7 @@ struct bh_tcp_info {
 	uint32_t sacked;      /* bytes the peer holds out of order */
 	uint32_t pipe;        /* RFC 6675 estimate of bytes in flight */
 	uint32_t ooo_queued;  /* bytes we hold out of order */
+	bool rtx_armed;       /* the retransmission or persist timer runs */
 	const char *cc;       /* congestion control algorithm */
 };
 int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn c, struct bh_tcp_info *out);

@@ -116,7 +116,7 @@ struct tconn {
 	bool fin_rcvd;
 
 	/* timers, absolute microseconds, 0 when off */
-	uint64_t rtx_at, delack_at, tw_at;
+	uint64_t rtx_at, delack_at, tw_at; /* tw_at: TIME-WAIT's end, or a closed FIN-WAIT-2's */
 	uint32_t rto, srtt, rttvar; /* microseconds; srtt 0: no sample yet */
 	bool rtt_timing;
 	bh_seq rtt_seq;
@@ -226,6 +226,8 @@ void bh_tcp__event(struct bh_tcp *tcp, struct tconn *c, enum bh_tcp_event_type t
 /* The connection is over: queues dropped, the error reported, the slot
  * freed unless the application still holds the handle. */
 void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err);
+/* FIN-WAIT-2 after the application closed: the fin_timeout_ms deadline. */
+void bh_tcp__fin_wait2(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* A listener's children (bh_tcp_check_invariants() states the rules):
  * c joins l's SYN queue; c's handshake is done: from the SYN queue to the

@@ -597,8 +597,10 @@ static enum step ack_closing_states(struct bh_tcp *tcp, uint64_t now, struct tco
 	bool fin_was_acked = c->fin_queued && bh_seq_gt(c->snd_una, c->fin_seq);
 	switch (c->state) {
 	case BH_TCP_FIN_WAIT_1:
-		if (fin_was_acked)
+		if (fin_was_acked) {
 			c->state = BH_TCP_FIN_WAIT_2;
+			bh_tcp__fin_wait2(tcp, c, now);
+		}
 		return STEP_NEXT;
 	case BH_TCP_CLOSING:
 		if (fin_was_acked)
@@ -723,6 +725,19 @@ static void synchronized_input(struct bh_tcp *tcp, uint64_t now, struct tconn *c
 		release_all(tcp, rx);
 		if (c->used && c->state != BH_TCP_CLOSED)
 			bh_tcp__output(tcp, c, now);
+		return;
+	}
+	/* RFC 1122 4.2.2.13 (Linux: TCPAbortOnData): new data after the
+	 * application closed can never be read, and saying so at once
+	 * frees both ends; queueing it would hold the buffer until the
+	 * peer gave up. */
+	if (c->app_closed && in.len &&
+	    (c->state == BH_TCP_FIN_WAIT_1 || c->state == BH_TCP_FIN_WAIT_2)) {
+		tcp->ctr.abort_on_data++;
+		tcp->ctr.conn_resets++;
+		release_all(tcp, rx);
+		bh_tcp__send_rst(tcp, c);
+		bh_tcp__finish(tcp, c, 0);
 		return;
 	}
 	/* sixth: URG - urgent data is delivered in line (RFC 6093); the

@@ -57,6 +57,10 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 		if (!c->used || c->listener)
 			continue;
 		if (c->tw_at && now >= c->tw_at) {
+			if (c->state == BH_TCP_FIN_WAIT_2) {
+				tcp->ctr.fin_timeouts++;
+				bh_tcp__send_rst(tcp, c);
+			}
 			bh_tcp__finish(tcp, c, 0);
 			continue;
 		}

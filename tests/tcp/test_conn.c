@@ -613,6 +613,62 @@ Test(close, unread_data_makes_close_a_reset)
 	cr_expect_eq(bh_tcp_held(H.tcp), 0);
 }
 
+/* Closed by us, our FIN acknowledged: FIN-WAIT-2 with no one to read. */
+static bh_tcp_conn closed_in_fin_wait_2(void)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	bh_tcp_close(H.tcp, H.now, c);
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(info(c).state, BH_TCP_FIN_WAIT_2);
+	h_clear(&H);
+	return c;
+}
+
+Test(close, data_after_close_is_answered_with_a_reset)
+{
+	bh_tcp_conn c = closed_in_fin_wait_2();
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, "late", 4, NULL);
+	cr_assert_eq(H.nout, 1);
+	cr_expect(last()->t.flags & BH_TCP_RST, "RFC 1122 4.2.2.13: data after CLOSE");
+	cr_expect_eq(h_rel_seq(&H, H.nout - 1), 2, "at SND.NXT, after our FIN");
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->abort_on_data, 1);
+	cr_expect_eq(bh_tcp_held(H.tcp), 0, "the data is not kept");
+}
+
+Test(close, a_closed_fin_wait_2_ends_after_fin_timeout)
+{
+	bh_tcp_conn c = closed_in_fin_wait_2();
+	/* A bare ACK (a keepalive, say) is no FIN and changes nothing. */
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	h_tick(&H, H.now + 59000 * MS);
+	cr_expect_eq(info(c).state, BH_TCP_FIN_WAIT_2);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 0);
+	h_clear(&H);
+	h_tick(&H, H.now + 1001 * MS);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect(last()->t.flags & BH_TCP_RST, "the peer is told");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->fin_timeouts, 1);
+}
+
+Test(close, a_half_closed_fin_wait_2_has_no_timeout)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	cr_assert_eq(bh_tcp_shutdown(H.tcp, H.now, c), 0);
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(info(c).state, BH_TCP_FIN_WAIT_2);
+	h_tick(&H, H.now + 600000 * MS);
+	cr_expect_eq(info(c).state, BH_TCP_FIN_WAIT_2, "the application may still read");
+	/* Closed later, still in FIN-WAIT-2: the timeout starts then. */
+	bh_tcp_close(H.tcp, H.now, c);
+	h_tick(&H, H.now + 61000 * MS);
+	cr_expect_eq(h_events(&H, BH_TCP_EV_CLOSED, c), 1);
+	cr_expect_eq(bh_tcp_counters(H.tcp)->fin_timeouts, 1);
+}
+
 /* ---- resets and blind attacks ---- */
 
 Test(reset, closed_port_is_answered_with_a_reset)
