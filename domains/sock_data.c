@@ -237,8 +237,11 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 		int peer = link == BH_LINK_IS ? BH_DOM_IP : BH_DOM_TCP;
 		bh_pool_lend(pool, buf, BH_HOLDER_DOM(peer));
 		if (bh_chan_send(d->env->chan[link], &x, 1) != 1) {
+			/* The link is full of other sockets' data, maybe:
+			 * wait for a return, as for a buffer. */
 			bh_pool_take_back(pool, buf, BH_HOLDER_DOM(peer));
 			bh_pool_free(pool, buf);
+			sk_starved(d, sid);
 			break;
 		}
 		d->buf_sid[buf] = sid;
@@ -258,19 +261,17 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 void sk_starved(struct sockd *d, uint32_t sid)
 {
 	d->st.tx_starved++;
-	if (sid < d->nsocks && !d->is_starved[sid]) {
-		d->is_starved[sid] = 1;
-		d->starved[d->nstarved++] = sid;
-	}
+	bh_wl_add(&d->starved, sid);
+}
+
+static void mark_cb(void *ctx, uint32_t sid)
+{
+	sk_mark(ctx, sid);
 }
 
 void sk_unstarve(struct sockd *d)
 {
-	for (uint32_t i = 0; i < d->nstarved; i++) {
-		d->is_starved[d->starved[i]] = 0;
-		sk_mark(d, d->starved[i]);
-	}
-	d->nstarved = 0;
+	bh_wl_drain(&d->starved, mark_cb, d);
 }
 
 void sk_service(struct sockd *d, uint32_t sid)

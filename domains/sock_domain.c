@@ -64,11 +64,9 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->apps = calloc(d->napps, sizeof(*d->apps));
 	d->buf_sid = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_sid));
 	d->buf_len = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_len));
-	d->starved = calloc(d->nsocks, sizeof(*d->starved));
-	d->is_starved = calloc(d->nsocks, sizeof(*d->is_starved));
 	uint32_t nodes = p->pools.g[BH_POOL_RX].nbufs + p->pools.g[BH_POOL_IP].nbufs;
 	if (d->s == NULL || d->dirty == NULL || d->apps == NULL || d->buf_sid == NULL ||
-	    d->buf_len == NULL || d->starved == NULL || d->is_starved == NULL ||
+	    d->buf_len == NULL || bh_wl_init(&d->starved, d->nsocks) ||
 	    bh_dq_nodes_init(&d->nodes, nodes) ||
 	    bh_ctlq_init(&d->cq_tcp, 4 * d->nsocks) || bh_ctlq_init(&d->cq_ip, d->nsocks)) {
 		snprintf(err, errlen, "out of memory");
@@ -118,7 +116,7 @@ static int sockd_poll(void *self, uint64_t now, uint32_t badges)
 	/* Sockets whose data waited behind the control messages go on
 	 * once those are out. */
 	if (d->cq_tcp.head != d->cq_tcp.tail && bh_ctlq_flush(d->env, &d->cq_tcp, BH_LINK_TS) &&
-	    d->nstarved) {
+	    d->starved.n) {
 		sk_unstarve(d);
 		progress = 1;
 	}
@@ -176,8 +174,7 @@ static void sockd_fini(void *self)
 	free(d->apps);
 	free(d->buf_sid);
 	free(d->buf_len);
-	free(d->starved);
-	free(d->is_starved);
+	bh_wl_fini(&d->starved);
 }
 
 static void sockd_peer_reset(void *self, int link)

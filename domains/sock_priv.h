@@ -41,6 +41,7 @@
 #include "domains/app_abi.h"
 #include "domains/dq.h"
 #include "domains/rt.h"
+#include "domains/waitlist.h"
 #include "ipc/log.h"
 
 #define BATCH BH_RT_BATCH
@@ -119,7 +120,7 @@ struct ssock {
 	X(tx_bytes)                                                                        \
 	X(low_port_denied)                                                                 \
 	X(udp_too_big)    /* datagrams larger than the ring: dropped */                    \
-	X(tx_starved)     /* sends that found the SOCK pool empty (retried on a return) */ \
+	X(tx_starved)     /* sends that found no SOCK buffer or link room (retried on a return) */ \
 	X(app_signals)
 
 struct sockd_stats {
@@ -141,13 +142,11 @@ struct sockd {
 	uint32_t ndirty;
 	uint32_t *buf_sid; /* SOCK buffer -> socket it carries data for */
 	uint16_t *buf_len; /* SOCK buffer -> stream bytes it carries */
-	/* Sockets whose data found the SOCK pool empty: the buffers that
-	 * come home may be other sockets', so all of these are serviced
-	 * again when any does (sk_unstarve). Listed once each (by id, not
-	 * in ssock, which a new socket clears). */
-	uint32_t *starved;
-	uint8_t *is_starved;
-	uint32_t nstarved;
+	/* Sockets whose data found the SOCK pool empty or the link to tcp
+	 * full: the buffers that come home may be other sockets', so all
+	 * of these are serviced again when any does (sk_unstarve). Listed
+	 * by id, not in ssock, which a new socket clears. */
+	struct bh_wl starved;
 	uint32_t tx_budget;       /* most SOCK buffers a socket lends tcp */
 	uint32_t tx_budget_bytes; /* most stream bytes in them (its window) */
 	uint32_t chunk;       /* most stream bytes in one SOCK buffer */

@@ -258,7 +258,7 @@ int sk_reclaim(struct sockd *d, int link, int peer)
 				sk_maybe_free(d, sid);
 		}
 	}
-	if (n && d->nstarved)
+	if (n && d->starved.n)
 		sk_unstarve(d);
 	return n != 0;
 }

@@ -47,10 +47,15 @@ struct bh_stat_conn {
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
 	uint8_t state; /* enum bh_tcp_state */
-	uint8_t pad[3];
+	uint8_t rtx_armed;
+	uint8_t pad[2];
 	uint32_t sid;
 	uint32_t cwnd, ssthresh, srtt_us, rto_us, retransmits, mss;
 	uint32_t snd_queued, rcv_queued, snd_wnd, rcv_wnd;
+	uint32_t in_flight, ooo_queued;
+	/* The TCP domain's side: received buffers the socket server holds,
+	 * and descriptors waiting in the domain (for sock, for the library). */
+	uint32_t with_sock, wait_rx, wait_tx;
 	char cc[8];
 };
 

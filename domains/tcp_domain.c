@@ -27,6 +27,7 @@
 #include "domains/recover.h"
 #include "domains/rt.h"
 #include "domains/track.h"
+#include "domains/waitlist.h"
 #include "tcp/tcp.h"
 
 #define BATCH BH_RT_BATCH
@@ -39,7 +40,6 @@ struct tsock {
 	bool eof_sent;
 	bool shut_pending, close_pending; /* after the queued data */
 	bool dirty;
-	bool nomem; /* pend_tx waits for the library's memory (on d->nomem) */
 	bool gone;  /* the library said CLOSED or never had it */
 	bh_tcp_conn conn;
 	uint32_t gen;
@@ -56,7 +56,8 @@ struct tsock {
 	X(out_ring_full) /* segments dropped: the link to ip was full */                   \
 	X(data_dropped)  /* application data refused (socket closing, error) */            \
 	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */                 \
-	X(nomem_waits)   /* sends the memory bound held back until it fell */
+	X(nomem_waits)   /* sends the memory bound held back until it fell */        \
+	X(rx_blocked)    /* received data that waited for room on the link to sock */
 
 struct tcpd_stats {
 #define TCPD_COUNTER_FIELD(name) uint64_t name;
@@ -88,9 +89,13 @@ struct tcpd {
 	 * bound (-ENOBUFS), and the memory held at the last refusal: no
 	 * event of their own may ever come, so all are pumped again once
 	 * less is held. */
-	uint32_t *nomem;
-	uint32_t nnomem;
+	struct bh_wl nomem;
 	uint64_t nomem_at;
+	/* Sockets whose received data found the link to sock full, or
+	 * queued control messages ahead of it: pumped again when anything
+	 * comes back from sock (it has read the link) or the messages are
+	 * out. Their own buffers may all be home already. */
+	struct bh_wl blocked;
 	uint64_t next_tick_us;
 	uint64_t now_us;
 	/* A segment whose pieces span two batches. */
@@ -117,29 +122,32 @@ static void mark(struct tcpd *d, uint32_t sid)
 
 /* The library refused t's data for memory (-ENOBUFS, not the
  * connection's own buffer): wait with the others until memory frees. */
-static void wait_nomem(struct tcpd *d, uint32_t sid, struct tsock *t)
+static void wait_nomem(struct tcpd *d, uint32_t sid)
 {
 	d->nomem_at = bh_tcp_mem_used(d->tcp);
 	d->st.nomem_waits++;
-	if (!t->nomem) {
-		t->nomem = true;
-		d->nomem[d->nnomem++] = sid;
-	}
+	bh_wl_add(&d->nomem, sid);
+}
+
+static void mark_cb(void *ctx, uint32_t sid)
+{
+	mark(ctx, sid);
 }
 
 /* Less memory held than at the last refusal: every waiting socket is
  * pumped again (and waits again if refused again). */
 static void wake_nomem(struct tcpd *d)
 {
-	if (d->nnomem == 0 || bh_tcp_mem_used(d->tcp) >= d->nomem_at)
-		return;
-	for (uint32_t i = 0; i < d->nnomem; i++) {
-		uint32_t sid = d->nomem[i];
-		if (sid < d->nsocks)
-			d->s[sid].nomem = false;
-		mark(d, sid);
-	}
-	d->nnomem = 0;
+	if (d->nomem.n && bh_tcp_mem_used(d->tcp) < d->nomem_at)
+		bh_wl_drain(&d->nomem, mark_cb, d);
+}
+
+/* Received data stopped at the link to sock (full, or control messages
+ * first). */
+static void wait_link(struct tcpd *d, uint32_t sid)
+{
+	d->st.rx_blocked++;
+	bh_wl_add(&d->blocked, sid);
 }
 
 /* A control message for sock, with the connection's addresses. */
@@ -297,9 +305,9 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		d->rx_budget = 16;
 	d->s = calloc(d->nsocks, sizeof(*d->s));
 	d->dirty = calloc(d->nsocks, sizeof(*d->dirty));
-	d->nomem = calloc(d->nsocks, sizeof(*d->nomem));
 	uint32_t nodes = p->pools.g[BH_POOL_SOCK].nbufs + p->pools.g[BH_POOL_RX].nbufs;
-	if (d->s == NULL || d->dirty == NULL || d->nomem == NULL ||
+	if (d->s == NULL || d->dirty == NULL || bh_wl_init(&d->nomem, d->nsocks) ||
+	    bh_wl_init(&d->blocked, d->nsocks) ||
 	    bh_dq_nodes_init(&d->nodes, nodes) ||
 	    bh_track_init(&d->tr, &p->pools, 1u << BH_POOL_RX) ||
 	    bh_ctlq_init(&d->cq, 4 * d->nsocks)) {
@@ -431,7 +439,7 @@ static void data_from_sock(struct tcpd *d, const struct bh_desc *x)
 			return;
 		}
 		if (r == -ENOBUFS)
-			wait_nomem(d, x->aux, t);
+			wait_nomem(d, x->aux);
 	}
 	if (!bh_dq_push(&d->nodes, &t->pend_tx, x)) {
 		d->st.dq_full++;
@@ -573,7 +581,7 @@ static void pump(struct tcpd *d, uint32_t sid)
 		struct bh_pkt p = pkt_of(d, bh_dq_peek(&d->nodes, &t->pend_tx));
 		int r = bh_tcp_send(d->tcp, d->now_us, t->conn, &p);
 		if (r == -ENOBUFS)
-			wait_nomem(d, sid, t);
+			wait_nomem(d, sid);
 		if (r == -EAGAIN || r == -ENOBUFS)
 			break;
 		bh_dq_pop(&d->nodes, &t->pend_tx, &x);
@@ -603,11 +611,18 @@ static void pump(struct tcpd *d, uint32_t sid)
 			bh_tcp_shutdown(d->tcp, d->now_us, t->conn);
 		}
 	}
-	if (t->gone || t->close_pending || d->cq.head != d->cq.tail)
+	if (t->gone || t->close_pending)
 		return;
+	if (d->cq.head != d->cq.tail) {
+		/* Messages go first, in order. */
+		wait_link(d, sid);
+		return;
+	}
 	/* Received data, up to the budget, zero copy. */
-	if (!flush_rx(d, sid, t))
+	if (!flush_rx(d, sid, t)) {
+		wait_link(d, sid);
 		return;
+	}
 	while (t->rx_out < d->rx_budget && !t->eof_sent) {
 		struct bh_pkt p[PUMP];
 		unsigned want = d->rx_budget - t->rx_out;
@@ -631,8 +646,10 @@ static void pump(struct tcpd *d, uint32_t sid)
 				give_back_ip(d, y.pool, y.buf);
 			}
 		}
-		if (!flush_rx(d, sid, t))
+		if (!flush_rx(d, sid, t)) {
+			wait_link(d, sid);
 			break;
+		}
 	}
 }
 
@@ -664,6 +681,9 @@ static int reclaim(struct tcpd *d)
 		}
 	}
 	progress |= n != 0;
+	/* sock read the link: whoever found it full may go on. */
+	if (n)
+		bh_wl_drain(&d->blocked, mark_cb, d);
 	return progress;
 }
 
@@ -688,8 +708,8 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 					     d->lost[d->nlost - 1].lport,
 					     d->lost[d->nlost - 1].rport) != -ENOBUFS)
 		d->nlost--;
-	if (d->cq.head != d->cq.tail)
-		bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS);
+	if (d->cq.head != d->cq.tail && bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS))
+		bh_wl_drain(&d->blocked, mark_cb, d);
 	wake_nomem(d);
 	/* Marked sockets, including those marked while pumping. */
 	for (uint32_t i = 0; i < d->ndirty; i++) {
@@ -760,6 +780,12 @@ static void tcpd_publish(void *self, struct bh_stats_w *w)
 		sc->rcv_queued = info.rcv_queued;
 		sc->snd_wnd = info.snd_wnd;
 		sc->rcv_wnd = info.rcv_wnd;
+		sc->in_flight = bh_seq_span(info.snd_una, info.snd_nxt);
+		sc->ooo_queued = info.ooo_queued;
+		sc->rtx_armed = info.rtx_armed;
+		sc->with_sock = t->rx_out;
+		sc->wait_rx = t->pend_rx.n;
+		sc->wait_tx = t->pend_tx.n;
 		snprintf(sc->cc, sizeof(sc->cc), "%s", info.cc ? info.cc : "");
 	}
 }
@@ -774,7 +800,8 @@ static void tcpd_fini(void *self)
 	bh_dq_nodes_fini(&d->nodes);
 	free(d->s);
 	free(d->dirty);
-	free(d->nomem);
+	bh_wl_fini(&d->nomem);
+	bh_wl_fini(&d->blocked);
 }
 
 /* A neighbour was replaced. ip: nothing to forget (segments in flight
