@@ -693,6 +693,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	(void)badges;
 	d->now_us = bh_ns_to_us(now);
 	int progress = reclaim(d);
+	/* Segments that found no SEG buffer go now if they can (not
+	 * progress of its own: a pool still short must not spin us). */
+	if (progress)
+		bh_tcp_buffers_back(d->tcp, d->now_us);
 	/* Data from sock is queued as it comes and each connection sends
 	 * once, after the pass has queued all it can (bh_tcp_batch_end):
 	 * full segments, not one short segment per SOCK buffer. */
@@ -838,7 +842,8 @@ static void tcpd_peer_reset(void *self, int link)
 static bool tcpd_lazy_give_backs(void *self, int link)
 {
 	struct tcpd *d = self;
-	if (!bh_rt_own_pool_plenty(d->env))
+	/* Segments wait for SEG buffers: each one back is worth a wake. */
+	if (!bh_rt_own_pool_plenty(d->env) || bh_tcp_wants_buffers(d->tcp))
 		return false;
 	return link == BH_LINK_IT || (link == BH_LINK_TS && bh_track_few_out(&d->tr, BH_POOL_RX));
 }

@@ -195,6 +195,30 @@ unsigned bh_tcp_batch_end(struct bh_tcp *tcp, uint64_t now)
 	return n;
 }
 
+bool bh_tcp_wants_buffers(const struct bh_tcp *tcp)
+{
+	return tcp->nobuf_any;
+}
+
+unsigned bh_tcp_buffers_back(struct bh_tcp *tcp, uint64_t now)
+{
+	if (!tcp->nobuf_any)
+		return 0;
+	tcp->nobuf_any = false;
+	unsigned n = 0;
+	/* Output frees no connection: the live list stays as it is. */
+	for (uint32_t i = 0; i < tcp->nlive; i++) {
+		struct tconn *c = &tcp->conn[tcp->live[i]];
+		if (!c->used || !c->nobuf)
+			continue;
+		c->nobuf = false;
+		bh_tcp__output(tcp, c, now);
+		n++;
+	}
+	BH_TCP_ASSERT_INVARIANTS(tcp);
+	return n;
+}
+
 int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *out, unsigned max)
 {
 	struct tconn *c = bh_tcp__from_handle(tcp, h);

@@ -203,6 +203,7 @@ struct bh_tcp_config {
 	X(backlog_drops, "SYNs dropped: SYN queue or accept backlog full")       \
 	X(table_full, "connections refused: table full")                          \
 	X(no_buffers, "segments not sent: no buffer")                             \
+	X(nobuf_timeouts, "timeouts that found no buffer (not backed off)")      \
 	X(conn_timeouts, "connections ended by retransmission timeout")          \
 	X(conn_resets, "connections ended by a reset")                           \
 	X(abort_on_data, "closed connections reset: new data came (RFC 1122 4.2.2.13)") \
@@ -259,6 +260,13 @@ int bh_tcp_send(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, const struct bh_pk
 void bh_tcp_batch_begin(struct bh_tcp *tcp);
 /* Returns the number of connections that sent (or tried to). */
 unsigned bh_tcp_batch_end(struct bh_tcp *tcp, bh_us now);
+/* Segments that found no buffer (ops.alloc failed) are owed: true while
+ * any is. The environment calls bh_tcp_buffers_back() when buffers have
+ * come back; each connection owed one sends what it can again (and is
+ * owed again if buffers are still short). Returns the number that
+ * tried. A timer that fires into the same shortage does not back off. */
+bool bh_tcp_wants_buffers(const struct bh_tcp *tcp);
+unsigned bh_tcp_buffers_back(struct bh_tcp *tcp, bh_us now);
 /* Takes up to max buffers of in-order data (ownership passes). Returns
  * the count, 0 at end of stream, -EAGAIN if nothing is there yet. */
 int bh_tcp_recv(struct bh_tcp *tcp, bh_us now, bh_tcp_conn c, struct bh_pkt *out, unsigned max);

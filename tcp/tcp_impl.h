@@ -102,6 +102,7 @@ struct tconn {
 	uint32_t snd_cur;   /* sndq entry the last copy ended in, or NONE */
 	bool fin_queued;    /* shutdown: FIN after the queue */
 	bool out_owed;      /* queued in a batch: sends at bh_tcp_batch_end */
+	bool nobuf;         /* a segment found no buffer: output again at bh_tcp_buffers_back */
 	bh_seq fin_seq;     /* the FIN's number, once queued */
 	bool syn_acked;     /* SND.UNA has passed our SYN: data starts there */
 	uint16_t smss;      /* what we send: min(peer MSS, ours) less options */
@@ -192,6 +193,7 @@ struct bh_tcp {
 	 * connections owed an output at its end. */
 	bool batching;
 	uint32_t *owed, nowed;
+	bool nobuf_any; /* some connection's nobuf is set */
 };
 
 /* The number of the first byte in sndq: after the SYN until the SYN is

@@ -109,13 +109,18 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	bool got = tcp->ops.alloc(tcp->ctx, &p);
 	if (!got && bh_tcp__prune_any(tcp, c))
 		got = tcp->ops.alloc(tcp->ctx, &p);
-	if (!got) {
-		tcp->ctr.no_buffers++;
-		return false;
-	}
-	if (p.off > p.size || p.size - p.off < BH_TCP_MAX_HLEN + len || p.off < BH_IP_HEADROOM) {
+	if (got &&
+	    (p.off > p.size || p.size - p.off < BH_TCP_MAX_HLEN + len || p.off < BH_IP_HEADROOM)) {
 		tcp->ops.release(tcp->ctx, &p);
+		got = false;
+	}
+	if (!got) {
+		/* What was not sent is sent when buffers come back
+		 * (bh_tcp_buffers_back), not only when a timer or the peer
+		 * next calls: an ACK stays owed (ack_now), data waits. */
 		tcp->ctr.no_buffers++;
+		c->nobuf = true;
+		tcp->nobuf_any = true;
 		return false;
 	}
 	bool syn = flags & BH_TCP_SYN;
@@ -480,28 +485,25 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	tcp->ctr.timeouts++;
 	c->backoff++;
 	/* RFC 6298 5.5: back off the timer; 5.6: restart it. */
+	uint32_t was = c->rto;
 	uint64_t rto = (uint64_t)c->rto * 2;
 	uint64_t max = (uint64_t)tcp->cfg.rto_max_ms * 1000;
 	c->rto = (uint32_t)(rto > max ? max : rto);
 	/* Karn: no RTT sample from anything sent twice. */
 	c->rtt_timing = false;
+	uint64_t nobuf = tcp->ctr.no_buffers;
 	if (zero_window) {
 		/* The persist timer: probe the shut window again with one
 		 * byte. The network lost nothing, so the congestion window is
 		 * left alone (RFC 9293 3.8.6.1). */
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, true);
-		arm_rtx(c, now);
-		return;
-	}
-	if (handshake) {
+	} else if (handshake) {
 		c->snd_nxt = c->iss;
 		tcp->ctr.retransmits++;
 		c->retransmits++;
 		bh_tcp__output(tcp, c, now);
-		return;
-	}
-	if (outstanding) {
+	} else {
 		/* RFC 5681 3.1 (4): ssthresh from the algorithm, held on a
 		 * second timeout of the same data; one segment in flight. */
 		if (c->backoff == 1)
@@ -519,11 +521,18 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->high_rxt = c->snd_una;
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, false);
-		/* Nothing could be built (no buffer): try again after the
-		 * backed-off interval, never leave the data without a timer. */
-		arm_rtx(c, now);
 		if (c->ack_now)
 			bh_tcp__emit(tcp, c, now, bh_tcp__ack_seq(c), BH_TCP_ACK, 0);
-		return;
 	}
+	if (tcp->ctr.no_buffers != nobuf) {
+		/* Our own buffers ran short, not the path (Linux: "local
+		 * congestion, do not backoff"): the try does not count
+		 * towards giving up, and the interval stays. Buffers coming
+		 * back send it sooner (bh_tcp_buffers_back). */
+		c->backoff--;
+		c->rto = was;
+		tcp->ctr.nobuf_timeouts++;
+	}
+	/* Never leave data, a probe or the handshake without a timer. */
+	arm_rtx(c, now);
 }

@@ -1043,6 +1043,52 @@ Test(close, a_fin_without_a_buffer_is_sent_by_the_timer)
 	cr_expect_eq(info(c).state, BH_TCP_TIME_WAIT);
 }
 
+/* A segment that found no buffer is owed, and goes as soon as buffers
+ * come back, not at a timer that may be far off or never armed. */
+Test(data, a_segment_without_a_buffer_goes_when_buffers_come_back)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	h_clear(&H);
+	bh_tcp_batch_begin(H.tcp);
+	cr_assert_eq(h_write(&H, c, "owed", 4), 0);
+	H.fail_alloc = true;
+	bh_tcp_batch_end(H.tcp, H.now);
+	cr_expect_eq(H.nout, 0);
+	cr_expect(bh_tcp_wants_buffers(H.tcp));
+	cr_expect_eq(bh_tcp_buffers_back(H.tcp, H.now), 1, "still short: tried, owed again");
+	cr_expect_eq(H.nout, 0);
+	H.fail_alloc = false;
+	cr_expect_eq(bh_tcp_buffers_back(H.tcp, H.now), 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_arr_eq(H.out[0].data, "owed", 4);
+	cr_expect_not(bh_tcp_wants_buffers(H.tcp));
+	cr_expect_eq(bh_tcp_buffers_back(H.tcp, H.now), 0);
+}
+
+/* Linux's rule for local congestion: a timeout whose resend finds no
+ * buffer does not back off and does not count towards giving up. */
+Test(data, a_timeout_short_of_buffers_does_not_back_off)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	cr_assert_eq(h_write(&H, c, "lost", 4), 0);
+	uint32_t rto = info(c).rto_us;
+	h_clear(&H);
+	H.fail_alloc = true;
+	for (int i = 0; i < 20; i++) /* more than cfg.retries */
+		h_tick(&H, h_tick(&H, H.now));
+	cr_expect_eq(H.nout, 0);
+	cr_expect_eq(info(c).state, BH_TCP_ESTABLISHED, "not timed out");
+	cr_expect_eq(info(c).rto_us, rto, "not backed off");
+	cr_expect_eq(bh_tcp_counters(H.tcp)->nobuf_timeouts, 20);
+	H.fail_alloc = false;
+	h_tick(&H, h_tick(&H, H.now));
+	cr_assert_eq(H.nout, 1);
+	cr_expect_arr_eq(H.out[0].data, "lost", 4);
+	cr_expect_eq(info(c).rto_us, 2 * rto, "a real timeout backs off");
+}
+
 /* The options of a SYN as Linux takes them (tcp_parse_options; tcp_wire.c
  * lists the rule per kind): whatever they hold, the SYN is answered; the
  * SYN-ACK offers only what was validly offered; the connection uses
