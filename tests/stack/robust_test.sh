@@ -147,6 +147,9 @@ no_established() {
 	return 1
 }
 check "a's listener is listed by conns" bash -c "timeout 10 '$B' conns a | grep -E '10.9.0.1:8080 .* LISTEN ' >/dev/null"
+# What a stalled connection is read by: the timer and where its buffers are.
+check "conns --json: every row says its flight, timer and buffers with sock" bash -c \
+	"timeout 10 '$B' conns a --json | python3 -c 'import json,sys; r=json.load(sys.stdin)[\"conns\"]; k=(\"in_flight\",\"ooo_queued\",\"rtx_timer\",\"with_sock\",\"wait_rx\",\"wait_tx\"); sys.exit(0 if r and all(all(x in c for x in k) and c[\"rtx_timer\"] in (True,False) for c in r) else 1)'"
 check "client killed mid-transfer: a new transfer is intact" fetch_ok 1m
 check "client killed mid-transfer: both instances fully running, no restart" \
 	bash -c "$(declare -f all_running); B='$B'; all_running a && all_running b"
