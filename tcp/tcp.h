@@ -195,6 +195,7 @@ struct bh_tcp_config {
 	X(syncookies_bad, "ACKs at a listener with an invalid cookie")          \
 	X(keepalive_probes, "keepalive probes sent")                             \
 	X(mem_drops, "segments dropped: total memory bound reached")            \
+	X(mem_forced, "in-order segments taken past the total bound (none queued)") \
 	X(ooo_pruned, "out-of-order buffers given up for in-order data")        \
 	X(ooo_segs, "segments queued out of order")                              \
 	X(rcv_drops, "segments dropped: receive memory full")                     \
@@ -353,7 +354,8 @@ unsigned bh_tcp_held(const struct bh_tcp *tcp);
  *   buffers   every queue's count, bytes, memory and tail match its
  *             entries; the queues hold every store entry in use and the
  *             free list the rest; memory held is within the total bound
- *             and each connection's receive bound
+ *             (past it by at most the first receive buffer of each
+ *             connection) and each connection's receive bound
  * An O(slots + buffers + listeners x connections) walk, for tests; the
  * library calls it after every entry point only when built with
  * -DBH_TCP_DEBUG_INVARIANTS (`bazel test --config=tcpcheck`). */

@@ -423,6 +423,21 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 			room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
 			mem = bh_tcp__mem_ok(tcp, p.size);
 		}
+		/* The total bound is shared by all connections: in-order data
+		 * takes memory from anybody's out-of-order data too, and a
+		 * connection with nothing in order queued takes one buffer
+		 * past the bound (Linux: sk_forced_mem_schedule), so that
+		 * every connection moves while others hold the memory.
+		 * Otherwise each connection's next in-order segment is
+		 * dropped for memory the others' holes pin, every sender
+		 * backs off towards its maximum RTO, and nothing moves for
+		 * minutes. */
+		while (in_order && room && !mem && bh_tcp__prune_any(tcp, NULL))
+			mem = bh_tcp__mem_ok(tcp, p.size);
+		if (in_order && room && !mem && c->rcvq.head == NONE) {
+			mem = true;
+			tcp->ctr.mem_forced++;
+		}
 		/* Queue entries are shared by all connections: in-order data
 		 * takes one from anybody's out-of-order data, so that peers
 		 * holding many small pieces cannot starve the others. */
