@@ -234,12 +234,13 @@ www_files() {
 	SUM64="$(sha "$WORK/www/64m")"
 }
 # gets_whole N INSTANCE URL FILE OUT: N `get`s of URL on INSTANCE at
-# once, into OUT.1 to OUT.N; prints how many came whole (equal to FILE).
+# once, into OUT.1 to OUT.N; prints how many came whole (equal to FILE)
+# within GETS_TIMEOUT seconds each (120 unless set).
 gets_whole() {
 	local n="$1" inst="$2" url="$3" out="$5" want i p ok=0 pids=()
 	want="$(sha "$4")"
 	for i in $(seq 1 "$n"); do
-		(timeout 120 "$B" get "$inst" "$url" -o "$out.$i" 2>>"$out.err" &&
+		(timeout "${GETS_TIMEOUT:-120}" "$B" get "$inst" "$url" -o "$out.$i" 2>>"$out.err" &&
 			[ "$(sha "$out.$i")" = "$want" ]) &
 		pids+=($!)
 	done

@@ -299,6 +299,32 @@ wait $ssrv 2>/dev/null
 check "s0 down" timeout 20 "$B" down s0
 check "s1 down" timeout 20 "$B" down s1
 
+# The receiver's memory bound reached: 48 downloads of 5 MB into a
+# client whose tcp may hold 1 MiB (their windows promise 192). In-order
+# data takes memory from other connections' out-of-order data, and a
+# connection with nothing queued always takes one segment: before, each
+# in-order segment was dropped for memory the others' holes pinned, and
+# the senders backed off towards RTOs of tens of seconds (the last of
+# the 48 came after 59 s; all take about 5 s now, and 30 s is the limit
+# for a stall, not a speed test).
+rm -f "$WORK"/sb.[0-9]*
+check "k0 up" timeout 30 "$B" up k0 --driver wire:r8:0 --addr 10.9.8.1/24
+check "k1 up with a 1 MiB tcp memory bound" env BULKHEAD_TCP_MEM=1048576 \
+	timeout 30 "$B" up k1 --driver wire:r8:1 --addr 10.9.8.2/24
+"$B" serve k0 --port 8080 --root "$WORK/sb" 2>>"$WORK/serve-k.err" &
+ksrv=$!
+sleep 0.3
+head -c 5000000 /dev/urandom >"$WORK/sb/5m"
+ok=$(GETS_TIMEOUT=30 gets_whole 48 k1 http://10.9.8.1:8080/5m "$WORK/sb/5m" "$WORK/k")
+sleep 0.2 # counters are published every 50 ms
+taken=$(( $(stat_of k1 tcp.mem_forced || echo 0) + $(stat_of k1 tcp.ooo_pruned || echo 0) ))
+check "48 downloads through a 1 MiB receive bound, every one whole within 30 s ($ok; memory taken back or past the bound $taken times)" \
+	[ "$ok" -eq 48 -a "$taken" -gt 0 ]
+kill $ksrv 2>/dev/null
+wait $ksrv 2>/dev/null
+check "k0 down" timeout 20 "$B" down k0
+check "k1 down" timeout 20 "$B" down k1
+
 kill $srv
 wait $srv 2>/dev/null
 check "a down" timeout 20 "$B" down a
