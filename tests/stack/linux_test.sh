@@ -43,6 +43,27 @@ same_after() {
 	"$@" 2>>"$WORK/get.err" && [ "$(sha "$out")" = "$(sha "$want")" ]
 }
 
+# A Linux client that reads an HTTP/1.0 answer to its end (the server's
+# close), sends more, and exits 0 if a later send fails with a reset.
+cat >"$WORK/late.py" <<'EOF'
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 8080), 5)
+s.sendall(b"GET /1m HTTP/1.0\r\n\r\n")
+while s.recv(65536):
+    pass
+time.sleep(0.2)
+s.sendall(b"late data after the server closed")
+time.sleep(0.5)
+try:
+    s.sendall(b"x")
+    time.sleep(0.2)
+    s.sendall(b"y")
+except (ConnectionResetError, BrokenPipeError):
+    sys.exit(0)
+print("late.py: no reset after sending past the server's close", file=sys.stderr)
+sys.exit(1)
+EOF
+
 # The checks, run once per attachment. L runs a command on the Linux side
 # (directly, or in the namespace); LA is Linux's address, BA Bulkhead's.
 linux_suite() { # linux_suite LABEL INSTANCE LA BA L...
@@ -72,6 +93,11 @@ linux_suite() { # linux_suite LABEL INSTANCE LA BA L...
 	check "$lab: Linux curl, two requests on one kept-alive connection (rc $krc), both bodies equal" \
 		bash -c "[ $krc -eq 0 ] && grep -q 'Re-using existing connection' '$WORK/curl.v' &&
 			cmp -s '$WORK/ka1' '$WORK/www/1m' && cmp -s '$WORK/ka2' '$WORK/www/20m'"
+	# RFC 1122 4.2.2.13: data that comes after the server closed (an
+	# HTTP/1.0 answer ends with its close) is answered with a reset, so
+	# Linux's next send fails; it used to be queued for nobody.
+	check "$lab: Linux sends after bulkhead serve closed: reset, the next send fails" \
+		"${L[@]}" timeout 20 python3 "$WORK/late.py" "$ba"
 	kill "$srv" 2>/dev/null
 	wait "$srv" 2>/dev/null
 
