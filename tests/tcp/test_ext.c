@@ -670,30 +670,22 @@ Test(memory, tiny_segments_cannot_pin_more_than_the_connection_bound)
 	cr_expect_eq(info(c).rcv_queued, held);
 }
 
-/* Two connections to the scripted peer: the harness speaks for one at a
- * time (its ports and our ISS), switched with use(). */
-struct peer_side {
-	uint16_t peer_port, our_port;
-	bh_seq our_iss;
-};
-static struct peer_side side_now(void)
+/* Connection a holds all of a 4-buffer bound in four 100-byte segments
+ * from its peer's byte `first` (1: in order and unread; past 1: out of
+ * order); then a second connection, b, from another peer port, for which
+ * the harness speaks from then on. */
+static bh_tcp_conn a_holds_the_memory(uint32_t first, bh_tcp_conn *b)
 {
-	return (struct peer_side){H.peer_port, H.our_port, H.our_iss};
-}
-static void use(struct peer_side s)
-{
-	H.peer_port = s.peer_port;
-	H.our_port = s.our_port;
-	H.our_iss = s.our_iss;
-}
-static bh_tcp_conn second_conn(struct peer_side *a, struct peer_side *b)
-{
-	*a = side_now();
+	reinit(small_total);
+	bh_tcp_conn a = h_connect(&H, NULL);
+	for (uint32_t k = 0; k < 4; k++)
+		h_send(&H, BH_TCP_ACK, first + 100 * k, 1, 65535, D, 100, NULL);
+	cr_assert_eq(first == 1 ? info(a).rcv_queued : info(a).ooo_queued, 400,
+		     "a holds all the memory");
 	H.peer_port = (uint16_t)(H.peer_port + 1);
-	bh_tcp_conn c = h_connect(&H, NULL);
-	cr_assert(c);
-	*b = side_now();
-	return c;
+	*b = h_connect(&H, NULL);
+	cr_assert(*b);
+	return a;
 }
 
 /* The total bound is shared: one connection's holes must not starve
@@ -701,20 +693,14 @@ static bh_tcp_conn second_conn(struct peer_side *a, struct peer_side *b)
  * moves for minutes; seen with 48 downloads through a small bound). */
 Test(memory, in_order_data_takes_memory_from_another_connections_holes)
 {
-	reinit(small_total);
-	bh_tcp_conn a = h_connect(&H, NULL);
-	for (uint32_t k = 0; k < 4; k++)
-		h_send(&H, BH_TCP_ACK, 1001 + 100 * k, 1, 65535, D, 100, NULL);
-	cr_assert_eq(info(a).ooo_queued, 400, "a's holes hold all the memory");
-	struct peer_side sa, sb;
-	bh_tcp_conn b = second_conn(&sa, &sb);
+	bh_tcp_conn b;
+	bh_tcp_conn a = a_holds_the_memory(1001, &b);
 	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 100, NULL);
 	cr_expect_eq(info(b).rcv_queued, 100);
 	cr_expect_eq(ctr()->ooo_pruned, 1, "a's highest out-of-order buffer given up");
 	cr_expect_eq(info(a).ooo_queued, 300);
 	cr_expect_eq(ctr()->mem_drops, 0);
 	cr_expect_eq(ctr()->mem_forced, 0);
-	use(sa);
 }
 
 /* Memory full of another connection's unread in-order data, which
@@ -722,13 +708,8 @@ Test(memory, in_order_data_takes_memory_from_another_connections_holes)
  * segment (Linux's sk_forced_mem_schedule), and no more until it is read. */
 Test(memory, a_connection_with_nothing_queued_takes_one_segment_past_the_bound)
 {
-	reinit(small_total);
-	bh_tcp_conn a = h_connect(&H, NULL);
-	for (uint32_t k = 0; k < 4; k++)
-		h_send(&H, BH_TCP_ACK, 1 + 100 * k, 1, 65535, D, 100, NULL);
-	cr_assert_eq(info(a).rcv_queued, 400, "a's unread data holds all the memory");
-	struct peer_side sa, sb;
-	bh_tcp_conn b = second_conn(&sa, &sb);
+	bh_tcp_conn b;
+	a_holds_the_memory(1, &b);
 	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 100, NULL);
 	cr_expect_eq(info(b).rcv_queued, 100);
 	cr_expect_eq(ctr()->mem_forced, 1);
@@ -740,7 +721,6 @@ Test(memory, a_connection_with_nothing_queued_takes_one_segment_past_the_bound)
 	h_send(&H, BH_TCP_ACK, 101, 1, 65535, D, 100, NULL);
 	cr_expect_eq(info(b).rcv_queued, 100, "read: the next is taken");
 	cr_expect_eq(ctr()->mem_forced, 2);
-	use(sa);
 }
 
 /* ---- findings of review, each once a bug ---- */
