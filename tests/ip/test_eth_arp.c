@@ -266,7 +266,7 @@ Test(arp, failure_reports_host_unreachable_and_frees_the_queue)
 
 Test(arp, queue_per_host_keeps_the_newest)
 {
-	char msg[8];
+	char msg[16];
 	for (int i = 0; i < 10; i++) {
 		snprintf(msg, sizeof msg, "m%d", i);
 		cr_expect_eq(send_udp(PEER_ADDR, msg), 1);
