@@ -514,6 +514,35 @@ static void watch(struct bh_sup *s, int sfd)
 	}
 	close(ep);
 }
+/* Says whether the kernel gives the instance's shared regions huge pages:
+ * they ask for them (ipc/region.c, map_shared), and the kernel's setting
+ * decides. Bulk transfers are markedly faster with them
+ * (docs/PERFORMANCE.md, "Huge pages for the shared regions"). */
+static void log_huge_pages(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	char *open_ = strchr(buf, '['), *close_ = open_ ? strchr(open_, ']') : NULL;
+	if (open_ == NULL || close_ == NULL) {
+		bh_logf("shared memory on small pages (this kernel has no shared-memory huge pages)");
+		return;
+	}
+	*close_ = '\0';
+	const char *v = open_ + 1;
+	if (strcmp(v, "never") == 0 || strcmp(v, "deny") == 0)
+		bh_logf("shared memory on small pages: %s is \"%s\"; \"advise\" there gives "
+			"Bulkhead's regions huge pages (faster bulk transfers)",
+			"/sys/kernel/mm/transparent_hugepage/shmem_enabled", v);
+	else
+		bh_logf("shared memory on huge pages where a region is 2 MiB or more "
+			"(shmem_enabled \"%s\")", v);
+}
+
 
 int bh_supervise(struct bh_sup *s, int report)
 {
@@ -538,6 +567,7 @@ int bh_supervise(struct bh_sup *s, int report)
 	}
 	bh_logf("instance %s up (%s), driver %s", s->plan.name,
 		s->plan.mode == BH_MODE_MONO ? "mono" : "factored", s->plan.driver);
+	log_huge_pages();
 	dprintf(report, "ok %d\n", (int)getpid());
 	close(report);
 	watch(s, sfd);

@@ -24,6 +24,7 @@ set -u
 	echo "| MTU | 1500 on every path (wire:, veth, TAP) |"
 	echo "| rounds | $ROUNDS; each figure is the median over the rounds |"
 	echo "| perf | $PERF_NOTE |"
+	echo "| huge pages | $HUGE_NOTE |"
 	echo
 	echo "Systems: **factored** (two Bulkhead instances over \`wire:\`, four domain"
 	echo "processes each), **mono** (the same, one process each), **linux** (the kernel's"

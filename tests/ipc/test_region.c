@@ -6,6 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -125,5 +129,124 @@ Test(region, stray_write_to_read_only_page_faults_in_the_writer)
 	cr_assert_eq(bh_test_child_signal(write_first_byte, b.base), SIGSEGV);
 	cr_assert_eq(((char *)a.base)[page], 1, "the child's write reached shared memory");
 	bh_region_close(&b);
+	bh_region_close(&a);
+}
+
+/* kB of the mapping [base, base+size) that the kernel maps with huge
+ * pages (ShmemPmdMapped in /proc/self/smaps), or -1 if no mapping has
+ * exactly those bounds. */
+static long pmd_mapped_kb(const void *base, size_t size)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	cr_assert_not_null(f);
+	char line[512];
+	long kb = -1;
+	bool in = false;
+	uintptr_t lo = (uintptr_t)base, hi = lo + size;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long s, e;
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = s == lo && e == hi;
+			continue;
+		}
+		if (in && sscanf(line, "ShmemPmdMapped: %ld", &kb) == 1)
+			in = false;
+	}
+	fclose(f);
+	return kb;
+}
+
+/* The process's mapped virtual memory in kB (VmSize), read without
+ * allocating, so that only the calls measured change it. */
+static long vm_size_kb(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	char *p = strstr(buf, "VmSize:");
+	cr_assert_not_null(p);
+	return strtol(p + 7, NULL, 10);
+}
+
+/* The kernel's shared-memory huge-page mode ("never", "advise", ...). */
+static void shmem_mode(char *out, size_t n)
+{
+	out[0] = '\0';
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+	char buf[128];
+	if (f == NULL)
+		return;
+	if (fgets(buf, sizeof(buf), f) != NULL) {
+		char *a = strchr(buf, '['), *b = a ? strchr(a, ']') : NULL;
+		if (a && b) {
+			*b = '\0';
+			snprintf(out, n, "%s", a + 1);
+		}
+	}
+	fclose(f);
+}
+
+static void set_shmem_mode(const char *mode)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "we");
+	cr_assert_not_null(f, "cannot set shmem_enabled (not root?)");
+	fputs(mode, f);
+	cr_assert_eq(fclose(f), 0, "cannot set shmem_enabled to %s", mode);
+}
+
+Test(region, a_large_region_is_aligned_and_on_huge_pages_where_the_kernel_allows)
+{
+	char was[32];
+	shmem_mode(was, sizeof(was));
+	cr_assert_neq(was[0], '\0', "this kernel has no shmem_enabled setting");
+	/* "advise" is the least the regions need; the machine's own value
+	 * comes back at the end. */
+	bool set = strcmp(was, "never") == 0;
+	if (set)
+		set_shmem_mode("advise");
+	struct bh_region a, b;
+	size_t size = 3 * BH_REGION_HUGE_PAGE;
+	int fd = -1;
+	long vm0 = vm_size_kb();
+	cr_assert_eq(bh_region_create(&a, "h", BH_REGION_TEST, size), 0);
+	fd = dup(a.fd);
+	cr_assert_eq(bh_region_attach(&b, fd, BH_REGION_TEST, BH_ACCESS_RO), 0);
+	/* the room reserved for aligning was given back: each mapping
+	 * added exactly its own size */
+	cr_assert_eq(vm_size_kb() - vm0, (long)(2 * size) >> 10);
+	cr_assert_eq((uintptr_t)a.base % BH_REGION_HUGE_PAGE, 0);
+	cr_assert_eq((uintptr_t)b.base % BH_REGION_HUGE_PAGE, 0);
+	memset(a.base, 7, size); /* the creator's touch allocates the pages */
+	volatile char sum = 0;
+	for (size_t off = 0; off < size; off += bh_page_size())
+		sum += ((volatile char *)b.base)[off]; /* and the reader maps them */
+	long kb_a = pmd_mapped_kb(a.base, size);
+	long kb_b = pmd_mapped_kb(b.base, size);
+	if (set)
+		set_shmem_mode("never");
+	if (strcmp(was, "deny") == 0) {
+		cr_log_warn("shmem_enabled is deny: only the alignment was checked");
+		return;
+	}
+	cr_expect_eq(kb_a, (long)(size >> 10), "creator: %ld kB of %zu on huge pages", kb_a,
+		     size >> 10);
+	cr_expect_eq(kb_b, (long)(size >> 10), "reader: %ld kB of %zu on huge pages", kb_b,
+		     size >> 10);
+	bh_region_close(&b);
+	bh_region_close(&a);
+}
+
+Test(region, a_small_region_is_mapped_as_before)
+{
+	struct bh_region a;
+	long vm0 = vm_size_kb();
+	cr_assert_eq(bh_region_create(&a, "s", BH_REGION_TEST, BH_REGION_HUGE_PAGE - 4096), 0);
+	cr_assert_eq(vm_size_kb() - vm0, (long)a.size >> 10);
+	memset(a.base, 1, a.size);
+	cr_assert_eq(pmd_mapped_kb(a.base, a.size), 0);
 	bh_region_close(&a);
 }
