@@ -124,9 +124,15 @@ void bh_plan_defaults(struct bh_plan *p)
 	if (large_link && seg->buf_size == size && (uint64_t)seg->nbufs * BH_LARGE_SEG_BUF <= (1ull << 30))
 		seg->buf_size = BH_LARGE_SEG_BUF;
 	/* RX buffers of 16 KiB there too: a large frame comes in a chain of
-	 * five rather than 34, fewer descriptors at every hop up. */
+	 * five rather than 34, fewer descriptors at every hop up. Only
+	 * where this end sends large frames too (a peer set up alike sends
+	 * them back): under --max-conns, whose SEG buffers stay small, the
+	 * frames that come are of MTU size, and a 1514-byte frame in a
+	 * 16 KiB buffer pins eleven times its payload, which the receive
+	 * window must then leave unused (tcp/tcp_out.c, the window). */
 	struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
-	if (large_link && rx->buf_size == size && (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
+	if (large_link && seg->buf_size == BH_LARGE_SEG_BUF && rx->buf_size == size &&
+	    (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
 		rx->buf_size = BH_LARGE_RX_BUF;
 	/* SOCK buffers of 16 KiB where the segments are large: a stream
 	 * goes to tcp in an eighth of the descriptors (docs/PERFORMANCE.md).

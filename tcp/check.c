@@ -130,7 +130,7 @@ static const char *check_conn(const struct bh_tcp *tcp, const struct tconn *c)
 		return "a listener and only a listener is in LISTEN";
 	if ((e = check_timers(c)))
 		return e;
-	if ((uint64_t)c->rcvq.mem + c->oooq.mem > 2ull * tcp->cfg.rcv_buf + 65536)
+	if ((uint64_t)c->rcvq.mem + c->oooq.mem > BH_TCP_RCV_MEM(&tcp->cfg))
 		return "received data pins more memory than the connection's bound";
 	if (c->state == BH_TCP_CLOSED) {
 		/* Only a handle the application still holds stays closed;

@@ -27,6 +27,12 @@ struct tseg {
 	struct bh_pkt pkt;
 };
 
+/* The buffer memory one connection's receive queues may pin: twice its
+ * window, for tiny segments in large buffers (queue_data). */
+#define BH_TCP_RCV_MEM(cfg) (2ull * (cfg)->rcv_buf + 65536)
+/* rcv_fill before any data: half, as Linux's default scaling ratio. */
+#define BH_TCP_FILL_START 128u
+
 struct tqueue {
 	uint32_t head, tail; /* NONE when empty */
 	uint32_t bytes;      /* data bytes */
@@ -115,6 +121,10 @@ struct tconn {
 	bh_seq irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge advertised */
 	struct tqueue rcvq, oooq;
 	bool fin_rcvd;
+	/* Payload per buffer byte of what came in, in 1/256ths (a moving
+	 * average; Linux's scaling_ratio): how much window the buffer
+	 * memory still free can honour (bh_tcp__rcv_window). */
+	uint16_t rcv_fill;
 
 	/* timers, absolute microseconds, 0 when off */
 	uint64_t rtx_at, delack_at, tw_at; /* tw_at: TIME-WAIT's end, or a closed FIN-WAIT-2's */

@@ -115,7 +115,7 @@ static void cookie_syn_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l, bh
 			   const struct bh_tcp_repr *seg)
 {
 	struct tconn t = {.state = BH_TCP_SYN_RECEIVED, .raddr = src, .lport = seg->dport,
-			  .rport = seg->sport, .parent = NONE};
+			  .rport = seg->sport, .parent = NONE, .rcv_fill = BH_TCP_FILL_START};
 	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	t.iss = bh_tcp__cookie_make(tcp, src, seg, now);
 	t.rcv_nxt = t.rcv_adv = bh_seq_add(seg->seq, 1);
@@ -416,7 +416,7 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		/* The window bounds the bytes; this bounds the buffers they
 		 * pin (tiny segments in large buffers), per connection and in
 		 * all. */
-		uint32_t bound = 2 * tcp->cfg.rcv_buf + 65536;
+		uint64_t bound = BH_TCP_RCV_MEM(&tcp->cfg);
 		bool room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
 		bool mem = bh_tcp__mem_ok(tcp, p.size);
 		while (in_order && (!room || !mem) && prune_ooo(tcp, c)) {
@@ -455,6 +455,15 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		}
 		if (in_order)
 			c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
+		if (p.size > 0) {
+			/* at least 1/256: however small the pieces, the window
+			 * stays open by 1/256 of the memory left, or a peer of
+			 * one-byte segments would see a zero window that only
+			 * new data could reopen */
+			uint32_t fill = (uint32_t)((uint64_t)p.len * 256 / p.size);
+			fill = (7u * c->rcv_fill + (fill > 256 ? 256 : fill)) / 8;
+			c->rcv_fill = (uint16_t)(fill < 1 ? 1 : fill);
+		}
 	}
 	return ok;
 }

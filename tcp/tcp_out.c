@@ -17,10 +17,21 @@
 /* RFC 7323 4.1 (and Linux): a 1 ms timestamp clock. */
 static uint32_t ts_now(uint64_t now) { return (uint32_t)(now / 1000); }
 
+/* The window: the bytes the receive buffer has room for, and no more
+ * than the buffer memory left to the connection (BH_TCP_RCV_MEM, which
+ * queue_data enforces) holds at the payload per buffer byte seen so far.
+ * A peer sending small segments into large buffers (1448 bytes in 16 KiB
+ * RX buffers, or 100-byte writes in 2 KiB ones) is offered what will be
+ * kept, rather than a window whose data is dropped for memory: each such
+ * drop costs a retransmission, and a run of them timeouts backed off to
+ * minutes (Linux sizes its window from scaling_ratio the same way). */
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
 {
 	uint32_t used = c->rcvq.bytes + c->oooq.bytes;
-	return used >= tcp->cfg.rcv_buf ? 0 : tcp->cfg.rcv_buf - used;
+	uint32_t space = used >= tcp->cfg.rcv_buf ? 0 : tcp->cfg.rcv_buf - used;
+	uint64_t mem = (uint64_t)c->rcvq.mem + c->oooq.mem, bound = BH_TCP_RCV_MEM(&tcp->cfg);
+	uint64_t fits = mem >= bound ? 0 : (bound - mem) * c->rcv_fill / 256;
+	return fits < space ? (uint32_t)fits : space;
 }
 
 /* The window field for a segment, and the right edge it promises.

@@ -258,10 +258,21 @@ tap_up() {
 }
 
 # The server listens once it answers a one-exchange run (at most 5 s).
+# Then a warm-up, not recorded, for every system alike: a bulk transfer
+# of a quarter of BULK each way. A fresh instance's buffer pools are
+# untouched memory, and the kernel gives it pages (zeroed, and on this
+# kind of guest first backed by the host) as the buffers are first used:
+# about 100 ms for the first 256 MiB each way, which the first bulk run
+# of every system would otherwise pay (docs/PERFORMANCE.md, "A warm-up
+# before the measured runs").
 server_ready() {
-	local i
+	local i warm=$((BULK / 4))
 	for i in $(seq 50); do
-		client rr --size 1 --count 1 >/dev/null 2>&1 && return 0
+		if client rr --size 1 --count 1 >/dev/null 2>&1; then
+			client bulk --bytes "$warm" --dir up >/dev/null 2>&1
+			client bulk --bytes "$warm" --dir down >/dev/null 2>&1
+			return 0
+		fi
 		sleep 0.1
 	done
 	say "the load generator's server did not answer"

@@ -723,6 +723,90 @@ Test(memory, a_connection_with_nothing_queued_takes_one_segment_past_the_bound)
 	cr_expect_eq(ctr()->mem_forced, 2);
 }
 
+/* The right edge of the window our newest segment offered (relative to
+ * the peer's ISS), kept in *edge; the log of segments out is cleared, so
+ * that it never fills. */
+static void edge_now(uint32_t *edge)
+{
+	if (H.nout == 0)
+		return;
+	*edge = h_rel_ack(&H, H.nout - 1) + H.out[H.nout - 1].t.window;
+	h_clear(&H);
+}
+
+/* A peer that sends 100 bytes per segment, in order from *next, up to
+ * the right edge of the window offered, and stops there; returns the
+ * segments it sent. */
+static uint32_t send_to_the_edge(uint32_t *next, uint32_t *edge)
+{
+	uint32_t n = 0;
+	for (;;) {
+		edge_now(edge);
+		if (*next + 100 > *edge)
+			return n;
+		h_send(&H, BH_TCP_ACK, *next, 1, 65535, D, 100, NULL);
+		*next += 100;
+		cr_assert_lt(++n, 100000);
+	}
+}
+
+static void rcvbuf_32k(struct bh_tcp_config *c) { c->rcv_buf = 32768; }
+
+/* 100-byte segments, each in a 4 KiB buffer: a window of bytes promises
+ * 41 times its size in buffers, past the connection's memory bound (64
+ * buffers here). The window must offer what the memory keeps, or the
+ * segments it invited are dropped, window after window (with 1448-byte
+ * segments in 16 KiB buffers that cost thousands of retransmissions and
+ * timeouts per 64 MiB on a lossless link). The first window was promised
+ * before anything was known of the segments' size and cannot be taken
+ * back (RFC 7323 2.4): the peer may fill it again and again while the
+ * segments it has already sent are dropped, until it has been delivered
+ * (ten rounds here); after that, nothing is dropped. */
+Test(memory, the_window_offers_what_the_buffer_memory_keeps)
+{
+	reinit(rcvbuf_32k);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	uint32_t next = 1, edge = 1, drops_after[20] = {0};
+	uint8_t buf[40000];
+	for (int round = 0; round < 20; round++) {
+		uint32_t n = send_to_the_edge(&next, &edge);
+		cr_assert_gt(n, 0, "round %d: the window stayed shut", round);
+		drops_after[round] = ctr()->rcv_drops;
+		cr_assert_gt(h_read(&H, c, buf, sizeof buf), 0);
+		/* what was dropped comes again, in order, as a sender would
+		 * resend it: from what our newest ACK asks for */
+		if (H.nout == 0) /* no window update: an old sequence number
+				  * is answered with an ACK (RFC 9293 3.10.7.4) */
+			h_send(&H, BH_TCP_ACK, 0, 1, 65535, D, 0, NULL);
+		cr_assert_gt(H.nout, 0);
+		next = h_rel_ack(&H, H.nout - 1);
+	}
+	cr_expect_eq(drops_after[19], drops_after[14], "drops in rounds 15 to 20: %u (all: %u)",
+		     drops_after[19] - drops_after[14], drops_after[19]);
+	cr_expect_leq(bh_tcp_held(H.tcp) * H_BUF, 2 * 32768 + 65536);
+}
+
+/* One-byte segments drive the measured fill to its floor: the window then
+ * stays open (by 1/256 of the memory left), never shut for good. Shut,
+ * it would stay shut: only data inside the window could move the fill. */
+Test(memory, one_byte_segments_leave_the_window_open)
+{
+	reinit(small_rcvbuf);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	uint8_t buf[64];
+	/* past the 4096 bytes of window promised before the fill was known */
+	for (uint32_t k = 0; k < 6000; k++) {
+		h_clear(&H);
+		h_send(&H, BH_TCP_ACK, 1 + k, 1, 65535, D, 1, NULL);
+		cr_assert_eq(h_read(&H, c, buf, sizeof buf), 1, "byte %u", k);
+	}
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 6001, 1, 65535, D, 1, NULL);
+	h_tick(&H, h_tick(&H, H.now)); /* the delayed ACK */
+	cr_expect_gt(last()->t.window, 0);
+	cr_expect_eq(ctr()->rcv_drops + ctr()->mem_drops, 0);
+}
+
 /* ---- findings of review, each once a bug ---- */
 
 static struct tconn *conn_of(bh_tcp_conn c) { return &H.tcp->conn[(c & 0xfffff) - 1]; }
