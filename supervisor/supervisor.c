@@ -516,7 +516,7 @@ static void watch(struct bh_sup *s, int sfd)
 }
 /* Says whether the kernel gives the instance's shared regions huge pages:
  * they ask for them (ipc/region.c, map_shared), and the kernel's setting
- * decides. Bulk transfers are markedly faster with them
+ * decides. The first transfers of a fresh instance are faster with them
  * (docs/PERFORMANCE.md, "Huge pages for the shared regions"). */
 static void log_huge_pages(void)
 {
@@ -536,7 +536,7 @@ static void log_huge_pages(void)
 	const char *v = open_ + 1;
 	if (strcmp(v, "never") == 0 || strcmp(v, "deny") == 0)
 		bh_logf("shared memory on small pages: %s is \"%s\"; \"advise\" there gives "
-			"Bulkhead's regions huge pages (faster bulk transfers)",
+			"Bulkhead's regions huge pages (faster first transfers)",
 			"/sys/kernel/mm/transparent_hugepage/shmem_enabled", v);
 	else
 		bh_logf("shared memory on huge pages where a region is 2 MiB or more "
