@@ -131,7 +131,7 @@ void bh_plan_defaults(struct bh_plan *p)
 	 * 16 KiB buffer pins eleven times its payload, which the receive
 	 * window must then leave unused (tcp/tcp_out.c, the window). */
 	struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
-	if (large_link && seg->buf_size == BH_LARGE_SEG_BUF && rx->buf_size == size &&
+	if (large_link && seg->buf_size >= BH_LARGE_SEG_BUF && rx->buf_size == size &&
 	    (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
 		rx->buf_size = BH_LARGE_RX_BUF;
 	/* SOCK buffers of 16 KiB where the segments are large: a stream

@@ -235,7 +235,7 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 		 * is at most half the buffer and the update at least doubles
 		 * it: a reader keeping up sends no extra ACKs. */
 		uint32_t after = bh_tcp__rcv_window(tcp, c);
-		uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
+		uint32_t step = bh_tcp__rcv_step(tcp, c);
 		uint32_t offered = bh_seq_gt(c->rcv_adv, c->rcv_nxt) ? bh_seq_span(c->rcv_nxt, c->rcv_adv)
 								      : 0;
 		bool worth = 2ull * offered <= tcp->cfg.rcv_buf && after >= 2ull * offered;
@@ -372,8 +372,7 @@ int bh_tcp_probe_lost(struct bh_tcp *tcp, uint64_t now, bh_ip4 raddr, uint16_t l
 		return -EINVAL;
 	/* A scratch connection, never in the table, as for SYN cookies. */
 	struct tconn t = {.state = BH_TCP_ESTABLISHED, .raddr = raddr, .lport = lport,
-			  .rport = rport, .parent = NONE, .smss = tcp->cfg.mss,
-			  .rcv_fill = BH_TCP_FILL_START};
+			  .rport = rport, .parent = NONE, .smss = tcp->cfg.mss};
 	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	bh_seq far = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, lport, raddr, rport, now) +
 		     0x80000000u;

@@ -344,7 +344,6 @@ struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport,
 	c->parent = NONE;
 	c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	c->snd_cur = NONE;
-	c->rcv_fill = BH_TCP_FILL_START;
 	c->rto = tcp->cfg.rto_initial_ms * 1000;
 	c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
 	c->cc = tcp->cc;

@@ -30,8 +30,15 @@ struct tseg {
 /* The buffer memory one connection's receive queues may pin: twice its
  * window, for tiny segments in large buffers (queue_data). */
 #define BH_TCP_RCV_MEM(cfg) (2ull * (cfg)->rcv_buf + 65536)
-/* rcv_fill before any data: half, as Linux's default scaling ratio. */
-#define BH_TCP_FILL_START 128u
+/* rcv_fill before any data: half, as Linux's default scaling ratio; and
+ * its floor, one byte per 64 KiB buffer, below any real piece: the
+ * window never invites more than the memory keeps, and with the queues
+ * empty it is still at least a byte (the bound is over 64 KiB), so a
+ * peer of one-byte segments never sees a zero window that only new data
+ * could reopen. */
+#define BH_TCP_FILL_ONE 65536u
+#define BH_TCP_FILL_START (BH_TCP_FILL_ONE / 2)
+#define BH_TCP_FILL_MIN 1u
 
 struct tqueue {
 	uint32_t head, tail; /* NONE when empty */
@@ -121,10 +128,11 @@ struct tconn {
 	bh_seq irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge advertised */
 	struct tqueue rcvq, oooq;
 	bool fin_rcvd;
-	/* Payload per buffer byte of what came in, in 1/256ths (a moving
-	 * average; Linux's scaling_ratio): how much window the buffer
-	 * memory still free can honour (bh_tcp__rcv_window). */
-	uint16_t rcv_fill;
+	/* Payload per buffer byte of what came in, in 1/65536ths (a moving
+	 * average seeded by the first piece; Linux's scaling_ratio): how
+	 * much window the buffer memory still free can honour
+	 * (bh_tcp__rcv_window). 0: nothing yet (BH_TCP_FILL_START). */
+	uint32_t rcv_fill;
 
 	/* timers, absolute microseconds, 0 when off */
 	uint64_t rtx_at, delack_at, tw_at; /* tw_at: TIME-WAIT's end, or a closed FIN-WAIT-2's */
@@ -319,6 +327,7 @@ void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 /* Retransmission timer fired: back off, go back to snd_una, resend. */
 void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c);
+uint32_t bh_tcp__rcv_step(const struct bh_tcp *tcp, const struct tconn *c);
 
 /* Builds one segment in a fresh buffer and hands it to IP. */
 bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,

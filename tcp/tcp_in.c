@@ -115,7 +115,7 @@ static void cookie_syn_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l, bh
 			   const struct bh_tcp_repr *seg)
 {
 	struct tconn t = {.state = BH_TCP_SYN_RECEIVED, .raddr = src, .lport = seg->dport,
-			  .rport = seg->sport, .parent = NONE, .rcv_fill = BH_TCP_FILL_START};
+			  .rport = seg->sport, .parent = NONE};
 	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	t.iss = bh_tcp__cookie_make(tcp, src, seg, now);
 	t.rcv_nxt = t.rcv_adv = bh_seq_add(seg->seq, 1);
@@ -456,13 +456,12 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		if (in_order)
 			c->rcv_nxt = bh_seq_add(c->rcv_nxt, p.len);
 		if (p.size > 0) {
-			/* at least 1/256: however small the pieces, the window
-			 * stays open by 1/256 of the memory left, or a peer of
-			 * one-byte segments would see a zero window that only
-			 * new data could reopen */
-			uint32_t fill = (uint32_t)((uint64_t)p.len * 256 / p.size);
-			fill = (7u * c->rcv_fill + (fill > 256 ? 256 : fill)) / 8;
-			c->rcv_fill = (uint16_t)(fill < 1 ? 1 : fill);
+			uint64_t x = (uint64_t)p.len * BH_TCP_FILL_ONE / p.size;
+			if (x > BH_TCP_FILL_ONE)
+				x = BH_TCP_FILL_ONE;
+			/* the first piece seeds it; then 1/8 of each sample */
+			uint64_t f = c->rcv_fill == 0 ? x : (7ull * c->rcv_fill + x) / 8;
+			c->rcv_fill = (uint32_t)(f < BH_TCP_FILL_MIN ? BH_TCP_FILL_MIN : f);
 		}
 	}
 	return ok;

@@ -30,8 +30,24 @@ uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
 	uint32_t used = c->rcvq.bytes + c->oooq.bytes;
 	uint32_t space = used >= tcp->cfg.rcv_buf ? 0 : tcp->cfg.rcv_buf - used;
 	uint64_t mem = (uint64_t)c->rcvq.mem + c->oooq.mem, bound = BH_TCP_RCV_MEM(&tcp->cfg);
-	uint64_t fits = mem >= bound ? 0 : (bound - mem) * c->rcv_fill / 256;
+	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
+	uint64_t fits = mem >= bound ? 0 : (bound - mem) * fill / BH_TCP_FILL_ONE;
 	return fits < space ? (uint32_t)fits : space;
+}
+
+/* How far the right edge must move before it is worth offering (RFC
+ * 9293 3.8.6.2.2: a segment, or half the buffer), and no more than half
+ * the largest window the memory can hold at the fill seen: where that is
+ * under a segment, a reader's window update would otherwise never be
+ * worth sending, and the peer would wait on its persist timer. */
+uint32_t bh_tcp__rcv_step(const struct bh_tcp *tcp, const struct tconn *c)
+{
+	uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
+	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
+	uint64_t reach = BH_TCP_RCV_MEM(&tcp->cfg) * fill / BH_TCP_FILL_ONE / 2;
+	if (reach < step)
+		step = reach > 0 ? (uint32_t)reach : 1;
+	return step;
 }
 
 /* The window field for a segment, and the right edge it promises.
@@ -44,14 +60,23 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 	if (syn) /* RFC 7323 2.2: the SYN's window is never scaled */
 		return (uint16_t)(space > 65535 ? 65535 : space);
 	bh_seq edge = bh_seq_add(c->rcv_nxt, space);
-	uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
+	uint32_t step = bh_tcp__rcv_step(tcp, c);
 	if (bh_seq_lt(edge, c->rcv_adv) ||
 	    (bh_seq_gt(edge, c->rcv_adv) && bh_seq_span(c->rcv_adv, edge) < step &&
 	     bh_seq_gt(c->rcv_adv, c->rcv_nxt)))
 		edge = c->rcv_adv;
 	if (bh_seq_lt(edge, c->rcv_nxt))
 		edge = c->rcv_nxt;
-	uint32_t w = bh_seq_span(c->rcv_nxt, edge) >> c->rcv_wscale;
+	uint32_t span = bh_seq_span(c->rcv_nxt, edge);
+	uint32_t w = span >> c->rcv_wscale;
+	/* The shift rounds down; where that would take back part of the
+	 * edge already offered, round up instead (Linux: tcp_select_window
+	 * aligns up). Otherwise every ACK that holds the edge moves it left
+	 * by up to 2^wscale - 1 bytes, and a window held by memory rather
+	 * than by bytes (bh_tcp__rcv_window) then cuts off data the peer
+	 * was offered. */
+	if (bh_seq_lt(bh_seq_add(c->rcv_nxt, w << c->rcv_wscale), c->rcv_adv))
+		w = (span + (1u << c->rcv_wscale) - 1) >> c->rcv_wscale;
 	if (w > 65535)
 		w = 65535;
 	/* What the field really says, after the shift rounds down. */

@@ -734,18 +734,18 @@ static void edge_now(uint32_t *edge)
 	h_clear(&H);
 }
 
-/* A peer that sends 100 bytes per segment, in order from *next, up to
+/* A peer that sends `len` bytes per segment, in order from *next, up to
  * the right edge of the window offered, and stops there; returns the
  * segments it sent. */
-static uint32_t send_to_the_edge(uint32_t *next, uint32_t *edge)
+static uint32_t send_to_the_edge(uint32_t *next, uint32_t *edge, uint32_t len)
 {
 	uint32_t n = 0;
 	for (;;) {
 		edge_now(edge);
-		if (*next + 100 > *edge)
+		if (*next + len > *edge)
 			return n;
-		h_send(&H, BH_TCP_ACK, *next, 1, 65535, D, 100, NULL);
-		*next += 100;
+		h_send(&H, BH_TCP_ACK, *next, 1, 65535, D, len, NULL);
+		*next += len;
 		cr_assert_lt(++n, 100000);
 	}
 }
@@ -769,7 +769,7 @@ Test(memory, the_window_offers_what_the_buffer_memory_keeps)
 	uint32_t next = 1, edge = 1, drops_after[20] = {0};
 	uint8_t buf[40000];
 	for (int round = 0; round < 20; round++) {
-		uint32_t n = send_to_the_edge(&next, &edge);
+		uint32_t n = send_to_the_edge(&next, &edge, 100);
 		cr_assert_gt(n, 0, "round %d: the window stayed shut", round);
 		drops_after[round] = ctr()->rcv_drops;
 		cr_assert_gt(h_read(&H, c, buf, sizeof buf), 0);
@@ -786,8 +786,79 @@ Test(memory, the_window_offers_what_the_buffer_memory_keeps)
 	cr_expect_leq(bh_tcp_held(H.tcp) * H_BUF, 2 * 32768 + 65536);
 }
 
+static void rcvbuf_16k(struct bh_tcp_config *c) { c->rcv_buf = 16384; }
+
+/* 10-byte segments in 4 KiB buffers: the memory bound (96 KiB of
+ * buffers) holds a window of 240 bytes, less than a segment. A reader
+ * emptying the queue must still send the window update (the step is
+ * held to half the window the memory can hold), or the peer waits on its
+ * persist timer, backed off, every time. */
+Test(memory, a_reader_reopens_a_window_smaller_than_a_segment)
+{
+	reinit(rcvbuf_16k);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	uint32_t next = 1, edge = 1;
+	unsigned small = 0, steady = 0, updates = 0;
+	uint8_t buf[20000];
+	for (int round = 0; round < 400 && steady < 10; round++) {
+		/* past the 16 KiB promised before the fill was known, a
+		 * round is a window the memory holds (the first two such
+		 * rounds still end on the old promise's edge) */
+		small += send_to_the_edge(&next, &edge, 10) <= 30;
+		cr_assert_gt(h_read(&H, c, buf, sizeof buf), 0);
+		if (small > 2) {
+			steady++;
+			updates += H.nout > 0;
+		}
+		if (H.nout == 0) /* no update: the peer's probe gets an ACK */
+			h_send(&H, BH_TCP_ACK, 0, 1, 65535, D, 0, NULL);
+		cr_assert_gt(H.nout, 0);
+		next = h_rel_ack(&H, H.nout - 1);
+	}
+	cr_assert_eq(steady, 10, "the window never came down to what the memory holds");
+	cr_expect_eq(updates, 10, "window updates after %u of %u reads", updates, steady);
+	uint64_t drops = ctr()->rcv_drops;
+	for (int round = 0; round < 5; round++) {
+		send_to_the_edge(&next, &edge, 10);
+		cr_assert_gt(h_read(&H, c, buf, sizeof buf), 0);
+		cr_assert_gt(H.nout, 0);
+		next = h_rel_ack(&H, H.nout - 1);
+	}
+	cr_expect_eq(ctr()->rcv_drops, drops, "and what it invites is kept");
+}
+
+static void rcvbuf_1m(struct bh_tcp_config *c) { c->rcv_buf = 1u << 20; }
+
+/* With window scaling (shift 5 for a 1 MiB buffer), an ACK that holds
+ * the right edge where it was (the window now held by memory, not bytes)
+ * must not move it left as the shift rounds down: the edge offered never
+ * retracts (RFC 7323 2.4), or data the peer was offered is cut off. */
+Test(memory, a_held_edge_is_never_taken_back_by_the_window_scale)
+{
+	reinit(rcvbuf_1m);
+	const struct h_opts o = {.mss = true, .mss_v = 1460, .ws = true, .ws_v = 0};
+	h_connect(&H, &o);
+	uint8_t ws = 0;
+	while ((1u << 20 >> ws) > 65535)
+		ws++;
+	uint32_t edge = 0, held = 0;
+	for (uint32_t k = 0; k < 300; k++) {
+		h_clear(&H);
+		h_send(&H, BH_TCP_ACK, 1 + 100 * k, 1, 65535, D, 100, NULL);
+		h_tick(&H, h_tick(&H, H.now)); /* any delayed ACK */
+		for (unsigned i = 0; i < H.nout && i < H_LOG; i++) {
+			uint32_t e = h_rel_ack(&H, i) + ((uint32_t)H.out[i].t.window << ws);
+			cr_assert_geq(e, edge, "segment %u: the edge went from %u back to %u", k, edge, e);
+			held += e - edge < (1u << ws); /* held, give or take the rounding */
+			edge = e;
+		}
+	}
+	cr_expect_gt(held, 10, "the edge was held (by memory) on %u ACKs", held);
+	cr_expect_eq(ctr()->rcv_drops + ctr()->mem_drops, 0);
+}
+
 /* One-byte segments drive the measured fill to its floor: the window then
- * stays open (by 1/256 of the memory left), never shut for good. Shut,
+ * stays open (a byte per 64 KiB of memory left), never shut. Shut,
  * it would stay shut: only data inside the window could move the fill. */
 Test(memory, one_byte_segments_leave_the_window_open)
 {
