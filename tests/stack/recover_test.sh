@@ -122,18 +122,31 @@ interface_gone_at_exit "$TAP"
 for f in ${FAULTS:-kill crash hang bad-desc scribble}; do
 	for d in ${DOMAINS:-driver ip tcp sock}; do
 		cell="tap $f $d"
-		check "$cell: up" timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.78.0.1/24 \
-			--addr 10.78.0.2/24 --impair "rate=${TAP_RATE:-200mbit}" >/dev/null
-		serve t
-		before="$(snapshot t)"
-		scribbles=$(log_count t 'fault scribble: [0-9]+ random')
-		rm -f "$WORK/curl"
-		curl -s --max-time 60 -o "$WORK/curl" http://10.78.0.2:8080/64m 2>>"$WORK/curl.err" &
-		cp=$!
-		sleep 0.5
-		check "$cell: injected" inject t "$d" "$f" --seed 3
-		wait $cp
-		rc=$?
+		for attempt in 1 2; do
+			check "$cell: up" timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.78.0.1/24 \
+				--addr 10.78.0.2/24 --impair "rate=${TAP_RATE:-200mbit}" >/dev/null
+			serve t
+			before="$(snapshot t)"
+			scribbles=$(log_count t 'fault scribble: [0-9]+ random')
+			rm -f "$WORK/curl"
+			curl -s --max-time 60 -o "$WORK/curl" http://10.78.0.2:8080/64m 2>>"$WORK/curl.err" &
+			cp=$!
+			sleep 0.5
+			check "$cell: injected" inject t "$d" "$f" --seed 3
+			late=0
+			kill -0 $cp 2>/dev/null || late=1
+			wait $cp
+			rc=$?
+			# A fault that lands after the download has ended shows
+			# nothing of what it does to one (seen once, on a machine
+			# loaded by a sanitizer pass: a sock hang, curl intact):
+			# the cell again, once.
+			[ $late -eq 1 ] && [ $attempt -eq 1 ] || break
+			echo "cell: $cell: the download had ended when the fault landed (rc $rc); again"
+			kill $SRV 2>/dev/null
+			wait $SRV 2>/dev/null
+			timeout 20 "$B" down t >/dev/null
+		done
 		want=1
 		[ "$f" = bad-desc -o "$f" = scribble ] && want=0
 		back t "$d" "$want"
