@@ -86,8 +86,8 @@ struct bh_region {
 #define BH_EREGION_SIZE EFBIG        /* header size differs from the file */
 #define BH_EREGION_SEALS EPERM       /* not sealed against resizing */
 
-/* Regions this large or larger are mapped at an address aligned to it and
- * advised MADV_HUGEPAGE (see map_shared in region.c). */
+/* Regions this large or larger are mapped at an address aligned to it;
+ * buffer pools are advised MADV_HUGEPAGE (region.c, advise_huge). */
 #define BH_REGION_HUGE_PAGE ((size_t)2 << 20)
 
 size_t bh_page_size(void);

@@ -207,30 +207,30 @@ static void restore_shmem(void)
 		set_shmem_mode(shmem_was);
 }
 
-Test(region, a_large_region_is_aligned_and_on_huge_pages_where_the_kernel_allows,
-     .fini = restore_shmem)
+/* A region of `kind`, three huge pages large, created and attached
+ * read-only with shmem_enabled at least "advise" (restore_shmem puts the
+ * machine's value back); both mappings aligned, the alignment's
+ * reservation given back, every page touched by both. Returns the kB of
+ * each mapping on huge pages in kb[0] (creator) and kb[1] (reader), or
+ * false where the kernel denies huge pages (only alignment checked). */
+static bool large_region(uint16_t kind, long kb[2])
 {
 	char was[32];
 	shmem_mode(was, sizeof(was));
 	if (was[0] == '\0')
 		cr_skip_test("this kernel has no shared-memory huge pages (shmem_enabled)");
-	/* "advise" is the least the regions need; the machine's own value
-	 * comes back at the end (restore_shmem). */
-	bool set = strcmp(was, "never") == 0;
-	if (set) {
+	if (strcmp(was, "never") == 0) {
 		if (!set_shmem_mode("advise"))
 			cr_skip_test("cannot set shmem_enabled (not root?)");
 		snprintf(shmem_was, sizeof(shmem_was), "%s", was);
 	}
 	struct bh_region a, b;
 	size_t size = 3 * BH_REGION_HUGE_PAGE;
-	int fd = -1;
 	long vm0 = vm_size_kb();
-	cr_assert_eq(bh_region_create(&a, "h", BH_REGION_TEST, size), 0);
-	fd = dup(a.fd);
-	cr_assert_eq(bh_region_attach(&b, fd, BH_REGION_TEST, BH_ACCESS_RO), 0);
-	/* the room reserved for aligning was given back: each mapping
-	 * added exactly its own size */
+	cr_assert_eq(bh_region_create(&a, "h", kind, size), 0);
+	int fd = dup(a.fd);
+	cr_assert_eq(bh_region_attach(&b, fd, kind, BH_ACCESS_RO), 0);
+	/* each mapping added exactly its own size */
 	cr_assert_eq(vm_size_kb() - vm0, (long)(2 * size) >> 10);
 	cr_assert_eq((uintptr_t)a.base % BH_REGION_HUGE_PAGE, 0);
 	cr_assert_eq((uintptr_t)b.base % BH_REGION_HUGE_PAGE, 0);
@@ -238,18 +238,37 @@ Test(region, a_large_region_is_aligned_and_on_huge_pages_where_the_kernel_allows
 	volatile char sum = 0;
 	for (size_t off = 0; off < size; off += bh_page_size())
 		sum += ((volatile char *)b.base)[off]; /* and the reader maps them */
-	long kb_a = pmd_mapped_kb(a.base, size);
-	long kb_b = pmd_mapped_kb(b.base, size);
-	if (strcmp(was, "deny") == 0) {
-		cr_log_warn("shmem_enabled is deny: only the alignment was checked");
-		return;
-	}
-	/* All of it, as a rule; a kernel short of free huge pages may give
-	 * some of it small ones, never none of it without cause. */
-	cr_expect_geq(kb_a, 2048, "creator: %ld kB of %zu on huge pages", kb_a, size >> 10);
-	cr_expect_geq(kb_b, 2048, "reader: %ld kB of %zu on huge pages", kb_b, size >> 10);
+	kb[0] = pmd_mapped_kb(a.base, size);
+	kb[1] = pmd_mapped_kb(b.base, size);
 	bh_region_close(&b);
 	bh_region_close(&a);
+	if (strcmp(was, "deny") == 0) {
+		cr_log_warn("shmem_enabled is deny: only the alignment was checked");
+		return false;
+	}
+	return true;
+}
+
+Test(region, a_buffer_pool_is_on_huge_pages_where_the_kernel_allows, .fini = restore_shmem)
+{
+	long kb[2];
+	if (!large_region(BH_REGION_POOL, kb))
+		return;
+	/* All of it, as a rule; a kernel short of free huge pages may give
+	 * some of it small ones, never none of it without cause. */
+	cr_expect_geq(kb[0], 2048, "creator: %ld kB on huge pages", kb[0]);
+	cr_expect_geq(kb[1], 2048, "reader: %ld kB on huge pages", kb[1]);
+}
+
+/* Application regions are used sparsely, socket by socket: a huge page
+ * each would cost every new connection a fresh 2 MiB. */
+Test(region, an_application_region_stays_on_small_pages, .fini = restore_shmem)
+{
+	long kb[2];
+	if (!large_region(BH_REGION_APP, kb))
+		return;
+	cr_expect_eq(kb[0], 0, "creator: %ld kB on huge pages", kb[0]);
+	cr_expect_eq(kb[1], 0, "reader: %ld kB on huge pages", kb[1]);
 }
 
 Test(region, a_small_region_is_mapped_as_before)
