@@ -153,6 +153,16 @@ client() {
 		"${CLIENT_TARGET[@]}" --port "$PORT" "$@"
 }
 
+# A warm-up for the 100-connection point, not recorded: 100 rounds over
+# N connections. A fresh instance's first tens of rounds over new
+# connections cost about five times the later ones (docs/PERFORMANCE.md,
+# "Open: the first rounds of many new connections are slow"); after such
+# a run, as many new connections are as fast as old ones.
+warm_conc() { # warm_conc N
+	client conc --conns "$1" --size 64 --count $(($1 * 100)) >/dev/null 2>&1 ||
+		say "the warm-up of $1 connections failed; measuring anyway"
+}
+
 # Every workload once, against the server that is up.
 workloads() { # workloads CPU SYS
 	local c="$1" s="$2" size
@@ -165,6 +175,7 @@ workloads() { # workloads CPU SYS
 			--samples "$OUT/lat-$c-$s-rr$size.txt"
 	done
 	measure "$c" "$s" crr 64 crr --size 64 --count "$CRR_N"
+	warm_conc "$CONC"
 	measure "$c" "$s" conc "$CONC" conc --conns "$CONC" --size 64 --count $((CONC * 10))
 	for size in $UDP_SIZES; do
 		measure "$c" "$s" udp "$size" udp --size "$size" --count "$UDP_N"
@@ -421,6 +432,9 @@ for s in "${SYSTEMS[@]}"; do
 	[ "$s" = tap ] || [ "$s" = linuxoff ] && continue
 	say "connections: $s ($CONNS)"
 	system_up "$s" --max-conns "$MAXCONNS" || continue
+	# No warm-up here: its connections, still closing, would count
+	# against the next run's (--max-conns); these points measure a
+	# start-up (docs/PERFORMANCE.md, "Open: ...").
 	for n in $CONNS; do
 		c=$((n * 4))
 		[ "$c" -lt 400 ] && c=400
