@@ -514,8 +514,9 @@ static void watch(struct bh_sup *s, int sfd)
 	}
 	close(ep);
 }
-/* Says whether the kernel gives the instance's shared regions huge pages:
- * they ask for them (ipc/region.c, map_shared), and the kernel's setting
+
+/* Says whether the kernel gives the instance's buffer pools huge pages:
+ * they ask for them (ipc/region.c, advise_huge), and the kernel's setting
  * decides. The first transfers of a fresh instance are faster with them
  * (docs/PERFORMANCE.md, "Huge pages for the shared regions"). */
 static void log_huge_pages(void)
@@ -529,20 +530,18 @@ static void log_huge_pages(void)
 	}
 	char *open_ = strchr(buf, '['), *close_ = open_ ? strchr(open_, ']') : NULL;
 	if (open_ == NULL || close_ == NULL) {
-		bh_logf("shared memory on small pages (this kernel has no shared-memory huge pages)");
+		bh_logf("buffer pools on small pages (this kernel has no shared-memory huge pages)");
 		return;
 	}
 	*close_ = '\0';
 	const char *v = open_ + 1;
 	if (strcmp(v, "never") == 0 || strcmp(v, "deny") == 0)
-		bh_logf("shared memory on small pages: %s is \"%s\"; \"advise\" there gives "
-			"Bulkhead's regions huge pages (faster first transfers)",
+		bh_logf("buffer pools on small pages: %s is \"%s\"; \"advise\" there gives "
+			"Bulkhead's buffer pools huge pages (faster first transfers)",
 			"/sys/kernel/mm/transparent_hugepage/shmem_enabled", v);
 	else
-		bh_logf("shared memory on huge pages where a region is 2 MiB or more "
-			"(shmem_enabled \"%s\")", v);
+		bh_logf("buffer pools on huge pages (shmem_enabled \"%s\")", v);
 }
-
 
 int bh_supervise(struct bh_sup *s, int report)
 {

@@ -25,13 +25,20 @@ static uint32_t ts_now(uint64_t now) { return (uint32_t)(now / 1000); }
  * kept, rather than a window whose data is dropped for memory: each such
  * drop costs a retransmission, and a run of them timeouts backed off to
  * minutes (Linux sizes its window from scaling_ratio the same way). */
+/* Payload bytes the connection's receive bound still holds with `mem`
+ * of it pinned, at the fill seen so far. */
+static uint64_t mem_fits(const struct bh_tcp *tcp, const struct tconn *c, uint64_t mem)
+{
+	uint64_t bound = BH_TCP_RCV_MEM(&tcp->cfg);
+	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
+	return mem >= bound ? 0 : (bound - mem) * fill / BH_TCP_FILL_ONE;
+}
+
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
 {
 	uint32_t used = c->rcvq.bytes + c->oooq.bytes;
 	uint32_t space = used >= tcp->cfg.rcv_buf ? 0 : tcp->cfg.rcv_buf - used;
-	uint64_t mem = (uint64_t)c->rcvq.mem + c->oooq.mem, bound = BH_TCP_RCV_MEM(&tcp->cfg);
-	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
-	uint64_t fits = mem >= bound ? 0 : (bound - mem) * fill / BH_TCP_FILL_ONE;
+	uint64_t fits = mem_fits(tcp, c, (uint64_t)c->rcvq.mem + c->oooq.mem);
 	return fits < space ? (uint32_t)fits : space;
 }
 
@@ -43,8 +50,7 @@ uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
 uint32_t bh_tcp__rcv_step(const struct bh_tcp *tcp, const struct tconn *c)
 {
 	uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
-	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
-	uint64_t reach = BH_TCP_RCV_MEM(&tcp->cfg) * fill / BH_TCP_FILL_ONE / 2;
+	uint64_t reach = mem_fits(tcp, c, 0) / 2;
 	if (reach < step)
 		step = reach > 0 ? (uint32_t)reach : 1;
 	return step;
@@ -79,7 +85,7 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 		w = (span + (1u << c->rcv_wscale) - 1) >> c->rcv_wscale;
 	if (w > 65535)
 		w = 65535;
-	/* What the field really says, after the shift rounds down. */
+	/* What the field really says, after the shift's rounding. */
 	c->rcv_adv = bh_seq_add(c->rcv_nxt, w << c->rcv_wscale);
 	return (uint16_t)w;
 }

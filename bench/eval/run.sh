@@ -100,7 +100,7 @@ trap 'exit 130' INT TERM
 say() { echo "bench: $*" >&2; }
 
 # The machine's setting for huge pages in shared memory, for the report:
-# Bulkhead's regions ask for them (ipc/region.c), the setting decides.
+# Bulkhead's buffer pools ask for them (ipc/region.c), the setting decides.
 # The run leaves it as it is: after the warm-up (server_ready) they made
 # no difference here (docs/PERFORMANCE.md, "Huge pages for the shared
 # regions").
