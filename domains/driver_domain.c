@@ -24,6 +24,7 @@
 #include "domains/rt.h"
 #include "drivers/backend.h"
 #include "drivers/impair.h"
+#include "ip/ip.h"
 
 #define BATCH BH_RT_BATCH
 
@@ -37,6 +38,10 @@
 	X(tx_cut)       /* large frames cut in software: the device takes no such */       \
 	X(tx_cut_frames) /* ... and the frames they were cut into */                       \
 	X(tx_cut_bad)   /* large frames whose checksum failed before the cut: dropped */  \
+	X(tx_chains)    /* send chains taken (a frame whose payload is in SOCK buffers) */ \
+	X(tx_bad_chain) /* send chains whose pieces did not check out: dropped */          \
+	X(tx_linear_bytes) /* chain bytes gathered into one buffer here, for a consumer   \
+			    * that needs frames whole (cut, capture, impair, no gather) */ \
 	X(captured)     /* frames written to --capture */
 
 struct drv_stats {
@@ -64,6 +69,12 @@ struct drv {
 	struct bh_impair im_tx, im_rx;
 	struct bh_desc pend[BATCH]; /* frames from ip the device has not taken */
 	unsigned npend, pend_at;
+	/* ... each in pieces: one for a whole frame; the headers and then
+	 * the SOCK pieces for a send chain (chain: SOCK is mapped). */
+	struct bh_frag frag[BATCH][1 + BH_CHAIN_MAX];
+	uint8_t nfrag[BATCH];
+	bool chain;
+	uint8_t *lin; /* a chain gathered whole (max_frame bytes) */
 	struct bh_desc out[BATCH];
 	uint32_t max_frame; /* the longest frame ip may hand over */
 	bool large;         /* large frames: received in chains, sent whole */
@@ -105,6 +116,11 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->cut_room = (uint32_t)p->mtu + 14u;
 	d->cut_verify = !bh_plan_csum_offload(p);
 	if (d->large && (d->cut_buf = malloc((size_t)d->cut_room * GSO_BATCH)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	d->chain = bh_plan_send_chain(p) && env->view[BH_POOL_SOCK] != NULL;
+	if (d->chain && (d->lin = malloc(d->max_frame)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -267,10 +283,23 @@ static int drv_rx(struct drv *d, uint64_t now)
 	return n != 0;
 }
 
-/* Frames to the device (or the impairment in front of it), captured as
- * they go; returns how many it took. */
-static unsigned send_frames(struct drv *d, uint64_t now, const uint8_t *const *frames,
-			    const uint32_t *lens, unsigned n)
+/* Gathers a frame's pieces into d->lin; returns it. */
+static const uint8_t *linear(struct drv *d, const struct bh_txv *v)
+{
+	uint32_t len = v->len & BH_BK_LEN_MASK, at = 0;
+	for (uint32_t i = 0; i < v->nfrag && at < len; i++) {
+		uint32_t m = v->frag[i].len < len - at ? v->frag[i].len : len - at;
+		memcpy(d->lin + at, v->frag[i].p, m);
+		at += m;
+	}
+	d->st.tx_linear_bytes += at;
+	return d->lin;
+}
+
+/* Whole frames to the device (or the impairment in front of it),
+ * captured as they go; returns how many it took. */
+static unsigned send_whole(struct drv *d, uint64_t now, const uint8_t *const *frames,
+			   const uint32_t *lens, unsigned n)
 {
 	unsigned took;
 	if (d->impair) {
@@ -287,12 +316,48 @@ static unsigned send_frames(struct drv *d, uint64_t now, const uint8_t *const *f
 	return took;
 }
 
+/* Frames in pieces: gathered by the device in its copy where it can
+ * (and nothing here needs them whole); else whole frames as they come,
+ * and each chain gathered here first. Returns how many it took. */
+static unsigned send_frames(struct drv *d, uint64_t now, const struct bh_txv *v, unsigned n)
+{
+	if (d->bk->ops->txv && !d->impair && d->dumper == NULL) {
+		int r = d->bk->ops->txv(d->bk, v, n);
+		unsigned took = r < 0 ? n : (unsigned)r;
+		d->st.tx_frames += took;
+		return took;
+	}
+	const uint8_t *frames[BATCH];
+	uint32_t lens[BATCH];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned m = 0;
+		if (v[done].nfrag > 1) {
+			frames[0] = linear(d, &v[done]);
+			lens[0] = v[done].len;
+			m = 1;
+		} else {
+			for (; done + m < n && v[done + m].nfrag == 1; m++) {
+				frames[m] = v[done + m].frag[0].p;
+				lens[m] = v[done + m].len;
+			}
+		}
+		unsigned took = send_whole(d, now, frames, lens, m);
+		done += took;
+		if (took < m)
+			break;
+	}
+	return done;
+}
+
 /* A large frame the device does not take: cut into MTU-sized frames of
  * the size tcp asked for (the descriptor's meta), whole checksums each.
  * false when the device filled up first: the rest go on the next pass. */
-static bool send_cut(struct drv *d, uint64_t now, const struct bh_desc *x)
+static bool send_cut(struct drv *d, uint64_t now, const struct bh_desc *x, const struct bh_txv *v)
 {
-	const uint8_t *f = bh_env_buf(d->env, x->pool, x->buf) + x->off;
+	/* A chain is gathered afresh on each pass: its pieces stay put
+	 * until the frame goes home. */
+	const uint8_t *f = v->nfrag == 1 ? v->frag[0].p : linear(d, v);
 	uint32_t mss = BH_DESC_GSO_OF(x->meta);
 	uint32_t n = bh_tcp_gso_count(f, x->len, mss, d->cut_room);
 	if (n == 0) {
@@ -316,7 +381,7 @@ static bool send_cut(struct drv *d, uint64_t now, const struct bh_desc *x)
 			lens[m] = bh_tcp_gso_segment(f, x->len, mss, d->cut_next + m, o, d->cut_room);
 			frames[m] = o;
 		}
-		unsigned took = send_frames(d, now, frames, lens, m);
+		unsigned took = send_whole(d, now, frames, lens, m);
 		d->cut_next += took;
 		d->st.tx_cut_frames += took;
 		if (took < m)
@@ -324,6 +389,48 @@ static bool send_cut(struct drv *d, uint64_t now, const struct bh_desc *x)
 	}
 	d->cut_next = 0;
 	d->st.tx_cut++;
+	return true;
+}
+
+/* A frame from ip in pieces (fr, *nfr): itself, or for a send chain its
+ * headers and then the SOCK pieces its chain names. The chain is in a
+ * buffer ip could write: read once, every piece checked against the
+ * SOCK pool's geometry and the lengths against the descriptor's. */
+static bool pieces_of(struct drv *d, const struct bh_desc *x, struct bh_frag *fr, uint8_t *nfr)
+{
+	const uint8_t *b = bh_env_buf(d->env, x->pool, x->buf);
+	if (x->flags == BH_M_FRAME) {
+		fr[0] = (struct bh_frag){b + x->off, x->len};
+		*nfr = 1;
+		return true;
+	}
+	const struct bh_pools_geom *pg = &d->env->plan->pools;
+	if (!d->chain || x->pool != BH_POOL_SEG)
+		return false;
+	uint32_t at = bh_chain_at(pg->g[BH_POOL_SEG].buf_size);
+	struct bh_chain ch;
+	memcpy(&ch, b + at, sizeof(ch));
+	/* Headers: Ethernet, IPv4 and TCP at the least, clear of the chain. */
+	if (ch.magic != BH_CHAIN_MAGIC || ch.n == 0 || ch.n > BH_CHAIN_MAX ||
+	    ch.payload > x->len || x->len - ch.payload < 54u ||
+	    (uint32_t)x->off + (x->len - ch.payload) > at)
+		return false;
+	fr[0] = (struct bh_frag){b + x->off, x->len - ch.payload};
+	const struct bh_pool_geom *sg = &pg->g[BH_POOL_SOCK];
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < ch.n; i++) {
+		const struct bh_chain_piece *c = &ch.piece[i];
+		uint32_t buf = bh_handle_buf(c->handle);
+		if (bh_handle_pool(c->handle) != BH_POOL_SOCK || buf >= sg->nbufs || c->len == 0 ||
+		    c->off > sg->buf_size || c->len > sg->buf_size - c->off)
+			return false;
+		fr[1 + i] = (struct bh_frag){bh_env_buf(d->env, BH_POOL_SOCK, buf) + c->off, c->len};
+		sum += c->len;
+	}
+	if (sum != ch.payload)
+		return false;
+	*nfr = (uint8_t)(1 + ch.n);
+	d->st.tx_chains++;
 	return true;
 }
 
@@ -337,9 +444,14 @@ static int drv_tx(struct drv *d, uint64_t now)
 		unsigned keep = 0;
 		for (unsigned i = 0; i < d->npend; i++) {
 			struct bh_desc *x = &d->pend[i];
-			if (x->flags != BH_M_FRAME || x->len < 14 || x->len > d->max_frame ||
-			    bh_env_buf(d->env, x->pool, x->buf) == NULL) {
+			if ((x->flags != BH_M_FRAME && x->flags != BH_M_FRAME_CHAIN) || x->len < 14 ||
+			    x->len > d->max_frame || bh_env_buf(d->env, x->pool, x->buf) == NULL) {
 				d->st.tx_bad_desc++;
+				bh_chan_give_back(d->ch, x, 1);
+				continue;
+			}
+			if (!pieces_of(d, x, d->frag[keep], &d->nfrag[keep])) {
+				d->st.tx_bad_chain++;
 				bh_chan_give_back(d->ch, x, 1);
 				continue;
 			}
@@ -350,29 +462,32 @@ static int drv_tx(struct drv *d, uint64_t now)
 	}
 	while (d->pend_at < d->npend) {
 		uint32_t tx_max = d->impair ? d->cut_room : d->bk->tx_max;
+		struct bh_txv v[BATCH];
+		unsigned n = 0;
+		for (; d->pend_at + n < d->npend; n++) {
+			unsigned k = d->pend_at + n;
+			const struct bh_desc *x = &d->pend[k];
+			if (x->len > tx_max && n > 0)
+				break;
+			v[n] = (struct bh_txv){d->frag[k], d->nfrag[k], x->len};
+			/* A checksum left to the link: wire: takes it (or
+			 * completes it in its copy). */
+			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial)
+				v[n].len |= BH_BK_CSUM_VALID;
+			if (x->len > tx_max) {
+				n++;
+				break;
+			}
+		}
 		if (d->pend[d->pend_at].len > tx_max) {
-			if (!send_cut(d, now, &d->pend[d->pend_at]))
+			if (!send_cut(d, now, &d->pend[d->pend_at], &v[0]))
 				break; /* the device is full: the rest wait */
 			bh_chan_give_back(d->ch, &d->pend[d->pend_at], 1);
 			d->pend_at++;
 			progress = 1;
 			continue;
 		}
-		const uint8_t *frames[BATCH];
-		uint32_t lens[BATCH];
-		unsigned n = 0;
-		for (; d->pend_at + n < d->npend; n++) {
-			const struct bh_desc *x = &d->pend[d->pend_at + n];
-			if (x->len > tx_max)
-				break;
-			frames[n] = bh_env_buf(d->env, x->pool, x->buf) + x->off;
-			lens[n] = x->len;
-			/* A checksum left to the link: wire: takes it (or
-			 * completes it in its copy). */
-			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial)
-				lens[n] |= BH_BK_CSUM_VALID;
-		}
-		unsigned took = send_frames(d, now, frames, lens, n);
+		unsigned took = send_frames(d, now, v, n);
 		bh_chan_give_back(d->ch, &d->pend[d->pend_at], took);
 		d->pend_at += took;
 		progress |= took != 0;
@@ -480,6 +595,7 @@ static void drv_fini(void *self)
 		bh_impair_fini(&d->im_rx);
 	}
 	free(d->cut_buf);
+	free(d->lin);
 }
 
 /* DI brings home only the driver's own RX buffers. */

@@ -124,7 +124,7 @@ static void op_transmit(void *ctx, const struct bh_pkt *f)
 			    .off = (uint16_t)f->off,
 			    .len = (uint16_t)f->len,
 			    .pool = pool,
-			    .flags = BH_M_FRAME,
+			    .flags = f->chain ? BH_M_FRAME_CHAIN : BH_M_FRAME,
 			    .meta = (uint16_t)((f->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0) |
 					       (f->gso << BH_DESC_GSO_SHIFT))};
 	if (pool == BH_POOL_IP)
@@ -353,7 +353,8 @@ static void from_driver(struct ipd *d, uint64_t now_ms, const struct bh_desc *x,
 static void from_tcp(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		if (x[i].flags != BH_M_SEG || x[i].pool != BH_POOL_SEG || x[i].len < 20) {
+		bool chain = x[i].flags == BH_M_SEG_CHAIN;
+		if ((x[i].flags != BH_M_SEG && !chain) || x[i].pool != BH_POOL_SEG || x[i].len < 20) {
 			d->st.bad_desc++;
 			bh_chan_give_back(d->env->chan[BH_LINK_IT], &x[i], 1);
 			continue;
@@ -362,6 +363,7 @@ static void from_tcp(struct ipd *d, uint64_t now_ms, const struct bh_desc *x, un
 		if (x[i].meta & BH_DESC_CSUM_PARTIAL)
 			p.csum = BH_CSUM_PARTIAL;
 		p.gso = BH_DESC_GSO_OF(x[i].meta);
+		p.chain = chain; /* passed on as it came: the driver checks it */
 		const uint8_t *h = bh_pkt_data(&p);
 		struct bh_ip_tx tx = {.dst = x[i].aux,
 				      .proto = BH_IPPROTO_TCP,

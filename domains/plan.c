@@ -51,6 +51,15 @@ static const unsigned dom_reads[BH_NDOMS] = {
     [BH_DOM_TCP] = P(BH_POOL_RX) | P(BH_POOL_IP) | P(BH_POOL_SOCK),
     [BH_DOM_SOCK] = P(BH_POOL_RX) | P(BH_POOL_IP) | P(BH_POOL_SEG),
 };
+/* Where tcp sends chains (bh_plan_send_chain), the driver reads the
+ * payload they name where it lies: in SOCK buffers. */
+static unsigned reads_of(const struct bh_plan *p, int dom)
+{
+	unsigned r = dom_reads[dom];
+	if (dom == BH_DOM_DRIVER && p != NULL && bh_plan_send_chain(p))
+		r |= 1u << BH_POOL_SOCK;
+	return r;
+}
 /* ... and pools it writes that it does not own: ip writes headers into
  * TCP's segments. */
 static const unsigned dom_writes[BH_NDOMS] = {
@@ -179,6 +188,8 @@ const char *bh_plan_check(const struct bh_plan *p)
 		return "unterminated string";
 	if (p->mode != BH_MODE_FACTORED && p->mode != BH_MODE_MONO)
 		return "unknown mode";
+	if (p->flags & ~BH_PLAN_NO_CHAIN)
+		return "unknown flags";
 	if (p->mtu < 576 || p->mtu > 9000)
 		return "MTU must be 576 to 9000";
 	if (p->prefix > 32)
@@ -313,7 +324,8 @@ int bh_dom_fds(const struct bh_regions *r, int dom, struct bh_fd_map *out, int m
 			n = add_fd(out, n, max, r->link[l].fd, BH_FD_LINK0 + l, false);
 	for (int p = 0; p < BH_NPOOLS; p++) {
 		bool writes = p == dom || (dom_writes[dom] & (1u << p));
-		bool reads = dom_reads[dom] & (1u << p);
+		bool reads = reads_of(bh_region_at(&r->plan, PLAN_OFF, sizeof(struct bh_plan)), dom) &
+			     (1u << p);
 		if (writes || reads)
 			n = add_fd(out, n, max, r->pool[p].fd, BH_FD_POOL0 + p, !writes);
 	}
@@ -402,7 +414,7 @@ int bh_env_attach(struct bh_env *env, const struct bh_plan *plan, int dom, char 
 		if (p == dom)
 			continue;
 		bool writes = dom_writes[dom] & (1u << p);
-		if (!writes && !(dom_reads[dom] & (1u << p)))
+		if (!writes && !(reads_of(plan, dom) & (1u << p)))
 			continue;
 		err = bh_pool_view_attach(&env->views[p], BH_FD_POOL0 + p, &plan->pools.g[p],
 					  writes ? BH_ACCESS_RW : BH_ACCESS_RO);

@@ -69,8 +69,11 @@ struct bh_plan {
 	uint32_t max_apps;
 	uint32_t tcp_buf;       /* TCP send and receive buffer per connection */
 	uint32_t low_port_uid;  /* besides root, who may bind below 1024 (or ~0) */
-	uint32_t pad2;
+	uint32_t flags;         /* BH_PLAN_* */
 };
+/* tcp copies every segment's payload even where it could send chains
+ * ($BULKHEAD_SEND_CHAIN=0 at `up`). */
+#define BH_PLAN_NO_CHAIN 0x1u
 
 /* Fixed descriptor numbers in a domain process. */
 enum {
@@ -115,6 +118,18 @@ static inline bool bh_plan_plain_wire(const struct bh_plan *p)
 static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 {
 	return p->mode == BH_MODE_MONO && bh_plan_plain_wire(p);
+}
+
+/* Send chains (ip/ip.h, domains/proto.h): tcp names a segment's payload
+ * in the SOCK buffers that hold it rather than copying it, and the
+ * driver gathers it in its copy to the device; the driver then maps the
+ * SOCK pool read-only. On a wire: driver that neither captures nor
+ * impairs, in either mode, where the copy to the device is the wire's
+ * own (drivers/shmlink.c). TCP's checksum stays end to end in the
+ * factored build: it reads the payload where it lies. */
+static inline bool bh_plan_send_chain(const struct bh_plan *p)
+{
+	return bh_plan_plain_wire(p) && !(p->flags & BH_PLAN_NO_CHAIN);
 }
 
 /* Large frames (what veth does with GSO and GRO): tcp sends segments of
@@ -175,6 +190,9 @@ struct bh_env {
 	bool restarted;                     /* a new incarnation of a replaced domain */
 	struct bh_track *track;             /* set by domains that forward buffers */
 	struct bh_recover *rec;             /* domains/recover.h */
+	uint32_t rec_hold;                  /* pools whose disclaims a new
+					     * incarnation holds from the
+					     * start (set in init) */
 	struct bh_ntfn *bell;               /* the word this domain sleeps on */
 	struct bh_chan *chan[BH_NLINKS];     /* NULL for links it is not on */
 	struct bh_pool own;                 /* the pool it owns: pool id == domain id */

@@ -95,6 +95,16 @@ enum bh_msg_type {
 	BH_M_DGRAM = 6,
 	/* ip→tcp: a struct bh_ip_event (ICMP error, host unreachable). */
 	BH_M_IPEVENT = 7,
+	/* A send chain (ip/ip.h, struct bh_chain): as BH_M_SEG from tcp to
+	 * ip and BH_M_FRAME from ip to the driver, meta and aux alike, but
+	 * the buffer (SEG) holds the headers and, in its last bytes, the
+	 * chain naming SOCK buffers that hold the payload; len counts the
+	 * payload. tcp keeps those SOCK buffers (pinned, not given back)
+	 * until the SEG buffer comes home; the driver, which maps SOCK
+	 * read-only where chains are sent (bh_plan_send_chain), checks each
+	 * piece and gathers the frame in its copy to the device. */
+	BH_M_SEG_CHAIN = 8,
+	BH_M_FRAME_CHAIN = 9,
 };
 
 /* bh_desc.meta of a BH_M_SEG from tcp to ip and of a BH_M_FRAME from ip

@@ -24,6 +24,7 @@ int bh_recover_init(struct bh_env *env)
 	if (r == NULL)
 		return -ENOMEM;
 	env->rec = r;
+	r->hold = env->rec_hold;
 	for (int l = 0; l < BH_NLINKS; l++) {
 		struct bh_chan *ch = env->chan[l];
 		if (ch == NULL)
@@ -269,13 +270,24 @@ bool bh_recover_flush(struct bh_env *env)
 		if (ch == NULL || !ch->up)
 			continue;
 		for (int p = 0; p < BH_NPOOLS; p++) {
-			if (r->dis[l][p] == NULL)
+			if (r->dis[l][p] == NULL || (r->hold >> p & 1u))
 				continue;
 			if (!flush_map(env, l, p, r->dis[l][p]))
 				break;
 		}
 	}
 	return r->owed != before;
+}
+
+void bh_recover_hold(struct bh_env *env, int pool, bool on)
+{
+	struct bh_recover *r = env->rec;
+	if (r == NULL)
+		return;
+	if (on)
+		r->hold |= 1u << pool;
+	else
+		r->hold &= ~(1u << pool);
 }
 
 void bh_recover_publish(const struct bh_env *env, struct bh_stats_w *w)
@@ -291,4 +303,5 @@ void bh_recover_publish(const struct bh_env *env, struct bh_stats_w *w)
 	bh_stats_add(w, "recover.", "disclaims_noop", r->st.disclaims_noop);
 	bh_stats_add(w, "recover.", "returned_up", r->st.returned_up);
 	bh_stats_add(w, "recover.", "owed", r->owed);
+	bh_stats_add(w, "recover.", "held_pools", r->hold);
 }

@@ -67,6 +67,8 @@ struct bh_recover {
 	 * (returns that do not fit are the channel's to owe). */
 	uint64_t *dis[BH_NLINKS][BH_NPOOLS];
 	uint32_t owed; /* bits set in dis */
+	/* Pools (bits) whose disclaims wait: bh_recover_hold. */
+	uint32_t hold;
 	struct bh_recover_stats st;
 };
 
@@ -78,6 +80,13 @@ void bh_recover_fini(struct bh_env *env);
 void bh_recover_restarted(struct bh_env *env);
 /* A survivor whose link `link` was just reset (bh_chan_sync said so). */
 void bh_recover_peer_reset(struct bh_env *env, int link);
+
+/* Holds back (or lets go) the disclaims of pool `pool`: a new
+ * incarnation whose old one may have lent others a view of buffers it
+ * held (tcp's send chains name SOCK buffers the driver reads) must not
+ * disclaim them until nothing that names them can still be read, which
+ * the domain knows and recovery does not. */
+void bh_recover_hold(struct bh_env *env, int pool, bool on);
 
 /* Sends owed disclaims while the rings have room; true if it sent any. */
 bool bh_recover_flush(struct bh_env *env);

@@ -57,7 +57,9 @@ struct tsock {
 	X(data_dropped)  /* application data refused (socket closing, error) */            \
 	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */                 \
 	X(nomem_waits)   /* sends the memory bound held back until it fell */        \
-	X(rx_blocked)    /* received data that waited for room on the link to sock */
+	X(rx_blocked)    /* received data that waited for room on the link to sock */    \
+	X(chain_parked)  /* SOCK buffers acknowledged while a chain still named them */  \
+	X(chain_bad)     /* chains the library built that did not check out (a bug) */
 
 struct tcpd_stats {
 #define TCPD_COUNTER_FIELD(name) uint64_t name;
@@ -98,6 +100,21 @@ struct tcpd {
 	struct bh_wl blocked;
 	uint64_t next_tick_us;
 	uint64_t now_us;
+	/* Send chains (bh_plan_send_chain): SEG buffer b names the SOCK
+	 * buffers seg_pin[b * BH_CHAIN_MAX + i], i < seg_npin[b] (this
+	 * domain's own record, not the chain in the buffer, which ip may
+	 * write over); sock_pins counts, per SOCK buffer, the segments out
+	 * that name it, and a SOCK buffer the library let go while pinned
+	 * is parked until the last of them comes home (seg_home). */
+	bool chain;
+	uint32_t *seg_pin;
+	uint8_t *seg_npin;
+	uint32_t *sock_pins;
+	uint8_t *sock_parked;
+	/* A new incarnation holds back its disclaims of SOCK buffers while
+	 * any SEG buffer is suspect: the old one's chains may still be read
+	 * downstream (domains/recover.h, bh_recover_hold). */
+	bool chain_hold;
 	/* A segment whose pieces span two batches. */
 	struct bh_ip_rx rx;
 	unsigned rx_want;
@@ -226,23 +243,76 @@ static void op_release(void *ctx, const struct bh_pkt *p)
 	uint8_t pool = bh_handle_pool(p->handle);
 	uint32_t buf = bh_handle_buf(p->handle);
 	struct bh_desc x = {.buf = buf, .pool = pool};
-	if (pool == BH_POOL_SEG)
+	if (pool == BH_POOL_SEG) {
 		bh_pool_free(&d->env->own, buf);
-	else if (pool == BH_POOL_SOCK)
+	} else if (pool == BH_POOL_SOCK) {
+		if (d->sock_pins && buf < d->env->plan->pools.g[BH_POOL_SOCK].nbufs &&
+		    d->sock_pins[buf]) {
+			d->sock_parked[buf] = 1; /* goes home with its last segment */
+			d->st.chain_parked++;
+			return;
+		}
 		give_back_sock(d, &x);
-	else
+	} else {
 		give_back_ip(d, pool, buf);
+	}
+}
+
+/* A SEG buffer is home (bh_pool_free, whatever brought it back): the
+ * SOCK buffers its chain named are free to go once nothing else names
+ * them. */
+static void seg_home(void *ctx, uint32_t buf)
+{
+	struct tcpd *d = ctx;
+	uint8_t n = d->seg_npin[buf];
+	d->seg_npin[buf] = 0;
+	for (uint8_t i = 0; i < n; i++) {
+		uint32_t b = d->seg_pin[(size_t)buf * BH_CHAIN_MAX + i];
+		if (--d->sock_pins[b] == 0 && d->sock_parked[b]) {
+			d->sock_parked[b] = 0;
+			struct bh_desc x = {.buf = b, .pool = BH_POOL_SOCK};
+			give_back_sock(d, &x);
+		}
+	}
+}
+
+/* Records what the chain the library just wrote into SEG buffer `buf`
+ * names; false (nothing pinned) if it is not what the library makes. */
+static bool pin_chain(struct tcpd *d, uint32_t buf)
+{
+	const struct bh_pool_geom *g = &d->env->own.geom;
+	const struct bh_pool_geom *sg = &d->env->plan->pools.g[BH_POOL_SOCK];
+	const struct bh_chain *ch =
+	    (const struct bh_chain *)(bh_pool_buf(&d->env->own, buf) + bh_chain_at(g->buf_size));
+	if (!d->sock_pins || ch->magic != BH_CHAIN_MAGIC || ch->n == 0 || ch->n > BH_CHAIN_MAX)
+		return false;
+	for (uint32_t i = 0; i < ch->n; i++)
+		if (bh_handle_pool(ch->piece[i].handle) != BH_POOL_SOCK ||
+		    bh_handle_buf(ch->piece[i].handle) >= sg->nbufs)
+			return false;
+	for (uint32_t i = 0; i < ch->n; i++) {
+		uint32_t b = bh_handle_buf(ch->piece[i].handle);
+		d->seg_pin[(size_t)buf * BH_CHAIN_MAX + i] = b;
+		d->sock_pins[b]++;
+	}
+	d->seg_npin[buf] = (uint8_t)ch->n;
+	return true;
 }
 
 static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 {
 	struct tcpd *d = ctx;
 	uint32_t buf = bh_handle_buf(seg->handle);
+	if (seg->chain && !pin_chain(d, buf)) {
+		d->st.chain_bad++;
+		bh_pool_free(&d->env->own, buf);
+		return;
+	}
 	struct bh_desc x = {.buf = buf,
 			    .off = (uint16_t)seg->off,
 			    .len = (uint16_t)seg->len,
 			    .pool = BH_POOL_SEG,
-			    .flags = BH_M_SEG,
+			    .flags = seg->chain ? BH_M_SEG_CHAIN : BH_M_SEG,
 			    .meta = (uint16_t)((seg->csum == BH_CSUM_PARTIAL ? BH_DESC_CSUM_PARTIAL : 0) |
 					       (seg->gso << BH_DESC_GSO_SHIFT)),
 			    .aux = dst};
@@ -339,6 +409,25 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 		cfg.mem = m < 65536 ? 65536 : m;
 	}
 	d->vouch_ok = bh_plan_csum_offload(p);
+	if (bh_plan_send_chain(p)) {
+		uint32_t nseg = p->pools.g[BH_POOL_SEG].nbufs, nsock = p->pools.g[BH_POOL_SOCK].nbufs;
+		d->seg_pin = calloc((size_t)nseg * BH_CHAIN_MAX, sizeof(*d->seg_pin));
+		d->seg_npin = calloc(nseg, sizeof(*d->seg_npin));
+		d->sock_pins = calloc(nsock, sizeof(*d->sock_pins));
+		d->sock_parked = calloc(nsock, sizeof(*d->sock_parked));
+		if (!d->seg_pin || !d->seg_npin || !d->sock_pins || !d->sock_parked) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		d->chain = true;
+		env->own.on_free = seg_home;
+		env->own.on_free_ctx = d;
+		cfg.send_chain = true;
+		if (env->restarted) {
+			env->rec_hold = 1u << BH_POOL_SOCK;
+			d->chain_hold = true;
+		}
+	}
 	const char *why = NULL;
 	d->tcp = bh_tcp_create(&cfg, &tcp_ops, d, &why);
 	if (d->tcp == NULL) {
@@ -693,6 +782,14 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	(void)badges;
 	d->now_us = bh_ns_to_us(now);
 	int progress = reclaim(d);
+	/* Every SEG buffer answered for: no chain of the old incarnation
+	 * is left to read, and sock may have its buffers. */
+	if (d->chain_hold && bh_pool_suspects(&d->env->own) == 0) {
+		d->chain_hold = false;
+		bh_recover_hold(d->env, BH_POOL_SOCK, false);
+		bh_logf("every segment buffer answered for: SOCK buffers disclaimed");
+		progress = 1;
+	}
 	/* Segments that found no SEG buffer go now if they can (not
 	 * progress of its own: a pool still short must not spin us). */
 	if (progress)
@@ -806,6 +903,12 @@ static void tcpd_fini(void *self)
 	free(d->dirty);
 	bh_wl_fini(&d->nomem);
 	bh_wl_fini(&d->blocked);
+	if (d->env)
+		d->env->own.on_free = NULL;
+	free(d->seg_pin);
+	free(d->seg_npin);
+	free(d->sock_pins);
+	free(d->sock_parked);
 }
 
 /* A neighbour was replaced. ip: nothing to forget (segments in flight

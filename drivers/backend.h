@@ -83,6 +83,19 @@ struct bh_backend;
 #define BH_BK_MORE 0x40000000u
 #define BH_BK_LEN_MASK 0x0000ffffu
 
+/* A frame in pieces (a send chain, ip/ip.h): the backend gathers them
+ * in its own copy of the frame. len as in tx's lens (flags included):
+ * the sum of the pieces' lengths. */
+struct bh_frag {
+	const uint8_t *p;
+	uint32_t len;
+};
+struct bh_txv {
+	const struct bh_frag *frag;
+	uint32_t nfrag;
+	uint32_t len;
+};
+
 struct bh_backend_ops {
 	/* Up to n received frames, copied into bufs[i] (cap bytes each);
 	 * their lengths in lens. Returns the count, or -errno if the device
@@ -93,6 +106,9 @@ struct bh_backend_ops {
 	 * the device is full), or -errno. */
 	int (*tx)(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
 		  unsigned n);
+	/* Optional: as tx, each frame in pieces gathered in the backend's
+	 * copy (wire:, whose copy into the wire is the one to the device). */
+	int (*txv)(struct bh_backend *b, const struct bh_txv *frames, unsigned n);
 	/* Poller thread: 1 when rx has something, 0 after timeout_ms. */
 	int (*wait)(struct bh_backend *b, int timeout_ms);
 	void (*close)(struct bh_backend *b);

@@ -227,8 +227,7 @@ static int wire_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uin
 	return (int)k;
 }
 
-static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
-		   unsigned n)
+static int wire_txv(struct bh_backend *b, const struct bh_txv *frames, unsigned n)
 {
 	struct wire *w = (struct wire *)b;
 	if (bh_load_relaxed32(&w->hdr->pid[1 - w->end]) == 0) {
@@ -248,8 +247,9 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 	uint32_t max = b->tx_max;
 	unsigned k = 0;
 	for (; k < n; k++) {
-		uint32_t len = lens[k] & BH_BK_LEN_MASK;
-		uint32_t word = len | (w->peer_csum ? lens[k] & BH_BK_CSUM_VALID : 0);
+		const struct bh_txv *f = &frames[k];
+		uint32_t len = f->len & BH_BK_LEN_MASK;
+		uint32_t word = len | (w->peer_csum ? f->len & BH_BK_CSUM_VALID : 0);
 		if (len > max) {
 			b->st.tx_errors++;
 			word = len = 0; /* consumed as an invalid frame */
@@ -269,10 +269,15 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 		}
 		uint8_t *slot = w->tx_slots + (size_t)pos * w->slot_size;
 		memcpy(slot, &word, sizeof(word));
-		if (len)
-			memcpy(slot + 4, frames[k], len);
+		/* The copy to the device: the pieces gathered (the caller's
+		 * lengths add up to len). */
+		for (uint32_t i = 0, at = 0; len && i < f->nfrag; i++) {
+			uint32_t m = f->frag[i].len < len - at ? f->frag[i].len : len - at;
+			memcpy(slot + 4 + at, f->frag[i].p, m);
+			at += m;
+		}
 		/* Partial, to an end that verifies: completed in our copy. */
-		if (len && (lens[k] & BH_BK_CSUM_VALID) && !w->peer_csum) {
+		if (len && (f->len & BH_BK_CSUM_VALID) && !w->peer_csum) {
 			bh_frame_csum_complete(slot + 4, len);
 			b->st.tx_csum_done++;
 			b->st.tx_csum_bytes += len - 34; /* Ethernet and IPv4 headers */
@@ -298,6 +303,30 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 			b->st.peer_wakes += (uint64_t)bh_ntfn_signal(&w->tx_cons->ntfn, 1, NULL);
 	}
 	return (int)k;
+}
+
+/* Whole frames: one piece each, TX_CHUNK (a domain's batch) at a time. */
+#define TX_CHUNK 256u
+static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
+		   unsigned n)
+{
+	struct bh_frag fr[TX_CHUNK];
+	struct bh_txv v[TX_CHUNK];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned m = n - done < TX_CHUNK ? n - done : TX_CHUNK;
+		for (unsigned i = 0; i < m; i++) {
+			fr[i] = (struct bh_frag){frames[done + i], lens[done + i] & BH_BK_LEN_MASK};
+			v[i] = (struct bh_txv){&fr[i], 1, lens[done + i]};
+		}
+		int r = wire_txv(b, v, m);
+		if (r < 0)
+			return done ? (int)done : r;
+		done += (unsigned)r;
+		if ((unsigned)r < m)
+			break;
+	}
+	return (int)done;
 }
 
 static int wire_wait(struct bh_backend *b, int timeout_ms)
@@ -413,6 +442,7 @@ void bh_shmlink_forget(const char *dir, const char *link)
 static const struct bh_backend_ops wire_ops = {
     .rx = wire_rx,
     .tx = wire_tx,
+    .txv = wire_txv,
     .wait = wire_wait,
     .close = wire_close,
     .arm = wire_arm,

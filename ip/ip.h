@@ -82,9 +82,40 @@ struct bh_pkt {
 	 * the payload bytes of each wire segment the link or the driver
 	 * cuts it into (Linux's gso_size); 0 for any other. */
 	uint16_t gso;
+	/* Out, a TCP segment whose payload stays where the sender keeps it
+	 * (a send chain, below): the buffer holds the headers only, `len`
+	 * counts the payload too. */
+	bool chain;
 };
 
 static inline uint8_t *bh_pkt_data(const struct bh_pkt *p) { return p->base + p->off; }
+
+/* A send chain: a segment's payload named, not copied. TCP writes its
+ * header into a buffer of its own and, in that buffer's last bytes, a
+ * struct bh_chain naming the pieces of other buffers (its send queue's)
+ * that hold the payload, in order; it keeps those unchanged until the
+ * segment's buffer comes home. Headers go in front as usual; the frame
+ * is gathered whole only in the copy to the device (the driver), or
+ * wherever one must read it whole. The header bytes are the packet's
+ * len minus `payload`. Whoever receives a chain from another party
+ * checks every piece against what it may read (domains/proto.h). */
+#define BH_CHAIN_MAX 8u
+#define BH_CHAIN_MAGIC 0x4e494843u /* "CHIN" */
+struct bh_chain_piece {
+	uint64_t handle; /* the environment's name for the buffer */
+	uint32_t off;    /* first byte within it */
+	uint32_t len;
+};
+struct bh_chain {
+	uint32_t magic;
+	uint32_t n;       /* pieces, 1..BH_CHAIN_MAX */
+	uint32_t payload; /* their bytes */
+	uint32_t reserved;
+	struct bh_chain_piece piece[BH_CHAIN_MAX];
+};
+/* Where a buffer of `size` bytes keeps its chain (8-byte aligned for
+ * sizes that are multiples of 8). */
+static inline uint32_t bh_chain_at(uint32_t size) { return size - (uint32_t)sizeof(struct bh_chain); }
 
 /* Headroom the library needs in front of a transport header to build the
  * IPv4 and Ethernet headers in place (no options are sent). */
@@ -237,6 +268,7 @@ struct bh_ip_config {
 	X(ip_tx, "datagrams sent")                                                          \
 	X(ip_no_route, "datagrams not sent: no route")                                      \
 	X(ip_tx_too_big, "datagrams not sent: too big or DF")                               \
+	X(ip_tx_chain_drop, "send chains that would need a copy (fragments): dropped")       \
 	X(ip_no_buffers, "datagrams or replies not sent: no buffer")                        \
 	X(frag_rx, "fragments received")                                                    \
 	X(frag_tx, "fragments sent")                                                        \

@@ -736,6 +736,14 @@ int bh_ip_output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *pkt, const
 	    ip->cfg.large_max > ip->cfg.mtu && pkt->len <= ip->cfg.large_max - BH_IPV4_HLEN)
 		mtu_payload = ip->cfg.large_max - BH_IPV4_HLEN;
 	if (pkt->len > mtu_payload || !pkt->writable || pkt->off < BH_IP_HEADROOM) {
+		/* A send chain's payload is not here to copy; TCP sizes its
+		 * segments to the path, so this is a bug upstream (or a
+		 * changed MTU): counted, dropped, resent as the sender may. */
+		if (pkt->chain) {
+			ip->ctr.ip_tx_chain_drop++;
+			bh_ip__release(ip, pkt);
+			return -EMSGSIZE;
+		}
 		/* Fragments, or no room for headers: copy. A checksum left
 		 * to the device is completed first: fragments carry no
 		 * mark. */

@@ -147,6 +147,8 @@ int bh_pool_free(struct bh_pool *p, uint32_t buf)
 {
 	if (buf >= p->geom.nbufs || p->holder[buf] != BH_HOLDER_OWNER)
 		return -EINVAL;
+	if (p->on_free)
+		p->on_free(p->on_free_ctx, buf);
 	p->holder[buf] = BH_HOLDER_FREE;
 	p->free_list[p->nfree++] = buf;
 	return 0;
@@ -281,4 +283,12 @@ void bh_pool_view_detach(struct bh_pool_view *v)
 {
 	bh_region_close(&v->region);
 	v->data = NULL;
+}
+
+uint32_t bh_pool_suspects(const struct bh_pool *p)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < p->geom.nbufs; i++)
+		n += (p->holder[i] & BH_HOLDER_SUSPECT) != 0;
+	return n;
 }

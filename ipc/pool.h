@@ -85,6 +85,11 @@ struct bh_pool {
 	uint32_t *free_list; /* private stack of free indices */
 	uint32_t nfree;
 	struct bh_pool_stats stats;
+	/* Optional: told of every buffer bh_pool_free() puts back in the
+	 * free list, whichever path brought it home (a return, a settled
+	 * suspicion), before it can be allocated again. */
+	void (*on_free)(void *ctx, uint32_t buf);
+	void *on_free_ctx;
 };
 
 /* A reader's handle: geometry from its own configuration. */
@@ -138,6 +143,8 @@ static inline bool bh_pool_suspected_by(const struct bh_pool *p, uint32_t buf, u
 /* Every buffer `peer` holds goes back to the free list; returns how many. */
 uint32_t bh_pool_reclaim(struct bh_pool *p, uint8_t peer);
 uint32_t bh_pool_held_by(const struct bh_pool *p, uint8_t holder);
+/* How many buffers are still suspect (a scan of the table). */
+uint32_t bh_pool_suspects(const struct bh_pool *p);
 
 static inline uint8_t *bh_pool_buf(struct bh_pool *p, uint32_t buf)
 {

@@ -162,15 +162,18 @@ static void answer_status(struct bh_sup *s, struct text *t, bool json)
 	if (json)
 		tprintf(t, "], \"cpus\": \"%s\", \"cpus_chosen\": %s, \"link\": {\"mtu\": %u, "
 			   "\"csum_offload_rx\": %s, \"csum_offload_tx\": %s, \"large_rx\": %s, "
-			   "\"large_tx\": %s}}\n",
+			   "\"large_tx\": %s, \"send_chains\": %s}}\n",
 			cpus, json_bool(s->cpus_set), s->plan.mtu, json_bool(o.csum_rx),
-			json_bool(o.csum_tx), json_bool(o.large_rx), json_bool(o.large_tx));
+			json_bool(o.csum_tx), json_bool(o.large_rx), json_bool(o.large_tx),
+			json_bool(bh_plan_send_chain(&s->plan)));
 	else
 		tprintf(t,
 			"cpus: %s%s\nlink: MTU %u; checksums left to the link: received %s, sent %s; "
-			"large frames: received %s, sent %s\n",
+			"large frames: received %s, sent %s; send chains (payload gathered by the "
+			"driver): %s\n",
 			cpus, s->cpus_set ? " (up --cpus)" : "", s->plan.mtu, yes_no(o.csum_rx),
-			yes_no(o.csum_tx), yes_no(o.large_rx), yes_no(o.large_tx));
+			yes_no(o.csum_tx), yes_no(o.large_rx), yes_no(o.large_tx),
+			yes_no(bh_plan_send_chain(&s->plan)));
 }
 
 static void answer_stats(struct bh_sup *s, struct text *t, bool json)

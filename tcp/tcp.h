@@ -48,7 +48,9 @@
  *   bh_tcp_send() is held, as buffers, in the send queue until it is
  *   acknowledged (the retransmission queue holds the buffers, never
  *   copies). Each segment sent is built in a fresh buffer from ops.alloc()
- *   and handed to ops.output(), which owns it from then on.
+ *   and handed to ops.output(), which owns it from then on; with
+ *   cfg.send_chain its payload may stay in the send queue's buffers,
+ *   named by the segment (ip/ip.h, struct bh_chain).
  *
  * Time: in microseconds (bh_us, ip/units.h; the IP library below counts
  *   in milliseconds): every entry point that takes `now` takes it as a
@@ -159,6 +161,13 @@ struct bh_tcp_config {
 	 * bh_pkt.gso = the MSS. 0 (the default): one MSS. Resent data
 	 * always goes out in MSS-sized segments. */
 	uint32_t seg_max;
+	/* Send chains (ip/ip.h, struct bh_chain): a segment's payload is
+	 * named, not copied, where it lies in at most BH_CHAIN_MAX send
+	 * queue buffers (bh_pkt.chain set; more pieces than that: copied as
+	 * usual). The environment then must not reuse a send queue buffer
+	 * the library releases while a segment naming it is still out: it
+	 * holds it until that segment's buffer comes home. */
+	bool send_chain;
 	uint64_t secret[2];  /* keys the ISN hash (RFC 6528) */
 };
 
@@ -167,6 +176,8 @@ struct bh_tcp_config {
 	X(segs_in, "segments received")                                           \
 	X(segs_out, "segments sent")                                              \
 	X(copy_bytes, "payload bytes copied into segments sent")                  \
+	X(chain_bytes, "payload bytes sent in send chains, not copied")          \
+	X(chain_segs, "segments sent as send chains")                            \
 	X(csum_bytes, "payload bytes summed for checksums, sent and received")  \
 	X(bad_header, "segments malformed (header, split header, port or source 0)") \
 	X(bad_checksum, "segments with a wrong checksum")                         \

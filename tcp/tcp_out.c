@@ -122,6 +122,47 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 	}
 }
 
+/* Names [seq, seq + len) of the send queue in `ch` instead of copying
+ * it (a send chain, ip/ip.h): false when it takes more than
+ * BH_CHAIN_MAX buffers (the caller copies instead). With `sum`, adds the
+ * bytes' checksum to *sum, each piece at its offset from the payload's
+ * start: one read pass, no copy. Starts where gather would. */
+static bool chain_of(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len,
+		     struct bh_chain *ch, uint32_t *sum)
+{
+	uint32_t at = 0, n = 0, s_sum = 0;
+	uint32_t i = c->sndq.head;
+	if (c->snd_cur != NONE && bh_seq_leq(tcp->seg[c->snd_cur].seq, seq))
+		i = c->snd_cur;
+	for (; i != NONE && len; i = tcp->seg[i].next) {
+		const struct tseg *s = &tcp->seg[i];
+		bh_seq end = bh_seq_add(s->seq, s->len);
+		if (bh_seq_leq(end, seq))
+			continue;
+		if (n == BH_CHAIN_MAX)
+			return false;
+		uint32_t from = bh_seq_span(s->seq, seq);
+		uint32_t k = s->len - from < len ? s->len - from : len;
+		ch->piece[n++] = (struct bh_chain_piece){
+		    .handle = s->pkt.handle, .off = s->pkt.off + from, .len = k};
+		if (sum)
+			s_sum = bh_csum_add_at(s_sum, bh_csum_partial(bh_pkt_data(&s->pkt) + from, k, 0),
+					       at & 1);
+		at += k;
+		len -= k;
+		seq = bh_seq_add(seq, k);
+	}
+	if (len)
+		return false; /* the queue ends first: not for a chain */
+	ch->magic = BH_CHAIN_MAGIC;
+	ch->n = n;
+	ch->payload = at;
+	ch->reserved = 0;
+	if (sum)
+		*sum = s_sum;
+	return true;
+}
+
 /* The checksum over the pseudo-header and the segment at p's off (its
  * first hlen bytes summed here, the payload's sum taken by gather), or
  * only the pseudo-header's part where the device completes it. The
@@ -199,13 +240,22 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	/* Where TCP sums the segment itself, the payload's sum is taken as
 	 * it is copied: one pass over it, not two. */
 	uint32_t payload_sum = 0;
-	if (len)
-		gather(tcp, c, syn ? bh_seq_add(seq, 1) : seq, len, h + hlen,
-		       tcp->cfg.csum_offload ? NULL : &payload_sum);
+	bh_seq from = syn ? bh_seq_add(seq, 1) : seq;
+	uint32_t *sum = tcp->cfg.csum_offload ? NULL : &payload_sum;
+	/* A chain lives in the buffer's last bytes, behind the header. */
+	if (len && tcp->cfg.send_chain && p.size >= sizeof(struct bh_chain) &&
+	    p.off + hlen <= bh_chain_at(p.size) &&
+	    chain_of(tcp, c, from, len, (struct bh_chain *)(p.base + bh_chain_at(p.size)), sum)) {
+		p.chain = true;
+		tcp->ctr.chain_bytes += len;
+		tcp->ctr.chain_segs++;
+	} else if (len) {
+		gather(tcp, c, from, len, h + hlen, sum);
+		tcp->ctr.copy_bytes += len;
+	}
 	p.len = hlen + len;
 	p.gso = len > c->smss ? c->smss : 0;
 	fill_checksum(tcp, c->raddr, &p, hlen, payload_sum);
-	tcp->ctr.copy_bytes += len;
 	if (p.csum != BH_CSUM_PARTIAL)
 		tcp->ctr.csum_bytes += len;
 	tcp->ctr.segs_out++;

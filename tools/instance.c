@@ -418,6 +418,15 @@ static int plan_limits(const struct up_args *a, struct bh_plan *p)
 			return fail("bad BULKHEAD_SOCK_BUFS '%s': 64 to %u", sb, BH_POOL_MAX_BUFS);
 		p->pools.g[BH_POOL_SOCK].nbufs = (uint32_t)n;
 	}
+	/* $BULKHEAD_SEND_CHAIN=0: tcp copies every segment's payload, as
+	 * where there are no send chains (a knob for measuring them). */
+	const char *sc = getenv("BULKHEAD_SEND_CHAIN");
+	if (sc && *sc) {
+		if (strcmp(sc, "0") != 0 && strcmp(sc, "1") != 0)
+			return fail("bad BULKHEAD_SEND_CHAIN '%s': 0 or 1", sc);
+		if (sc[0] == '0')
+			p->flags |= BH_PLAN_NO_CHAIN;
+	}
 	bh_plan_defaults(p);
 	const char *why = bh_plan_check(p);
 	if (why)

@@ -296,14 +296,17 @@ function costfig(c, s, w, p, m, pk,    x, y) {
 # one way), from the stack's counters of its instances (both sides, or
 # the one against Linux): the socket
 # server's copies into and out of applications' rings, TCP's into
-# segments, the driver's at the device (frames, headers included), and
+# segments (none for a send chain), the driver's gathering of a chain
+# into a buffer of its own where the device cannot gather it, the
+# driver's at the device (frames, headers included), and
 # the client library's, one per side by construction (into the sending
 # application's region, out of the receiving one's). "" for Linux.
 function copies(c, s, w, p,    x) {
 	if (w == "cost_rr" || fig(c, s, w, p, "work.sock.rx_bytes") == "")
 		return ""
 	x = fig(c, s, w, p, "work.sock.rx_bytes") + fig(c, s, w, p, "work.sock.tx_bytes") + \
-	    fig(c, s, w, p, "work.tcp.copy_bytes") + fig(c, s, w, p, "work.driver.dev.tx_bytes") + \
+	    fig(c, s, w, p, "work.tcp.copy_bytes") + fig(c, s, w, p, "work.driver.tx_linear_bytes") + \
+	    fig(c, s, w, p, "work.driver.dev.tx_bytes") + \
 	    fig(c, s, w, p, "work.driver.dev.rx_bytes")
 	return x / p / sides(s) + 1
 }

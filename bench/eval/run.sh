@@ -312,7 +312,7 @@ perf_setup() {
 bh_counters() {
 	local i
 	for i in "$@"; do timeout 10 "$TOOL" stats "$i" 2>/dev/null; done |
-		awk '$1 ~ /^(sock\.(rx|tx)_bytes|tcp\.(copy|csum)_bytes|driver\.dev\.(rx|tx|tx_csum)_bytes)$/ {
+		awk '$1 ~ /^(sock\.(rx|tx)_bytes|tcp\.(copy|csum|chain)_bytes|driver\.dev\.(rx|tx|tx_csum)_bytes|driver\.tx_linear_bytes)$/ {
 				w[$1] += $2 }
 			{n = $1; sub(/^[a-z]+\./, "", n)
 			if (n ~ /^chan\.[a-z-]+\.(sent|notifies|signals|wakes|received|rx_batches)$/) {

@@ -132,7 +132,7 @@ static int run_case(struct result *r, uint8_t proto, double seconds)
 	bh_udp_bind(ip, 9, 1);
 	struct bh_pkt *pk = malloc(sizeof *pk * r->nframes);
 	for (uint32_t i = 0; i < r->nframes; i++)
-		pk[i] = (struct bh_pkt){mem + (size_t)i * SLOT, SLOT, 0, (uint32_t)r->frame, i, false, BH_CSUM_NONE, 0};
+		pk[i] = (struct bh_pkt){mem + (size_t)i * SLOT, SLOT, 0, (uint32_t)r->frame, i, false, BH_CSUM_NONE, 0, false};
 
 	/* Warm up, then run in rounds until the time is spent. */
 	for (uint32_t i = 0; i < r->nframes; i++)

@@ -148,7 +148,7 @@ bool bh_sim__pool_get(struct pool *p, uint8_t owner, struct bh_pkt *out)
 	}
 	uint32_t i = p->free[--p->nfree];
 	p->owner[i] = owner;
-	*out = (struct bh_pkt){p->mem + (size_t)i * BH_SIM_BUF, BH_SIM_BUF, BH_SIM_HEADROOM, 0, i, true, BH_CSUM_NONE, 0};
+	*out = (struct bh_pkt){p->mem + (size_t)i * BH_SIM_BUF, BH_SIM_BUF, BH_SIM_HEADROOM, 0, i, true, BH_CSUM_NONE, 0, false};
 	return true;
 }
 

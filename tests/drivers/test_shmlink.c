@@ -197,3 +197,49 @@ Test(shmlink, slots_too_few_for_large_frames_carry_none)
 	learn(end[0]);
 	cr_expect_eq(end[0]->tx_max, 1532, "sends none whole");
 }
+
+/* A frame in pieces (a send chain's headers and payload) is gathered in
+ * the wire's copy: the other end receives it whole, byte for byte, in
+ * batches of frames of one and of many pieces, large ones included. */
+Test(shmlink, frames_in_pieces_are_gathered_in_the_copy)
+{
+	static uint8_t f[65535], g[65535];
+	learn(end[0]);
+	const uint32_t sizes[] = {60, 1514, 65535, 2000, 31111};
+	for (unsigned s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+		uint32_t len = sizes[s];
+		fill(f, len, s * 3 + 1);
+		/* Cut into pieces of 54, then 1, 333, ... bytes, as a chain's
+		 * headers and SOCK pieces at odd lengths. */
+		struct bh_frag fr[9];
+		uint32_t cut[] = {54, 1, 333, 4096, 7, 1448, 16384, 0};
+		unsigned n = 0;
+		uint32_t at = 0;
+		for (; at < len && n < 8; n++) {
+			uint32_t k = n < 7 ? cut[n] : len - at;
+			if (k > len - at)
+				k = len - at;
+			fr[n] = (struct bh_frag){f + at, k};
+			at += k;
+		}
+		if (at < len)
+			fr[n++] = (struct bh_frag){f + at, len - at};
+		struct bh_txv v[2] = {{fr, n, len}, {fr, 1, fr[0].len}};
+		cr_assert_eq(end[0]->ops->txv(end[0], v, 2), 2, "size %u", len);
+		/* Both in one receive: the first frame's buffers (MORE on all
+		 * but its last), then the one-piece frame's. */
+		int k = end[1]->ops->rx(end[1], bufs, CAP, lens, NB);
+		cr_assert_eq(k, (int)((len + CAP - 1) / CAP + 1), "size %u", len);
+		uint32_t got = 0;
+		for (int i = 0; i + 1 < k; i++) {
+			memcpy(g + got, bufs[i], lens[i] & BH_BK_LEN_MASK);
+			got += lens[i] & BH_BK_LEN_MASK;
+		}
+		cr_assert_eq(got, len);
+		cr_assert_arr_eq(f, g, len);
+		cr_assert_eq(lens[k - 1] & BH_BK_LEN_MASK, 54, "the one-piece frame after it");
+		cr_assert_arr_eq(f, bufs[k - 1], 54);
+	}
+	cr_expect_eq(end[0]->st.tx_errors, 0);
+	cr_expect_eq(end[1]->st.rx_errors, 0);
+}

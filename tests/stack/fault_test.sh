@@ -144,7 +144,15 @@ for f in ${FAULTS:-kill crash hang bad-desc scribble}; do
 		if [ "$f" != scribble ]; then
 			check "$cell: a new transfer is intact" again
 			check "$cell: every buffer home, nothing owed, in both instances" no_leaks
-		else
+		fi
+		if [ "$d" = tcp ] && [ "$r" -ge 1 ]; then
+			# a sends in send chains (plain wire:): the new tcp gave
+			# sock its buffers only once nothing downstream could
+			# still read the old one's chains.
+			check "$cell: SOCK buffers disclaimed only after every segment buffer was answered for" \
+				[ "$(log_count a 'every segment buffer answered for')" -ge 1 ]
+		fi
+		if [ "$f" = scribble ]; then
 			again && outcome="$outcome, next transfer ok" || outcome="$outcome, next transfer failed"
 		fi
 		echo "cell: fault=$f domain=$d restarts=$r restart_ms=$ms transfer=$outcome"

@@ -13,7 +13,11 @@
 . "$(dirname "$0")/lib.sh"
 
 declare -A WANT
-WANT[driver]="bell-driver:rw bell-ip:rw link-driver-ip:part plan:r pool-ip:r pool-rx:rw pool-seg:r stats-driver:rw"
+# The driver of a plain wire: instance reads the payload of tcp's send
+# chains where it lies (pool-sock, read-only); elsewhere it does not
+# (DRIVER_NO_CHAIN, checked below on an instance that captures).
+DRIVER_NO_CHAIN="bell-driver:rw bell-ip:rw link-driver-ip:part plan:r pool-ip:r pool-rx:rw pool-seg:r stats-driver:rw"
+WANT[driver]="bell-driver:rw bell-ip:rw link-driver-ip:part plan:r pool-ip:r pool-rx:rw pool-seg:r pool-sock:r stats-driver:rw"
 WANT[ip]="bell-driver:rw bell-ip:rw bell-sock:rw bell-tcp:rw link-driver-ip:part link-ip-sock:part link-ip-tcp:part plan:r pool-ip:rw pool-rx:r pool-seg:rw pool-sock:r stats-ip:rw"
 WANT[tcp]="bell-ip:rw bell-sock:rw bell-tcp:rw link-ip-tcp:part link-tcp-sock:part plan:r pool-ip:r pool-rx:r pool-seg:rw pool-sock:r stats-tcp:rw"
 WANT[sock]="bell-ip:rw bell-sock:rw bell-tcp:rw link-ip-sock:part link-tcp-sock:part plan:r pool-ip:r pool-rx:r pool-seg:r pool-sock:rw stats-sock:rw"
@@ -55,6 +59,13 @@ check "the application maps its own region and the socket server's bell, nothing
 	[ "$(mapped $app)" = "$appreg:rw bell-sock:rw" ]
 kill $app
 wait $app 2>/dev/null
+
+# No send chains where the driver captures: no SOCK pool in the driver.
+check "an instance that captures is up" timeout 30 "$B" up c --driver wire:m2:0 --addr 10.9.1.1/24 \
+	--capture "$WORK/maps-c.pcap"
+got="$(mapped "$(pid_of c driver)")"
+check "where it captures, driver maps exactly: $got" [ "$got" = "$DRIVER_NO_CHAIN" ]
+"$B" down c >/dev/null 2>&1
 
 # --- capabilities, no_new_privs, seccomp ----------------------------------
 status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }

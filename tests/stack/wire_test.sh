@@ -115,6 +115,12 @@ for mode in factored mono; do
 	lent=$(av sock.tx_bytes) ndesc=$(av sock.chan.tcp-sock.sent)
 	check "$mode: a stream goes to tcp in large SOCK buffers (${lent:-none} bytes in ${ndesc:-none} descriptors)" \
 		[ "${lent:-0}" -gt $((8000 * ${ndesc:-1})) ]
+	# a sent the files in send chains: its tcp copied next to no
+	# payload (only segments over more SOCK pieces than a chain
+	# names), its driver gathered every chain, none was refused.
+	check "$mode: a's payload went in send chains ($(av tcp.chain_bytes) bytes in $(av tcp.chain_segs) segments, $(av tcp.copy_bytes) copied; driver took $(av driver.tx_chains), refused $(av driver.tx_bad_chain), tcp's own bad $(av tcp.chain_bad))" \
+		[ "$(av tcp.chain_bytes)" -gt 20000000 -a "$(av tcp.copy_bytes)" -lt $(($(av tcp.chain_bytes) / 100)) \
+		-a "$(av driver.tx_chains)" -gt 0 -a "$(av driver.tx_bad_chain)" = 0 -a "$(av tcp.chain_bad)" = 0 ]
 	if [ "$mode" = mono ]; then
 		# Both ends take partial checksums: every TCP frame crossed
 		# without a checksum computed or verified, and none was bad.
@@ -130,7 +136,7 @@ for mode in factored mono; do
 		offers=false
 	fi
 	check "$mode: status says what the link offers" \
-		bash -c "timeout 10 '$B' status b --json | grep -q '\"link\": {\"mtu\": 1500, \"csum_offload_rx\": $offers, \"csum_offload_tx\": $offers, \"large_rx\": true, \"large_tx\": true}'"
+		bash -c "timeout 10 '$B' status b --json | grep -q '\"link\": {\"mtu\": 1500, \"csum_offload_rx\": $offers, \"csum_offload_tx\": $offers, \"large_rx\": true, \"large_tx\": true, \"send_chains\": true}'"
 	check "$mode: the wire needs no poller thread (poller.none $(dv driver.poller.none), poller.wakes $(dv driver.poller.wakes), the other end's wake-ups $(timeout 10 "$B" stats a | awk '$1 == "driver.dev.peer_wakes" {print $2}'))" \
 		[ "$(dv driver.poller.none)" = 1 -a "$(dv driver.poller.wakes)" = 0 ]
 	kill $srv
@@ -160,6 +166,8 @@ for mode in factored mono; do
 		-a "$(v tcp.retransmits)" -gt 0 ]
 	check "$mode impaired: no checksum left to an impaired link ($(v driver.dev.rx_csum_valid) vouched frames)" \
 		[ "$(v driver.dev.rx_csum_valid)" = 0 ]
+	check "$mode impaired: no send chains where the driver impairs ($(v tcp.chain_segs) chains, $(v tcp.copy_bytes) bytes copied)" \
+		[ "$(v tcp.chain_segs)" = 0 -a "$(v tcp.copy_bytes)" -gt 0 ]
 	kill $srv
 	wait $srv 2>/dev/null
 	unpair
@@ -225,6 +233,9 @@ sa="$(timeout 10 "$B" stats a)"
 check "mixed: b cut its large frames for a ($(v driver.tx_cut) into $(v driver.tx_cut_frames) frames, $(v driver.dev.tx_large) sent whole); a verified them all (bad $(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa"))" \
 	[ "$(v driver.tx_cut)" -gt 10 -a "$(v driver.tx_cut_frames)" -gt "$(v driver.tx_cut)" \
 	-a "$(v driver.dev.tx_large)" = 0 -a "$(awk '$1 == "tcp.bad_checksum" {print $2}' <<<"$sa")" = 0 ]
+# ... and, sending chains, gathered each whole before cutting it.
+check "mixed: b's chains were gathered whole to be cut ($(v driver.tx_linear_bytes) bytes, $(v tcp.chain_bytes) sent in chains)" \
+	[ "$(v driver.tx_linear_bytes)" -gt 20000000 -a "$(v tcp.chain_segs)" -gt 0 ]
 kill $srv
 wait $srv 2>/dev/null
 unpair

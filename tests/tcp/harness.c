@@ -20,7 +20,7 @@ static bool op_alloc(void *ctx, struct bh_pkt *out)
 		if (!h->used[i]) {
 			h->used[i] = true;
 			h->in_use++;
-			*out = (struct bh_pkt){h->mem + (size_t)i * H_BUF, H_BUF, H_HEADROOM, 0, i, true, BH_CSUM_NONE, 0};
+			*out = (struct bh_pkt){h->mem + (size_t)i * H_BUF, H_BUF, H_HEADROOM, 0, i, true, BH_CSUM_NONE, 0, false};
 			return true;
 		}
 	}
@@ -55,6 +55,36 @@ static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 		 * (or the wire's copy) does. */
 		static uint8_t dev[65536];
 		const uint8_t *b = bh_pkt_data(seg);
+		/* A send chain: gathered as the driver would, each piece
+		 * a buffer the library holds. */
+		static uint8_t whole[65536];
+		if (seg->chain) {
+			const struct bh_chain *ch =
+			    (const struct bh_chain *)(seg->base + bh_chain_at(seg->size));
+			if (ch->magic != BH_CHAIN_MAGIC || ch->n == 0 || ch->n > BH_CHAIN_MAX ||
+			    ch->payload >= seg->len) {
+				fprintf(stderr, "harness: a malformed send chain\n");
+				abort();
+			}
+			uint32_t hl = seg->len - ch->payload, at = hl;
+			memcpy(whole, b, hl);
+			for (uint32_t i = 0; i < ch->n; i++) {
+				const struct bh_chain_piece *c = &ch->piece[i];
+				if (c->handle >= h->nbufs || !h->used[c->handle] || c->off > H_BUF ||
+				    c->len > H_BUF - c->off || at + c->len > seg->len) {
+					fprintf(stderr, "harness: a chain names a buffer not held\n");
+					abort();
+				}
+				memcpy(whole + at, h->mem + c->handle * H_BUF + c->off, c->len);
+				at += c->len;
+			}
+			if (at != seg->len) {
+				fprintf(stderr, "harness: a chain's pieces do not add up\n");
+				abort();
+			}
+			b = whole;
+			h->chain_out++;
+		}
 		if (seg->csum == BH_CSUM_PARTIAL) {
 			memcpy(dev, b, seg->len);
 			bh_l4_csum_complete(dev, seg->len, BH_IPPROTO_TCP);
@@ -63,12 +93,12 @@ static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 		}
 		uint32_t sum = bh_ipv4_pseudo_sum(H_US, dst, BH_IPPROTO_TCP, (uint16_t)seg->len);
 		bool ck = bh_csum_fold(bh_csum_partial(b, seg->len, sum)) == 0;
-		if (!ck || bh_tcp_parse(bh_pkt_data(seg), seg->len, seg->len, &s->t) != BH_TCP_WIRE_OK) {
+		if (!ck || bh_tcp_parse(b, seg->len, seg->len, &s->t) != BH_TCP_WIRE_OK) {
 			fprintf(stderr, "harness: the library sent a malformed segment\n");
 			abort();
 		}
 		s->len = s->t.payload_len;
-		memcpy(s->data, bh_pkt_data(seg) + s->t.hlen, s->len);
+		memcpy(s->data, b + s->t.hlen, s->len);
 	}
 	h->nout++;
 	op_release(ctx, seg);

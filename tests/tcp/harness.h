@@ -42,6 +42,7 @@ struct harness {
 	 * (bh_ip_rx.csum_valid); segments out that left it partial. */
 	bool vouch;
 	unsigned partial_out;
+	unsigned chain_out; /* segments sent as send chains (cfg.send_chain) */
 	unsigned nout, nev;
 	struct h_seg *out;
 	struct bh_tcp_event ev[H_LOG];

@@ -1179,3 +1179,103 @@ Test(large, a_large_segment_in_is_acked_at_once)
 	cr_assert_eq(H.nout, 1, "an ACK at once, not after the delayed-ACK timer");
 	cr_expect_eq(h_rel_ack(&H, 0), 1 + sizeof d);
 }
+
+/* ---- send chains (cfg.send_chain, ip/ip.h) ---- */
+
+TestSuite(chain, .init = setup, .fini = teardown);
+
+/* The library under send chains, with D's bytes all different (a
+ * checksum over zeros would not tell a misplaced piece). */
+static void chained_cfg(struct bh_tcp_config *c) { c->send_chain = true; }
+static void chained(struct bh_tcp_config *c)
+{
+	for (unsigned i = 0; i < sizeof D; i++)
+		D[i] = (uint8_t)(i * 31 + 7);
+	chained_cfg(c);
+}
+static void chained_partial(struct bh_tcp_config *c)
+{
+	chained(c);
+	c->csum_offload = true;
+}
+
+/* The payload of every data segment sent since index `from`, in order
+ * of sequence (no loss: as sent), into out; returns its length. */
+static uint32_t sent_payload(unsigned from, uint8_t *out, uint32_t cap)
+{
+	uint32_t n = 0;
+	for (unsigned i = from; i < H.nout && i < H_LOG; i++) {
+		const struct h_seg *s = &H.out[i];
+		cr_assert_leq(n + s->len, cap);
+		memcpy(out + n, s->data, s->len);
+		n += s->len;
+	}
+	return n;
+}
+
+/* A segment's payload is named where the send queue holds it, never
+ * copied: the harness gathers each chain (every piece a buffer the
+ * library still holds) and verifies the checksum the library took in
+ * its read pass, with pieces that start at odd offsets (1000 + 777).
+ * A resend is a chain again. */
+Test(chain, segments_name_the_send_queue_instead_of_copying)
+{
+	reinit(chained);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 1000), 0);
+	cr_assert_eq(h_write(&H, c, D + 1000, 777), 0);
+	cr_assert_eq(h_write(&H, c, D + 1777, 1111), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_NODELAY, 1), 0);
+	uint8_t got[4096];
+	cr_assert_eq(sent_payload(0, got, sizeof got), 2888, "all sent");
+	cr_expect_eq(memcmp(got, D, 2888), 0, "every byte as written");
+	cr_expect_eq(ctr()->copy_bytes, 0, "nothing copied");
+	cr_expect_eq(ctr()->chain_bytes, 2888);
+	cr_expect_eq(H.chain_out, ctr()->chain_segs);
+	cr_expect_geq(H.chain_out, 2);
+	/* The timeout resends from the first byte: a chain again. */
+	unsigned before = H.nout, chains = H.chain_out;
+	h_tick(&H, h_tick(&H, H.now));
+	cr_assert_gt(H.nout, before, "resent");
+	cr_expect_gt(H.chain_out, chains);
+	cr_expect_eq(H.out[before].len, 1460);
+	cr_expect_eq(memcmp(H.out[before].data, D, 1460), 0);
+	cr_expect_eq(ctr()->copy_bytes, 0);
+}
+
+/* A segment whose payload lies in more buffers than a chain names is
+ * copied as before (eleven 1-byte writes held by Nagle go in one). */
+Test(chain, more_pieces_than_a_chain_holds_are_copied)
+{
+	reinit(chained);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 1), 0);
+	for (uint32_t k = 1; k <= BH_CHAIN_MAX + 3; k++)
+		cr_assert_eq(h_write(&H, c, D + k, 1), 0);
+	cr_assert_eq(H.nout, 1, "Nagle holds the rest");
+	h_send(&H, BH_TCP_ACK, 1, 2, 65535, NULL, 0, NULL);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(H.out[1].len, BH_CHAIN_MAX + 3);
+	cr_expect_eq(memcmp(H.out[1].data, D + 1, BH_CHAIN_MAX + 3), 0);
+	cr_expect_eq(H.chain_out, 1, "the first went as a chain, the second did not");
+	cr_expect_eq(ctr()->copy_bytes, BH_CHAIN_MAX + 3);
+	cr_expect_eq(ctr()->chain_bytes, 1);
+}
+
+/* With the checksum left to the device, a chain carries only the
+ * pseudo-header's part, and no payload byte is read at all. */
+Test(chain, a_chain_may_leave_its_checksum_to_the_device)
+{
+	reinit(chained_partial);
+	bh_tcp_conn c = h_connect(&H, NULL);
+	h_clear(&H);
+	unsigned partial = H.partial_out;
+	cr_assert_eq(h_write(&H, c, D, 1460), 0);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(H.chain_out, 1);
+	cr_expect_eq(H.partial_out, partial + 1, "completed by the harness, as by the device");
+	cr_expect_eq(ctr()->csum_bytes, 0);
+	cr_expect_eq(memcmp(H.out[0].data, D, 1460), 0);
+}
