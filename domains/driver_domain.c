@@ -72,6 +72,7 @@ struct drv {
 	/* ... each in pieces: one for a whole frame; the headers and then
 	 * the SOCK pieces for a send chain (chain: SOCK is mapped). */
 	struct bh_frag frag[BATCH][1 + BH_CHAIN_MAX];
+	_Static_assert(1 + BH_CHAIN_MAX <= BH_TXV_MAX_FRAGS, "a chain's pieces fit a txv");
 	uint8_t nfrag[BATCH];
 	bool chain;
 	uint8_t *lin; /* a chain gathered whole (max_frame bytes) */

@@ -123,13 +123,16 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 /* Send chains (ip/ip.h, domains/proto.h): tcp names a segment's payload
  * in the SOCK buffers that hold it rather than copying it, and the
  * driver gathers it in its copy to the device; the driver then maps the
- * SOCK pool read-only. On a wire: driver that neither captures nor
- * impairs, in either mode, where the copy to the device is the wire's
- * own (drivers/shmlink.c). TCP's checksum stays end to end in the
- * factored build: it reads the payload where it lies. */
+ * SOCK pool read-only. On a wire: or tap: driver that neither captures
+ * nor impairs, in either mode, whose copy to the device gathers
+ * (drivers/shmlink.c into the wire, drivers/tap.c by writev). TCP's
+ * checksum stays end to end in the factored build: it reads the payload
+ * where it lies. */
 static inline bool bh_plan_send_chain(const struct bh_plan *p)
 {
-	return bh_plan_plain_wire(p) && !(p->flags & BH_PLAN_NO_CHAIN);
+	bool gathers = strncmp(p->driver, "wire:", 5) == 0 || strncmp(p->driver, "tap:", 4) == 0;
+	return gathers && p->capture[0] == 0 && p->impair[0] == 0 &&
+	       !(p->flags & BH_PLAN_NO_CHAIN);
 }
 
 /* Large frames (what veth does with GSO and GRO): tcp sends segments of

@@ -92,9 +92,10 @@ struct bh_frag {
 };
 struct bh_txv {
 	const struct bh_frag *frag;
-	uint32_t nfrag;
+	uint32_t nfrag; /* at most BH_TXV_MAX_FRAGS */
 	uint32_t len;
 };
+#define BH_TXV_MAX_FRAGS 16u
 
 struct bh_backend_ops {
 	/* Up to n received frames, copied into bufs[i] (cap bytes each);
@@ -107,7 +108,7 @@ struct bh_backend_ops {
 	int (*tx)(struct bh_backend *b, const uint8_t *const *frames, const uint32_t *lens,
 		  unsigned n);
 	/* Optional: as tx, each frame in pieces gathered in the backend's
-	 * copy (wire:, whose copy into the wire is the one to the device). */
+	 * copy (wire: into the wire's slot; tap: the kernel's, by writev). */
 	int (*txv)(struct bh_backend *b, const struct bh_txv *frames, unsigned n);
 	/* Poller thread: 1 when rx has something, 0 after timeout_ms. */
 	int (*wait)(struct bh_backend *b, int timeout_ms);

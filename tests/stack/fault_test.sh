@@ -146,7 +146,7 @@ for f in ${FAULTS:-kill crash hang bad-desc scribble}; do
 			check "$cell: every buffer home, nothing owed, in both instances" no_leaks
 		fi
 		if [ "$d" = tcp ] && [ "$r" -ge 1 ]; then
-			# a sends in send chains (plain wire:): the new tcp gave
+			# a sends in send chains (wire:, no capture or impairment): the new tcp gave
 			# sock its buffers only once nothing downstream could
 			# still read the old one's chains.
 			check "$cell: SOCK buffers disclaimed only after every segment buffer was answered for" \

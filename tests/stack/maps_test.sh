@@ -13,8 +13,9 @@
 . "$(dirname "$0")/lib.sh"
 
 declare -A WANT
-# The driver of a plain wire: instance reads the payload of tcp's send
-# chains where it lies (pool-sock, read-only); elsewhere it does not
+# The driver of a wire: instance that neither captures nor impairs reads
+# the payload of tcp's send chains where it lies (pool-sock, read-only);
+# where it captures it does not
 # (DRIVER_NO_CHAIN, checked below on an instance that captures).
 DRIVER_NO_CHAIN="bell-driver:rw bell-ip:rw link-driver-ip:part plan:r pool-ip:r pool-rx:rw pool-seg:r stats-driver:rw"
 WANT[driver]="bell-driver:rw bell-ip:rw link-driver-ip:part plan:r pool-ip:r pool-rx:rw pool-seg:r pool-sock:r stats-driver:rw"
