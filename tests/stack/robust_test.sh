@@ -294,6 +294,15 @@ rc=$?
 said=0
 grep -q "^bulkhead: bad BULKHEAD_SOCK_BUFS '7': 64 to " <<<"$out" && said=1
 check "a SOCK pool knob out of range is refused (rc $rc: $out)" [ "$rc" -eq 1 -a "$said" -eq 1 ]
+out="$(BULKHEAD_SEND_CHAIN=yes timeout 30 "$B" up x --driver wire:r7:0 $A 2>&1)"
+rc=$?
+said=0
+grep -q "^bulkhead: bad BULKHEAD_SEND_CHAIN 'yes': 0 or 1" <<<"$out" && said=1
+check "a send chain knob other than 0 or 1 is refused (rc $rc: $out)" [ "$rc" -eq 1 -a "$said" -eq 1 ]
+check "x up with send chains off" env BULKHEAD_SEND_CHAIN=0 timeout 30 "$B" up x --driver wire:r7:0 $A
+check "status says send chains are off" \
+	bash -c "timeout 10 '$B' status x | grep -q 'send chains (payload gathered by the driver): no' && timeout 10 '$B' status x --json | grep -q '\"send_chains\": false'"
+check "x down" timeout 20 "$B" down x
 kill $ssrv 2>/dev/null
 wait $ssrv 2>/dev/null
 check "s0 down" timeout 20 "$B" down s0
