@@ -245,6 +245,15 @@ static bool flush_map(struct bh_env *env, int link, int p, uint64_t *m)
 		unsigned k = 0;
 		for (uint64_t bits = m[w]; bits; bits &= bits - 1) {
 			uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(bits);
+			/* Held now (lent again since it was owed, or owed
+			 * before a later reset while a held back disclaim
+			 * waited): never disclaimed; it comes home as a
+			 * return. */
+			if (bh_chan_holds(env->chan[link], (uint8_t)p, b)) {
+				m[w] &= ~(1ull << (b & 63));
+				r->owed--;
+				continue;
+			}
 			batch[k++] = (struct bh_desc){.buf = b, .pool = (uint8_t)p,
 						      .flags = BH_DESC_DISCLAIM};
 		}

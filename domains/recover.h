@@ -38,8 +38,12 @@
  * the wire cannot take a buffer from the party now using it; and each
  * side snapshots its ledger when it resets, before the new epoch carries
  * anything, so its disclaims say what it held at the reset and always
- * precede its later returns on the same ring. Two domains replaced at
- * once can leak buffers (a suspect nobody answers for), never share one.
+ * precede its later returns on the same ring. An owed disclaim is
+ * checked against the ledger again as it goes out: a buffer held by then
+ * (lent anew, or owed since an earlier reset while a disclaim was held
+ * back, bh_recover_hold) is never disclaimed, and comes home as a
+ * return. Two domains replaced at once can leak buffers (a suspect
+ * nobody answers for), never share one.
  *
  * One thread per domain, like everything in env.
  */

@@ -105,8 +105,8 @@ struct tcpd {
 	 * domain's own record, not the chain in the buffer, which ip may
 	 * write over); sock_pins counts, per SOCK buffer, the segments out
 	 * that name it, and a SOCK buffer the library let go while pinned
-	 * is parked until the last of them comes home (seg_home). */
-	bool chain;
+	 * is parked until the last of them comes home (seg_home). All NULL
+	 * where chains are not sent. */
 	uint32_t *seg_pin;
 	uint8_t *seg_npin;
 	uint32_t *sock_pins;
@@ -115,6 +115,8 @@ struct tcpd {
 	 * any SEG buffer is suspect: the old one's chains may still be read
 	 * downstream (domains/recover.h, bh_recover_hold). */
 	bool chain_hold;
+	uint64_t hold_settled; /* own.stats.settled at the last look: the
+				* table is scanned again only once it moves */
 	/* A segment whose pieces span two batches. */
 	struct bh_ip_rx rx;
 	unsigned rx_want;
@@ -277,25 +279,27 @@ static void seg_home(void *ctx, uint32_t buf)
 }
 
 /* Records what the chain the library just wrote into SEG buffer `buf`
- * names; false (nothing pinned) if it is not what the library makes. */
+ * names; false (nothing pinned) if it is not what the library makes.
+ * ip maps the SEG pool writable: the chain is read once, into our own
+ * copy, and only the copy is checked and used. */
 static bool pin_chain(struct tcpd *d, uint32_t buf)
 {
 	const struct bh_pool_geom *g = &d->env->own.geom;
 	const struct bh_pool_geom *sg = &d->env->plan->pools.g[BH_POOL_SOCK];
-	const struct bh_chain *ch =
-	    (const struct bh_chain *)(bh_pool_buf(&d->env->own, buf) + bh_chain_at(g->buf_size));
-	if (!d->sock_pins || ch->magic != BH_CHAIN_MAGIC || ch->n == 0 || ch->n > BH_CHAIN_MAX)
+	struct bh_chain ch;
+	memcpy(&ch, bh_pool_buf(&d->env->own, buf) + bh_chain_at(g->buf_size), sizeof(ch));
+	if (!d->sock_pins || ch.magic != BH_CHAIN_MAGIC || ch.n == 0 || ch.n > BH_CHAIN_MAX)
 		return false;
-	for (uint32_t i = 0; i < ch->n; i++)
-		if (bh_handle_pool(ch->piece[i].handle) != BH_POOL_SOCK ||
-		    bh_handle_buf(ch->piece[i].handle) >= sg->nbufs)
+	for (uint32_t i = 0; i < ch.n; i++)
+		if (bh_handle_pool(ch.piece[i].handle) != BH_POOL_SOCK ||
+		    bh_handle_buf(ch.piece[i].handle) >= sg->nbufs)
 			return false;
-	for (uint32_t i = 0; i < ch->n; i++) {
-		uint32_t b = bh_handle_buf(ch->piece[i].handle);
+	for (uint32_t i = 0; i < ch.n; i++) {
+		uint32_t b = bh_handle_buf(ch.piece[i].handle);
 		d->seg_pin[(size_t)buf * BH_CHAIN_MAX + i] = b;
 		d->sock_pins[b]++;
 	}
-	d->seg_npin[buf] = (uint8_t)ch->n;
+	d->seg_npin[buf] = (uint8_t)ch.n;
 	return true;
 }
 
@@ -419,13 +423,13 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		d->chain = true;
 		env->own.on_free = seg_home;
 		env->own.on_free_ctx = d;
 		cfg.send_chain = true;
 		if (env->restarted) {
 			env->rec_hold = 1u << BH_POOL_SOCK;
 			d->chain_hold = true;
+			d->hold_settled = UINT64_MAX; /* look once, whatever happens */
 		}
 	}
 	const char *why = NULL;
@@ -784,7 +788,8 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	int progress = reclaim(d);
 	/* Every SEG buffer answered for: no chain of the old incarnation
 	 * is left to read, and sock may have its buffers. */
-	if (d->chain_hold && bh_pool_suspects(&d->env->own) == 0) {
+	if (d->chain_hold && d->env->own.stats.settled != d->hold_settled &&
+	    (d->hold_settled = d->env->own.stats.settled, bh_pool_suspects(&d->env->own) == 0)) {
 		d->chain_hold = false;
 		bh_recover_hold(d->env, BH_POOL_SOCK, false);
 		bh_logf("every segment buffer answered for: SOCK buffers disclaimed");

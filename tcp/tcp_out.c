@@ -136,6 +136,7 @@ static bool chain_of(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t l
 		i = c->snd_cur;
 	for (; i != NONE && len; i = tcp->seg[i].next) {
 		const struct tseg *s = &tcp->seg[i];
+		c->snd_cur = i; /* as gather: the next segment starts here */
 		bh_seq end = bh_seq_add(s->seq, s->len);
 		if (bh_seq_leq(end, seq))
 			continue;
