@@ -24,6 +24,7 @@
 #include "domains/rt.h"
 #include "drivers/backend.h"
 #include "drivers/impair.h"
+#include "ip/checksum.h"
 #include "ip/ip.h"
 
 #define BATCH BH_RT_BATCH
@@ -71,9 +72,14 @@ struct drv {
 	unsigned npend, pend_at;
 	/* ... each in pieces: one for a whole frame; the headers and then
 	 * the SOCK pieces for a send chain (chain: SOCK is mapped). */
-	struct bh_frag frag[BATCH][1 + BH_CHAIN_MAX];
-	_Static_assert(1 + BH_CHAIN_MAX <= BH_TXV_MAX_FRAGS, "a chain's pieces fit a txv");
+	struct bh_frag frag[BATCH][2 + BH_CHAIN_MAX];
+	_Static_assert(2 + BH_CHAIN_MAX <= BH_TXV_MAX_FRAGS, "a chain's pieces fit a txv");
 	uint8_t nfrag[BATCH];
+	/* tap:, factored: a large TCP frame goes to the kernel with its
+	 * checksum partial, in a copy of its headers (tap_partial). */
+	bool tap_gso_verify;
+	bool partial[BATCH];
+	uint8_t hcopy[BATCH][14 + 60 + 60];
 	bool chain;
 	uint8_t *lin; /* a chain gathered whole (max_frame bytes) */
 	struct bh_desc out[BATCH];
@@ -140,7 +146,9 @@ static int drv_init(void *self, struct bh_env *env, char *err, size_t errlen)
 				    .large = d->large};
 	/* Only wire: is given partial checksums, and only when tcp leaves
 	 * them (not when this end captures or impairs). */
-	d->pass_partial = d->spec.kind == BH_BK_SHMLINK && bh_plan_csum_offload(p);
+	d->pass_partial = (d->spec.kind == BH_BK_SHMLINK || d->spec.kind == BH_BK_TAP) &&
+			  bh_plan_csum_offload(p);
+	d->tap_gso_verify = d->spec.kind == BH_BK_TAP && d->large && !bh_plan_csum_offload(p);
 	int e = bh_backend_open(&d->bk, &a, err, errlen);
 	if (e)
 		return e;
@@ -435,6 +443,49 @@ static bool pieces_of(struct drv *d, const struct bh_desc *x, struct bh_frag *fr
 	return true;
 }
 
+/* A large TCP frame for the kernel to cut (tap:, factored): TCP's
+ * checksum, computed in the tcp domain over the whole segment, is
+ * verified here first, over its pieces (what a faulty ip wrote over is
+ * dropped, as send_cut does), and the kernel is given a copy of the
+ * headers whose checksum field holds only the pseudo-header's part;
+ * the frame's own buffers stay as they are (read-only here). */
+static bool tap_partial(struct drv *d, unsigned k, uint32_t len)
+{
+	struct bh_frag *fr = d->frag[k];
+	uint32_t plen, hdrs = bh_tcp_frame_hdrs(fr[0].p, len, &plen);
+	if (hdrs == 0 || fr[0].len < hdrs || hdrs > sizeof(d->hcopy[k]) ||
+	    d->nfrag[k] + 1u > 2 + BH_CHAIN_MAX)
+		return false;
+	const uint8_t *iph = fr[0].p + BH_ETH_HLEN;
+	uint32_t l4 = BH_ETH_HLEN + (uint32_t)(iph[0] & 0x0f) * 4u;
+	uint32_t l4len = len - l4;
+	bh_ip4 src = bh_ld32(iph + 12), dst = bh_ld32(iph + 16);
+	uint32_t sum = bh_ipv4_pseudo_sum(src, dst, BH_IPPROTO_TCP, (uint16_t)l4len);
+	uint32_t at = 0;
+	for (unsigned i = 0; i < d->nfrag[k]; i++) {
+		const uint8_t *q = fr[i].p;
+		uint32_t n = fr[i].len;
+		if (i == 0) {
+			q += l4;
+			n -= l4;
+		}
+		sum = bh_csum_add_at(sum, bh_csum_partial(q, n, 0), at & 1);
+		at += n;
+	}
+	if (at != l4len || bh_csum_fold(sum) != 0)
+		return false;
+	memcpy(d->hcopy[k], fr[0].p, hdrs);
+	bh_l4_partial(d->hcopy[k] + l4, l4len, BH_IPPROTO_TCP, src, dst);
+	/* [header copy, the rest of the first piece, the other pieces] */
+	unsigned extra = fr[0].len > hdrs;
+	memmove(&fr[1 + extra], &fr[1], (d->nfrag[k] - 1u) * sizeof(fr[0]));
+	if (extra)
+		fr[1] = (struct bh_frag){fr[0].p + hdrs, fr[0].len - hdrs};
+	fr[0] = (struct bh_frag){d->hcopy[k], hdrs};
+	d->nfrag[k] = (uint8_t)(d->nfrag[k] + extra);
+	return true;
+}
+
 static int drv_tx(struct drv *d, uint64_t now)
 {
 	int progress = 0;
@@ -456,6 +507,15 @@ static int drv_tx(struct drv *d, uint64_t now)
 				bh_chan_give_back(d->ch, x, 1);
 				continue;
 			}
+			d->partial[keep] = false;
+			if (d->tap_gso_verify && x->len > d->cut_room && !d->impair) {
+				if (!tap_partial(d, keep, x->len)) {
+					d->st.tx_cut_bad++;
+					bh_chan_give_back(d->ch, x, 1);
+					continue;
+				}
+				d->partial[keep] = true;
+			}
 			d->pend[keep++] = *x;
 		}
 		d->npend = keep;
@@ -470,10 +530,11 @@ static int drv_tx(struct drv *d, uint64_t now)
 			const struct bh_desc *x = &d->pend[k];
 			if (x->len > tx_max && n > 0)
 				break;
-			v[n] = (struct bh_txv){d->frag[k], d->nfrag[k], x->len};
+			v[n] = (struct bh_txv){d->frag[k], d->nfrag[k], x->len,
+					       x->len > d->cut_room ? BH_DESC_GSO_OF(x->meta) : 0};
 			/* A checksum left to the link: wire: takes it (or
-			 * completes it in its copy). */
-			if ((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial)
+			 * completes it in its copy), tap: the kernel. */
+			if (((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial) || d->partial[k])
 				v[n].len |= BH_BK_CSUM_VALID;
 			if (x->len > tx_max) {
 				n++;

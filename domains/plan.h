@@ -108,6 +108,13 @@ static inline bool bh_plan_plain_wire(const struct bh_plan *p)
 {
 	return strncmp(p->driver, "wire:", 5) == 0 && p->capture[0] == 0 && p->impair[0] == 0;
 }
+/* The same for a tap: driver: the kernel takes whole TCP segments of up
+ * to 64 KiB and partial checksums through the virtio-net header
+ * (drivers/tap.c), as from a virtual machine's NIC. */
+static inline bool bh_plan_plain_tap(const struct bh_plan *p)
+{
+	return strncmp(p->driver, "tap:", 4) == 0 && p->capture[0] == 0 && p->impair[0] == 0;
+}
 
 /* Whether the instance's TCP leaves checksums to the link and its wire:
  * end declares that it takes such frames: a mono instance on a wire:
@@ -117,7 +124,7 @@ static inline bool bh_plan_plain_wire(const struct bh_plan *p)
  * faulty ip or driver in between scribbled over (docs/FAULTS.md). */
 static inline bool bh_plan_csum_offload(const struct bh_plan *p)
 {
-	return p->mode == BH_MODE_MONO && bh_plan_plain_wire(p);
+	return p->mode == BH_MODE_MONO && (bh_plan_plain_wire(p) || bh_plan_plain_tap(p));
 }
 
 /* Send chains (ip/ip.h, domains/proto.h): tcp names a segment's payload
@@ -156,7 +163,8 @@ static inline bool bh_plan_send_chain(const struct bh_plan *p)
 #define BH_LARGE_SEG(p) ((p)->pools.g[BH_POOL_SEG].buf_size - (p)->pools.g[BH_POOL_SEG].headroom)
 static inline bool bh_plan_large_frames(const struct bh_plan *p)
 {
-	return bh_plan_plain_wire(p) && p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
+	return (bh_plan_plain_wire(p) || bh_plan_plain_tap(p)) &&
+	       p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
 }
 
 int bh_regions_create(struct bh_regions *r, const struct bh_plan *p);

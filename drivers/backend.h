@@ -94,6 +94,9 @@ struct bh_txv {
 	const struct bh_frag *frag;
 	uint32_t nfrag; /* at most BH_TXV_MAX_FRAGS */
 	uint32_t len;
+	/* A TCP frame longer than the MTU: the payload bytes of each
+	 * segment the device is to cut it into (bh_pkt.gso); else 0. */
+	uint16_t gso;
 };
 #define BH_TXV_MAX_FRAGS 16u
 
@@ -142,9 +145,12 @@ struct bh_backend_args {
 	uint16_t mtu;
 	int tap_fd;
 	/* wire: this end takes frames with partial checksums (it neither
-	 * captures nor impairs them, which needs them whole). */
+	 * captures nor impairs them, which needs them whole); tap: TCP
+	 * leaves its checksums partial for the kernel. */
 	bool csum_offload;
-	/* wire: this end takes large frames, in chains (rx's BH_BK_MORE). */
+	/* wire: this end takes large frames, in chains (rx's BH_BK_MORE);
+	 * tap: the kernel is handed large TCP frames whole, to cut (txv's
+	 * gso, the virtio-net header). */
 	bool large;
 };
 

@@ -317,7 +317,7 @@ static int wire_tx(struct bh_backend *b, const uint8_t *const *frames, const uin
 		unsigned m = n - done < TX_CHUNK ? n - done : TX_CHUNK;
 		for (unsigned i = 0; i < m; i++) {
 			fr[i] = (struct bh_frag){frames[done + i], lens[done + i] & BH_BK_LEN_MASK};
-			v[i] = (struct bh_txv){&fr[i], 1, lens[done + i]};
+			v[i] = (struct bh_txv){&fr[i], 1, lens[done + i], 0};
 		}
 		int r = wire_txv(b, v, m);
 		if (r < 0)

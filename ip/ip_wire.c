@@ -292,6 +292,11 @@ static uint32_t gso_headers(const uint8_t *frame, uint32_t len, uint32_t *plen)
 	return BH_ETH_HLEN + ihl + thl;
 }
 
+uint32_t bh_tcp_frame_hdrs(const uint8_t *frame, uint32_t len, uint32_t *plen)
+{
+	return gso_headers(frame, len, plen);
+}
+
 uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t room)
 {
 	uint32_t plen;

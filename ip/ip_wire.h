@@ -228,6 +228,11 @@ uint32_t bh_tcp_gso_count(const uint8_t *frame, uint32_t len, uint32_t mss, uint
  * pieces get fresh checksums, so a payload written over after the
  * sender's TCP summed it would otherwise go out under valid ones. */
 bool bh_tcp_gso_csum_ok(const uint8_t *frame, uint32_t len);
+/* The header bytes (Ethernet, IPv4, TCP) of a TCP frame of len bytes
+ * whose first bytes are at frame (only the headers are read), and its
+ * payload bytes in *plen; 0 if it is not an unfragmented TCP/IPv4 frame
+ * whose lengths agree. */
+uint32_t bh_tcp_frame_hdrs(const uint8_t *frame, uint32_t len, uint32_t *plen);
 uint32_t bh_tcp_gso_segment(const uint8_t *frame, uint32_t len, uint32_t mss, uint32_t i,
 			    uint8_t *out, uint32_t room);
 

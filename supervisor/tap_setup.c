@@ -26,7 +26,10 @@ int bh_sup_tap_create(const char *ifname, uint16_t mtu, bool host_set, bh_ip4 ho
 	}
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	/* Every frame behind a virtio-net header (drivers/tap.c): how the
+	 * driver hands the kernel whole TCP segments to cut and checksums
+	 * to complete. */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%.15s", ifname);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;

@@ -224,7 +224,7 @@ Test(shmlink, frames_in_pieces_are_gathered_in_the_copy)
 		}
 		if (at < len)
 			fr[n++] = (struct bh_frag){f + at, len - at};
-		struct bh_txv v[2] = {{fr, n, len}, {fr, 1, fr[0].len}};
+		struct bh_txv v[2] = {{fr, n, len, 0}, {fr, 1, fr[0].len, 0}};
 		cr_assert_eq(end[0]->ops->txv(end[0], v, 2), 2, "size %u", len);
 		/* Both in one receive: the first frame's buffers (MORE on all
 		 * but its last), then the one-piece frame's. */
