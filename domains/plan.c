@@ -132,8 +132,8 @@ void bh_plan_defaults(struct bh_plan *p)
 	bool large_link = bh_plan_plain_wire(p) || bh_plan_plain_tap(p);
 	if (large_link && seg->buf_size == size && (uint64_t)seg->nbufs * BH_LARGE_SEG_BUF <= (1ull << 30))
 		seg->buf_size = BH_LARGE_SEG_BUF;
-	/* RX buffers of 16 KiB there too (wire: only: Linux sends a TAP
-	 * instance frames of MTU size): a large frame comes in a chain of
+	/* RX buffers of 16 KiB there too (the other end of a wire:, or
+	 * Linux behind a TAP, sends large frames back): a large frame comes in a chain of
 	 * five rather than 34, fewer descriptors at every hop up. Only
 	 * where this end sends large frames too (a peer set up alike sends
 	 * them back): under --max-conns, whose SEG buffers stay small, the
@@ -141,7 +141,7 @@ void bh_plan_defaults(struct bh_plan *p)
 	 * 16 KiB buffer pins eleven times its payload, which the receive
 	 * window must then leave unused (tcp/tcp_out.c, the window). */
 	struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
-	if (bh_plan_plain_wire(p) && seg->buf_size >= BH_LARGE_SEG_BUF && rx->buf_size == size &&
+	if (large_link && seg->buf_size >= BH_LARGE_SEG_BUF && rx->buf_size == size &&
 	    (uint64_t)rx->nbufs * BH_LARGE_RX_BUF <= (1ull << 30))
 		rx->buf_size = BH_LARGE_RX_BUF;
 	/* SOCK buffers of 16 KiB where the segments are large: a stream

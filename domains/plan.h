@@ -163,7 +163,10 @@ static inline bool bh_plan_send_chain(const struct bh_plan *p)
 #define BH_LARGE_SEG(p) ((p)->pools.g[BH_POOL_SEG].buf_size - (p)->pools.g[BH_POOL_SEG].headroom)
 static inline bool bh_plan_large_frames(const struct bh_plan *p)
 {
-	return (bh_plan_plain_wire(p) || bh_plan_plain_tap(p)) &&
+	/* A tap: instance also takes the kernel's large segments, in
+	 * chains of at most 16 RX buffers (drivers/tap.c). */
+	return (bh_plan_plain_wire(p) ||
+		(bh_plan_plain_tap(p) && p->pools.g[BH_POOL_RX].buf_size >= BH_LARGE_RX_BUF)) &&
 	       p->pools.g[BH_POOL_SEG].buf_size >= BH_LARGE_SEG_BUF;
 }
 

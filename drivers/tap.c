@@ -10,9 +10,13 @@
  *        good when it delivers the segment locally); gso_type TCPV4 and
  *        gso_size for a TCP segment longer than the MTU, which the kernel
  *        takes whole and cuts where it must (bh_backend_args.large);
- *   in:  we ask for no offload (no TUNSETOFFLOAD), so the kernel sends
- *        whole frames with whole checksums and a header of zeros; a frame
- *        whose header says otherwise is dropped and counted.
+ *   in:  with `large` (the supervisor's TUNSETOFFLOAD: TUN_F_CSUM,
+ *        TUN_F_TSO4), TCP segments of up to 64 KiB, read into a chain of
+ *        buffers (BH_BK_MORE), and checksums left partial (NEEDS_CSUM):
+ *        vouched for where TCP takes the link's word (mono), else
+ *        completed here for TCP to verify; without it, MTU frames with
+ *        whole checksums. A frame whose header asks for what we did not
+ *        offer is dropped and counted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,37 +29,91 @@
 #include <unistd.h>
 
 #include "drivers/backend.h"
+#include "ip/checksum.h"
 #include "ip/ip_wire.h"
 
 struct tap {
 	struct bh_backend b;
 	int fd;
 	uint32_t mtu_frame; /* MTU + 14: longer frames go out only cut by the kernel */
+	bool large;         /* offloads asked for: large segments both ways */
+	bool vouch;         /* a partial checksum from the kernel is taken as good */
 };
+
+/* A frame whose checksum the kernel left partial (NEEDS_CSUM: a local
+ * segment, never on a wire), in pieces of cap bytes: completed here,
+ * from csum_start to the end, into the field at csum_offset (both in the
+ * first piece). false if the header points outside the frame. */
+static bool complete_csum(uint8_t *const *bufs, uint32_t cap, uint32_t len,
+			  const struct virtio_net_hdr *h)
+{
+	uint32_t start = h->csum_start, field = start + h->csum_offset;
+	if (start >= len || field + 2u > len || field + 2u > cap)
+		return false;
+	uint32_t sum = 0, at = 0;
+	for (uint32_t off = start; off < len; ) {
+		uint32_t i = off / cap, o = off % cap;
+		uint32_t n = cap - o < len - off ? cap - o : len - off;
+		sum = bh_csum_add_at(sum, bh_csum_partial(bufs[i] + o, n, 0), at & 1);
+		at += n;
+		off += n;
+	}
+	uint16_t ck = bh_csum_fold(sum);
+	memcpy(bufs[0] + field, &ck, 2);
+	return true;
+}
 
 static int tap_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint32_t *lens,
 		  unsigned n)
 {
 	struct tap *t = (struct tap *)b;
+	/* Room for the longest frame the kernel may send: with offloads, a
+	 * 64 KiB segment behind its Ethernet header, in pieces. */
+	unsigned most = t->large ? (65549u + cap - 1) / cap : 1;
+	if (most > BH_TXV_MAX_FRAGS)
+		most = BH_TXV_MAX_FRAGS;
 	unsigned k = 0;
-	while (k < n) {
+	while (k + most <= n) {
 		struct virtio_net_hdr h;
-		struct iovec iov[2] = {{&h, sizeof(h)}, {bufs[k], cap}};
-		ssize_t r = readv(t->fd, iov, 2);
+		struct iovec iov[1 + BH_TXV_MAX_FRAGS] = {{&h, sizeof(h)}};
+		for (unsigned i = 0; i < most; i++)
+			iov[1 + i] = (struct iovec){bufs[k + i], cap};
+		ssize_t r = readv(t->fd, iov, 1 + (int)most);
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			b->st.rx_errors++;
 			return k ? (int)k : -errno;
 		}
-		if (r < (ssize_t)sizeof(h) + 14 || h.gso_type != VIRTIO_NET_HDR_GSO_NONE ||
-		    (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+		uint32_t len = r > (ssize_t)sizeof(h) ? (uint32_t)r - (uint32_t)sizeof(h) : 0;
+		bool gso_ok = h.gso_type == VIRTIO_NET_HDR_GSO_NONE ||
+			      (t->large && (h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV4);
+		bool csum_ok = !(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || t->large;
+		if (len < 14 || !gso_ok || !csum_ok || (len > cap && !t->large)) {
 			b->st.rx_errors++; /* short, or an offload we never asked for */
 			continue;
 		}
-		lens[k++] = (uint32_t)r - (uint32_t)sizeof(h);
+		uint32_t mark = 0;
+		if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+			/* Vouched for where TCP takes the link's word (mono);
+			 * else whole, for TCP to verify as any other. */
+			if (t->vouch) {
+				mark = BH_BK_CSUM_VALID;
+				b->st.rx_csum_valid++;
+			} else if (!complete_csum(&bufs[k], cap, len, &h)) {
+				b->st.rx_errors++;
+				continue;
+			}
+		}
+		unsigned pieces = (len + cap - 1) / cap;
+		for (unsigned i = 0; i < pieces; i++) {
+			uint32_t l = i + 1 < pieces ? cap : len - (pieces - 1) * cap;
+			lens[k + i] = l | (i + 1 < pieces ? BH_BK_MORE : 0) | (i == 0 ? mark : 0);
+		}
+		k += pieces;
 		b->st.rx_frames++;
-		b->st.rx_bytes += (uint64_t)r - sizeof(h);
+		b->st.rx_bytes += len;
+		b->st.rx_large += pieces > 1;
 	}
 	return (int)k;
 }
@@ -191,7 +249,11 @@ int bh_tap_open(struct bh_backend **out, const struct bh_backend_args *a, char *
 	/* Large TCP frames go to the kernel whole, behind a header that
 	 * says how to cut them. */
 	t->b.tx_max = a->large ? 65535u : t->mtu_frame;
+	t->large = a->large;
+	t->vouch = a->csum_offload;
 	t->b.st.large_tx = a->large;
+	t->b.st.large_rx = a->large;
+	t->b.st.csum_offload_rx = a->csum_offload;
 	t->b.st.csum_offload_tx = a->csum_offload; /* TCP leaves them partial */
 	*out = &t->b;
 	return 0;

@@ -410,7 +410,8 @@ static int open_instance(struct bh_sup *s, char *err, size_t errlen)
 	bh_driver_spec_parse(s->plan.driver, &spec);
 	if (spec.kind == BH_BK_TAP) {
 		s->tap_fd = bh_sup_tap_create(spec.arg, s->plan.mtu, s->host_set, s->host_addr,
-					      s->host_prefix, err, errlen);
+					      s->host_prefix, bh_plan_large_frames(&s->plan), err,
+					      errlen);
 		if (s->tap_fd < 0)
 			return s->tap_fd;
 	}

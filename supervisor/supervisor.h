@@ -99,9 +99,11 @@ const char *bh_sup_dom_state(const struct bh_dom_rec *r);
 void bh_sup_exit_text(char *out, size_t n, const struct bh_dom_rec *r);
 
 /* tap_setup.c: creates TAP interface ifname with the given MTU, up, with
- * host_addr/host_prefix on the Linux side if host_set. Returns the
- * descriptor or -errno with a message in err. */
+ * host_addr/host_prefix on the Linux side if host_set; with `large`, the
+ * kernel may hand the driver TCP segments of up to 64 KiB with partial
+ * checksums (TUNSETOFFLOAD). Returns the descriptor or -errno with a
+ * message in err. */
 int bh_sup_tap_create(const char *ifname, uint16_t mtu, bool host_set, bh_ip4 host_addr,
-		      uint8_t host_prefix, char *err, size_t errlen);
+		      uint8_t host_prefix, bool large, char *err, size_t errlen);
 
 #endif /* BH_SUPERVISOR_SUPERVISOR_H */

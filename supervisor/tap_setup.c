@@ -17,7 +17,7 @@
 #include "supervisor/supervisor.h"
 
 int bh_sup_tap_create(const char *ifname, uint16_t mtu, bool host_set, bh_ip4 host_addr,
-		      uint8_t host_prefix, char *err, size_t errlen)
+		      uint8_t host_prefix, bool large, char *err, size_t errlen)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -34,6 +34,15 @@ int bh_sup_tap_create(const char *ifname, uint16_t mtu, bool host_set, bh_ip4 ho
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "tap:%s: cannot create the interface: %s", ifname, strerror(e));
+		close(fd);
+		return -e;
+	}
+	/* What the kernel may send us: partial checksums and TCP/IPv4
+	 * segments of up to 64 KiB (the driver takes them in chains of RX
+	 * buffers, drivers/tap.c). Without it, MTU frames, whole checksums. */
+	if (large && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "tap:%s: cannot set its offloads: %s", ifname, strerror(e));
 		close(fd);
 		return -e;
 	}

@@ -216,11 +216,13 @@ check "tap: the TAP interface is gone with the instance" \
 	bash -c "! ip link show $TAP >/dev/null 2>&1"
 check "tap: tshark finds nothing malformed and no bad checksum in the capture" dissected "$WORK/tap.pcap"
 
-# --- TAP as it runs uncaptured: large segments and send chains to Linux. ----
+# --- TAP as it runs uncaptured: large segments both ways, send chains. -----
 # The kernel is handed TCP segments of up to 64 KiB behind the virtio-net
 # header and cuts them itself (as from a virtual machine's NIC); factored,
 # the driver verifies TCP's checksum over the segment first and hands the
-# kernel a partial one, mono's TCP leaves it partial. Both ways, hashed.
+# kernel a partial one, mono's TCP leaves it partial. The kernel sends
+# large segments back with partial checksums: mono takes them on its
+# word, factored completes them for TCP to verify. Both ways, hashed.
 for mode in factored mono; do
 	check "fast tap ($mode): up, no capture" \
 		timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.77.0.1/24 --addr 10.77.0.2/24 \
@@ -243,10 +245,19 @@ for mode in factored mono; do
 	bad=$(stat_of t driver.tx_cut_bad) errs=$(stat_of t driver.dev.tx_errors)
 	check "fast tap ($mode): large segments to the kernel (${large:-none}) in send chains (${chains:-none}), none refused (checksum ${bad:-?}, device ${errs:-?})" \
 		[ "${large:-0}" -gt 100 -a "${chains:-0}" -gt 100 -a "${bad:-1}" = 0 -a "${errs:-1}" = 0 ]
+	rl=$(stat_of t driver.dev.rx_large) ipl=$(stat_of t ip.ip_rx_large) rerr=$(stat_of t driver.dev.rx_errors)
+	vouched=$(stat_of t driver.dev.rx_csum_valid) badck=$(stat_of t tcp.bad_checksum)
+	check "fast tap ($mode): large segments from the kernel (${rl:-none}, ip took ${ipl:-none}; refused ${rerr:-?}; checksums vouched ${vouched:-?}, bad ${badck:-?})" \
+		[ "${rl:-0}" -gt 100 -a "${ipl:-0}" = "${rl:-x}" -a "${rerr:-1}" = 0 -a "${badck:-1}" = 0 ]
 	offers=no
 	[ "$mode" = mono ] && offers=yes
+	if [ "$mode" = mono ]; then
+		check "fast tap (mono): the kernel's partial checksums taken on its word (${vouched:-none})" [ "${vouched:-0}" -gt 100 ]
+	else
+		check "fast tap (factored): the kernel's partial checksums completed for TCP to verify (vouched ${vouched:-?})" [ "${vouched:-1}" = 0 ]
+	fi
 	check "fast tap ($mode): status says what the link takes" \
-		bash -c "timeout 10 '$B' status t | grep -q 'checksums left to the link: received no, sent $offers; large frames: received no, sent yes; send chains (payload gathered by the driver): yes'"
+		bash -c "timeout 10 '$B' status t | grep -q 'checksums left to the link: received $offers, sent $offers; large frames: received yes, sent yes; send chains (payload gathered by the driver): yes'"
 	check "fast tap ($mode): down" timeout 20 "$B" down t
 done
 
