@@ -452,36 +452,42 @@ static bool pieces_of(struct drv *d, const struct bh_desc *x, struct bh_frag *fr
 static bool tap_partial(struct drv *d, unsigned k, uint32_t len)
 {
 	struct bh_frag *fr = d->frag[k];
-	uint32_t plen, hdrs = bh_tcp_frame_hdrs(fr[0].p, len, &plen);
-	if (hdrs == 0 || fr[0].len < hdrs || hdrs > sizeof(d->hcopy[k]) ||
-	    d->nfrag[k] + 1u > 2 + BH_CHAIN_MAX)
+	uint8_t *hc = d->hcopy[k];
+	/* The headers are in a buffer ip can write: read once, into our
+	 * copy, and parse, sum and send only the copy. */
+	uint32_t n0 = fr[0].len < sizeof(d->hcopy[k]) ? fr[0].len : (uint32_t)sizeof(d->hcopy[k]);
+	memcpy(hc, fr[0].p, n0);
+	uint32_t plen, hdrs = bh_tcp_frame_hdrs(hc, len, &plen);
+	if (hdrs == 0 || hdrs > n0 || d->nfrag[k] + 1u > 2 + BH_CHAIN_MAX)
 		return false;
-	const uint8_t *iph = fr[0].p + BH_ETH_HLEN;
+	const uint8_t *iph = hc + BH_ETH_HLEN;
 	uint32_t l4 = BH_ETH_HLEN + (uint32_t)(iph[0] & 0x0f) * 4u;
 	uint32_t l4len = len - l4;
 	bh_ip4 src = bh_ld32(iph + 12), dst = bh_ld32(iph + 16);
 	uint32_t sum = bh_ipv4_pseudo_sum(src, dst, BH_IPPROTO_TCP, (uint16_t)l4len);
-	uint32_t at = 0;
+	/* The TCP header from the copy (l4 < hdrs, both even), then the
+	 * rest of the first piece and the other pieces where they lie. */
+	sum = bh_csum_partial(hc + l4, hdrs - l4, sum);
+	uint32_t at = hdrs - l4;
 	for (unsigned i = 0; i < d->nfrag[k]; i++) {
 		const uint8_t *q = fr[i].p;
 		uint32_t n = fr[i].len;
 		if (i == 0) {
-			q += l4;
-			n -= l4;
+			q += hdrs;
+			n -= hdrs;
 		}
 		sum = bh_csum_add_at(sum, bh_csum_partial(q, n, 0), at & 1);
 		at += n;
 	}
 	if (at != l4len || bh_csum_fold(sum) != 0)
 		return false;
-	memcpy(d->hcopy[k], fr[0].p, hdrs);
-	bh_l4_partial(d->hcopy[k] + l4, l4len, BH_IPPROTO_TCP, src, dst);
+	bh_l4_partial(hc + l4, l4len, BH_IPPROTO_TCP, src, dst);
 	/* [header copy, the rest of the first piece, the other pieces] */
 	unsigned extra = fr[0].len > hdrs;
 	memmove(&fr[1 + extra], &fr[1], (d->nfrag[k] - 1u) * sizeof(fr[0]));
 	if (extra)
 		fr[1] = (struct bh_frag){fr[0].p + hdrs, fr[0].len - hdrs};
-	fr[0] = (struct bh_frag){d->hcopy[k], hdrs};
+	fr[0] = (struct bh_frag){hc, hdrs};
 	d->nfrag[k] = (uint8_t)(d->nfrag[k] + extra);
 	return true;
 }
@@ -508,7 +514,7 @@ static int drv_tx(struct drv *d, uint64_t now)
 				continue;
 			}
 			d->partial[keep] = false;
-			if (d->tap_gso_verify && x->len > d->cut_room && !d->impair) {
+			if (d->tap_gso_verify && BH_DESC_GSO_OF(x->meta) != 0 && !d->impair) {
 				if (!tap_partial(d, keep, x->len)) {
 					d->st.tx_cut_bad++;
 					bh_chan_give_back(d->ch, x, 1);
@@ -530,8 +536,7 @@ static int drv_tx(struct drv *d, uint64_t now)
 			const struct bh_desc *x = &d->pend[k];
 			if (x->len > tx_max && n > 0)
 				break;
-			v[n] = (struct bh_txv){d->frag[k], d->nfrag[k], x->len,
-					       x->len > d->cut_room ? BH_DESC_GSO_OF(x->meta) : 0};
+			v[n] = (struct bh_txv){d->frag[k], d->nfrag[k], x->len, BH_DESC_GSO_OF(x->meta)};
 			/* A checksum left to the link: wire: takes it (or
 			 * completes it in its copy), tap: the kernel. */
 			if (((x->meta & BH_DESC_CSUM_PARTIAL) && d->pass_partial) || d->partial[k])

@@ -48,7 +48,7 @@ static bool complete_csum(uint8_t *const *bufs, uint32_t cap, uint32_t len,
 			  const struct virtio_net_hdr *h)
 {
 	uint32_t start = h->csum_start, field = start + h->csum_offset;
-	if (start >= len || field + 2u > len || field + 2u > cap)
+	if (start >= len || field + 2u > len || field + 2u > cap || field < start)
 		return false;
 	uint32_t sum = 0, at = 0;
 	for (uint32_t off = start; off < len; ) {
@@ -59,8 +59,38 @@ static bool complete_csum(uint8_t *const *bufs, uint32_t cap, uint32_t len,
 		off += n;
 	}
 	uint16_t ck = bh_csum_fold(sum);
+	/* UDP (the field 6 bytes in): a sum of 0 is sent as all ones, 0
+	 * meaning none (RFC 768). */
+	if (ck == 0 && h->csum_offset == 6)
+		ck = 0xffff;
 	memcpy(bufs[0] + field, &ck, 2);
 	return true;
+}
+
+/* Whether a partial checksum the kernel left is TCP's over IPv4 (the one
+ * TCP may take on the link's word, mono); UDP and anything else is
+ * completed here, since only TCP honours the mark. */
+static bool tcp_partial(const uint8_t *f, uint32_t flen, const struct virtio_net_hdr *h)
+{
+	if (flen < 14u + 20u || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 ||
+	    f[14 + 9] != BH_IPPROTO_TCP)
+		return false;
+	return h->csum_start == 14u + (uint32_t)(f[14] & 0x0f) * 4u && h->csum_offset == 16;
+}
+
+/* How many buffers a receive may fill: unknown (no way to look without
+ * reading), so the batch, and at least room for one frame of the
+ * largest size the kernel may send, which is taken whole or not at all. */
+static unsigned tap_most(const struct tap *t, uint32_t cap)
+{
+	unsigned most = t->large ? (65549u + cap - 1) / cap : 1;
+	return most > BH_TXV_MAX_FRAGS ? BH_TXV_MAX_FRAGS : most;
+}
+
+static unsigned tap_ready(struct bh_backend *b, uint32_t cap, unsigned limit)
+{
+	unsigned most = tap_most((const struct tap *)b, cap);
+	return limit > most ? limit : most;
 }
 
 static int tap_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint32_t *lens,
@@ -68,13 +98,12 @@ static int tap_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint
 {
 	struct tap *t = (struct tap *)b;
 	/* Room for the longest frame the kernel may send: with offloads, a
-	 * 64 KiB segment behind its Ethernet header, in pieces. */
-	unsigned most = t->large ? (65549u + cap - 1) / cap : 1;
-	if (most > BH_TXV_MAX_FRAGS)
-		most = BH_TXV_MAX_FRAGS;
+	 * 64 KiB segment behind its Ethernet header, in pieces (tap_ready
+	 * asks the driver for at least that many). */
+	unsigned most = tap_most(t, cap);
 	unsigned k = 0;
 	while (k + most <= n) {
-		struct virtio_net_hdr h;
+		struct virtio_net_hdr h = {0};
 		struct iovec iov[1 + BH_TXV_MAX_FRAGS] = {{&h, sizeof(h)}};
 		for (unsigned i = 0; i < most; i++)
 			iov[1 + i] = (struct iovec){bufs[k + i], cap};
@@ -89,15 +118,18 @@ static int tap_rx(struct bh_backend *b, uint8_t *const *bufs, uint32_t cap, uint
 		bool gso_ok = h.gso_type == VIRTIO_NET_HDR_GSO_NONE ||
 			      (t->large && (h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV4);
 		bool csum_ok = !(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || t->large;
-		if (len < 14 || !gso_ok || !csum_ok || (len > cap && !t->large)) {
-			b->st.rx_errors++; /* short, or an offload we never asked for */
+		if (len < 14 || !gso_ok || !csum_ok || (len > cap && !t->large) ||
+		    len > (uint32_t)most * cap) {
+			/* short, cut off, or an offload we never asked for */
+			b->st.rx_errors++;
 			continue;
 		}
 		uint32_t mark = 0;
 		if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-			/* Vouched for where TCP takes the link's word (mono);
-			 * else whole, for TCP to verify as any other. */
-			if (t->vouch) {
+			/* TCP's vouched for where TCP takes the link's word
+			 * (mono); else whole, for TCP or UDP to verify as any
+			 * other. */
+			if (t->vouch && tcp_partial(bufs[k], len < cap ? len : cap, &h)) {
 				mark = BH_BK_CSUM_VALID;
 				b->st.rx_csum_valid++;
 			} else if (!complete_csum(&bufs[k], cap, len, &h)) {
@@ -156,7 +188,9 @@ static int tap_txv(struct bh_backend *b, const struct bh_txv *f, unsigned n)
 		struct virtio_net_hdr h;
 		struct iovec iov[1 + BH_TXV_MAX_FRAGS];
 		uint32_t len = f[k].len & BH_BK_LEN_MASK, at = 0;
-		uint16_t gso = len > t->mtu_frame ? f[k].gso : 0;
+		/* Cut at the MSS whatever the length: a segment may carry
+		 * more than the peer's MSS and still fit the MTU. */
+		uint16_t gso = f[k].gso;
 		if (f[k].nfrag == 0 || (len > t->mtu_frame && gso == 0) ||
 		    !vnet_hdr(&h, f[k].frag[0].p, f[k].frag[0].len, f[k].len, gso)) {
 			b->st.tx_errors++; /* not a frame the kernel would take */
@@ -224,7 +258,13 @@ static void tap_close(struct bh_backend *b)
 }
 
 static const struct bh_backend_ops tap_ops = {
-    .rx = tap_rx, .tx = tap_tx, .txv = tap_txv, .wait = tap_wait, .close = tap_close};
+    .rx = tap_rx,
+    .tx = tap_tx,
+    .txv = tap_txv,
+    .wait = tap_wait,
+    .close = tap_close,
+    .ready = tap_ready,
+};
 
 int bh_tap_open(struct bh_backend **out, const struct bh_backend_args *a, char *err,
 		size_t errlen)
