@@ -216,6 +216,26 @@ check "tap: the TAP interface is gone with the instance" \
 	bash -c "! ip link show $TAP >/dev/null 2>&1"
 check "tap: tshark finds nothing malformed and no bad checksum in the capture" dissected "$WORK/tap.pcap"
 
+# both_ways LABEL TAG: serve on instance t and python3's http.server on
+# Linux; Linux curl downloads 20m from t, t's get downloads it from Linux,
+# each hashed ($WORK/curl.TAG, $WORK/get.TAG).
+both_ways() {
+	"$B" serve t --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
+	local srv=$! py
+	timeout 60 python3 -m http.server 8000 --bind 10.77.0.1 --directory "$WORK/www" >"$WORK/py.log" 2>&1 &
+	py=$!
+	sleep 1
+	rm -f "$WORK/curl.$2" "$WORK/get.$2"
+	check "$1: Linux curl downloads 20m from bulkhead serve, SHA-256 equal" \
+		same_after "$WORK/curl.$2" "$WORK/www/20m" curl -sS --max-time 60 -o "$WORK/curl.$2" \
+		http://10.77.0.2:8080/20m
+	check "$1: bulkhead get downloads 20m from python3 http.server, SHA-256 equal" \
+		same_after "$WORK/get.$2" "$WORK/www/20m" timeout 60 "$B" get t http://10.77.0.1:8000/20m \
+		-o "$WORK/get.$2"
+	kill "$srv" "$py" 2>/dev/null
+	wait "$srv" "$py" 2>/dev/null
+}
+
 # --- TAP as it runs uncaptured: large segments both ways, send chains. -----
 # The kernel is handed TCP segments of up to 64 KiB behind the virtio-net
 # header and cuts them itself (as from a virtual machine's NIC); factored,
@@ -227,20 +247,7 @@ for mode in factored mono; do
 	check "fast tap ($mode): up, no capture" \
 		timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.77.0.1/24 --addr 10.77.0.2/24 \
 		--mode "$mode"
-	"$B" serve t --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
-	srv=$!
-	timeout 60 python3 -m http.server 8000 --bind 10.77.0.1 --directory "$WORK/www" >"$WORK/py.log" 2>&1 &
-	py=$!
-	sleep 1
-	rm -f "$WORK/curl.fast" "$WORK/get.fast"
-	check "fast tap ($mode): Linux curl downloads 20m from bulkhead serve, SHA-256 equal" \
-		same_after "$WORK/curl.fast" "$WORK/www/20m" curl -sS --max-time 60 -o "$WORK/curl.fast" \
-		http://10.77.0.2:8080/20m
-	check "fast tap ($mode): bulkhead get downloads 20m from python3 http.server, SHA-256 equal" \
-		same_after "$WORK/get.fast" "$WORK/www/20m" timeout 60 "$B" get t http://10.77.0.1:8000/20m \
-		-o "$WORK/get.fast"
-	kill "$srv" "$py" 2>/dev/null
-	wait "$srv" "$py" 2>/dev/null
+	both_ways "fast tap ($mode)" fast
 	# A small datagram from Linux: its checksum comes partial (the tap
 	# offers checksums) and only TCP takes the link's word: UDP's is
 	# completed in the driver, in either mode.
@@ -276,20 +283,7 @@ done
 check "lossy tap: up with --impair loss=2%,reorder=1%" \
 	timeout 30 "$B" up t --driver "tap:$TAP" --host-addr 10.77.0.1/24 --addr 10.77.0.2/24 \
 	--impair loss=2%,reorder=1%,seed=11 --capture "$WORK/lossy.pcap"
-"$B" serve t --port 8080 --root "$WORK/www" 2>>"$WORK/serve.err" &
-srv=$!
-timeout 60 python3 -m http.server 8000 --bind 10.77.0.1 --directory "$WORK/www" >"$WORK/py.log" 2>&1 &
-py=$!
-sleep 1
-rm -f "$WORK/curl.lossy" "$WORK/get.lossy"
-check "lossy tap: Linux curl downloads 20m from bulkhead serve, SHA-256 equal" \
-	same_after "$WORK/curl.lossy" "$WORK/www/20m" curl -sS --max-time 60 -o "$WORK/curl.lossy" \
-	http://10.77.0.2:8080/20m
-check "lossy tap: bulkhead get downloads 20m from python3 http.server, SHA-256 equal" \
-	same_after "$WORK/get.lossy" "$WORK/www/20m" timeout 60 "$B" get t http://10.77.0.1:8000/20m \
-	-o "$WORK/get.lossy"
-kill "$srv" "$py" 2>/dev/null
-wait "$srv" "$py" 2>/dev/null
+both_ways "lossy tap" lossy
 lost=$(stat_of t driver.impair.tx.lost)
 check "lossy tap: the link lost frames (${lost:-none})" [ "${lost:-0}" -gt 0 ]
 check "lossy tap: down" timeout 20 "$B" down t
