@@ -8,8 +8,9 @@
  *   out: flags NEEDS_CSUM where the frame's TCP checksum holds only the
  *        pseudo-header's part (the kernel completes it, or takes it as
  *        good when it delivers the segment locally); gso_type TCPV4 and
- *        gso_size for a TCP segment longer than the MTU, which the kernel
- *        takes whole and cuts where it must (bh_backend_args.large);
+ *        gso_size for a TCP segment tcp marked to be cut (longer than
+ *        the MSS, often than the MTU), which the kernel takes whole and
+ *        cuts where it must (bh_backend_args.large);
  *   in:  with `large` (the supervisor's TUNSETOFFLOAD: TUN_F_CSUM,
  *        TUN_F_TSO4), TCP segments of up to 64 KiB, read into a chain of
  *        buffers (BH_BK_MORE), and checksums left partial (NEEDS_CSUM):
