@@ -295,13 +295,7 @@ static int drv_rx(struct drv *d, uint64_t now)
 /* Gathers a frame's pieces into d->lin; returns it. */
 static const uint8_t *linear(struct drv *d, const struct bh_txv *v)
 {
-	uint32_t len = v->len & BH_BK_LEN_MASK, at = 0;
-	for (uint32_t i = 0; i < v->nfrag && at < len; i++) {
-		uint32_t m = v->frag[i].len < len - at ? v->frag[i].len : len - at;
-		memcpy(d->lin + at, v->frag[i].p, m);
-		at += m;
-	}
-	d->st.tx_linear_bytes += at;
+	d->st.tx_linear_bytes += bh_txv_gather(d->lin, v, v->len & BH_BK_LEN_MASK);
 	return d->lin;
 }
 

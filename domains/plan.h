@@ -137,9 +137,7 @@ static inline bool bh_plan_csum_offload(const struct bh_plan *p)
  * where it lies. */
 static inline bool bh_plan_send_chain(const struct bh_plan *p)
 {
-	bool gathers = strncmp(p->driver, "wire:", 5) == 0 || strncmp(p->driver, "tap:", 4) == 0;
-	return gathers && p->capture[0] == 0 && p->impair[0] == 0 &&
-	       !(p->flags & BH_PLAN_NO_CHAIN);
+	return (bh_plan_plain_wire(p) || bh_plan_plain_tap(p)) && !(p->flags & BH_PLAN_NO_CHAIN);
 }
 
 /* Large frames (what veth does with GSO and GRO): tcp sends segments of

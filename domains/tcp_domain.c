@@ -6,7 +6,8 @@
  *             whether the link vouched for the checksum, aux = source)
  *             and the rest (BH_M_MORE) become one
  *             bh_ip_rx; ICMP reports (BH_M_IPEVENT); segments out, one
- *             SEG buffer each
+ *             SEG buffer each (a send chain names SOCK buffers, pinned
+ *             until it comes home: tcp_pins.h)
  *   link TS   sockets by id (sid, chosen by sock, 1..max_socks-1):
  *             control messages both ways (domains/proto.h); data from
  *             applications (SOCK buffers, held by the library until
@@ -16,112 +17,21 @@
  *
  * The library's cookie for a connection or listener is its sid (0 for a
  * connection not yet accepted). Library events only mark work; the work
- * is done after the library call returns (no re-entry).
+ * is done after the library call returns (no re-entry). The state is in
+ * tcp_priv.h; what the domain publishes, in tcp_stats.c.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "domains/dq.h"
 #include "domains/recover.h"
-#include "domains/rt.h"
-#include "domains/track.h"
-#include "domains/waitlist.h"
-#include "tcp/tcp.h"
+#include "domains/tcp_priv.h"
 
 #define BATCH BH_RT_BATCH
 #define PUMP 32u
 #define SID_BITS 20
 #define GEN_MASK 0xfffu
-
-struct tsock {
-	bool used, listener;
-	bool eof_sent;
-	bool shut_pending, close_pending; /* after the queued data */
-	bool dirty;
-	bool gone;  /* the library said CLOSED or never had it */
-	bh_tcp_conn conn;
-	uint32_t gen;
-	uint32_t rx_out;      /* buffers forwarded to sock, not yet back */
-	struct bh_dq pend_tx; /* data from sock the library had no room for */
-	struct bh_dq pend_rx; /* data for sock the ring had no room for */
-};
-
-/* The TCP domain's own counters (the library's come first, by its names). */
-#define TCPD_COUNTERS(X)                                                                   \
-	X(bad_desc)      /* descriptors of a type or shape not expected */                 \
-	X(bad_sid)       /* messages for a socket id we do not know */                     \
-	X(bad_segment)   /* piece sequences that did not add up */                         \
-	X(out_ring_full) /* segments dropped: the link to ip was full */                   \
-	X(data_dropped)  /* application data refused (socket closing, error) */            \
-	X(dq_full)       /* node pool exhausted (a bug if ever nonzero) */                 \
-	X(nomem_waits)   /* sends the memory bound held back until it fell */        \
-	X(rx_blocked)    /* received data that waited for room on the link to sock */    \
-	X(chain_parked)  /* SOCK buffers acknowledged while a chain still named them */  \
-	X(chain_bad)     /* chains the library built that did not check out (a bug) */
-
-struct tcpd_stats {
-#define TCPD_COUNTER_FIELD(name) uint64_t name;
-	TCPD_COUNTERS(TCPD_COUNTER_FIELD)
-#undef TCPD_COUNTER_FIELD
-};
-
-struct tcpd {
-	struct bh_env *env;
-	struct bh_tcp *tcp;
-	struct bh_track tr;
-	struct bh_ctlq cq;
-	bool sock_gone; /* the socket server was replaced: tell it nothing */
-	/* ip's word that the link vouched for a checksum counts only where
-	 * the plan leaves checksums to the link (mono): factored, TCP
-	 * verifies every segment, whatever ip or the driver say. */
-	bool vouch_ok;
-	/* Connections lost with a replaced tcp, still to probe (BH_CTL_LOST;
-	 * a new incarnation may have no buffers for a moment). */
-	struct bh_ctl lost[64];
-	unsigned nlost;
-	struct tsock *s;
-	uint32_t nsocks;
-	uint32_t rx_budget; /* buffers per socket with sock at once */
-	struct bh_dq_nodes nodes;
-	uint32_t *dirty;
-	uint32_t ndirty;
-	/* Sockets whose data the library refused for its total memory
-	 * bound (-ENOBUFS), and the memory held at the last refusal: no
-	 * event of their own may ever come, so all are pumped again once
-	 * less is held. */
-	struct bh_wl nomem;
-	uint64_t nomem_at;
-	/* Sockets whose received data found the link to sock full, or
-	 * queued control messages ahead of it: pumped again when anything
-	 * comes back from sock (it has read the link) or the messages are
-	 * out. Their own buffers may all be home already. */
-	struct bh_wl blocked;
-	uint64_t next_tick_us;
-	uint64_t now_us;
-	/* Send chains (bh_plan_send_chain): SEG buffer b names the SOCK
-	 * buffers seg_pin[b * BH_CHAIN_MAX + i], i < seg_npin[b] (this
-	 * domain's own record, not the chain in the buffer, which ip may
-	 * write over); sock_pins counts, per SOCK buffer, the segments out
-	 * that name it, and a SOCK buffer the library let go while pinned
-	 * is parked until the last of them comes home (seg_home). All NULL
-	 * where chains are not sent. */
-	uint32_t *seg_pin;
-	uint8_t *seg_npin;
-	uint32_t *sock_pins;
-	uint8_t *sock_parked;
-	/* A new incarnation holds back its disclaims of SOCK buffers while
-	 * any SEG buffer is suspect: the old one's chains may still be read
-	 * downstream (domains/recover.h, bh_recover_hold). */
-	bool chain_hold;
-	uint64_t hold_settled; /* own.stats.settled at the last look: the
-				* table is scanned again only once it moves */
-	/* A segment whose pieces span two batches. */
-	struct bh_ip_rx rx;
-	unsigned rx_want;
-	struct tcpd_stats st;
-};
 
 static struct tsock *sock_of(struct tcpd *d, uint32_t sid)
 {
@@ -248,16 +158,18 @@ static void op_release(void *ctx, const struct bh_pkt *p)
 	if (pool == BH_POOL_SEG) {
 		bh_pool_free(&d->env->own, buf);
 	} else if (pool == BH_POOL_SOCK) {
-		if (d->sock_pins && buf < d->env->plan->pools.g[BH_POOL_SOCK].nbufs &&
-		    d->sock_pins[buf]) {
-			d->sock_parked[buf] = 1; /* goes home with its last segment */
-			d->st.chain_parked++;
-			return;
-		}
+		if (d->chains && bh_pins_park(&d->pins, buf))
+			return; /* goes home with its last segment (seg_home) */
 		give_back_sock(d, &x);
 	} else {
 		give_back_ip(d, pool, buf);
 	}
+}
+
+static void sock_back(void *ctx, uint32_t sock)
+{
+	struct bh_desc x = {.buf = sock, .pool = BH_POOL_SOCK};
+	give_back_sock(ctx, &x);
 }
 
 /* A SEG buffer is home (bh_pool_free, whatever brought it back): the
@@ -266,48 +178,18 @@ static void op_release(void *ctx, const struct bh_pkt *p)
 static void seg_home(void *ctx, uint32_t buf)
 {
 	struct tcpd *d = ctx;
-	uint8_t n = d->seg_npin[buf];
-	d->seg_npin[buf] = 0;
-	for (uint8_t i = 0; i < n; i++) {
-		uint32_t b = d->seg_pin[(size_t)buf * BH_CHAIN_MAX + i];
-		if (--d->sock_pins[b] == 0 && d->sock_parked[b]) {
-			d->sock_parked[b] = 0;
-			struct bh_desc x = {.buf = b, .pool = BH_POOL_SOCK};
-			give_back_sock(d, &x);
-		}
-	}
-}
-
-/* Records what the chain the library just wrote into SEG buffer `buf`
- * names; false (nothing pinned) if it is not what the library makes.
- * ip maps the SEG pool writable: the chain is read once, into our own
- * copy, and only the copy is checked and used. */
-static bool pin_chain(struct tcpd *d, uint32_t buf)
-{
-	const struct bh_pool_geom *g = &d->env->own.geom;
-	const struct bh_pool_geom *sg = &d->env->plan->pools.g[BH_POOL_SOCK];
-	struct bh_chain ch;
-	memcpy(&ch, bh_pool_buf(&d->env->own, buf) + bh_chain_at(g->buf_size), sizeof(ch));
-	if (!d->sock_pins || ch.magic != BH_CHAIN_MAGIC || ch.n == 0 || ch.n > BH_CHAIN_MAX)
-		return false;
-	for (uint32_t i = 0; i < ch.n; i++)
-		if (bh_handle_pool(ch.piece[i].handle) != BH_POOL_SOCK ||
-		    bh_handle_buf(ch.piece[i].handle) >= sg->nbufs)
-			return false;
-	for (uint32_t i = 0; i < ch.n; i++) {
-		uint32_t b = bh_handle_buf(ch.piece[i].handle);
-		d->seg_pin[(size_t)buf * BH_CHAIN_MAX + i] = b;
-		d->sock_pins[b]++;
-	}
-	d->seg_npin[buf] = (uint8_t)ch.n;
-	return true;
+	bh_pins_home(&d->pins, buf, sock_back, d);
 }
 
 static void op_output(void *ctx, const struct bh_pkt *seg, bh_ip4 dst)
 {
 	struct tcpd *d = ctx;
 	uint32_t buf = bh_handle_buf(seg->handle);
-	if (seg->chain && !pin_chain(d, buf)) {
+	const struct bh_pool_geom *g = &d->env->own.geom;
+	if (seg->chain &&
+	    (!d->chains || !bh_pins_record(&d->pins, buf,
+					   bh_pool_buf(&d->env->own, buf) + bh_chain_at(g->buf_size),
+					   BH_POOL_SOCK))) {
 		d->st.chain_bad++;
 		bh_pool_free(&d->env->own, buf);
 		return;
@@ -414,15 +296,12 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	}
 	d->vouch_ok = bh_plan_csum_offload(p);
 	if (bh_plan_send_chain(p)) {
-		uint32_t nseg = p->pools.g[BH_POOL_SEG].nbufs, nsock = p->pools.g[BH_POOL_SOCK].nbufs;
-		d->seg_pin = calloc((size_t)nseg * BH_CHAIN_MAX, sizeof(*d->seg_pin));
-		d->seg_npin = calloc(nseg, sizeof(*d->seg_npin));
-		d->sock_pins = calloc(nsock, sizeof(*d->sock_pins));
-		d->sock_parked = calloc(nsock, sizeof(*d->sock_parked));
-		if (!d->seg_pin || !d->seg_npin || !d->sock_pins || !d->sock_parked) {
+		if (bh_pins_init(&d->pins, p->pools.g[BH_POOL_SEG].nbufs,
+				 p->pools.g[BH_POOL_SOCK].nbufs)) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
+		d->chains = true;
 		env->own.on_free = seg_home;
 		env->own.on_free_ctx = d;
 		cfg.send_chain = true;
@@ -850,52 +729,6 @@ static uint64_t tcpd_deadline(void *self)
 	return d->next_tick_us * 1000u;
 }
 
-static void tcpd_publish(void *self, struct bh_stats_w *w)
-{
-	struct tcpd *d = self;
-	const struct bh_tcp_counters *c = bh_tcp_counters(d->tcp);
-	for (unsigned i = 0; bh_tcp_counter_name(i); i++)
-		bh_stats_add(w, "", bh_tcp_counter_name(i), bh_tcp_counter_value(c, i));
-#define TCPD_COUNTER_ADD(name) bh_stats_add(w, "", #name, d->st.name);
-	TCPD_COUNTERS(TCPD_COUNTER_ADD)
-#undef TCPD_COUNTER_ADD
-	bh_stats_add(w, "", "ctl_lost", d->cq.overflow);
-	bh_stats_add(w, "track.", "refused", d->tr.refused);
-	bh_stats_add(w, "", "held", bh_tcp_held(d->tcp));
-	for (uint32_t sid = 1; sid < d->nsocks; sid++) {
-		struct tsock *t = &d->s[sid];
-		struct bh_tcp_info info;
-		if (!t->used || t->gone || bh_tcp_info(d->tcp, t->conn, &info) != 0)
-			continue;
-		struct bh_stat_conn *sc = bh_stats_conn(w);
-		if (sc == NULL)
-			break;
-		sc->laddr = info.local;
-		sc->raddr = info.remote;
-		sc->lport = info.lport;
-		sc->rport = info.rport;
-		sc->state = (uint8_t)info.state;
-		sc->sid = sid;
-		sc->cwnd = info.cwnd;
-		sc->ssthresh = info.ssthresh;
-		sc->srtt_us = info.srtt_us;
-		sc->rto_us = info.rto_us;
-		sc->retransmits = info.retransmits;
-		sc->mss = info.mss;
-		sc->snd_queued = info.snd_queued;
-		sc->rcv_queued = info.rcv_queued;
-		sc->snd_wnd = info.snd_wnd;
-		sc->rcv_wnd = info.rcv_wnd;
-		sc->in_flight = bh_seq_span(info.snd_una, info.snd_nxt);
-		sc->ooo_queued = info.ooo_queued;
-		sc->rtx_armed = info.rtx_armed;
-		sc->with_sock = t->rx_out;
-		sc->wait_rx = t->pend_rx.n;
-		sc->wait_tx = t->pend_tx.n;
-		snprintf(sc->cc, sizeof(sc->cc), "%s", info.cc ? info.cc : "");
-	}
-}
-
 static void tcpd_fini(void *self)
 {
 	struct tcpd *d = self;
@@ -910,10 +743,7 @@ static void tcpd_fini(void *self)
 	bh_wl_fini(&d->blocked);
 	if (d->env)
 		d->env->own.on_free = NULL;
-	free(d->seg_pin);
-	free(d->seg_npin);
-	free(d->sock_pins);
-	free(d->sock_parked);
+	bh_pins_fini(&d->pins);
 }
 
 /* A neighbour was replaced. ip: nothing to forget (segments in flight
@@ -962,7 +792,7 @@ const struct bh_dom_vt bh_tcp_vt = {
     .init = tcpd_init,
     .poll = tcpd_poll,
     .deadline = tcpd_deadline,
-    .publish = tcpd_publish,
+    .publish = bh_tcpd_publish,
     .fini = tcpd_fini,
     .peer_reset = tcpd_peer_reset,
     .lazy_give_backs = tcpd_lazy_give_backs,

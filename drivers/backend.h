@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ip/ip_wire.h"
 #include "ipc/ntfn.h"
@@ -99,6 +100,19 @@ struct bh_txv {
 	uint16_t gso;
 };
 #define BH_TXV_MAX_FRAGS 16u
+
+/* Copies f's pieces, in order, into dst, at most len bytes (len without
+ * flags); returns the bytes copied. */
+static inline uint32_t bh_txv_gather(uint8_t *dst, const struct bh_txv *f, uint32_t len)
+{
+	uint32_t at = 0;
+	for (uint32_t i = 0; i < f->nfrag && at < len; i++) {
+		uint32_t m = f->frag[i].len < len - at ? f->frag[i].len : len - at;
+		memcpy(dst + at, f->frag[i].p, m);
+		at += m;
+	}
+	return at;
+}
 
 struct bh_backend_ops {
 	/* Up to n received frames, copied into bufs[i] (cap bytes each);

@@ -271,11 +271,7 @@ static int wire_txv(struct bh_backend *b, const struct bh_txv *frames, unsigned 
 		memcpy(slot, &word, sizeof(word));
 		/* The copy to the device: the pieces gathered (the caller's
 		 * lengths add up to len). */
-		for (uint32_t i = 0, at = 0; len && i < f->nfrag; i++) {
-			uint32_t m = f->frag[i].len < len - at ? f->frag[i].len : len - at;
-			memcpy(slot + 4 + at, f->frag[i].p, m);
-			at += m;
-		}
+		bh_txv_gather(slot + 4, f, len);
 		/* Partial, to an end that verifies: completed in our copy. */
 		if (len && (f->len & BH_BK_CSUM_VALID) && !w->peer_csum) {
 			bh_frame_csum_complete(slot + 4, len);

@@ -90,15 +90,18 @@ static uint16_t window_field(struct bh_tcp *tcp, struct tconn *c, bool syn)
 	return (uint16_t)w;
 }
 
-/* Copies [seq, seq + len) of the send queue to dst. The walk starts at
- * the buffer the last copy ended in (c->snd_cur) when that is not past
- * seq, so sending a window costs one pass, not one per segment. With
- * `sum`, it also adds the bytes' checksum to *sum in the same pass, each
- * piece at its offset from dst. */
-static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len, uint8_t *dst,
-		   uint32_t *sum)
+/* Takes [seq, seq + len) of the send queue for a segment: copied to
+ * dst, or, with `ch`, named in it instead (a send chain, ip/ip.h), which
+ * fails (false, the caller copies) when it takes more than BH_CHAIN_MAX
+ * buffers. With `sum`, adds the bytes' checksum to *sum in the same pass,
+ * each piece at its offset from the payload's start (fused with the
+ * copy, or a read pass for a chain). The walk starts at the buffer the
+ * last one ended in (c->snd_cur) when that is not past seq, so sending a
+ * window costs one pass, not one per segment. */
+static bool take_payload(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len,
+			 uint8_t *dst, struct bh_chain *ch, uint32_t *sum)
 {
-	uint32_t at = 0;
+	uint32_t at = 0, n = 0, total = 0;
 	uint32_t i = c->sndq.head;
 	if (c->snd_cur != NONE && bh_seq_leq(tcp->seg[c->snd_cur].seq, seq))
 		i = c->snd_cur;
@@ -109,63 +112,42 @@ static void gather(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len
 		if (bh_seq_leq(end, seq))
 			continue;
 		uint32_t from = bh_seq_span(s->seq, seq);
-		uint32_t n = s->len - from < len ? s->len - from : len;
-		if (sum)
-			*sum = bh_csum_add_at(
-			    *sum, bh_csum_copy(dst, bh_pkt_data(&s->pkt) + from, n, 0), at & 1);
-		else
-			memcpy(dst, bh_pkt_data(&s->pkt) + from, n);
-		at += n;
-		dst += n;
-		len -= n;
-		seq = bh_seq_add(seq, n);
-	}
-}
-
-/* Names [seq, seq + len) of the send queue in `ch` instead of copying
- * it (a send chain, ip/ip.h): false when it takes more than
- * BH_CHAIN_MAX buffers (the caller copies instead). With `sum`, adds the
- * bytes' checksum to *sum, each piece at its offset from the payload's
- * start: one read pass, no copy. Starts where gather would. */
-static bool chain_of(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len,
-		     struct bh_chain *ch, uint32_t *sum)
-{
-	uint32_t at = 0, n = 0, s_sum = 0;
-	uint32_t i = c->sndq.head;
-	if (c->snd_cur != NONE && bh_seq_leq(tcp->seg[c->snd_cur].seq, seq))
-		i = c->snd_cur;
-	for (; i != NONE && len; i = tcp->seg[i].next) {
-		const struct tseg *s = &tcp->seg[i];
-		c->snd_cur = i; /* as gather: the next segment starts here */
-		bh_seq end = bh_seq_add(s->seq, s->len);
-		if (bh_seq_leq(end, seq))
-			continue;
-		if (n == BH_CHAIN_MAX)
-			return false;
-		uint32_t from = bh_seq_span(s->seq, seq);
 		uint32_t k = s->len - from < len ? s->len - from : len;
-		ch->piece[n++] = (struct bh_chain_piece){
-		    .handle = s->pkt.handle, .off = s->pkt.off + from, .len = k};
+		const uint8_t *src = bh_pkt_data(&s->pkt) + from;
+		uint32_t piece = 0;
+		if (ch) {
+			if (n == BH_CHAIN_MAX)
+				return false;
+			ch->piece[n++] = (struct bh_chain_piece){
+			    .handle = s->pkt.handle, .off = s->pkt.off + from, .len = k};
+			if (sum)
+				piece = bh_csum_partial(src, k, 0);
+		} else if (sum) {
+			piece = bh_csum_copy(dst + at, src, k, 0);
+		} else {
+			memcpy(dst + at, src, k);
+		}
 		if (sum)
-			s_sum = bh_csum_add_at(s_sum, bh_csum_partial(bh_pkt_data(&s->pkt) + from, k, 0),
-					       at & 1);
+			total = bh_csum_add_at(total, piece, at & 1);
 		at += k;
 		len -= k;
 		seq = bh_seq_add(seq, k);
 	}
-	if (len)
-		return false; /* the queue ends first: not for a chain */
-	ch->magic = BH_CHAIN_MAGIC;
-	ch->n = n;
-	ch->payload = at;
-	ch->reserved = 0;
+	if (ch) {
+		if (len)
+			return false; /* the queue ends first: not for a chain */
+		ch->magic = BH_CHAIN_MAGIC;
+		ch->n = n;
+		ch->payload = at;
+		ch->reserved = 0;
+	}
 	if (sum)
-		*sum = s_sum;
+		*sum = bh_csum_add_at(*sum, total, false);
 	return true;
 }
 
 /* The checksum over the pseudo-header and the segment at p's off (its
- * first hlen bytes summed here, the payload's sum taken by gather), or
+ * first hlen bytes summed here, the payload's sum taken by take_payload), or
  * only the pseudo-header's part where the device completes it. The
  * header's length is a multiple of 4, so the payload starts even. */
 static void fill_checksum(const struct bh_tcp *tcp, bh_ip4 raddr, struct bh_pkt *p,
@@ -246,12 +228,13 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	/* A chain lives in the buffer's last bytes, behind the header. */
 	if (len && tcp->cfg.send_chain && p.size >= sizeof(struct bh_chain) &&
 	    p.off + hlen <= bh_chain_at(p.size) &&
-	    chain_of(tcp, c, from, len, (struct bh_chain *)(p.base + bh_chain_at(p.size)), sum)) {
+	    take_payload(tcp, c, from, len, NULL, (struct bh_chain *)(p.base + bh_chain_at(p.size)),
+			 sum)) {
 		p.chain = true;
 		tcp->ctr.chain_bytes += len;
 		tcp->ctr.chain_segs++;
 	} else if (len) {
-		gather(tcp, c, from, len, h + hlen, sum);
+		take_payload(tcp, c, from, len, h + hlen, NULL, sum);
 		tcp->ctr.copy_bytes += len;
 	}
 	p.len = hlen + len;
