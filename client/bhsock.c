@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -32,6 +33,12 @@
 struct lsock {
 	bool open, nonblock, udp, err_taken;
 	uint32_t rx_tail, tx_head; /* our indices */
+	uint64_t rcvtimeo, sndtimeo; /* ns, 0: none (SO_RCVTIMEO, SO_SNDTIMEO) */
+	/* options as set, for getsockopt */
+	bool reuseaddr, reuseport, broadcast;
+	uint8_t opt_set;  /* bit i: opt[i] (enum bh_app_opt) was set */
+	uint32_t opt[5];
+	struct linger linger;
 };
 
 static struct {
@@ -47,6 +54,12 @@ static struct {
 	uint32_t spin; /* bh_ntfn_spin_budget(WAIT_SPIN), at attach */
 	bool server_gone; /* the socket server closed our control socket (atomic:
 			   * any thread may find it out, every thread reads it) */
+	/* Kernel waits (bh_use_kernel_waits): each waiter word has an
+	 * eventfd the server writes, and waits sleep in ppoll on it. */
+	bool kernel_waits;
+	bool (*restart)(void);
+	int (*hide_fd)(int);
+	int wake_fd[BH_APP_WAITERS]; /* descriptor + 1; 0: none yet */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* Whether the socket server went away (it died, and a replacement knows
@@ -162,6 +175,11 @@ void bh_detach(void)
 	if (g.fd >= 0)
 		close(g.fd);
 	g.fd = -1;
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
+		if (g.wake_fd[i] > 0)
+			close(g.wake_fd[i] - 1);
+		g.wake_fd[i] = 0;
+	}
 	bh_region_close(&g.region);
 	bh_region_close(&g.bell_region);
 	free(g.ls);
@@ -232,6 +250,13 @@ int bh_attach(const char *name)
 	g.ntfn = (struct bh_ntfn *)((char *)g.region.base + m->ntfn_off);
 	g.bell = bh_region_at(&g.bell_region, 64, sizeof(struct bh_ntfn));
 	g.ls = calloc(m->nslots, sizeof(*g.ls));
+	/* The mappings stay; the descriptors need not. */
+	close(g.region.fd);
+	g.region.fd = -1;
+	close(g.bell_region.fd);
+	g.bell_region.fd = -1;
+	if (g.hide_fd)
+		fd = g.hide_fd(fd);
 	g.fd = fd;
 	g.spin = bh_ntfn_spin_budget(WAIT_SPIN);
 	return 0;
@@ -274,9 +299,146 @@ static uint32_t state(int s)
 	return bh_load_acquire32(&g.slots[s].state);
 }
 
+/* This thread's waiter eventfd, made and handed to the server on first
+ * use (app_abi.h); -errno when it cannot be. g.wake_fd holds fd + 1 (0:
+ * none yet), so the zeroed table needs no set-up. */
+static int wake_fd_of(unsigned w)
+{
+	int f = __atomic_load_n(&g.wake_fd[w], __ATOMIC_ACQUIRE);
+	if (f > 0)
+		return f - 1;
+	pthread_mutex_lock(&g.lock);
+	int r = g.wake_fd[w] - 1;
+	if (r < 0) {
+		int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		r = e < 0 ? -errno : e;
+		if (e >= 0 && g.hide_fd)
+			r = e = g.hide_fd(e);
+		if (e >= 0 && g.fd >= 0) {
+			struct bh_rpc_req rq = {.op = BH_RPC_WAKEFD, .a = w};
+			struct bh_rpc_rep rp;
+			char ctl[CMSG_SPACE(sizeof(int))];
+			memset(ctl, 0, sizeof(ctl));
+			struct iovec iov = {.iov_base = &rq, .iov_len = sizeof(rq)};
+			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+					    .msg_controllen = sizeof(ctl)};
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &e, sizeof(int));
+			int x = -ECONNRESET;
+			if (sendmsg(g.fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rq))
+				while ((x = (int)recv(g.fd, &rp, sizeof(rp), 0)) < 0 && errno == EINTR)
+					;
+			if (x != (int)sizeof(rp) || rp.ret != 0) {
+				close(e);
+				r = x == (int)sizeof(rp) ? rp.ret : -ECONNRESET;
+			}
+		} else if (e >= 0) {
+			close(e);
+			r = -ENOTCONN;
+		}
+		if (r >= 0)
+			__atomic_store_n(&g.wake_fd[w], r + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&g.lock);
+	return r;
+}
+
+int bh_wake_fd(void)
+{
+	int r = wake_fd_of(waiter());
+	return r < 0 ? fail(-r) : r;
+}
+
+bool bh_sleep_prepare(void)
+{
+	struct bh_ntfn *n = &g.ntfn[waiter()];
+	return bh_cmpxchg32(&n->word, 0, BH_NTFN_SLEEPING) == 0;
+}
+
+void bh_sleep_done(void)
+{
+	unsigned w = waiter();
+	int f = __atomic_load_n(&g.wake_fd[w], __ATOMIC_ACQUIRE) - 1;
+	uint64_t v;
+	if (f >= 0 && read(f, &v, sizeof(v)) < 0)
+		v = 0; /* nothing written: EAGAIN */
+	bh_xchg32(&g.ntfn[w].word, 0);
+}
+
+void bh_after_fork_child(void)
+{
+	/* This process's copies only: the parent's connection, region and
+	 * eventfds stay as they are. The forking thread is the only one. */
+	if (g.fd >= 0)
+		close(g.fd);
+	g.fd = -1;
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
+		if (g.wake_fd[i] > 0)
+			close(g.wake_fd[i] - 1);
+		g.wake_fd[i] = 0;
+	}
+	bh_region_unmap(&g.region);
+	bh_region_unmap(&g.bell_region);
+	memset(&g.region, 0, sizeof(g.region));
+	memset(&g.bell_region, 0, sizeof(g.bell_region));
+	g.region.fd = g.bell_region.fd = -1;
+	free(g.ls);
+	g.ls = NULL;
+	g.slots = NULL;
+	__atomic_store_n(&g.server_gone, false, __ATOMIC_RELAXED);
+	pthread_mutex_init(&g.lock, NULL);
+	waiters_used = 0;
+	my_waiter = -1;
+}
+
+void bh_use_kernel_waits(bool (*restart)(void), int (*hide_fd)(int))
+{
+	g.restart = restart;
+	g.hide_fd = hide_fd;
+	g.kernel_waits = true;
+}
+
+/* One sleep of this thread until the server signals its word, the slice
+ * passes (< 0: kernel waits only, no limit), or (kernel waits) a signal
+ * comes or the server hangs up: returns the badges (0: none), or -EINTR
+ * for a signal the caller must not restart after. */
+static int64_t sleep_slice(int64_t slice)
+{
+	unsigned w = waiter();
+	if (!g.kernel_waits)
+		return bh_ntfn_wait(&g.ntfn[w], g.spin, slice, NULL);
+	uint32_t b = bh_ntfn_poll(&g.ntfn[w]);
+	for (uint32_t i = 0; b == 0 && i < g.spin; i++) {
+		bh_cpu_relax();
+		b = bh_ntfn_poll(&g.ntfn[w]);
+	}
+	if (b)
+		return b;
+	int f = wake_fd_of(w);
+	if (f < 0) /* no eventfd: the futex, as without kernel waits */
+		return bh_ntfn_wait(&g.ntfn[w], 0, slice, NULL);
+	if (!bh_sleep_prepare())
+		return bh_ntfn_poll(&g.ntfn[w]);
+	/* The control socket too: it hangs up when the server goes. */
+	struct pollfd p[2] = {{.fd = f, .events = POLLIN}, {.fd = g.fd, .events = POLLRDHUP}};
+	struct timespec ts = {.tv_sec = slice / 1000000000, .tv_nsec = slice % 1000000000};
+	int r = ppoll(p, 2, slice < 0 ? NULL : &ts, NULL);
+	int e = errno;
+	bh_sleep_done();
+	if (r < 0 && e == EINTR && !(g.restart && g.restart()))
+		return -EINTR;
+	if (r > 0 && p[1].revents)
+		return server_gone() ? 0 : 1;
+	return r > 0;
+}
+
 /* Sleeps until cond(s) or the deadline (ns, 0: none), on the side of
  * the slot cond is about (tx: room to send or a connection completing;
- * else data or a connection to accept). Returns 0 or -ETIMEDOUT. */
+ * else data or a connection to accept). Returns 0, -ETIMEDOUT,
+ * -ECONNRESET (the server is gone) or -EINTR (kernel waits: a signal). */
 static int wait_for(int s, bool (*cond)(int), bool tx, uint64_t deadline)
 {
 	uint64_t *want = tx ? &g.slots[s].want_tx : &g.slots[s].want_rx;
@@ -291,21 +453,30 @@ static int wait_for(int s, bool (*cond)(int), bool tx, uint64_t deadline)
 			bh_and64(want, ~bit);
 			return 0;
 		}
-		int64_t slice = WAIT_SLICE_NS;
+		/* Kernel waits see the server hang up: no slices. */
+		int64_t slice = g.kernel_waits ? -1 : WAIT_SLICE_NS;
 		if (deadline) {
 			uint64_t now = bh_now_ns();
 			if (now >= deadline) {
 				bh_and64(want, ~bit);
 				return -ETIMEDOUT;
 			}
-			if ((int64_t)(deadline - now) < slice)
+			if (slice < 0 || (int64_t)(deadline - now) < slice)
 				slice = (int64_t)(deadline - now);
 		}
-		uint32_t woke = bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL);
+		int64_t woke = sleep_slice(slice);
 		bh_and64(want, ~bit);
+		if (woke < 0)
+			return (int)woke;
 		if (g.fd < 0 || (!woke && server_gone()))
 			return -ECONNRESET;
 	}
+}
+
+/* The deadline of a wait on a socket with SO_RCVTIMEO or SO_SNDTIMEO. */
+static uint64_t deadline_of(uint64_t timeo)
+{
+	return timeo ? bh_now_ns() + timeo : 0;
 }
 
 static int sock_error(int s)
@@ -466,7 +637,8 @@ int bh_accept(int s, struct sockaddr *a, socklen_t *len)
 	for (;;) {
 		struct bh_rpc_req rq = {.op = BH_RPC_ACCEPT, .slot = (uint32_t)s};
 		struct bh_rpc_rep rp;
-		struct lsock ls = {.open = true};
+		struct lsock ls = {.open = true, .opt_set = l->opt_set, .linger = l->linger};
+		memcpy(ls.opt, l->opt, sizeof(ls.opt));
 		int r = call_slot(&rq, &rp, 0, &ls);
 		if (r >= 0) {
 			from_sin(a, len, rp.raddr, rp.rport);
@@ -474,7 +646,9 @@ int bh_accept(int s, struct sockaddr *a, socklen_t *len)
 		}
 		if (r != -EAGAIN || l->nonblock)
 			return fail(-r);
-		wait_for(s, accept_ready, false, 0);
+		int w = wait_for(s, accept_ready, false, deadline_of(l->rcvtimeo));
+		if (w)
+			return fail(w == -ETIMEDOUT ? EAGAIN : -w);
 		int e = sock_error(s);
 		if (e)
 			return fail(e);
@@ -500,6 +674,7 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 {
 	struct bh_app_slot *sl = &g.slots[s];
 	size_t sent = 0;
+	uint64_t deadline = deadline_of(l->sndtimeo);
 	while (sent < n) {
 		uint32_t st = state(s);
 		int e = sock_error(s);
@@ -513,8 +688,9 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 		if (space == 0) {
 			if (nb)
 				return sent ? (ssize_t)sent : fail(EAGAIN);
-			if (wait_for(s, tx_ready, true, 0) == -ECONNRESET)
-				return sent ? (ssize_t)sent : fail(ECONNRESET);
+			int w = wait_for(s, tx_ready, true, deadline);
+			if (w)
+				return sent ? (ssize_t)sent : fail(w == -ETIMEDOUT ? EAGAIN : -w);
 			continue;
 		}
 		uint32_t k = n - sent < space ? (uint32_t)(n - sent) : space;
@@ -535,10 +711,13 @@ static ssize_t send_dgram(int s, struct lsock *l, const uint8_t *buf, size_t n, 
 	uint32_t need = bh_dgram_space((uint32_t)n);
 	if (addr == 0 && !(state(s) & BH_SS_CONNECTED))
 		return fail(EDESTADDRREQ);
+	uint64_t deadline = deadline_of(l->sndtimeo);
 	while (tx_space(s) < need) {
 		if (nb)
 			return fail(EAGAIN);
-		wait_for(s, tx_ready, true, 0);
+		int w = wait_for(s, tx_ready, true, deadline);
+		if (w)
+			return fail(w == -ETIMEDOUT ? EAGAIN : -w);
 		int e = sock_error(s);
 		if (e)
 			return fail(e);
@@ -582,14 +761,17 @@ ssize_t bh_send(int s, const void *buf, size_t n, int flags)
 	return bh_sendto(s, buf, n, flags, NULL, 0);
 }
 
-ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from,
-		    socklen_t *fromlen)
+/* One receive; *truncated (datagrams): the datagram's whole length. */
+static ssize_t recv1(int s, void *buf, size_t n, int flags, struct sockaddr *from,
+		     socklen_t *fromlen, uint32_t *truncated)
 {
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return fail(EBADF);
 	bool nb = l->nonblock || (flags & MSG_DONTWAIT);
+	bool peek = (flags & MSG_PEEK) != 0;
 	struct bh_app_slot *sl = &g.slots[s];
+	uint64_t deadline = deadline_of(l->rcvtimeo);
 	for (;;) {
 		/* The state before the head: the server stores the head, then
 		 * the state, so an end or error seen here comes with every
@@ -612,8 +794,9 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 				return fail(ENOTCONN);
 			if (nb)
 				return fail(EAGAIN);
-			if (wait_for(s, rx_ready, false, 0) == -ECONNRESET)
-				return fail(ECONNRESET);
+			int w = wait_for(s, rx_ready, false, deadline);
+			if (w)
+				return fail(w == -ETIMEDOUT ? EAGAIN : -w);
 			continue;
 		}
 		size_t k;
@@ -629,13 +812,19 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 			bh_ring_get(buf, rx_ring(s), g.meta.ring, l->rx_tail + (uint32_t)sizeof(h),
 				    (uint32_t)k);
 			from_sin(from, fromlen, h.addr, h.port);
+			if (truncated)
+				*truncated = h.len;
+			if (peek)
+				return (ssize_t)k;
 			l->rx_tail += need;
 		} else {
 			k = avail < n ? avail : n;
 			bh_ring_get(buf, rx_ring(s), g.meta.ring, l->rx_tail, (uint32_t)k);
-			l->rx_tail += (uint32_t)k;
 			if (from)
 				from_sin(from, fromlen, sl->raddr, sl->rport);
+			if (peek)
+				return (ssize_t)k;
+			l->rx_tail += (uint32_t)k;
 		}
 		bh_store_release32(&sl->rx_tail, l->rx_tail);
 		bh_full_barrier(); /* rx_tail before reading RX_WANTS (the server: the reverse) */
@@ -643,6 +832,34 @@ ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from
 			kick(s);
 		return (ssize_t)k;
 	}
+}
+
+ssize_t bh_recvfrom(int s, void *buf, size_t n, int flags, struct sockaddr *from,
+		    socklen_t *fromlen)
+{
+	return bh_recvmsg1(s, buf, n, flags, from, fromlen, NULL);
+}
+
+ssize_t bh_recvmsg1(int s, void *buf, size_t n, int flags, struct sockaddr *from,
+		    socklen_t *fromlen, uint32_t *dgram_len)
+{
+	if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || n == 0)
+		return recv1(s, buf, n, flags, from, fromlen, dgram_len);
+	struct lsock *l = ls_of(s);
+	if (l == NULL || l->udp)
+		return recv1(s, buf, n, flags, from, fromlen, dgram_len);
+	/* MSG_WAITALL on a stream: until n bytes, the end, an error or a
+	 * signal, as Linux (what came first is returned). */
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = recv1(s, (uint8_t *)buf + got, n - got, flags, from, fromlen, NULL);
+		if (k < 0)
+			return got ? (ssize_t)got : -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
 }
 
 ssize_t bh_recv(int s, void *buf, size_t n, int flags)
@@ -673,35 +890,88 @@ int bh_close(int s)
 	return r < 0 ? fail(-r) : 0;
 }
 
+static int timeo_set(uint64_t *to, const void *val, socklen_t len)
+{
+	struct timeval tv;
+	if (len < sizeof(tv))
+		return fail(EINVAL);
+	memcpy(&tv, val, sizeof(tv));
+	if (tv.tv_usec < 0 || tv.tv_usec >= 1000000)
+		return fail(EDOM);
+	*to = tv.tv_sec < 0 ? 0 : (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+	return 0;
+}
+
+/* The server's option for (level, opt), or -1. */
+static int server_opt(int level, int opt)
+{
+	if (level == SOL_SOCKET && opt == SO_KEEPALIVE)
+		return BH_OPT_KEEPALIVE;
+	if (level == IPPROTO_TCP && opt == TCP_NODELAY)
+		return BH_OPT_NODELAY;
+	if (level == IPPROTO_TCP && opt == TCP_KEEPIDLE)
+		return BH_OPT_KEEPIDLE;
+	if (level == IPPROTO_TCP && opt == TCP_KEEPINTVL)
+		return BH_OPT_KEEPINTVL;
+	if (level == IPPROTO_TCP && opt == TCP_KEEPCNT)
+		return BH_OPT_KEEPCNT;
+	return -1;
+}
+
 int bh_setsockopt(int s, int level, int opt, const void *val, socklen_t len)
 {
-	if (ls_of(s) == NULL)
+	struct lsock *l = ls_of(s);
+	if (l == NULL)
 		return fail(EBADF);
-	if (val == NULL || len < sizeof(int))
+	if (val == NULL)
+		return fail(EFAULT);
+	if (level == SOL_SOCKET && (opt == SO_RCVTIMEO || opt == SO_SNDTIMEO))
+		return timeo_set(opt == SO_RCVTIMEO ? &l->rcvtimeo : &l->sndtimeo, val, len);
+	if (level == SOL_SOCKET && opt == SO_LINGER) {
+		struct linger lg;
+		if (len < sizeof(lg))
+			return fail(EINVAL);
+		memcpy(&lg, val, sizeof(lg));
+		l->linger = lg;
+		return 0;
+	}
+	if (len < sizeof(int))
 		return fail(EINVAL);
 	int v;
 	memcpy(&v, val, sizeof(v));
-	uint32_t bo;
-	if (level == SOL_SOCKET && (opt == SO_REUSEADDR || opt == SO_RCVBUF || opt == SO_SNDBUF))
+	int bo = server_opt(level, opt);
+	if (bo < 0) {
+		/* Kept here: what getsockopt reads back; documented as having
+		 * no effect where they have none (preload/README.md). */
+		if (level == SOL_SOCKET && opt == SO_REUSEADDR)
+			l->reuseaddr = v != 0;
+		else if (level == SOL_SOCKET && opt == SO_REUSEPORT)
+			l->reuseport = v != 0;
+		else if (level == SOL_SOCKET && opt == SO_BROADCAST && l->udp)
+			l->broadcast = v != 0;
+		else if (level == SOL_SOCKET && (opt == SO_RCVBUF || opt == SO_SNDBUF))
+			; /* the rings' sizes are the instance's */
+		else if (level == IPPROTO_TCP && opt == TCP_QUICKACK && !l->udp)
+			;
+		else
+			return fail(ENOPROTOOPT);
 		return 0;
-	if (level == SOL_SOCKET && opt == SO_KEEPALIVE)
-		bo = BH_OPT_KEEPALIVE;
-	else if (level == IPPROTO_TCP && opt == TCP_NODELAY)
-		bo = BH_OPT_NODELAY;
-	else if (level == IPPROTO_TCP && opt == TCP_KEEPIDLE)
-		bo = BH_OPT_KEEPIDLE;
-	else if (level == IPPROTO_TCP && opt == TCP_KEEPINTVL)
-		bo = BH_OPT_KEEPINTVL;
-	else if (level == IPPROTO_TCP && opt == TCP_KEEPCNT)
-		bo = BH_OPT_KEEPCNT;
-	else
+	}
+	if (l->udp)
 		return fail(ENOPROTOOPT);
 	if (v < 0)
 		return fail(EINVAL);
-	struct bh_rpc_req rq = {.op = BH_RPC_SETOPT, .slot = (uint32_t)s, .a = bo, .b = (uint32_t)v};
+	if (bo == BH_OPT_NODELAY || bo == BH_OPT_KEEPALIVE)
+		v = v != 0;
+	struct bh_rpc_req rq = {.op = BH_RPC_SETOPT, .slot = (uint32_t)s, .a = (uint32_t)bo,
+				.b = (uint32_t)v};
 	struct bh_rpc_rep rp;
 	int r = call(&rq, &rp);
-	return r < 0 ? fail(-r) : 0;
+	if (r < 0)
+		return fail(-r);
+	l->opt[bo] = (uint32_t)v;
+	l->opt_set |= 1u << bo;
+	return 0;
 }
 
 int bh_getsockopt(int s, int level, int opt, void *val, socklen_t *len)
@@ -709,21 +979,59 @@ int bh_getsockopt(int s, int level, int opt, void *val, socklen_t *len)
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return fail(EBADF);
-	if (val == NULL || len == NULL || *len < sizeof(int))
-		return fail(EINVAL);
+	if (val == NULL || len == NULL)
+		return fail(EFAULT);
+	if (level == SOL_SOCKET && (opt == SO_RCVTIMEO || opt == SO_SNDTIMEO)) {
+		uint64_t ns = opt == SO_RCVTIMEO ? l->rcvtimeo : l->sndtimeo;
+		struct timeval tv = {.tv_sec = (time_t)(ns / 1000000000u),
+				     .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u)};
+		socklen_t n = *len < sizeof(tv) ? *len : (socklen_t)sizeof(tv);
+		memcpy(val, &tv, n);
+		*len = n;
+		return 0;
+	}
+	if (level == SOL_SOCKET && opt == SO_LINGER) {
+		socklen_t n = *len < sizeof(l->linger) ? *len : (socklen_t)sizeof(l->linger);
+		memcpy(val, &l->linger, n);
+		*len = n;
+		return 0;
+	}
+	/* Linux's defaults for what was never set (tcp(7), socket(7)). */
+	static const uint32_t dflt[5] = {[BH_OPT_KEEPIDLE] = 7200, [BH_OPT_KEEPINTVL] = 75,
+					 [BH_OPT_KEEPCNT] = 9};
 	int v;
-	if (level == SOL_SOCKET && opt == SO_ERROR) {
+	int bo = server_opt(level, opt);
+	if (bo >= 0 && !l->udp) {
+		v = (int)((l->opt_set & (1u << bo)) ? l->opt[bo] : dflt[bo]);
+	} else if (level == SOL_SOCKET && opt == SO_ERROR) {
 		v = l->err_taken ? 0 : sock_error(s);
 		if (v == EPIPE)
 			v = 0;
 		l->err_taken = v != 0;
 	} else if (level == SOL_SOCKET && opt == SO_TYPE) {
 		v = l->udp ? SOCK_DGRAM : SOCK_STREAM;
+	} else if (level == SOL_SOCKET && opt == SO_DOMAIN) {
+		v = AF_INET;
+	} else if (level == SOL_SOCKET && opt == SO_PROTOCOL) {
+		v = l->udp ? IPPROTO_UDP : IPPROTO_TCP;
+	} else if (level == SOL_SOCKET && opt == SO_ACCEPTCONN) {
+		v = (state(s) & BH_SS_LISTENING) != 0;
+	} else if (level == SOL_SOCKET && opt == SO_REUSEADDR) {
+		v = l->reuseaddr;
+	} else if (level == SOL_SOCKET && opt == SO_REUSEPORT) {
+		v = l->reuseport;
+	} else if (level == SOL_SOCKET && opt == SO_BROADCAST && l->udp) {
+		v = l->broadcast;
+	} else if (level == SOL_SOCKET && (opt == SO_RCVBUF || opt == SO_SNDBUF)) {
+		v = (int)g.meta.ring;
+	} else if (level == IPPROTO_TCP && opt == TCP_MAXSEG && !l->udp) {
+		v = 1460; /* tcp's default MSS (tcp/tcp.h) */
 	} else {
 		return fail(ENOPROTOOPT);
 	}
-	memcpy(val, &v, sizeof(v));
-	*len = sizeof(v);
+	socklen_t n = *len < sizeof(v) ? *len : (socklen_t)sizeof(v);
+	memcpy(val, &v, n);
+	*len = n;
 	return 0;
 }
 
@@ -752,24 +1060,110 @@ int bh_getpeername(int s, struct sockaddr *a, socklen_t *len)
 	return getname(s, a, len, true);
 }
 
+/* Readiness as Linux's tcp_poll and udp_poll report it: a socket that
+ * failed or is gone is readable and writable (the call returns at
+ * once, with the end or the error); after shutdown(SHUT_WR) it is
+ * writable (EPIPE at once); a TCP socket neither connected, connecting
+ * nor listening is POLLOUT | POLLHUP. */
 static short revents_of(int s, short events)
 {
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return POLLNVAL;
+	if (__atomic_load_n(&g.server_gone, __ATOMIC_RELAXED))
+		return (short)((events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
 	uint32_t st = state(s);
+	bool dead = (st & (BH_SS_ERROR | BH_SS_HUP)) != 0;
+	bool idle = !l->udp && !(st & (BH_SS_CONNECTED | BH_SS_CONNECTING | BH_SS_LISTENING));
 	short r = 0;
-	if ((events & POLLIN) &&
+	if ((events & (POLLIN | POLLRDNORM)) &&
 	    (rx_ready(s) || ((st & BH_SS_LISTENING) && g.slots[s].accq > 0)))
-		r |= POLLIN;
-	if ((events & POLLOUT) && (l->udp || (st & BH_SS_CONNECTED)) && tx_space(s) > 0 &&
-	    !(st & BH_SS_TX_SHUT))
-		r |= POLLOUT;
+		r |= (short)(events & (POLLIN | POLLRDNORM));
+	if ((events & POLLRDHUP) && (st & BH_SS_RX_EOF))
+		r |= POLLRDHUP;
+	if ((events & (POLLOUT | POLLWRNORM)) &&
+	    (dead || idle || (st & BH_SS_TX_SHUT) ||
+	     ((l->udp || (st & BH_SS_CONNECTED)) && tx_space(s) > 0)))
+		r |= (short)(events & (POLLOUT | POLLWRNORM));
 	if (st & BH_SS_ERROR)
 		r |= POLLERR;
-	if (st & BH_SS_HUP)
+	if ((st & BH_SS_HUP) || idle)
 		r |= POLLHUP;
 	return r;
+}
+
+short bh_revents(int s, short events)
+{
+	return revents_of(s, events);
+}
+
+uint32_t bh_changes(int s)
+{
+	return ls_of(s) ? bh_load_acquire32(&g.slots[s].seq) : 0;
+}
+
+int bh_rx_avail(int s)
+{
+	struct lsock *l = ls_of(s);
+	if (l == NULL)
+		return fail(EBADF);
+	uint32_t avail = bh_load_acquire32(&g.slots[s].rx_head) - l->rx_tail;
+	if (avail > g.meta.ring)
+		return fail(EPROTO);
+	if (l->udp && avail >= sizeof(struct bh_dgram_hdr)) {
+		struct bh_dgram_hdr h;
+		bh_ring_get(&h, rx_ring(s), g.meta.ring, l->rx_tail, sizeof(h));
+		return h.len > g.meta.dgram_max ? 0 : (int)h.len;
+	}
+	return l->udp ? 0 : (int)avail;
+}
+
+bool bh_nonblock(int s)
+{
+	struct lsock *l = ls_of(s);
+	return l && l->nonblock;
+}
+
+int bh_info(struct bh_info *i)
+{
+	if (g.fd < 0)
+		return fail(ENOTCONN);
+	i->addr = g.meta.addr;
+	i->gw = g.meta.gw;
+	i->prefix = g.meta.prefix;
+	i->nslots = g.meta.nslots;
+	return 0;
+}
+
+bool bh_server_lost(void)
+{
+	return server_gone();
+}
+
+int bh_internal_fds(int *out, int max)
+{
+	int n = 0;
+	int f = __atomic_load_n(&g.fd, __ATOMIC_RELAXED);
+	if (f >= 0 && n < max)
+		out[n++] = f;
+	for (unsigned i = 0; i < BH_APP_WAITERS && n < max; i++) {
+		f = __atomic_load_n(&g.wake_fd[i], __ATOMIC_RELAXED);
+		if (f > 0)
+			out[n++] = f - 1;
+	}
+	return n;
+}
+
+bool bh_internal_fd(int fd)
+{
+	if (fd < 0)
+		return false;
+	if (fd == __atomic_load_n(&g.fd, __ATOMIC_RELAXED))
+		return true;
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++)
+		if (__atomic_load_n(&g.wake_fd[i], __ATOMIC_RELAXED) == fd + 1)
+			return true;
+	return false;
 }
 
 /* Sets (or clears) this thread's bit on the sides of a slot a poll
@@ -777,12 +1171,17 @@ static short revents_of(int s, short events)
  * signals both. */
 static void want_poll(const struct pollfd *p, bool on)
 {
-	if (ls_of(p->fd) == NULL)
+	bh_want(p->fd, p->events, on);
+}
+
+void bh_want(int s, short events, bool on)
+{
+	if (ls_of(s) == NULL)
 		return;
-	struct bh_app_slot *sl = &g.slots[p->fd];
+	struct bh_app_slot *sl = &g.slots[s];
 	uint64_t bit = 1ull << waiter();
-	bool rx = (p->events & POLLIN) || !(p->events & POLLOUT);
-	bool tx = (p->events & POLLOUT) != 0;
+	bool rx = (events & POLLIN) || !(events & POLLOUT);
+	bool tx = (events & POLLOUT) != 0;
 	if (rx)
 		on ? bh_or64(&sl->want_rx, bit) : bh_and64(&sl->want_rx, ~bit);
 	if (tx)
@@ -816,8 +1215,13 @@ int bh_poll(struct pollfd *fds, nfds_t n, int timeout)
 				else if ((int64_t)(deadline - now) < slice)
 					slice = (int64_t)(deadline - now);
 			}
-			if (slice > 0 && !bh_ntfn_wait(&g.ntfn[waiter()], g.spin, slice, NULL) &&
-			    server_gone())
+			int64_t woke = slice > 0 ? sleep_slice(slice) : 1;
+			if (woke == -EINTR) {
+				for (nfds_t i = 0; i < n; i++)
+					want_poll(&fds[i], false);
+				return fail(EINTR);
+			}
+			if (!woke && server_gone())
 				slice = -1;
 		}
 		for (nfds_t i = 0; i < n; i++)

@@ -33,6 +33,14 @@
  * waiting threads at once, words are shared and a thread may wait out
  * its slice instead).
  *
+ * A thread that must also wait on kernel descriptors (the preload
+ * library's poll, select and epoll, preload/) sleeps in the kernel
+ * instead of on its word's futex: the application hands the server an
+ * eventfd for that word (BH_RPC_WAKEFD), marks the word SLEEPING as
+ * ipc/ntfn.h says, and polls the eventfd with its other descriptors; a
+ * signal that finds SLEEPING writes the eventfd rather than waking the
+ * futex. The server only ever writes 1 to it.
+ *
  * Each slot is two cache lines: the first written by the server only,
  * the second by the application only. Rings are byte streams with
  * free-running 32-bit indices: receive (server produces rx_head, the
@@ -55,7 +63,7 @@
 #include "ipc/ntfn.h"
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
-#define BH_APP_VERSION 3u
+#define BH_APP_VERSION 4u
 /* The badge an application ORs into the socket server's notification
  * word after it set dirty bits (domains/proto.h lists the others). */
 #define BH_BADGE_APP (1u << 9)
@@ -72,6 +80,7 @@ enum bh_rpc_op {
 	BH_RPC_CLOSE = 8,    /* slot */
 	BH_RPC_SETOPT = 9,   /* slot, a = BH_OPT_*, b = value */
 	BH_RPC_GETNAME = 10, /* slot -> local and peer addresses */
+	BH_RPC_WAKEFD = 11,  /* a = waiter word index; carries one eventfd */
 };
 
 #define BH_SOCK_STREAM 1u
@@ -109,6 +118,10 @@ struct bh_app_meta {
 	uint32_t nslots, ring;
 	uint64_t ntfn_off, dirty_off, slots_off, data_off;
 	uint32_t dgram_max; /* the largest datagram the server sends (EMSGSIZE above) */
+	/* The instance's address, prefix length and gateway (IPv4, host
+	 * order; gw 0: none): where the preload library sends a socket */
+	uint32_t addr, gw;
+	uint32_t prefix;
 	uint32_t pad;
 };
 

@@ -12,6 +12,7 @@
  *   detach    its sockets close as if it closed each; its region goes
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,9 @@ void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
 	}
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
 	close(a->fd);
+	for (uint32_t i = 0; i < BH_APP_WAITERS; i++)
+		if (a->wake_fd[i] >= 0)
+			close(a->wake_fd[i]);
 	bh_region_close(&a->region);
 	free(a->slot_sid);
 	free(a->slot_busy);
@@ -124,7 +128,10 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 				  .dirty_off = dirty_off,
 				  .slots_off = slots_off,
 				  .data_off = data_off,
-				  .dgram_max = d->dgram_chunk - (uint32_t)sizeof(struct bh_udp_out)};
+				  .dgram_max = d->dgram_chunk - (uint32_t)sizeof(struct bh_udp_out),
+				  .addr = d->plan->addr,
+				  .gw = d->plan->gw,
+				  .prefix = d->plan->prefix};
 	a->nslots = nslots;
 	a->ring = ring;
 	a->ntfn = (struct bh_ntfn *)((char *)a->region.base + ntfn_off);
@@ -174,6 +181,8 @@ static void apps_accept(struct sockd *d)
 		a->pid = cred.pid;
 		a->uid = cred.uid;
 		a->region.fd = -1;
+		for (uint32_t i = 0; i < BH_APP_WAITERS; i++)
+			a->wake_fd[i] = -1;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = ai};
 		epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
 		d->st.apps_attached++;
@@ -224,6 +233,37 @@ static void answer_later(struct app *a, uint32_t sid, uint32_t op)
 	a->waiting = true;
 	a->wait_sid = sid;
 	a->wait_op = op;
+}
+
+/* tcp's bounds (tcp/api.c bh_tcp_setopt), checked here for an option
+ * kept until tcp holds the socket. */
+static bool opt_ok(uint32_t opt, uint32_t v)
+{
+	switch (opt) {
+	case BH_OPT_NODELAY:
+	case BH_OPT_KEEPALIVE:
+		return true;
+	case BH_OPT_KEEPIDLE:
+	case BH_OPT_KEEPINTVL:
+		return v >= 1 && v <= 32767;
+	case BH_OPT_KEEPCNT:
+		return v >= 1 && v <= 127;
+	default:
+		return false;
+	}
+}
+
+/* The options kept for socket `from` go to tcp for sid (after its
+ * CONNECT or ACCEPT, in the same queue; tcp's answers find no request
+ * waiting for them and are dropped). */
+static void send_kept_opts(struct sockd *d, const struct ssock *from, uint32_t sid)
+{
+	for (uint32_t i = 0; i < 5; i++) {
+		if (!(from->opt_set & (1u << i)))
+			continue;
+		struct bh_ctl c = {.arg = i, .arg2 = from->opt_val[i]};
+		sk_to_tcp(d, BH_CTL_SETOPT, sid, &c);
+	}
 }
 
 /* A slot of the application's region, zeroed, for socket sid. */
@@ -328,6 +368,7 @@ static void rq_connect(struct sockd *d, struct app *a, uint32_t sid, struct ssoc
 	}
 	struct bh_ctl c = {.raddr = rq->addr, .rport = rq->port, .lport = s->lport};
 	sk_to_tcp(d, BH_CTL_CONNECT, sid, &c);
+	send_kept_opts(d, s, sid);
 	s->connecting = true;
 	s->tcp_has = true;
 	s->raddr = rq->addr;
@@ -369,6 +410,8 @@ static void rq_accept(struct sockd *d, uint32_t ai, struct ssock *s)
 	n->slot = slot;
 	n->published = false;
 	bind_slot(a, slot, nsid);
+	if (s->opt_set && n->tcp_has && !n->reset)
+		send_kept_opts(d, s, nsid);
 	sk_publish(d, s);
 	sk_publish(d, n);
 	sk_mark(d, nsid);
@@ -397,9 +440,19 @@ static void rq_shutdown(struct sockd *d, struct app *a, uint32_t sid, struct sso
 static void rq_setopt(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
 		      const struct bh_rpc_req *rq)
 {
-	if (s->udp || !s->tcp_has) {
-		/* Options before connect are not kept: say so. */
-		sk_reply_err(d, a, s->udp ? -ENOPROTOOPT : -ENOTCONN);
+	if (s->udp) {
+		sk_reply_err(d, a, -ENOPROTOOPT);
+		return;
+	}
+	if (!s->tcp_has || s->listener) {
+		/* Kept until connect, or for each accepted connection. */
+		if (!opt_ok(rq->a, rq->b)) {
+			sk_reply_err(d, a, rq->a < 5 ? -EINVAL : -ENOPROTOOPT);
+			return;
+		}
+		s->opt_set |= (uint8_t)(1u << rq->a);
+		s->opt_val[rq->a] = rq->b;
+		sk_reply_err(d, a, 0);
 		return;
 	}
 	struct bh_ctl c = {.arg = rq->a, .arg2 = rq->b};
@@ -407,12 +460,40 @@ static void rq_setopt(struct sockd *d, struct app *a, uint32_t sid, struct ssock
 	answer_later(a, sid, BH_CTL_SETOPT);
 }
 
+/* An eventfd for waiter word rq->a (app_abi.h): replaces any before. */
+static void rq_wakefd(struct sockd *d, struct app *a, const struct bh_rpc_req *rq, int fd)
+{
+	if (fd < 0 || rq->a >= BH_APP_WAITERS) {
+		if (fd >= 0)
+			close(fd);
+		d->st.requests_bad++;
+		sk_reply_err(d, a, -EINVAL);
+		return;
+	}
+	/* The application's own descriptor: whatever it is, a write to it
+	 * must never block this domain. */
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+		close(fd);
+		d->st.requests_bad++;
+		sk_reply_err(d, a, -EINVAL);
+		return;
+	}
+	if (a->wake_fd[rq->a] >= 0)
+		close(a->wake_fd[rq->a]);
+	a->wake_fd[rq->a] = fd;
+	sk_reply_err(d, a, 0);
+}
+
 /* One request from application ai: hello first, then one at a time; each
  * but socket names a slot of the application's that holds a socket. */
-static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
+static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, int fd)
 {
 	struct app *a = &d->apps[ai];
 	d->st.requests++;
+	if (fd >= 0 && rq->op != BH_RPC_WAKEFD) {
+		close(fd); /* a descriptor nothing asked for */
+		fd = -1;
+	}
 	if (rq->op == BH_RPC_HELLO) {
 		app_hello(d, ai, rq);
 		return;
@@ -424,6 +505,10 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	}
 	if (rq->op == BH_RPC_SOCKET) {
 		rq_socket(d, ai, rq);
+		return;
+	}
+	if (rq->op == BH_RPC_WAKEFD) {
+		rq_wakefd(d, a, rq, fd);
 		return;
 	}
 	uint32_t sid = 0;
@@ -466,12 +551,40 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	}
 }
 
+/* One request, and the one descriptor it may carry (*fd; any more are
+ * closed). */
+static ssize_t recv_req(int sock, struct bh_rpc_req *rq, int *fd)
+{
+	struct iovec iov = {.iov_base = rq, .iov_len = sizeof(*rq)};
+	char ctl[CMSG_SPACE(sizeof(int) * 4)];
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
 static void app_io(struct sockd *d, uint32_t ai)
 {
 	struct app *a = &d->apps[ai];
 	for (int i = 0; i < 64 && a->used; i++) {
 		struct bh_rpc_req rq;
-		ssize_t n = recv(a->fd, &rq, sizeof(rq), MSG_DONTWAIT);
+		int fd = -1;
+		ssize_t n = recv_req(a->fd, &rq, &fd);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			sk_app_detach(d, ai, n == 0 ? "closed its connection" : strerror(errno));
 			return;
@@ -479,11 +592,13 @@ static void app_io(struct sockd *d, uint32_t ai)
 		if (n < 0)
 			return;
 		if ((size_t)n != sizeof(rq)) {
+			if (fd >= 0)
+				close(fd);
 			d->st.requests_bad++;
 			sk_reply_err(d, a, -EPROTO);
 			continue;
 		}
-		request(d, ai, &rq);
+		request(d, ai, &rq, fd);
 	}
 }
 
@@ -537,7 +652,15 @@ void sk_signal_apps(struct sockd *d)
 			int i = __builtin_ctzll(a->owe);
 			a->owe &= a->owe - 1;
 			d->st.app_signals++;
-			bh_ntfn_signal(&a->ntfn[i], 1, &a->nstats);
+			if (a->wake_fd[i] < 0) {
+				bh_ntfn_signal(&a->ntfn[i], 1, &a->nstats);
+			} else if (bh_ntfn_mark(&a->ntfn[i], 1, &a->nstats)) {
+				/* It sleeps in the kernel on the eventfd. */
+				uint64_t one = 1;
+				ssize_t w = write(a->wake_fd[i], &one, sizeof(one));
+				(void)w; /* full (it never read): it is awake anyway */
+				d->st.app_wake_writes++;
+			}
 		}
 	}
 }

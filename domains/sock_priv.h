@@ -65,6 +65,7 @@ struct app {
 	uint32_t *slot_sid; /* private: 0 free, else the socket */
 	bool *slot_busy;    /* private: closed by the app, still draining */
 	uint64_t owe; /* waiter words to signal (bit i: word i) */
+	int wake_fd[BH_APP_WAITERS]; /* eventfds for words (BH_RPC_WAKEFD), or -1 */
 	/* the request being answered later */
 	bool waiting;
 	uint32_t wait_sid;
@@ -103,6 +104,11 @@ struct ssock {
 	uint32_t acc_next, acc_head, acc_tail, accq;
 	uint32_t parent;
 	uint32_t backlog; /* a listener's, to listen again after a tcp restart */
+	/* Options set before tcp held the socket: sent after CONNECT or
+	 * LISTEN; a listener's go to each connection it accepts (Linux's
+	 * accepted sockets inherit them). Bit i of opt_set: enum bh_app_opt i. */
+	uint8_t opt_set;
+	uint32_t opt_val[5];
 };
 
 /* The socket server's counters, in the order `bulkhead stats` lists them
@@ -121,7 +127,8 @@ struct ssock {
 	X(low_port_denied)                                                                 \
 	X(udp_too_big)    /* datagrams larger than the ring: dropped */                    \
 	X(tx_starved)     /* sends that found no SOCK buffer or link room (retried on a return) */ \
-	X(app_signals)
+	X(app_signals)                                                                     \
+	X(app_wake_writes) /* eventfd writes to applications' waiters */
 
 struct sockd_stats {
 #define SOCKD_COUNTER_FIELD(name) uint64_t name;

@@ -26,7 +26,7 @@ uint32_t bh_ntfn_spin_budget(uint32_t dflt)
 	return dflt;
 }
 
-int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
+bool bh_ntfn_mark(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
 {
 	badges &= BH_NTFN_BADGES;
 	if (st)
@@ -38,7 +38,7 @@ int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
 			 * take them with its next poll or wait. */
 			if (st)
 				st->suppressed++;
-			return 0;
+			return false;
 		}
 		/* The one sender that finds SLEEPING clears it as it sets
 		 * its badges: it alone makes the wake-up call, and the
@@ -48,7 +48,12 @@ int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
 			break;
 		old = seen;
 	}
-	if (!(old & BH_NTFN_SLEEPING))
+	return (old & BH_NTFN_SLEEPING) != 0;
+}
+
+int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st)
+{
+	if (!bh_ntfn_mark(n, badges, st))
 		return 0;
 	futex_async((int32_t *)&n->word, FUTEX_WAKE, 1, NULL, NULL, 0);
 	if (st)

@@ -79,6 +79,13 @@ uint32_t bh_ntfn_spin_budget(uint32_t dflt);
  * wake-up system call was made. */
 int bh_ntfn_signal(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st);
 
+/* bh_ntfn_signal without the wake-up call: ORs badges in and returns
+ * true when the receiver was marked SLEEPING, for a receiver that
+ * sleeps elsewhere than on the word's futex (the caller then wakes it
+ * its own way: an application waiting in poll on an eventfd,
+ * domains/app_abi.h). */
+bool bh_ntfn_mark(struct bh_ntfn *n, uint32_t badges, struct bh_ntfn_stats *st);
+
 /* Takes pending badges without blocking (0 if none). */
 uint32_t bh_ntfn_poll(struct bh_ntfn *n);
 

@@ -668,13 +668,14 @@ int bh_cmd_inject(int argc, char **argv)
 int bh_cmd_logs(int argc, char **argv)
 {
 	if (argc < 2 || argc > 3 || !bh_name_ok(argv[1])) {
-		fputs("usage: bulkhead logs NAME [driver|ip|tcp|sock|mono|supervisor]\n", stderr);
+		fputs("usage: bulkhead logs NAME [driver|ip|tcp|sock|mono|supervisor|run]\n", stderr);
 		return 2;
 	}
 	const char *dom = argc == 3 ? argv[2] : NULL;
 	if (dom && strcmp(dom, "driver") && strcmp(dom, "ip") && strcmp(dom, "tcp") &&
-	    strcmp(dom, "sock") && strcmp(dom, "mono") && strcmp(dom, "supervisor"))
-		return fail("unknown domain '%s' (driver, ip, tcp, sock, mono, supervisor)", dom);
+	    strcmp(dom, "sock") && strcmp(dom, "mono") && strcmp(dom, "supervisor") &&
+	    strcmp(dom, "run"))
+		return fail("unknown domain '%s' (driver, ip, tcp, sock, mono, supervisor, run)", dom);
 	char path[256];
 	bh_inst_path(path, sizeof(path), argv[1], "log");
 	FILE *f = fopen(path, "r");

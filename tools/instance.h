@@ -11,5 +11,7 @@ int bh_cmd_down(int argc, char **argv);
 int bh_cmd_query(int argc, char **argv);
 int bh_cmd_logs(int argc, char **argv);
 int bh_cmd_inject(int argc, char **argv);
+/* run.c: `bulkhead run NAME [--host-fallback] [--] CMD [ARGS...]`. */
+int bh_cmd_run(int argc, char **argv);
 
 #endif /* BH_TOOLS_INSTANCE_H */

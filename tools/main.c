@@ -41,6 +41,8 @@ static void bh_usage(FILE *f)
 	      "  serve NAME --port P --root DIR   HTTP/1.1 file server on the instance\n"
 	      "  get NAME URL [-o FILE]           HTTP client on the instance\n"
 	      "  nc NAME [-l] [-u] [-w SECS] HOST PORT  netcat on the instance\n"
+	      "  run NAME [--host-fallback] [--] CMD [ARGS...]  run an unmodified program\n"
+	      "                      with its sockets on the instance (bulkhead run --help)\n"
 	      "  loadgen MODE (--instance NAME | --kernel) ...  load generator over\n"
 	      "                      Bulkhead or kernel sockets (bulkhead loadgen)\n"
 	      "  bench ipc [OPTIONS] measure the IPC layer against its baselines\n"
@@ -149,6 +151,8 @@ int main(int argc, char **argv)
 		return bh_cmd_get(argc - 1, argv + 1);
 	if (strcmp(cmd, "nc") == 0)
 		return bh_cmd_nc(argc - 1, argv + 1);
+	if (strcmp(cmd, "run") == 0)
+		return bh_cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "loadgen") == 0)
 		return bh_cmd_loadgen(argc - 1, argv + 1);
 	fprintf(stderr, "bulkhead: unknown command '%s'\n", cmd);
