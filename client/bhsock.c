@@ -32,6 +32,7 @@
 
 struct lsock {
 	bool open, nonblock, udp, err_taken;
+	bool connect_nb; /* a non-blocking connect was started and not asked after */
 	uint32_t rx_tail, tx_head; /* our indices */
 	uint64_t rcvtimeo, sndtimeo; /* ns, 0: none (SO_RCVTIMEO, SO_SNDTIMEO) */
 	/* options as set, for getsockopt */
@@ -660,6 +661,21 @@ int bh_connect(int s, const struct sockaddr *a, socklen_t len)
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return fail(EBADF);
+	if (l->connect_nb && !l->udp) {
+		/* Linux: the first connect after a non-blocking one completed
+		 * returns 0 (or its error), later ones EISCONN. */
+		uint32_t st = state(s);
+		if (st & BH_SS_CONNECTING)
+			return fail(EALREADY);
+		l->connect_nb = false;
+		int e = sock_error(s);
+		if (e && e != EPIPE) {
+			l->err_taken = true;
+			return fail(e);
+		}
+		if (st & BH_SS_CONNECTED)
+			return 0;
+	}
 	struct bh_rpc_req rq = {.op = BH_RPC_CONNECT, .slot = (uint32_t)s,
 				.flags = l->nonblock ? BH_RPC_NONBLOCK : 0};
 	int e = to_sin(a, len, &rq.addr, &rq.port);
@@ -667,6 +683,8 @@ int bh_connect(int s, const struct sockaddr *a, socklen_t len)
 		return fail(-e);
 	struct bh_rpc_rep rp;
 	int r = call(&rq, &rp);
+	if (r == -EINPROGRESS)
+		l->connect_nb = true;
 	return r < 0 ? fail(-r) : 0;
 }
 

@@ -1,0 +1,160 @@
+#!/bin/bash
+# `bulkhead run`: unmodified programs from Debian with their sockets on
+# an instance, factored and mono, over TAP with Linux as the peer and
+# over wire: between two instances.
+#   - callcheck (every call the preload library takes over) prints the
+#     same transcript under `run` as on the kernel;
+#   - curl, wget, python3's urllib and http.server, nc both ways, every
+#     file hashed; loopback stays with the host (and the log says so);
+#   - an instance that goes down ends a blocked read with ECONNRESET, a
+#     destination off the subnet without a gateway is ENETUNREACH, and
+#     `run` of an instance that is not there says so.
+# Needs root (TAP).
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+	fail "this test needs root (TAP devices)"
+	finish
+fi
+for t in curl wget nc python3; do
+	command -v "$t" >/dev/null || { fail "$t is not installed"; finish; }
+done
+CALLCHECK="$(dirname "$B")/../tests/stack/callcheck"
+[ -x "$CALLCHECK" ] || CALLCHECK="$(dirname "$0")/callcheck"
+PEER="$(dirname "$0")/run_peer.py"
+
+TAP="bhr$$"
+HOST=10.79.0.1
+ME=10.79.0.2
+interface_gone_at_exit "$TAP"
+KIDS=()
+kids_gone() { for p in "${KIDS[@]}"; do kill "$p" 2>/dev/null; done; return 0; }
+at_exit kids_gone
+
+mkdir -p "$WORK/www"
+head -c 20000000 /dev/urandom >"$WORK/www/20m"
+head -c 100000 /dev/urandom >"$WORK/small"
+SUM="$(sha "$WORK/www/20m")"
+
+# until_up SECONDS CMD...: retries CMD until it succeeds.
+until_up() {
+	local n="$1"; shift
+	for _ in $(seq 1 $((n * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	return 1
+}
+
+# A program that blocks in a read until the instance goes: its errno.
+cat >"$WORK/blocked.py" <<'EOF'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print("connected", flush=True)
+try:
+    s.recv(10)
+    print("returned")
+except OSError as e:
+    print("errno", e.errno)
+EOF
+
+for mode in factored mono; do
+	check "$mode: up over tap:$TAP" \
+		timeout 30 "$B" up r --driver "tap:$TAP" --host-addr $HOST/24 --addr $ME/24 --mode $mode
+	python3 "$PEER" $HOST 7000 >"$WORK/peer.out" 2>&1 &
+	KIDS+=($!)
+	(cd "$WORK/www" && exec python3 -m http.server 8000 --bind $HOST) >"$WORK/http.out" 2>&1 &
+	KIDS+=($!)
+	until_up 10 curl -sf -o /dev/null http://$HOST:8000/ || fail "$mode: host http.server did not start"
+	until_up 10 bash -c "echo | nc -q0 $HOST 7000" || fail "$mode: the peer did not start"
+
+	# Every call, against the kernel's transcript.
+	timeout 60 "$CALLCHECK" $HOST 7000 >"$WORK/kernel.txt" 2>"$WORK/kernel.err"
+	check "$mode: callcheck on the kernel runs to its end" grep -qx "== done" "$WORK/kernel.txt"
+	timeout 60 "$B" run r -- "$CALLCHECK" $HOST 7000 >"$WORK/run.txt" 2>"$WORK/run.err"
+	check "$mode: callcheck under run runs to its end" grep -qx "== done" "$WORK/run.txt"
+	if diff "$WORK/kernel.txt" "$WORK/run.txt" >"$WORK/calls.diff"; then
+		pass "$mode: callcheck's transcript under run is the kernel's ($(wc -l <"$WORK/run.txt") lines)"
+	else
+		fail "$mode: callcheck's transcript differs from the kernel's:"
+		cat "$WORK/calls.diff"
+	fi
+	check "$mode: an option the library lacks is named once on stderr" \
+		bash -c "[ \$(grep -c 'setsockopt level 6 option 9999: not supported' '$WORK/run.err') = 1 ]"
+
+	# Real programs.
+	rm -f "$WORK/got"
+	check "$mode: curl under run downloads from Linux" \
+		timeout 60 "$B" run r -- curl -sS -o "$WORK/got" http://$HOST:8000/20m
+	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+	rm -f "$WORK/got"
+	check "$mode: wget under run downloads from Linux" \
+		timeout 60 "$B" run r -- wget -q -O "$WORK/got" http://$HOST:8000/20m
+	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+	check "$mode: python3 urllib under run" bash -c "[ \"\$(timeout 60 '$B' run r -- python3 -c \"
+import urllib.request, hashlib
+print(hashlib.sha256(urllib.request.urlopen('http://$HOST:8000/20m').read()).hexdigest())\")\" = '$SUM' ]"
+	(cd "$WORK/www" && exec timeout 120 "$B" run r -- python3 -m http.server 8080) \
+		>"$WORK/srv.out" 2>&1 &
+	KIDS+=($!)
+	until_up 10 curl -sf -o /dev/null http://$ME:8080/ || fail "$mode: http.server under run did not start"
+	rm -f "$WORK/got"
+	check "$mode: Linux curl from python3 http.server under run" \
+		timeout 60 curl -sS -o "$WORK/got" http://$ME:8080/20m
+	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+	kill "${KIDS[-1]}" 2>/dev/null
+
+	timeout 20 nc -l -s $HOST -p 9100 >"$WORK/nc1" 2>/dev/null &
+	sleep 0.3
+	check "$mode: nc under run to Linux nc" \
+		timeout 20 "$B" run r -- nc -q1 $HOST 9100 <"$WORK/small"
+	sleep 0.3
+	check "$mode: ... every byte" cmp -s "$WORK/small" "$WORK/nc1"
+	timeout 20 "$B" run r -- nc -l -p 9200 >"$WORK/nc2" 2>/dev/null &
+	until_up 5 grep -q "bind 0.0.0.0:9200" "$BULKHEAD_RUN/r/log"
+	check "$mode: Linux nc to nc -l under run" timeout 20 nc -q1 $ME 9200 <"$WORK/small"
+	sleep 0.3
+	check "$mode: ... every byte" cmp -s "$WORK/small" "$WORK/nc2"
+
+	# Loopback stays with the host.
+	rm -f "$WORK/got"
+	check "$mode: loopback from a program under run goes to the host" \
+		bash -c "(cd '$WORK/www' && exec timeout 20 python3 -m http.server 8001 --bind 127.0.0.1 >/dev/null 2>&1 &)
+			 sleep 1; timeout 20 '$B' run r -- curl -sS -o '$WORK/got' http://127.0.0.1:8001/20m"
+	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+	check "$mode: run's log says what went where" \
+		bash -c "'$B' logs r run | grep -q 'to the host.s stack: connect 127.0.0.1:8001' &&
+			 '$B' logs r run | grep -q 'to the instance: connect $HOST:8000'"
+
+	# Failures are errors, never hangs.
+	check "$mode: off the subnet without a gateway: ENETUNREACH" bash -c "[ \"\$(timeout 20 '$B' run r -- python3 -c \"
+import socket
+try:
+    socket.create_connection(('192.0.2.1', 80), timeout=5)
+except OSError as e:
+    print(e.errno)\")\" = 101 ]"
+	timeout 30 "$B" run r -- python3 "$WORK/blocked.py" $HOST 7000 >"$WORK/blocked.out" 2>&1 &
+	BL=$!
+	until_up 10 grep -q connected "$WORK/blocked.out"
+	sleep 0.3
+	check "$mode: down with a program blocked in a read" timeout 30 "$B" down r
+	wait "$BL"
+	check "$mode: ... its read ends with ECONNRESET" grep -qx "errno 104" "$WORK/blocked.out"
+	kids_gone
+	KIDS=()
+	sleep 0.3
+done
+
+check "run of an instance that is not there says so" \
+	bash -c "! '$B' run nosuch -- true 2>'$WORK/err' && grep -q 'not running' '$WORK/err'"
+
+# wire: a program under run on one instance, bulkhead serve on the other.
+check "wire: pair up (mono and factored)" bash -c \
+	"timeout 30 '$B' up a --driver wire:rl$$:0 --addr 10.9.0.1/24 --mode mono &&
+	 timeout 30 '$B' up b --driver wire:rl$$:1 --addr 10.9.0.2/24"
+serve a
+rm -f "$WORK/got"
+check "wire: curl under run on b from bulkhead serve on a" \
+	timeout 60 "$B" run b -- curl -sS -o "$WORK/got" http://10.9.0.1:8080/20m
+check "wire: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+kill "$SRV" 2>/dev/null
+"$B" down a >/dev/null
+"$B" down b >/dev/null
+finish
