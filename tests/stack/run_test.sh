@@ -55,7 +55,45 @@ except OSError as e:
     print("errno", e.errno)
 EOF
 
+# A hostile program under run: it scribbles over its own region (found
+# in /proc/self/maps, as any process could) while using a socket.
+cat >"$WORK/scribble.py" <<'EOF'
+import ctypes, random, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+base = size = None
+for line in open("/proc/self/maps"):
+    if "bh-app-" in line and "rw" in line.split()[1]:
+        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+        base, size = lo, hi - lo
+if base is None:
+    print("no region")
+    sys.exit(3)
+rnd = random.Random(7)
+s.settimeout(0.2)
+for _ in range(100):
+    for _ in range(2000):
+        ctypes.memset(base + rnd.randrange(size), rnd.randrange(256), 1)
+    try:
+        s.send(b"x" * 100)
+        s.recv(100)
+    except OSError:
+        pass
+print("done")
+EOF
+all_running() { # all_running INSTANCE: four domains running, none restarted
+	local st
+	st="$(timeout 10 "$B" status "$1" --json)" || return 1
+	[ "$(grep -o '"state": "running"' <<<"$st" | wc -l)" -eq 4 ] &&
+		! grep -qE '"restarts": [1-9]' <<<"$st"
+}
+
+# Each round has ports of its own: the instance log (and any server
+# still going down) outlives a round.
+round=0
 for mode in factored mono; do
+	round=$((round + 1))
+	PNC=$((9200 + round))
+	PLO=$((8100 + round))
 	check "$mode: up over tap:$TAP" \
 		timeout 30 "$B" up r --driver "tap:$TAP" --host-addr $HOST/24 --addr $ME/24 --mode $mode
 	python3 "$PEER" $HOST 7000 >"$WORK/peer.out" 2>&1 &
@@ -107,21 +145,36 @@ print(hashlib.sha256(urllib.request.urlopen('http://$HOST:8000/20m').read()).hex
 		timeout 20 "$B" run r -- nc -q1 $HOST 9100 <"$WORK/small"
 	sleep 0.3
 	check "$mode: ... every byte" cmp -s "$WORK/small" "$WORK/nc1"
-	timeout 20 "$B" run r -- nc -l -p 9200 >"$WORK/nc2" 2>/dev/null &
-	until_up 5 grep -q "bind 0.0.0.0:9200" "$BULKHEAD_RUN/r/log"
-	check "$mode: Linux nc to nc -l under run" timeout 20 nc -q1 $ME 9200 <"$WORK/small"
+	timeout 20 "$B" run r -- nc -l -p $PNC >"$WORK/nc2" 2>/dev/null &
+	until_up 5 grep -q "bind 0.0.0.0:$PNC" "$BULKHEAD_RUN/r/log"
+	check "$mode: Linux nc to nc -l under run" timeout 20 nc -q1 $ME $PNC <"$WORK/small"
 	sleep 0.3
 	check "$mode: ... every byte" cmp -s "$WORK/small" "$WORK/nc2"
 
 	# Loopback stays with the host.
 	rm -f "$WORK/got"
+	(cd "$WORK/www" && exec python3 -m http.server $PLO --bind 127.0.0.1) >/dev/null 2>&1 &
+	KIDS+=($!)
+	until_up 10 curl -sf -o /dev/null http://127.0.0.1:$PLO/
 	check "$mode: loopback from a program under run goes to the host" \
-		bash -c "(cd '$WORK/www' && exec timeout 20 python3 -m http.server 8001 --bind 127.0.0.1 >/dev/null 2>&1 &)
-			 sleep 1; timeout 20 '$B' run r -- curl -sS -o '$WORK/got' http://127.0.0.1:8001/20m"
+		timeout 20 "$B" run r -- curl -sS -o "$WORK/got" http://127.0.0.1:$PLO/20m
 	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
 	check "$mode: run's log says what went where" \
-		bash -c "'$B' logs r run | grep -q 'to the host.s stack: connect 127.0.0.1:8001' &&
+		bash -c "'$B' logs r run | grep -q 'to the host.s stack: connect 127.0.0.1:$PLO' &&
 			 '$B' logs r run | grep -q 'to the instance: connect $HOST:8000'"
+
+	if [ $mode = factored ]; then
+		rm -f "$WORK/got"
+		timeout 60 "$B" run r -- curl -sS -o "$WORK/got" http://$HOST:8000/20m &
+		CU=$!
+		timeout 60 "$B" run r -- python3 "$WORK/scribble.py" $HOST 7000 >"$WORK/scribble.out" 2>&1
+		wait "$CU"
+		check "$mode: a program under run scribbled over its region ($(tail -1 "$WORK/scribble.out"))" \
+			grep -qE "^done|Segmentation|Error" "$WORK/scribble.out"
+		check "$mode: ... another program's download beside it is whole" \
+			[ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+		check "$mode: ... no domain restarted" all_running r
+	fi
 
 	# Failures are errors, never hangs.
 	check "$mode: off the subnet without a gateway: ENETUNREACH" bash -c "[ \"\$(timeout 20 '$B' run r -- python3 -c \"
