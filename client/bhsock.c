@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -33,7 +35,6 @@
 struct lsock {
 	bool open, nonblock, udp, err_taken;
 	bool connect_nb; /* a non-blocking connect was started and not asked after */
-	uint32_t rx_tail, tx_head; /* our indices */
 	uint64_t rcvtimeo, sndtimeo; /* ns, 0: none (SO_RCVTIMEO, SO_SNDTIMEO) */
 	/* options as set, for getsockopt */
 	bool reuseaddr, reuseport, broadcast;
@@ -61,6 +62,9 @@ static struct {
 	bool (*restart)(void);
 	int (*hide_fd)(int);
 	int wake_fd[BH_APP_WAITERS]; /* descriptor + 1; 0: none yet */
+	struct bh_app_shared *shared; /* the application's page (app_abi.h) */
+	char name[64];                /* the instance's */
+	int32_t pid;                  /* this process's */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* Whether the socket server went away (it died, and a replacement knows
@@ -78,18 +82,23 @@ static bool server_gone(void)
 	return false;
 }
 
-/* This thread's waiter word (see app_abi.h): a free one is claimed on
- * first use and given back when the thread exits; when all are taken,
- * threads share (and may wait out a slice). */
-static uint64_t waiters_used;
+/* This thread's waiter word (see app_abi.h): a free one is claimed in
+ * the application's shared page on first use, with this process's pid
+ * (the processes of a forked application share the words), and given
+ * back when the thread exits; a word whose process is gone is taken
+ * back when none is free; when all are taken, threads share (and may
+ * wait out a slice). */
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static __thread int my_waiter = -1;
 
 static void waiter_release(void *p)
 {
-	uint64_t bit = 1ull << ((uintptr_t)p - 1);
-	__atomic_fetch_and(&waiters_used, ~bit, __ATOMIC_RELEASE);
+	if (g.shared == NULL)
+		return;
+	unsigned i = (unsigned)((uintptr_t)p - 1);
+	if (__atomic_load_n(&g.shared->waiter_pid[i], __ATOMIC_RELAXED) == g.pid)
+		__atomic_fetch_and(&g.shared->waiters_used, ~(1ull << i), __ATOMIC_RELEASE);
 }
 
 static void waiter_key_make(void)
@@ -97,25 +106,66 @@ static void waiter_key_make(void)
 	pthread_key_create(&waiter_key, waiter_release);
 }
 
+/* Words held by processes that are gone go back. */
+static void waiters_reclaim(void)
+{
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
+		int32_t pid = __atomic_load_n(&g.shared->waiter_pid[i], __ATOMIC_RELAXED);
+		if (pid > 0 && pid != g.pid && kill(pid, 0) != 0 && errno == ESRCH)
+			__atomic_fetch_and(&g.shared->waiters_used, ~(1ull << i), __ATOMIC_RELEASE);
+	}
+}
+
 static unsigned waiter(void)
 {
-	if (my_waiter >= 0)
-		return (unsigned)my_waiter;
+	if (my_waiter >= 0 || g.shared == NULL)
+		return my_waiter >= 0 ? (unsigned)my_waiter : 0;
 	pthread_once(&waiter_once, waiter_key_make);
-	uint64_t used = __atomic_load_n(&waiters_used, __ATOMIC_ACQUIRE);
-	while (~used) {
-		int i = __builtin_ctzll(~used);
-		if (__atomic_compare_exchange_n(&waiters_used, &used, used | (1ull << i), false,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			/* The key holds i + 1: its destructor runs only for
-			 * non-NULL values. */
-			pthread_setspecific(waiter_key, (void *)(uintptr_t)(i + 1));
-			my_waiter = i;
-			return (unsigned)i;
+	uint64_t *used_p = &g.shared->waiters_used;
+	for (int round = 0; round < 2; round++) {
+		uint64_t used = __atomic_load_n(used_p, __ATOMIC_ACQUIRE);
+		while (~used) {
+			int i = __builtin_ctzll(~used);
+			if (__atomic_compare_exchange_n(used_p, &used, used | (1ull << i), false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				__atomic_store_n(&g.shared->waiter_pid[i], g.pid, __ATOMIC_RELAXED);
+				/* The key holds i + 1: its destructor runs only for
+				 * non-NULL values. */
+				pthread_setspecific(waiter_key, (void *)(uintptr_t)(i + 1));
+				my_waiter = i;
+				return (unsigned)i;
+			}
 		}
+		waiters_reclaim();
 	}
 	my_waiter = (int)((uintptr_t)pthread_self() % BH_APP_WAITERS); /* all taken: share */
 	return (unsigned)my_waiter;
+}
+
+/* A slot's copy lock (app_abi.h: rx_lock, tx_lock), held only while
+ * indices and bytes move, never while waiting; a process that died
+ * holding it loses it. */
+static void slot_lock(uint32_t *w)
+{
+	uint32_t me = (uint32_t)g.pid;
+	for (unsigned i = 0;; i++) {
+		uint32_t cur = bh_load_relaxed32(w);
+		if (cur == 0 && bh_cmpxchg32(w, 0, me) == 0)
+			return;
+		if (i < 200) {
+			bh_cpu_relax();
+			continue;
+		}
+		sched_yield();
+		if ((i & 1023) == 0 && cur != 0 && cur != me && kill((pid_t)cur, 0) != 0 &&
+		    errno == ESRCH)
+			bh_cmpxchg32(w, cur, 0);
+	}
+}
+
+static void slot_unlock(uint32_t *w)
+{
+	bh_store_release32(w, 0);
 }
 
 static int fail(int e)
@@ -189,25 +239,39 @@ void bh_detach(void)
 	pthread_mutex_unlock(&g.lock);
 }
 
+static int call(struct bh_rpc_req *rq, struct bh_rpc_rep *rp);
+
+/* A new connection to instance name's app.sock, or -errno. */
+static int connect_app(const char *name)
+{
+	char path[256];
+	if (bh_inst_path(path, sizeof(path), name, "app.sock") != 0)
+		return -ENAMETOOLONG;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		close(fd);
+		return -(e == ENOENT || e == ECONNREFUSED ? ENOENT : e);
+	}
+	return fd;
+}
+
 int bh_attach(const char *name)
 {
 	if (!bh_name_ok(name))
 		return fail(EINVAL);
 	if (g.fd >= 0)
 		return fail(EISCONN);
-	char path[256];
-	if (bh_inst_path(path, sizeof(path), name, "app.sock") != 0)
-		return fail(ENAMETOOLONG);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
-		return fail(fd < 0 ? errno : ENAMETOOLONG);
-	strcpy(sa.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-		close(fd);
-		return fail(e == ENOENT || e == ECONNREFUSED ? ENOENT : e);
-	}
+	int fd = connect_app(name);
+	if (fd < 0)
+		return fail(-fd);
+	snprintf(g.name, sizeof(g.name), "%s", name);
 	struct bh_rpc_req rq = {.op = BH_RPC_HELLO, .a = BH_APP_VERSION};
 	struct bh_rpc_rep rp;
 	int fds[2] = {-1, -1};
@@ -239,6 +303,7 @@ int bh_attach(const char *name)
 	    m->data_off + (uint64_t)m->nslots * 2 * m->ring > size ||
 	    m->dirty_off + ((uint64_t)m->nslots / 32 + 2) * 4 > size ||
 	    m->ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn) > size ||
+	    m->shared_off + sizeof(struct bh_app_shared) > size ||
 	    m->dgram_max == 0 || m->dgram_max > 65507) {
 		bh_region_close(&g.region);
 		bh_region_close(&g.bell_region);
@@ -250,6 +315,8 @@ int bh_attach(const char *name)
 	g.dirty = (uint32_t *)((char *)g.region.base + m->dirty_off);
 	g.ntfn = (struct bh_ntfn *)((char *)g.region.base + m->ntfn_off);
 	g.bell = bh_region_at(&g.bell_region, 64, sizeof(struct bh_ntfn));
+	g.shared = (struct bh_app_shared *)((char *)g.region.base + m->shared_off);
+	g.pid = (int32_t)getpid();
 	g.ls = calloc(m->nslots, sizeof(*g.ls));
 	/* The mappings stay; the descriptors need not. */
 	close(g.region.fd);
@@ -389,10 +456,68 @@ void bh_after_fork_child(void)
 	free(g.ls);
 	g.ls = NULL;
 	g.slots = NULL;
+	g.shared = NULL;
 	__atomic_store_n(&g.server_gone, false, __ATOMIC_RELAXED);
 	pthread_mutex_init(&g.lock, NULL);
-	waiters_used = 0;
 	my_waiter = -1;
+}
+
+int bh_fork_prepare(uint64_t *token)
+{
+	if (g.fd < 0)
+		return -ENOTCONN;
+	struct bh_rpc_req rq = {.op = BH_RPC_FORK};
+	struct bh_rpc_rep rp;
+	int r = call(&rq, &rp);
+	if (r < 0)
+		return r;
+	*token = rp.token;
+	return 0;
+}
+
+void bh_fork_cancel(uint64_t token)
+{
+	struct bh_rpc_req rq = {.op = BH_RPC_CANCEL, .token = token};
+	struct bh_rpc_rep rp;
+	call(&rq, &rp);
+}
+
+int bh_fork_child(uint64_t token)
+{
+	/* The parent's connection and eventfds are the parent's (the
+	 * server keeps its own copies): this process's copies go. The
+	 * region stays mapped: it is the same. The forking thread is the
+	 * only one, and no lock another thread held is held here. */
+	pthread_mutex_init(&g.lock, NULL);
+	if (g.fd >= 0)
+		close(g.fd);
+	g.fd = -1;
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
+		if (g.wake_fd[i] > 0)
+			close(g.wake_fd[i] - 1);
+		g.wake_fd[i] = 0;
+	}
+	my_waiter = -1;
+	g.pid = (int32_t)getpid();
+	__atomic_store_n(&g.server_gone, false, __ATOMIC_RELAXED);
+	int fd = connect_app(g.name);
+	if (fd < 0) {
+		bh_after_fork_child();
+		return fd;
+	}
+	struct bh_rpc_req rq = {.op = BH_RPC_JOIN, .token = token};
+	struct bh_rpc_rep rp;
+	g.fd = fd;
+	int r = rpc(&rq, &rp);
+	if (r == 0 && (rp.nslots != g.meta.nslots || rp.ring != g.meta.ring))
+		r = -EPROTO;
+	if (r < 0) {
+		bh_after_fork_child();
+		return r;
+	}
+	if (g.hide_fd)
+		g.fd = g.hide_fd(fd);
+	return 0;
 }
 
 void bh_use_kernel_waits(bool (*restart)(void), int (*hide_fd)(int))
@@ -497,14 +622,14 @@ static int sock_error(int s)
 static bool rx_ready(int s)
 {
 	uint32_t st = state(s);
-	return bh_load_acquire32(&g.slots[s].rx_head) != g.ls[s].rx_tail ||
+	return bh_load_acquire32(&g.slots[s].rx_head) != bh_load_relaxed32(&g.slots[s].rx_tail) ||
 	       (st & (BH_SS_RX_EOF | BH_SS_ERROR | BH_SS_HUP));
 }
 
 static uint32_t tx_space(int s)
 {
 	uint32_t tail = bh_load_acquire32(&g.slots[s].tx_tail);
-	uint32_t used = g.ls[s].tx_head - tail;
+	uint32_t used = bh_load_relaxed32(&g.slots[s].tx_head) - tail;
 	return used > g.meta.ring ? 0 : g.meta.ring - used;
 }
 
@@ -711,10 +836,17 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 				return sent ? (ssize_t)sent : fail(w == -ETIMEDOUT ? EAGAIN : -w);
 			continue;
 		}
+		/* The index is the slot's: another process of the application
+		 * may share the socket (fork). */
+		slot_lock(&sl->tx_lock);
+		space = tx_space(s);
 		uint32_t k = n - sent < space ? (uint32_t)(n - sent) : space;
-		bh_ring_put(tx_ring(s), g.meta.ring, l->tx_head, buf + sent, k);
-		l->tx_head += k;
-		bh_store_release32(&sl->tx_head, l->tx_head);
+		uint32_t head = bh_load_relaxed32(&sl->tx_head);
+		bh_ring_put(tx_ring(s), g.meta.ring, head, buf + sent, k);
+		bh_store_release32(&sl->tx_head, head + k);
+		slot_unlock(&sl->tx_lock);
+		if (k == 0)
+			continue;
 		kick(s);
 		sent += k;
 	}
@@ -730,21 +862,29 @@ static ssize_t send_dgram(int s, struct lsock *l, const uint8_t *buf, size_t n, 
 	if (addr == 0 && !(state(s) & BH_SS_CONNECTED))
 		return fail(EDESTADDRREQ);
 	uint64_t deadline = deadline_of(l->sndtimeo);
-	while (tx_space(s) < need) {
-		if (nb)
-			return fail(EAGAIN);
-		int w = wait_for(s, tx_ready, true, deadline);
-		if (w)
-			return fail(w == -ETIMEDOUT ? EAGAIN : -w);
-		int e = sock_error(s);
-		if (e)
-			return fail(e);
+	struct bh_app_slot *sl = &g.slots[s];
+	for (;;) {
+		while (tx_space(s) < need) {
+			if (nb)
+				return fail(EAGAIN);
+			int w = wait_for(s, tx_ready, true, deadline);
+			if (w)
+				return fail(w == -ETIMEDOUT ? EAGAIN : -w);
+			int e = sock_error(s);
+			if (e)
+				return fail(e);
+		}
+		slot_lock(&sl->tx_lock);
+		if (tx_space(s) >= need)
+			break;
+		slot_unlock(&sl->tx_lock); /* another process took the room */
 	}
+	uint32_t head = bh_load_relaxed32(&sl->tx_head);
 	struct bh_dgram_hdr h = {.len = (uint32_t)n, .addr = addr, .port = port};
-	bh_ring_put(tx_ring(s), g.meta.ring, l->tx_head, &h, sizeof(h));
-	bh_ring_put(tx_ring(s), g.meta.ring, l->tx_head + (uint32_t)sizeof(h), buf, (uint32_t)n);
-	l->tx_head += need;
-	bh_store_release32(&g.slots[s].tx_head, l->tx_head);
+	bh_ring_put(tx_ring(s), g.meta.ring, head, &h, sizeof(h));
+	bh_ring_put(tx_ring(s), g.meta.ring, head + (uint32_t)sizeof(h), buf, (uint32_t)n);
+	bh_store_release32(&sl->tx_head, head + need);
+	slot_unlock(&sl->tx_lock);
 	kick(s);
 	return (ssize_t)n;
 }
@@ -779,6 +919,45 @@ ssize_t bh_send(int s, const void *buf, size_t n, int flags)
 	return bh_sendto(s, buf, n, flags, NULL, 0);
 }
 
+/* Under the slot's rx lock: up to n bytes (a stream) or one datagram
+ * from the ring at tail, with avail there; the tail moves on unless
+ * peek. Returns the bytes taken (0 when avail is 0), or -2 when the ring
+ * is not what it must be. */
+static ssize_t take(int s, struct lsock *l, uint32_t tail, uint32_t avail, void *buf, size_t n,
+		    bool peek, struct sockaddr *from, socklen_t *fromlen, uint32_t *truncated)
+{
+	struct bh_app_slot *sl = &g.slots[s];
+	if (avail > g.meta.ring)
+		return -2;
+	if (avail == 0)
+		return 0;
+	size_t k;
+	if (l->udp) {
+		struct bh_dgram_hdr h;
+		if (avail < sizeof(h))
+			return -2;
+		bh_ring_get(&h, rx_ring(s), g.meta.ring, tail, sizeof(h));
+		uint32_t need = bh_dgram_space(h.len);
+		if (need > avail)
+			return -2;
+		k = h.len < n ? h.len : n;
+		bh_ring_get(buf, rx_ring(s), g.meta.ring, tail + (uint32_t)sizeof(h), (uint32_t)k);
+		from_sin(from, fromlen, h.addr, h.port);
+		if (truncated)
+			*truncated = h.len;
+		if (!peek)
+			bh_store_release32(&sl->rx_tail, tail + need);
+	} else {
+		k = avail < n ? avail : n;
+		bh_ring_get(buf, rx_ring(s), g.meta.ring, tail, (uint32_t)k);
+		if (from)
+			from_sin(from, fromlen, sl->raddr, sl->rport);
+		if (!peek)
+			bh_store_release32(&sl->rx_tail, tail + (uint32_t)k);
+	}
+	return (ssize_t)k;
+}
+
 /* One receive; *truncated (datagrams): the datagram's whole length. */
 static ssize_t recv1(int s, void *buf, size_t n, int flags, struct sockaddr *from,
 		     socklen_t *fromlen, uint32_t *truncated)
@@ -794,61 +973,42 @@ static ssize_t recv1(int s, void *buf, size_t n, int flags, struct sockaddr *fro
 		/* The state before the head: the server stores the head, then
 		 * the state, so an end or error seen here comes with every
 		 * byte that came before it. (Head first would lose data that
-		 * arrived, with the end, between the two loads.) */
+		 * arrived, with the end, between the two loads.) The tail is
+		 * the slot's, under its lock: another process of the
+		 * application may share the socket (fork). */
+		slot_lock(&sl->rx_lock);
+		uint32_t tail = bh_load_relaxed32(&sl->rx_tail);
 		uint32_t st = state(s);
 		uint32_t head = bh_load_acquire32(&sl->rx_head);
-		uint32_t avail = head - l->rx_tail;
-		if (avail > g.meta.ring)
+		uint32_t avail = head - tail;
+		ssize_t r = take(s, l, tail, avail, buf, n, peek, from, fromlen, truncated);
+		slot_unlock(&sl->rx_lock);
+		if (r == -2)
 			return fail(EPROTO);
-		if (avail == 0) {
-			if (st & BH_SS_RX_EOF)
-				return 0;
-			int e = sock_error(s);
-			if (e && bh_load_acquire32(&sl->rx_head) != head)
-				continue; /* data came before the error: read it first */
-			if (e)
-				return e == EPIPE ? 0 : fail(e);
-			if (!l->udp && !(st & (BH_SS_CONNECTED | BH_SS_CONNECTING)))
-				return fail(ENOTCONN);
-			if (nb)
-				return fail(EAGAIN);
-			int w = wait_for(s, rx_ready, false, deadline);
-			if (w)
-				return fail(w == -ETIMEDOUT ? EAGAIN : -w);
-			continue;
+		if (r > 0 || (r == 0 && avail)) {
+			if (!peek) {
+				/* rx_tail before reading RX_WANTS (the server: the
+				 * reverse) */
+				bh_full_barrier();
+				if (state(s) & BH_SS_RX_WANTS)
+					kick(s);
+			}
+			return r;
 		}
-		size_t k;
-		if (l->udp) {
-			struct bh_dgram_hdr h;
-			if (avail < sizeof(h))
-				return fail(EPROTO);
-			bh_ring_get(&h, rx_ring(s), g.meta.ring, l->rx_tail, sizeof(h));
-			uint32_t need = bh_dgram_space(h.len);
-			if (need > avail)
-				return fail(EPROTO);
-			k = h.len < n ? h.len : n;
-			bh_ring_get(buf, rx_ring(s), g.meta.ring, l->rx_tail + (uint32_t)sizeof(h),
-				    (uint32_t)k);
-			from_sin(from, fromlen, h.addr, h.port);
-			if (truncated)
-				*truncated = h.len;
-			if (peek)
-				return (ssize_t)k;
-			l->rx_tail += need;
-		} else {
-			k = avail < n ? avail : n;
-			bh_ring_get(buf, rx_ring(s), g.meta.ring, l->rx_tail, (uint32_t)k);
-			if (from)
-				from_sin(from, fromlen, sl->raddr, sl->rport);
-			if (peek)
-				return (ssize_t)k;
-			l->rx_tail += (uint32_t)k;
-		}
-		bh_store_release32(&sl->rx_tail, l->rx_tail);
-		bh_full_barrier(); /* rx_tail before reading RX_WANTS (the server: the reverse) */
-		if (state(s) & BH_SS_RX_WANTS)
-			kick(s);
-		return (ssize_t)k;
+		if (st & BH_SS_RX_EOF)
+			return 0;
+		int e = sock_error(s);
+		if (e && bh_load_acquire32(&sl->rx_head) != head)
+			continue; /* data came before the error: read it first */
+		if (e)
+			return e == EPIPE ? 0 : fail(e);
+		if (!l->udp && !(st & (BH_SS_CONNECTED | BH_SS_CONNECTING)))
+			return fail(ENOTCONN);
+		if (nb)
+			return fail(EAGAIN);
+		int w = wait_for(s, rx_ready, false, deadline);
+		if (w)
+			return fail(w == -ETIMEDOUT ? EAGAIN : -w);
 	}
 }
 
@@ -1125,12 +1285,13 @@ int bh_rx_avail(int s)
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return fail(EBADF);
-	uint32_t avail = bh_load_acquire32(&g.slots[s].rx_head) - l->rx_tail;
+	uint32_t tail = bh_load_relaxed32(&g.slots[s].rx_tail);
+	uint32_t avail = bh_load_acquire32(&g.slots[s].rx_head) - tail;
 	if (avail > g.meta.ring)
 		return fail(EPROTO);
 	if (l->udp && avail >= sizeof(struct bh_dgram_hdr)) {
 		struct bh_dgram_hdr h;
-		bh_ring_get(&h, rx_ring(s), g.meta.ring, l->rx_tail, sizeof(h));
+		bh_ring_get(&h, rx_ring(s), g.meta.ring, tail, sizeof(h));
 		return h.len > g.meta.dgram_max ? 0 : (int)h.len;
 	}
 	return l->udp ? 0 : (int)avail;

@@ -94,8 +94,17 @@ bool bh_server_lost(void);
  * moves a descriptor the library makes out of the application's way
  * (it returns the new descriptor, the old one closed). */
 void bh_use_kernel_waits(bool (*restart)(void), int (*hide_fd)(int));
-/* In a child after fork: forgets the parent's attachment without
- * touching it (the child attaches anew when it next asks). */
+/* Fork, the kernel's way (domains/app_abi.h): bh_fork_prepare before
+ * fork() gives a token (a member of the application to be, holding
+ * every socket this process holds); the child calls bh_fork_child with
+ * it and goes on with the same sockets on a connection of its own; if
+ * fork() failed, the parent calls bh_fork_cancel. Returns 0 or -errno
+ * (-ENOTCONN: not attached). bh_after_fork_child forgets the parent's
+ * attachment without touching it (the child attaches anew when it next
+ * asks), for a child that has no token or could not join. */
+int bh_fork_prepare(uint64_t *token);
+void bh_fork_cancel(uint64_t token);
+int bh_fork_child(uint64_t token);
 void bh_after_fork_child(void);
 /* A wait over Bulkhead sockets and kernel descriptors, by one thread:
  *   bh_want(s, events, true) for each socket; re-check readiness;

@@ -41,6 +41,19 @@
  * signal that finds SLEEPING writes the eventfd rather than waking the
  * futex. The server only ever writes 1 to it.
  *
+ * Processes (fork): a process that forks asks for a token (BH_RPC_FORK)
+ * before it forks; the server makes a member that holds every socket
+ * the caller holds; the child connects anew and presents the token
+ * (BH_RPC_JOIN) in place of HELLO, keeping the region it inherited
+ * mapped. Each member sends its own requests on its own connection; a
+ * socket closes when the last member holding it closes it or goes (its
+ * connection closes: exit, crash or exec), and the region goes with the
+ * last member. Members share the rings, so the library keeps its ring
+ * indices in the slot (rx_tail, tx_head) under the slot's locks
+ * (rx_lock, tx_lock: 0, or the pid of the process copying), and the
+ * waiter words are claimed in the application's page (meta.shared_off,
+ * struct bh_app_shared), which the server never reads.
+ *
  * Each slot is two cache lines: the first written by the server only,
  * the second by the application only. Rings are byte streams with
  * free-running 32-bit indices: receive (server produces rx_head, the
@@ -81,6 +94,9 @@ enum bh_rpc_op {
 	BH_RPC_SETOPT = 9,   /* slot, a = BH_OPT_*, b = value */
 	BH_RPC_GETNAME = 10, /* slot -> local and peer addresses */
 	BH_RPC_WAKEFD = 11,  /* a = waiter word index; carries one eventfd */
+	BH_RPC_FORK = 12,    /* -> token: a member to be, holding what the caller holds */
+	BH_RPC_JOIN = 13,    /* token (instead of HELLO, on a new connection): be that member */
+	BH_RPC_CANCEL = 14,  /* token: the fork failed; drop that member */
 };
 
 #define BH_SOCK_STREAM 1u
@@ -103,6 +119,7 @@ struct bh_rpc_req {
 	uint32_t addr; /* IPv4, host order */
 	uint16_t port;
 	uint16_t flags;
+	uint64_t token; /* JOIN, CANCEL */
 };
 
 struct bh_rpc_rep {
@@ -110,13 +127,16 @@ struct bh_rpc_rep {
 	uint32_t slot;
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
-	uint32_t nslots, ring; /* HELLO: the region's geometry */
+	uint32_t nslots, ring; /* HELLO, JOIN: the region's geometry */
+	uint32_t pad;
+	uint64_t token; /* FORK */
 };
 
 struct bh_app_meta {
 	uint32_t magic, version;
 	uint32_t nslots, ring;
 	uint64_t ntfn_off, dirty_off, slots_off, data_off;
+	uint64_t shared_off; /* struct bh_app_shared: the application's own page */
 	uint32_t dgram_max; /* the largest datagram the server sends (EMSGSIZE above) */
 	/* The instance's address, prefix length and gateway (IPv4, host
 	 * order; gw 0: none): where the preload library sends a socket */
@@ -156,10 +176,18 @@ struct bh_app_slot {
 	 * (want_tx); a state change signals both */
 	uint64_t want_rx;
 	uint64_t want_tx;
-	uint32_t pad1[10];
+	uint32_t rx_lock, tx_lock; /* 0, or the pid of the process copying */
+	uint32_t pad1[8];
 };
 
 _Static_assert(sizeof(struct bh_app_slot) == 128, "two cache lines");
+
+/* The application's own page (written by its processes, never read by
+ * the server): which waiter words are taken, and by which process. */
+struct bh_app_shared {
+	uint64_t waiters_used;            /* bit i: word i is a thread's */
+	int32_t waiter_pid[BH_APP_WAITERS]; /* the process of that thread */
+};
 
 struct bh_dgram_hdr {
 	uint32_t len;  /* payload bytes */

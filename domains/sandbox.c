@@ -66,6 +66,8 @@ static const int allowed[] = {
     SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(flock),
     /* the socket server: application regions it makes and hands out */
     SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
+    /* ... and the tokens a forking application's child presents */
+    SCMP_SYS(getrandom),
     /* a thread's own start-up, which may run after the filter is on */
     SCMP_SYS(rseq), SCMP_SYS(set_robust_list), SCMP_SYS(sigaltstack),
     /* signals and exit */

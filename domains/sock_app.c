@@ -9,8 +9,12 @@
  *   requests  one at a time on its control socket, one handler each
  *             (rq_*): answered at once, or when tcp or ip answers
  *   dirty     the slots it touched since the last pass
- *   detach    its sockets close as if it closed each; its region goes
+ *   fork      a member to be, holding what the forking process holds;
+ *             the child joins it on its own connection (app_abi.h)
+ *   detach    a member's sockets close as if it closed each (those no
+ *             other member holds); the region goes with the last member
  */
+#include <sys/random.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 
 #include "domains/logger.h"
 #include "domains/sock_priv.h"
+#include "ipc/clock.h"
 #include "ipc/order.h"
 
 /* A slot of the application's region that is neither in use nor still
@@ -42,11 +47,47 @@ void sk_app_unbind_slot(struct sockd *d, struct app *a, uint32_t slot)
 	a->nused--;
 }
 
-void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
+/* The root whose region member m uses, or NULL (no hello yet). */
+static struct app *root_of(struct sockd *d, const struct app *m)
 {
-	struct app *a = &d->apps[ai];
-	bh_logf("application pid %d detached (%s); closing its %u sockets", (int)a->pid, why,
-		a->nused);
+	if (m->root >= d->napps)
+		return NULL;
+	struct app *a = &d->apps[m->root];
+	return a->used && a->region.base ? a : NULL;
+}
+
+static bool holds(const struct app *m, uint32_t slot)
+{
+	return m->holds && ((m->holds[slot / 8] >> (slot % 8)) & 1);
+}
+
+/* Member m of root a takes (on) or drops a reference to slot. */
+static void hold(struct app *a, struct app *m, uint32_t slot, bool on)
+{
+	uint8_t bit = (uint8_t)(1u << (slot % 8));
+	if (on && !(m->holds[slot / 8] & bit)) {
+		m->holds[slot / 8] |= bit;
+		a->slot_refs[slot]++;
+	} else if (!on && (m->holds[slot / 8] & bit)) {
+		m->holds[slot / 8] &= (uint8_t)~bit;
+		a->slot_refs[slot]--;
+	}
+}
+
+/* Nobody holds slot any more: its socket closes as by close(). */
+static void let_go(struct sockd *d, struct app *a, uint32_t slot)
+{
+	uint32_t sid = a->slot_sid[slot];
+	if (sid == 0 || a->slot_busy[slot] || a->slot_refs[slot])
+		return;
+	a->slot_busy[slot] = true;
+	sk_sock_close(d, sid);
+}
+
+/* The root's last member went: every socket closes, the region goes. */
+static void region_gone(struct sockd *d, struct app *a)
+{
+	uint32_t ai = (uint32_t)(a - d->apps);
 	for (uint32_t i = 0; i < a->nslots; i++) {
 		uint32_t sid = a->slot_sid[i];
 		if (sid == 0)
@@ -54,7 +95,7 @@ void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
 		struct ssock *s = sk_sock_of(d, sid);
 		if (s && !s->app_closed)
 			sk_sock_close(d, sid);
-		if (s) {
+		if (s && s->app == ai) {
 			/* Its ring memory goes with the region: nothing more
 			 * is read from it. */
 			s->app = NO_APP;
@@ -63,16 +104,57 @@ void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
 			sk_maybe_free(d, sid);
 		}
 	}
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
-	close(a->fd);
 	for (uint32_t i = 0; i < BH_APP_WAITERS; i++)
 		if (a->wake_fd[i] >= 0)
 			close(a->wake_fd[i]);
 	bh_region_close(&a->region);
 	free(a->slot_sid);
 	free(a->slot_busy);
+	free(a->slot_refs);
+	free(a->holds);
 	memset(a, 0, sizeof(*a));
 	d->st.apps_detached++;
+}
+
+void sk_app_detach(struct sockd *d, uint32_t ai, const char *why)
+{
+	struct app *m = &d->apps[ai];
+	if (m->left)
+		return; /* a root whose own process went; its members remain */
+	struct app *a = root_of(d, m);
+	uint32_t held = 0;
+	for (uint32_t i = 0; a && i < a->nslots; i++)
+		held += holds(m, i);
+	bh_logf("application pid %d %s (%s); closing the %u sockets only it held", (int)m->pid,
+		m->pending ? "never joined" : "detached", why, held);
+	if (m->fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, m->fd, NULL);
+		close(m->fd);
+		m->fd = -1;
+	}
+	m->waiting = false;
+	if (a == NULL) {
+		free(m->holds);
+		memset(m, 0, sizeof(*m));
+		d->st.apps_detached++;
+		return;
+	}
+	for (uint32_t i = 0; i < a->nslots; i++) {
+		if (holds(m, i)) {
+			hold(a, m, i, false);
+			let_go(d, a, i);
+		}
+	}
+	a->members--;
+	if (m != a) {
+		free(m->holds);
+		memset(m, 0, sizeof(*m));
+	} else {
+		m->left = true;
+	}
+	/* The root stays while members use its region. */
+	if (a->members == 0)
+		region_gone(d, a);
 }
 
 static int send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds)
@@ -96,7 +178,7 @@ static int send_fds(int sock, const void *msg, size_t len, const int *fds, int n
 static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 {
 	struct app *a = &d->apps[ai];
-	if (rq->a != BH_APP_VERSION || a->region.base != NULL) {
+	if (rq->a != BH_APP_VERSION || a->root != NO_APP) {
 		sk_reply_err(d, a, -EPROTONOSUPPORT);
 		return;
 	}
@@ -104,7 +186,8 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	/* Shrink to the memory limit rather than refuse. */
 	while (nslots > 1 && (uint64_t)nslots * 2 * ring > d->plan->app_max_mem)
 		nslots /= 2;
-	size_t ntfn_off = 4096;
+	size_t shared_off = 4096;
+	size_t ntfn_off = shared_off + 4096;
 	size_t dirty_off = ntfn_off + BH_APP_WAITERS * sizeof(struct bh_ntfn);
 	size_t dirty_bytes = ((size_t)nslots / 32 + 2) * 4;
 	size_t slots_off = bh_page_round(dirty_off + dirty_bytes);
@@ -128,6 +211,7 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 				  .dirty_off = dirty_off,
 				  .slots_off = slots_off,
 				  .data_off = data_off,
+				  .shared_off = shared_off,
 				  .dgram_max = d->dgram_chunk - (uint32_t)sizeof(struct bh_udp_out),
 				  .addr = d->plan->addr,
 				  .gw = d->plan->gw,
@@ -140,10 +224,15 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	a->data = (uint8_t *)a->region.base + data_off;
 	a->slot_sid = calloc(nslots, sizeof(*a->slot_sid));
 	a->slot_busy = calloc(nslots, sizeof(*a->slot_busy));
-	if (a->slot_sid == NULL || a->slot_busy == NULL) {
+	a->slot_refs = calloc(nslots, sizeof(*a->slot_refs));
+	a->holds = calloc(nslots / 8 + 1, 1);
+	if (a->slot_sid == NULL || a->slot_busy == NULL || a->slot_refs == NULL ||
+	    a->holds == NULL) {
 		sk_reply_err(d, a, -ENOMEM);
 		return;
 	}
+	a->root = ai;
+	a->members = 1;
 	struct bh_rpc_rep r = {.ret = 0, .nslots = nslots, .ring = ring};
 	int fds[2] = {a->region.fd, BH_FD_BELL0 + BH_DOM_SOCK};
 	if (send_fds(a->fd, &r, sizeof(r), fds, 2) != 0)
@@ -181,6 +270,7 @@ static void apps_accept(struct sockd *d)
 		a->pid = cred.pid;
 		a->uid = cred.uid;
 		a->region.fd = -1;
+		a->root = NO_APP;
 		for (uint32_t i = 0; i < BH_APP_WAITERS; i++)
 			a->wake_fd[i] = -1;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = ai};
@@ -190,21 +280,22 @@ static void apps_accept(struct sockd *d)
 	}
 }
 
-static struct ssock *req_sock(struct sockd *d, struct app *a, uint32_t slot, uint32_t *sid)
+static struct ssock *req_sock(struct sockd *d, struct app *a, struct app *m, uint32_t slot,
+			      uint32_t *sid)
 {
 	if (a->region.base == NULL || slot >= a->nslots || a->slot_sid[slot] == 0 ||
-	    a->slot_busy[slot])
+	    a->slot_busy[slot] || !holds(m, slot))
 		return NULL;
 	*sid = a->slot_sid[slot];
 	return sk_sock_of(d, *sid);
 }
 
-static int bind_port(struct sockd *d, struct app *a, struct ssock *s, uint32_t addr,
+static int bind_port(struct sockd *d, struct app *m, struct ssock *s, uint32_t addr,
 		     uint16_t port)
 {
 	if (addr != 0 && addr != d->plan->addr)
 		return -EADDRNOTAVAIL;
-	if (port && port < 1024 && a->uid != 0 && a->uid != d->plan->low_port_uid) {
+	if (port && port < 1024 && m->uid != 0 && m->uid != d->plan->low_port_uid) {
 		d->st.low_port_denied++;
 		return -EACCES;
 	}
@@ -266,51 +357,52 @@ static void send_kept_opts(struct sockd *d, const struct ssock *from, uint32_t s
 	}
 }
 
-/* A slot of the application's region, zeroed, for socket sid. */
-static void bind_slot(struct app *a, uint32_t slot, uint32_t sid)
+/* A slot of the application's region, zeroed, for socket sid, held by
+ * member m. */
+static void bind_slot(struct app *a, struct app *m, uint32_t slot, uint32_t sid)
 {
 	a->slot_sid[slot] = sid;
 	a->nused++;
 	memset(&a->slots[slot], 0, sizeof(a->slots[slot]));
+	hold(a, m, slot, true);
 }
 
-static void rq_socket(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
+static void rq_socket(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq)
 {
-	struct app *a = &d->apps[ai];
 	if (rq->a != BH_SOCK_STREAM && rq->a != BH_SOCK_DGRAM) {
-		sk_reply_err(d, a, -EPROTONOSUPPORT);
+		sk_reply_err(d, m, -EPROTONOSUPPORT);
 		return;
 	}
 	uint32_t slot = free_slot(a);
 	if (slot == NO_SLOT) {
-		sk_reply_err(d, a, -EMFILE);
+		sk_reply_err(d, m, -EMFILE);
 		return;
 	}
 	uint32_t sid = sk_sid_alloc(d);
 	if (sid == 0) {
-		sk_reply_err(d, a, -ENFILE);
+		sk_reply_err(d, m, -ENFILE);
 		return;
 	}
 	struct ssock *s = &d->s[sid];
 	s->udp = rq->a == BH_SOCK_DGRAM;
-	s->app = ai;
+	s->app = (uint32_t)(a - d->apps);
 	s->slot = slot;
 	s->published = false;
-	bind_slot(a, slot, sid);
+	bind_slot(a, m, slot, sid);
 	sk_publish(d, s);
-	sk_reply_sock(d, a, 0, s);
+	sk_reply_sock(d, m, 0, s);
 }
 
-static void rq_bind(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+static void rq_bind(struct sockd *d, struct app *m, uint32_t sid, struct ssock *s,
 		    const struct bh_rpc_req *rq)
 {
 	if (s->lport) {
-		sk_reply_err(d, a, -EINVAL);
+		sk_reply_err(d, m, -EINVAL);
 		return;
 	}
-	int e = bind_port(d, a, s, rq->addr, rq->port);
+	int e = bind_port(d, m, s, rq->addr, rq->port);
 	if (e) {
-		sk_reply_err(d, a, e);
+		sk_reply_err(d, m, e);
 		return;
 	}
 	sk_port_set(d, s->udp, s->lport, true);
@@ -318,24 +410,31 @@ static void rq_bind(struct sockd *d, struct app *a, uint32_t sid, struct ssock *
 		/* ip keeps the UDP demultiplexing: answered when it has it. */
 		struct bh_ctl c = {.op = BH_CTL_UDP_BIND, .sid = sid, .lport = s->lport};
 		bh_ctl_send(d->env, &d->cq_ip, BH_LINK_IS, &c);
-		answer_later(a, sid, BH_CTL_UDP_BIND);
+		answer_later(m, sid, BH_CTL_UDP_BIND);
 		return;
 	}
 	sk_publish(d, s);
-	sk_reply_sock(d, a, 0, s);
+	sk_reply_sock(d, m, 0, s);
 }
 
-static void rq_listen(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+static void rq_listen(struct sockd *d, struct app *m, uint32_t sid, struct ssock *s,
 		      const struct bh_rpc_req *rq)
 {
+	if (s->listener) {
+		/* listen() again, as Linux allows (nginx does, after it
+		 * forked): the backlog tcp has stays. */
+		s->backlog = rq->a;
+		sk_reply_err(d, m, 0);
+		return;
+	}
 	if (s->udp || s->connected || s->connecting || s->tcp_has) {
-		sk_reply_err(d, a, s->udp ? -EOPNOTSUPP : -EINVAL);
+		sk_reply_err(d, m, s->udp ? -EOPNOTSUPP : -EINVAL);
 		return;
 	}
 	if (s->lport == 0) {
-		int e = bind_port(d, a, s, 0, 0);
+		int e = bind_port(d, m, s, 0, 0);
 		if (e) {
-			sk_reply_err(d, a, e);
+			sk_reply_err(d, m, e);
 			return;
 		}
 		sk_port_set(d, false, s->lport, true);
@@ -343,10 +442,10 @@ static void rq_listen(struct sockd *d, struct app *a, uint32_t sid, struct ssock
 	struct bh_ctl c = {.lport = s->lport, .arg = rq->a};
 	s->backlog = rq->a;
 	sk_to_tcp(d, BH_CTL_LISTEN, sid, &c);
-	answer_later(a, sid, BH_CTL_LISTEN);
+	answer_later(m, sid, BH_CTL_LISTEN);
 }
 
-static void rq_connect(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+static void rq_connect(struct sockd *d, struct app *m, uint32_t sid, struct ssock *s,
 		       const struct bh_rpc_req *rq)
 {
 	if (s->udp) {
@@ -355,15 +454,15 @@ static void rq_connect(struct sockd *d, struct app *a, uint32_t sid, struct ssoc
 		s->rport = rq->port;
 		s->connected = rq->addr != 0;
 		sk_publish(d, s);
-		sk_reply_sock(d, a, 0, s);
+		sk_reply_sock(d, m, 0, s);
 		return;
 	}
 	if (s->connected || s->tcp_has) {
-		sk_reply_err(d, a, s->connecting ? -EALREADY : -EISCONN);
+		sk_reply_err(d, m, s->connecting ? -EALREADY : -EISCONN);
 		return;
 	}
 	if (rq->addr == 0 || rq->port == 0) {
-		sk_reply_err(d, a, -EADDRNOTAVAIL);
+		sk_reply_err(d, m, -EADDRNOTAVAIL);
 		return;
 	}
 	struct bh_ctl c = {.raddr = rq->addr, .rport = rq->port, .lport = s->lport};
@@ -375,28 +474,27 @@ static void rq_connect(struct sockd *d, struct app *a, uint32_t sid, struct ssoc
 	s->rport = rq->port;
 	sk_publish(d, s);
 	if (rq->flags & BH_RPC_NONBLOCK) {
-		sk_reply_sock(d, a, -EINPROGRESS, s);
+		sk_reply_sock(d, m, -EINPROGRESS, s);
 		return;
 	}
-	answer_later(a, sid, BH_CTL_CONNECTED);
+	answer_later(m, sid, BH_CTL_CONNECTED);
 }
 
 /* The first connection of the listener's accept queue goes to a slot of
- * the application's. */
-static void rq_accept(struct sockd *d, uint32_t ai, struct ssock *s)
+ * the application's, held by the member that took it. */
+static void rq_accept(struct sockd *d, struct app *a, struct app *m, struct ssock *s)
 {
-	struct app *a = &d->apps[ai];
 	if (!s->listener) {
-		sk_reply_err(d, a, -EINVAL);
+		sk_reply_err(d, m, -EINVAL);
 		return;
 	}
 	if (s->acc_head == 0) {
-		sk_reply_err(d, a, -EAGAIN);
+		sk_reply_err(d, m, -EAGAIN);
 		return;
 	}
 	uint32_t slot = free_slot(a);
 	if (slot == NO_SLOT) {
-		sk_reply_err(d, a, -EMFILE);
+		sk_reply_err(d, m, -EMFILE);
 		return;
 	}
 	uint32_t nsid = s->acc_head;
@@ -406,25 +504,25 @@ static void rq_accept(struct sockd *d, uint32_t ai, struct ssock *s)
 		s->acc_tail = 0;
 	s->accq--;
 	n->acc_next = 0;
-	n->app = ai;
+	n->app = (uint32_t)(a - d->apps);
 	n->slot = slot;
 	n->published = false;
-	bind_slot(a, slot, nsid);
+	bind_slot(a, m, slot, nsid);
 	if (s->opt_set && n->tcp_has && !n->reset)
 		send_kept_opts(d, s, nsid);
 	sk_publish(d, s);
 	sk_publish(d, n);
 	sk_mark(d, nsid);
-	sk_reply_sock(d, a, 0, n);
+	sk_reply_sock(d, m, 0, n);
 }
 
-static void rq_shutdown(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
-			const struct bh_rpc_req *rq)
+static void rq_shutdown(struct sockd *d, struct app *a, struct app *m, uint32_t sid,
+			struct ssock *s, const struct bh_rpc_req *rq)
 {
 	if ((rq->a == SHUT_WR || rq->a == SHUT_RDWR) && !s->udp && !s->shut_wr_pending &&
 	    !s->shut_wr_sent) {
 		if (!s->connected) {
-			sk_reply_err(d, a, -ENOTCONN);
+			sk_reply_err(d, m, -ENOTCONN);
 			return;
 		}
 		/* The FIN goes once everything sent before it went
@@ -434,40 +532,41 @@ static void rq_shutdown(struct sockd *d, struct app *a, uint32_t sid, struct sso
 		sk_mark(d, sid);
 	}
 	sk_publish(d, s);
-	sk_reply_err(d, a, 0);
+	sk_reply_err(d, m, 0);
 }
 
-static void rq_setopt(struct sockd *d, struct app *a, uint32_t sid, struct ssock *s,
+static void rq_setopt(struct sockd *d, struct app *m, uint32_t sid, struct ssock *s,
 		      const struct bh_rpc_req *rq)
 {
 	if (s->udp) {
-		sk_reply_err(d, a, -ENOPROTOOPT);
+		sk_reply_err(d, m, -ENOPROTOOPT);
 		return;
 	}
 	if (!s->tcp_has || s->listener) {
 		/* Kept until connect, or for each accepted connection. */
 		if (!opt_ok(rq->a, rq->b)) {
-			sk_reply_err(d, a, rq->a < 5 ? -EINVAL : -ENOPROTOOPT);
+			sk_reply_err(d, m, rq->a < 5 ? -EINVAL : -ENOPROTOOPT);
 			return;
 		}
 		s->opt_set |= (uint8_t)(1u << rq->a);
 		s->opt_val[rq->a] = rq->b;
-		sk_reply_err(d, a, 0);
+		sk_reply_err(d, m, 0);
 		return;
 	}
 	struct bh_ctl c = {.arg = rq->a, .arg2 = rq->b};
 	sk_to_tcp(d, BH_CTL_SETOPT, sid, &c);
-	answer_later(a, sid, BH_CTL_SETOPT);
+	answer_later(m, sid, BH_CTL_SETOPT);
 }
 
 /* An eventfd for waiter word rq->a (app_abi.h): replaces any before. */
-static void rq_wakefd(struct sockd *d, struct app *a, const struct bh_rpc_req *rq, int fd)
+static void rq_wakefd(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq,
+		      int fd)
 {
 	if (fd < 0 || rq->a >= BH_APP_WAITERS) {
 		if (fd >= 0)
 			close(fd);
 		d->st.requests_bad++;
-		sk_reply_err(d, a, -EINVAL);
+		sk_reply_err(d, m, -EINVAL);
 		return;
 	}
 	/* The application's own descriptor: whatever it is, a write to it
@@ -475,20 +574,109 @@ static void rq_wakefd(struct sockd *d, struct app *a, const struct bh_rpc_req *r
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
 		close(fd);
 		d->st.requests_bad++;
-		sk_reply_err(d, a, -EINVAL);
+		sk_reply_err(d, m, -EINVAL);
 		return;
 	}
 	if (a->wake_fd[rq->a] >= 0)
 		close(a->wake_fd[rq->a]);
 	a->wake_fd[rq->a] = fd;
-	sk_reply_err(d, a, 0);
+	sk_reply_err(d, m, 0);
 }
 
-/* One request from application ai: hello first, then one at a time; each
- * but socket names a slot of the application's that holds a socket. */
+/* A free entry of the application table, or NO_APP. */
+static uint32_t free_app(struct sockd *d)
+{
+	for (uint32_t i = 0; i < d->napps; i++)
+		if (!d->apps[i].used)
+			return i;
+	return NO_APP;
+}
+
+/* BH_RPC_FORK: a pending member holding what m holds, and its token. */
+static void rq_fork(struct sockd *d, struct app *a, struct app *m)
+{
+	uint32_t pi = free_app(d);
+	uint64_t token = 0;
+	if (pi == NO_APP || getrandom(&token, sizeof(token), 0) != sizeof(token) || token == 0) {
+		sk_reply_err(d, m, pi == NO_APP ? -EAGAIN : -EIO);
+		return;
+	}
+	struct app *p = &d->apps[pi];
+	memset(p, 0, sizeof(*p));
+	p->holds = calloc(a->nslots / 8 + 1, 1);
+	if (p->holds == NULL) {
+		sk_reply_err(d, m, -ENOMEM);
+		return;
+	}
+	p->used = true;
+	p->pending = true;
+	p->fd = -1;
+	p->pid = m->pid;
+	p->uid = m->uid;
+	p->root = (uint32_t)(a - d->apps);
+	p->token = token;
+	p->pending_until = bh_now_ns() + 10ull * 1000000000u;
+	for (uint32_t i = 0; i < a->nslots; i++)
+		if (holds(m, i))
+			hold(a, p, i, true);
+	a->members++;
+	struct bh_rpc_rep r = {.ret = 0, .token = token};
+	sk_reply(d, m, &r);
+}
+
+/* The pending member with this token, of root a (any root: NULL). */
+static uint32_t pending_of(struct sockd *d, uint64_t token, const struct app *a)
+{
+	for (uint32_t i = 0; token && i < d->napps; i++) {
+		struct app *p = &d->apps[i];
+		if (p->used && p->pending && p->token == token &&
+		    (a == NULL || p->root == (uint32_t)(a - d->apps)))
+			return i;
+	}
+	return NO_APP;
+}
+
+/* BH_RPC_JOIN on a new connection (entry ci): it becomes the pending
+ * member the token names. */
+static void rq_join(struct sockd *d, uint32_t ci, const struct bh_rpc_req *rq)
+{
+	struct app *c = &d->apps[ci];
+	uint32_t pi = pending_of(d, rq->token, NULL);
+	if (c->root != NO_APP || pi == NO_APP) {
+		d->st.requests_bad++;
+		sk_reply_err(d, c, c->root != NO_APP ? -EISCONN : -EPERM);
+		return;
+	}
+	struct app *p = &d->apps[pi];
+	p->pending = false;
+	p->token = 0;
+	p->fd = c->fd;
+	p->pid = c->pid;
+	p->uid = c->uid;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = pi};
+	epoll_ctl(d->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+	memset(c, 0, sizeof(*c)); /* the entry was only the connection's */
+	struct app *a = &d->apps[p->root];
+	bh_logf("application pid %d joined pid %d's sockets (forked)", (int)p->pid, (int)a->pid);
+	struct bh_rpc_rep r = {.ret = 0, .nslots = a->nslots, .ring = a->ring};
+	sk_reply(d, p, &r);
+}
+
+/* Pending members whose child never came. */
+static void pending_expire(struct sockd *d, uint64_t now)
+{
+	for (uint32_t i = 0; i < d->napps; i++) {
+		struct app *p = &d->apps[i];
+		if (p->used && p->pending && now > p->pending_until)
+			sk_app_detach(d, i, "its child did not join in time");
+	}
+}
+
+/* One request from member ai: hello (or join) first, then one at a time;
+ * each but socket, wakefd and fork names a slot the member holds. */
 static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, int fd)
 {
-	struct app *a = &d->apps[ai];
+	struct app *m = &d->apps[ai];
 	d->st.requests++;
 	if (fd >= 0 && rq->op != BH_RPC_WAKEFD) {
 		close(fd); /* a descriptor nothing asked for */
@@ -498,55 +686,78 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, i
 		app_hello(d, ai, rq);
 		return;
 	}
-	if (a->region.base == NULL || a->waiting) {
+	if (rq->op == BH_RPC_JOIN) {
+		rq_join(d, ai, rq);
+		return;
+	}
+	struct app *a = root_of(d, m);
+	if (a == NULL || m->waiting) {
+		if (fd >= 0)
+			close(fd);
 		d->st.requests_bad++;
-		sk_reply_err(d, a, a->waiting ? -EBUSY : -EPROTO);
+		sk_reply_err(d, m, m->waiting ? -EBUSY : -EPROTO);
 		return;
 	}
-	if (rq->op == BH_RPC_SOCKET) {
-		rq_socket(d, ai, rq);
+	switch (rq->op) {
+	case BH_RPC_SOCKET:
+		rq_socket(d, a, m, rq);
+		return;
+	case BH_RPC_WAKEFD:
+		rq_wakefd(d, a, m, rq, fd);
+		return;
+	case BH_RPC_FORK:
+		rq_fork(d, a, m);
+		return;
+	case BH_RPC_CANCEL: {
+		uint32_t pi = pending_of(d, rq->token, a);
+		if (pi == NO_APP) {
+			sk_reply_err(d, m, -ENOENT);
+			return;
+		}
+		sk_app_detach(d, pi, "its fork failed");
+		sk_reply_err(d, m, 0);
 		return;
 	}
-	if (rq->op == BH_RPC_WAKEFD) {
-		rq_wakefd(d, a, rq, fd);
-		return;
+	default:
+		break;
 	}
 	uint32_t sid = 0;
-	struct ssock *s = req_sock(d, a, rq->slot, &sid);
+	struct ssock *s = req_sock(d, a, m, rq->slot, &sid);
 	if (s == NULL) {
-		sk_reply_err(d, a, -EBADF);
+		sk_reply_err(d, m, -EBADF);
 		return;
 	}
 	switch (rq->op) {
 	case BH_RPC_BIND:
-		rq_bind(d, a, sid, s, rq);
+		rq_bind(d, m, sid, s, rq);
 		return;
 	case BH_RPC_LISTEN:
-		rq_listen(d, a, sid, s, rq);
+		rq_listen(d, m, sid, s, rq);
 		return;
 	case BH_RPC_CONNECT:
-		rq_connect(d, a, sid, s, rq);
+		rq_connect(d, m, sid, s, rq);
 		return;
 	case BH_RPC_ACCEPT:
-		rq_accept(d, ai, s);
+		rq_accept(d, a, m, s);
 		return;
 	case BH_RPC_SHUTDOWN:
-		rq_shutdown(d, a, sid, s, rq);
+		rq_shutdown(d, a, m, sid, s, rq);
 		return;
 	case BH_RPC_CLOSE:
-		a->slot_busy[rq->slot] = true;
-		sk_sock_close(d, sid);
-		sk_reply_err(d, a, 0);
+		/* This member's reference; the socket closes with the last. */
+		hold(a, m, rq->slot, false);
+		let_go(d, a, rq->slot);
+		sk_reply_err(d, m, 0);
 		return;
 	case BH_RPC_SETOPT:
-		rq_setopt(d, a, sid, s, rq);
+		rq_setopt(d, m, sid, s, rq);
 		return;
 	case BH_RPC_GETNAME:
-		sk_reply_sock(d, a, 0, s);
+		sk_reply_sock(d, m, 0, s);
 		return;
 	default:
 		d->st.requests_bad++;
-		sk_reply_err(d, a, -EOPNOTSUPP);
+		sk_reply_err(d, m, -EOPNOTSUPP);
 		return;
 	}
 }
@@ -609,6 +820,7 @@ int sk_outside_io(struct sockd *d, uint64_t now, uint32_t badges)
 		return 0;
 	d->seen_wakes = wakes;
 	d->last_io_ns = now;
+	pending_expire(d, now);
 	struct epoll_event ev[32];
 	int n = epoll_wait(d->epfd, ev, 32, 0);
 	for (int i = 0; i < n; i++) {

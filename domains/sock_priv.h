@@ -49,13 +49,25 @@
 #define NO_SLOT UINT32_MAX /* free_slot (sock_app.c): the application's region is full */
 #define EV_APPS UINT32_MAX /* epoll tag of app.sock itself; others: an application's index */
 
-/* An attached application: its control socket, its credentials, and its
- * region (app_abi.h) once it said hello. */
+/* An attached application process: its control socket and its
+ * credentials (a member); the one that said hello also owns the region
+ * (app_abi.h) and is the root its forked children join (BH_RPC_FORK,
+ * BH_RPC_JOIN). A socket's `app` is always a root; a socket closes when
+ * no member holds it any more (slot_refs), and the region goes when the
+ * root has no member left (the root's own connection may be gone: fd -1). */
 struct app {
 	bool used;
-	int fd;                   /* its control socket (SOCK_SEQPACKET) */
+	bool pending;             /* made by a fork, waiting for the child's JOIN */
+	bool left;                /* a root whose own process went (its region stays) */
+	int fd;                   /* its control socket (SOCK_SEQPACKET), or -1 */
 	pid_t pid;                /* from SO_PEERCRED */
 	uid_t uid;
+	uint32_t root;            /* the root whose region it uses; NO_APP before hello */
+	uint8_t *holds;           /* a bit per slot of the root's region: held by this member */
+	uint64_t token;           /* pending: what the child presents */
+	uint64_t pending_until;   /* pending: ns; then the holds are dropped */
+	uint32_t members;         /* root: members using its region, pending ones included */
+	uint16_t *slot_refs;      /* root: members holding each slot */
 	struct bh_region region;  /* NULL base until hello */
 	struct bh_app_slot *slots;
 	uint8_t *data;            /* nslots x (receive ring, send ring) */
@@ -66,7 +78,7 @@ struct app {
 	bool *slot_busy;    /* private: closed by the app, still draining */
 	uint64_t owe; /* waiter words to signal (bit i: word i) */
 	int wake_fd[BH_APP_WAITERS]; /* eventfds for words (BH_RPC_WAKEFD), or -1 */
-	/* the request being answered later */
+	/* the request being answered later (this member's) */
 	bool waiting;
 	uint32_t wait_sid;
 	uint32_t wait_op;
@@ -189,6 +201,7 @@ uint32_t sk_sid_alloc(struct sockd *d);
 bool sk_port_used(struct sockd *d, bool udp, uint16_t p);
 void sk_port_set(struct sockd *d, bool udp, uint16_t p, bool on);
 void sk_publish(struct sockd *d, struct ssock *s);
+void sk_reply(struct sockd *d, struct app *a, const struct bh_rpc_rep *r);
 void sk_reply_err(struct sockd *d, struct app *a, int ret);
 void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s);
 void sk_answer(struct sockd *d, uint32_t sid, uint32_t op, int ret);

@@ -105,7 +105,7 @@ void sk_publish(struct sockd *d, struct ssock *s)
 		a->owe |= bh_load_relaxed64(&sl->want_tx);
 }
 
-static void reply(struct app *a, const struct bh_rpc_rep *r)
+void sk_reply(struct sockd *d, struct app *a, const struct bh_rpc_rep *r)
 {
 	ssize_t w = send(a->fd, r, sizeof(*r), MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)w; /* a dead application's replies go nowhere */
@@ -114,7 +114,7 @@ static void reply(struct app *a, const struct bh_rpc_rep *r)
 void sk_reply_err(struct sockd *d, struct app *a, int ret)
 {
 	struct bh_rpc_rep r = {.ret = ret};
-	reply(a, &r);
+	sk_reply(d, a, &r);
 }
 
 void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
@@ -127,7 +127,7 @@ void sk_reply_sock(struct sockd *d, struct app *a, int ret, struct ssock *s)
 		r.lport = s->lport;
 		r.rport = s->rport;
 	}
-	reply(a, &r);
+	sk_reply(d, a, &r);
 }
 
 /* A request waiting for tcp or ip is answered. */
@@ -136,11 +136,16 @@ void sk_answer(struct sockd *d, uint32_t sid, uint32_t op, int ret)
 	struct ssock *s = sk_sock_of(d, sid);
 	if (s == NULL || s->app == NO_APP)
 		return;
-	struct app *a = &d->apps[s->app];
-	if (!a->used || !a->waiting || a->wait_sid != sid || a->wait_op != op)
-		return;
-	a->waiting = false;
-	sk_reply_sock(d, a, ret, s);
+	/* The member of the socket's application that asked. */
+	for (uint32_t i = 0; i < d->napps; i++) {
+		struct app *m = &d->apps[i];
+		if (m->used && m->root == s->app && m->waiting && m->wait_sid == sid &&
+		    m->wait_op == op) {
+			m->waiting = false;
+			sk_reply_sock(d, m, ret, s);
+			return;
+		}
+	}
 }
 
 void sk_to_tcp(struct sockd *d, uint16_t op, uint32_t sid, const struct bh_ctl *extra)

@@ -35,8 +35,8 @@ static int fail(int e)
 
 static int stale(const char *call)
 {
-	say_once("fork", "a Bulkhead socket inherited across fork is not usable in the child "
-			 "(not supported yet); it fails with ENOTSUP");
+	say_once("fork", "this child could not join its parent's Bulkhead sockets (the "
+			 "instance's log says why); they fail with ENOTSUP");
 	(void)call;
 	return fail(ENOTSUP);
 }
@@ -684,6 +684,31 @@ void bh_fd_release(int fd, struct fdent *e)
 	ep_forget_fd(fd);
 	if (slot_unref(s))
 		bh_close(s);
+}
+
+/* The child shares its parent's sockets, as the kernel's: the instance
+ * is told before the fork (a token), the child joins on its own
+ * connection after it (client/bhsock.h, bh_fork_prepare). */
+EXPORT pid_t fork(void)
+{
+	uint64_t token = 0;
+	bool share = inst_is_attached() && bh_fork_prepare(&token) == 0;
+	pid_t pid = real.fork();
+	if (pid == 0) {
+		int r = share ? bh_fork_child(token) : -ENOTCONN;
+		if (r == 0)
+			run_log("pid %d forked: shares its parent's sockets", (int)getpid());
+		else if (inst_is_attached()) {
+			run_log("pid %d forked: cannot join its parent's sockets: %s", (int)getpid(),
+				strerror(-r));
+			fork_stale();
+		}
+	} else if (pid < 0 && share) {
+		int e = errno;
+		bh_fork_cancel(token);
+		errno = e;
+	}
+	return pid;
 }
 
 /* What was at fd goes (close, or dup2 over it). Under fd_lock. */

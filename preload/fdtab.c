@@ -96,7 +96,24 @@ static int hide_fd(int fd)
 	return n;
 }
 
-static void after_fork_child(void)
+/* In a child: a lock another thread of the parent held stays held in
+ * the copy; the child's one thread starts them afresh. */
+static void locks_anew(void)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&tab_lock, &a);
+	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&inst.lock, NULL);
+}
+
+bool inst_is_attached(void)
+{
+	return __atomic_load_n(&inst.attached, __ATOMIC_ACQUIRE) == 1;
+}
+
+void fork_stale(void)
 {
 	/* The parent's attachment is not this process's: inherited Bulkhead
 	 * sockets go stale (calls.c), and new ones attach anew. */
@@ -112,12 +129,6 @@ static void after_fork_child(void)
 			if (pg[i].kind == FD_BH)
 				pg[i].kind = FD_STALE;
 	}
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&tab_lock, &a);
-	pthread_mutexattr_destroy(&a);
-	pthread_mutex_init(&inst.lock, NULL);
 }
 
 #define FIND(f) real.f = (__typeof__(real.f))dlsym(RTLD_NEXT, #f)
@@ -172,7 +183,7 @@ __attribute__((constructor)) static void preload_load(void)
 	const char *fb = getenv("BULKHEAD_FALLBACK");
 	inst.host_fallback = fb && strcmp(fb, "host") == 0;
 	bh_use_kernel_waits(sig_restart, hide_fd);
-	pthread_atfork(NULL, NULL, after_fork_child);
+	pthread_atfork(NULL, NULL, locks_anew);
 }
 
 bool inst_named(void)

@@ -121,6 +121,9 @@ bool inst_named(void);
 /* Attaches to the instance on first use: 0 or -errno (ENETDOWN when
  * the instance is not there). */
 int inst_attach(void);
+bool inst_is_attached(void);
+/* In a child that could not join its parent's sockets: they go stale. */
+void fork_stale(void);
 /* Where a destination goes: 1 the instance, 0 the kernel, or -errno. */
 int route_of(uint32_t addr_host_order, bool binding);
 

@@ -604,6 +604,14 @@ static void check_sendfile(void)
 	close(f);
 }
 
+static int child_exit(pid_t pid)
+{
+	int st = -1;
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
 static void check_fork(void)
 {
 	out("== fork");
@@ -616,15 +624,74 @@ static void check_fork(void)
 		read_n(s, b, 3);
 		_exit(strcmp(b, "kid") == 0 ? 0 : 3);
 	}
-	int st = -1;
-	waitpid(pid, &st, 0);
-	out("child's own socket: exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	out("child's own socket: exit %d", child_exit(pid));
+
+	/* The child uses a socket it inherited, after the parent closed
+	 * its copy. */
 	int s = tcp_to(0);
-	send(s, "par", 3, 0);
+	int go[2];
+	if (pipe(go) != 0)
+		fatal("pipe");
+	pid = fork();
+	if (pid == 0) {
+		char c, b[4] = {0};
+		if (read(go[0], &c, 1) != 1)
+			_exit(4);
+		send(s, "inh", 3, 0);
+		read_n(s, b, 3);
+		_exit(strcmp(b, "inh") == 0 ? 0 : 3);
+	}
+	R("parent closes its copy", close(s));
+	R("go", write(go[1], "g", 1));
+	out("child's inherited socket after the parent closed it: exit %d", child_exit(pid));
+	close(go[0]);
+	close(go[1]);
+
+	/* The parent's socket after the child closed its copy. */
+	s = tcp_to(0);
+	pid = fork();
+	if (pid == 0) {
+		close(s);
+		_exit(0);
+	}
+	out("child closed its copy: exit %d", child_exit(pid));
 	char b[4] = {0};
+	R("send after the child closed", send(s, "aft", 3, 0));
 	read_n(s, b, 3);
-	out("parent after fork: %s", b);
+	out("echo %s", b);
 	close(s);
+
+	/* A listener the child inherited: the child accepts. */
+	int c = tcp_to(0);
+	struct sockaddr_in me, any = {.sin_family = AF_INET};
+	socklen_t l = sizeof(me);
+	getsockname(c, (struct sockaddr *)&me, &l);
+	close(c);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(ls, (struct sockaddr *)&any, sizeof(any)) != 0 || listen(ls, 8) != 0)
+		fatal("listen");
+	l = sizeof(any);
+	getsockname(ls, (struct sockaddr *)&any, &l);
+	pid = fork();
+	if (pid == 0) {
+		struct pollfd p = {.fd = ls, .events = POLLIN};
+		if (poll(&p, 1, 5000) != 1)
+			_exit(5);
+		int a = accept(ls, NULL, NULL);
+		char h[4] = {0};
+		if (a < 0)
+			_exit(6);
+		read_n(a, h, 2);
+		_exit(strcmp(h, "hi") == 0 ? 0 : 3);
+	}
+	int back = tcp_to(1);
+	char line[64], ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &me.sin_addr, ip, sizeof(ip));
+	int n = snprintf(line, sizeof(line), "%s %u\n", ip, (unsigned)ntohs(any.sin_port));
+	R("ask connect-back", send(back, line, (size_t)n, 0));
+	out("child accepted on the inherited listener: exit %d", child_exit(pid));
+	close(back);
+	close(ls);
 }
 
 int main(int argc, char **argv)
