@@ -6,6 +6,9 @@
 #     same transcript under `run` as on the kernel;
 #   - curl, wget, python3's urllib and http.server, nc both ways, every
 #     file hashed; loopback stays with the host (and the log says so);
+#   - nginx (a master that forks two workers after listen) serving Linux
+#     curl and wrk; redis-server and redis-benchmark, each under run with
+#     the other on Linux; iperf3 both ways;
 #   - an instance that goes down ends a blocked read with ECONNRESET, a
 #     destination off the subnet without a gateway is ENETUNREACH, and
 #     `run` of an instance that is not there says so.
@@ -16,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	fail "this test needs root (TAP devices)"
 	finish
 fi
-for t in curl wget nc python3; do
+for t in curl wget nc python3 nginx wrk redis-server redis-benchmark iperf3; do
 	command -v "$t" >/dev/null || { fail "$t is not installed"; finish; }
 done
 CALLCHECK="$(dirname "$B")/../tests/stack/callcheck"
@@ -150,6 +153,65 @@ print(hashlib.sha256(urllib.request.urlopen('http://$HOST:8000/20m').read()).hex
 	check "$mode: Linux nc to nc -l under run" timeout 20 nc -q1 $ME $PNC <"$WORK/small"
 	sleep 0.3
 	check "$mode: ... every byte" cmp -s "$WORK/small" "$WORK/nc2"
+
+	# Servers that fork, and event loops (epoll) of real programs.
+	mkdir -p "$WORK/ng"
+	cat >"$WORK/ng/nginx.conf" <<EOF
+user root;
+worker_processes 2;
+daemon off;
+pid $WORK/ng/nginx.pid;
+error_log $WORK/ng/error.log info;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  server { listen 8090; root $WORK/www; }
+}
+EOF
+	head -c 1024 /dev/urandom >"$WORK/www/1k"
+	timeout 120 "$B" run r -- nginx -c "$WORK/ng/nginx.conf" >"$WORK/ng/out" 2>&1 &
+	KIDS+=($!)
+	until_up 10 curl -sf -o /dev/null http://$ME:8090/1k || fail "$mode: nginx under run did not start"
+	check "$mode: nginx under run: a master and two workers" \
+		bash -c "[ \$(pgrep -f 'nginx: worker process' | wc -l) -ge 2 ]"
+	rm -f "$WORK/got"
+	check "$mode: Linux curl from nginx under run" timeout 60 curl -sS -o "$WORK/got" http://$ME:8090/20m
+	check "$mode: ... every byte" [ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
+	timeout 30 wrk -t2 -c50 -d2s http://$ME:8090/1k >"$WORK/wrk.out" 2>&1
+	check "$mode: wrk against nginx under run: $(grep -o 'Requests/sec: *[0-9.]*' "$WORK/wrk.out"), no error" \
+		bash -c "grep -q 'Requests/sec' '$WORK/wrk.out' && ! grep -qE 'Non-2xx|Socket errors' '$WORK/wrk.out'"
+	check "$mode: nginx said nothing alarming" bash -c "! grep -E '\\[(alert|emerg|crit)\\]' '$WORK/ng/out' '$WORK/ng/error.log'"
+	pkill -f "nginx -c $WORK/ng/nginx.conf"
+
+	timeout 60 "$B" run r -- redis-server --port 6390 --save "" --appendonly no \
+		--protected-mode no >"$WORK/redis.out" 2>&1 &
+	KIDS+=($!)
+	until_up 10 bash -c "redis-cli -h $ME -p 6390 ping | grep -q PONG"
+	check "$mode: redis-benchmark from Linux against redis-server under run" bash -c \
+		"timeout 60 redis-benchmark -h $ME -p 6390 -t set,get -n 5000 -q 2>/dev/null | tr '\\r' '\\n' | grep -q '^GET: [0-9.]* requests per second'"
+	check "$mode: ... a key set over Linux reads back" bash -c \
+		"redis-cli -h $ME -p 6390 set k$mode v$$ >/dev/null && [ \"\$(redis-cli -h $ME -p 6390 get k$mode)\" = v$$ ]"
+	kill "${KIDS[-1]}" 2>/dev/null
+	redis-server --port 6391 --bind $HOST --save "" --appendonly no --protected-mode no >"$WORK/redis2.out" 2>&1 &
+	KIDS+=($!)
+	until_up 10 bash -c "redis-cli -h $HOST -p 6391 ping | grep -q PONG"
+	check "$mode: redis-benchmark under run against redis-server on Linux" bash -c \
+		"timeout 60 '$B' run r -- redis-benchmark -h $HOST -p 6391 -t set,get -n 5000 -q 2>/dev/null | tr '\\r' '\\n' | grep -q '^GET: [0-9.]* requests per second'"
+	kill "${KIDS[-1]}" 2>/dev/null
+
+	timeout 30 "$B" run r -- iperf3 -s -4 -1 -p 5201 >"$WORK/ip3s.out" 2>&1 &
+	until_up 10 grep -q "bind 0.0.0.0:5201" "$BULKHEAD_RUN/r/log"
+	sleep 0.3
+	check "$mode: iperf3 from Linux to iperf3 -s under run" bash -c \
+		"timeout 20 iperf3 -4 -c $ME -p 5201 -t 2 >'$WORK/ip3c.out' 2>&1 && grep -q receiver '$WORK/ip3c.out'"
+	iperf3 -s -4 -B $HOST -p 5202 >"$WORK/ip3k.out" 2>&1 &
+	KIDS+=($!)
+	sleep 0.5
+	check "$mode: iperf3 under run to Linux iperf3 -s" bash -c \
+		"timeout 20 '$B' run r -- iperf3 -4 -c $HOST -p 5202 -t 2 >'$WORK/ip3u.out' 2>&1 && grep -q receiver '$WORK/ip3u.out'"
+	check "$mode: ... and back (-R)" bash -c \
+		"timeout 20 '$B' run r -- iperf3 -4 -c $HOST -p 5202 -t 2 -R >'$WORK/ip3r.out' 2>&1 && grep -q receiver '$WORK/ip3r.out'"
 
 	# Loopback stays with the host.
 	rm -f "$WORK/got"
