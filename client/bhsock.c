@@ -1248,9 +1248,15 @@ static short revents_of(int s, short events)
 	struct lsock *l = ls_of(s);
 	if (l == NULL)
 		return POLLNVAL;
-	if (__atomic_load_n(&g.server_gone, __ATOMIC_RELAXED))
-		return (short)((events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
 	uint32_t st = state(s);
+	if (__atomic_load_n(&g.server_gone, __ATOMIC_RELAXED)) {
+		/* The instance is gone: a connection fails at once; a
+		 * listener never gets another (reporting it would spin an
+		 * event loop that retries accept). */
+		if (st & BH_SS_LISTENING)
+			return 0;
+		return (short)((events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
+	}
 	bool dead = (st & (BH_SS_ERROR | BH_SS_HUP)) != 0;
 	bool idle = !l->udp && !(st & (BH_SS_CONNECTED | BH_SS_CONNECTING | BH_SS_LISTENING));
 	short r = 0;
@@ -1317,6 +1323,11 @@ int bh_info(struct bh_info *i)
 bool bh_server_lost(void)
 {
 	return server_gone();
+}
+
+bool bh_server_was_lost(void)
+{
+	return __atomic_load_n(&g.server_gone, __ATOMIC_RELAXED) || g.fd < 0;
 }
 
 int bh_internal_fds(int *out, int max)

@@ -85,6 +85,8 @@ int bh_internal_fds(int *out, int max);
 /* Whether the socket server is gone (its control socket hung up): then
  * every socket reports an error. */
 bool bh_server_lost(void);
+/* The same, as last found out (no system call). */
+bool bh_server_was_lost(void);
 
 /* Waits that sleep in the kernel, so that they can take kernel
  * descriptors along and be interrupted by signals: after this, the

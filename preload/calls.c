@@ -12,6 +12,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <alloca.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -709,6 +710,108 @@ EXPORT pid_t fork(void)
 		errno = e;
 	}
 	return pid;
+}
+
+/* exec: a Bulkhead socket does not survive it (the new program would
+ * find an inert eventfd at its number); one not marked close-on-exec is
+ * named on standard error and in the log, so that the program's user
+ * knows. The socket closes as the kernel's would when the process was
+ * its last holder (its connection to the instance closes on exec). */
+static void before_exec(const char *path)
+{
+	if (!inst_is_attached())
+		return;
+	char fds[160] = "";
+	int n = 0;
+	for (int fd = 0; fd < FDTAB_MAX; fd++) {
+		struct fdent *e = fd_get(fd, false);
+		if (e == NULL) {
+			fd |= 4095;
+			continue;
+		}
+		if (e->kind != FD_BH || (real.fcntl(fd, F_GETFD) & FD_CLOEXEC))
+			continue;
+		size_t l = strlen(fds);
+		if (l < sizeof(fds) - 12)
+			snprintf(fds + l, sizeof(fds) - l, "%s%d", n ? " " : "", fd);
+		n++;
+	}
+	if (n == 0)
+		return;
+	char line[400];
+	snprintf(line, sizeof(line),
+		 "%d Bulkhead socket(s) not marked close-on-exec (descriptor %s) do not survive "
+		 "exec of %s: the new program finds an eventfd there, not the socket",
+		 n, fds, path ? path : "?");
+	say_once("exec", line);
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	before_exec(path);
+	return real.execve(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	before_exec(path);
+	return real.execv(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	before_exec(file);
+	return real.execvp(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	before_exec(file);
+	return real.execvpe(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	before_exec("a descriptor");
+	return real.fexecve(fd, argv, envp);
+}
+
+/* The list forms: their arguments into an array, then as above. */
+#define LIST_ARGS(first, ap, argv)                                                         \
+	size_t n_ = 1;                                                                     \
+	va_start(ap, first);                                                               \
+	while (va_arg(ap, char *) != NULL)                                                 \
+		n_++;                                                                      \
+	va_end(ap);                                                                        \
+	char **argv = alloca((n_ + 1) * sizeof(char *));                                   \
+	va_start(ap, first);                                                               \
+	argv[0] = (char *)first;                                                           \
+	for (size_t i_ = 1; i_ <= n_; i_++)                                                \
+		argv[i_] = va_arg(ap, char *);
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	LIST_ARGS(arg, ap, argv)
+	va_end(ap);
+	return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	LIST_ARGS(arg, ap, argv)
+	va_end(ap);
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	LIST_ARGS(arg, ap, argv)
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
 }
 
 /* What was at fd goes (close, or dup2 over it). Under fd_lock. */

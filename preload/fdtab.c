@@ -173,6 +173,10 @@ __attribute__((constructor)) static void preload_load(void)
 	FIND(epoll_pwait);
 	FIND(sigaction);
 	FIND(execve);
+	FIND(execv);
+	FIND(execvp);
+	FIND(execvpe);
+	FIND(fexecve);
 	FIND(fork);
 	const char *n = getenv("BULKHEAD_INSTANCE");
 	if (n && *n && bh_name_ok(n))

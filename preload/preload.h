@@ -75,6 +75,10 @@ struct real {
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
 	pid_t (*fork)(void);
 };
 extern struct real real;

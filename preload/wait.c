@@ -157,7 +157,10 @@ int wait_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 		int r = 0, err = 0;
 		if (wfd >= 0 && bh_ready(fds, n, isbh) == 0 && bh_sleep_prepare()) {
 			kp[nk] = (struct pollfd){.fd = wfd, .events = POLLIN};
-			kp[nk + 1] = (struct pollfd){.fd = own, .events = POLLRDHUP};
+			/* The control socket, until it hung up (then it would
+			 * be ready for ever). */
+			kp[nk + 1] = (struct pollfd){.fd = bh_server_was_lost() ? -1 : own,
+						     .events = POLLRDHUP};
 			r = real.ppoll(kp, nk + 2, ts_of(t, &ts), mask);
 			err = errno;
 			if (r > 0 && kp[nk + 1].revents)
@@ -610,6 +613,16 @@ static void ep_add_own(struct ep *p, int f, uint32_t events)
 	}
 }
 
+static void ep_drop_own(struct ep *p, int f)
+{
+	for (int i = 0; i < p->nadded; i++)
+		if (p->added[i] == f) {
+			real.epoll_ctl(p->epfd, EPOLL_CTL_DEL, f, NULL);
+			p->added[i] = p->added[--p->nadded];
+			return;
+		}
+}
+
 static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns,
 		   const sigset_t *mask)
 {
@@ -658,8 +671,10 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 		evs = p ? malloc((size_t)(p->n ? p->n : 1) * sizeof(*evs)) : NULL;
 		if (p && slots && evs && wfd >= 0) {
 			ep_add_own(p, wfd, EPOLLIN);
-			if (own >= 0)
+			if (own >= 0 && !bh_server_was_lost())
 				ep_add_own(p, own, EPOLLRDHUP);
+			else if (own >= 0)
+				ep_drop_own(p, own); /* hung up: ready for ever */
 			for (int i = 0; i < p->n; i++) {
 				struct fdent *e = p->e[i].bh ? fd_get(p->e[i].fd, false) : NULL;
 				if (e == NULL || e->kind != FD_BH || p->e[i].off)

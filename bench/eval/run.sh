@@ -79,7 +79,7 @@ RES="$OUT/results.tsv"
 : >"$RES"
 : >"$OUT/failures.txt"
 : >"$OUT/check.txt"
-rm -f "$OUT"/*.png "$OUT"/lat-*.txt "$OUT/report.md"
+rm -f "$OUT"/*.png "$OUT"/lat-*.txt "$OUT/report.md" "$OUT"/apps*
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-eval.XXXXXX)"
 TMP="$(mktemp -d /tmp/bh-eval-tmp.XXXXXX)"
 NS1="bhen1$$" NS2="bhen2$$" TAP="bhet$$"
@@ -475,6 +475,16 @@ for cpu in $COST_CPUS; do
 		stop_all
 	done
 done
+
+# 5. Unmodified programs under `bulkhead run` (apps.sh: nginx + wrk,
+#    redis, iperf3, the preload library's cost), with their own report
+#    section and targets.
+APPS_MODE=full
+[ "$QUICK" -eq 1 ] && APPS_MODE=quick
+[ "$SMOKE" -eq 1 ] && APPS_MODE=smoke
+say "unmodified programs ($APPS_MODE)"
+"$(dirname "$0")/apps.sh" "$TOOL" "$OUT" "$APPS_MODE" >/dev/null ||
+	echo "apps.sh failed" >>"$OUT/failures.txt"
 ELAPSED=$(($(date +%s) - START))
 
 # --- the report -------------------------------------------------------------------
@@ -484,6 +494,11 @@ MODE=full
 export RES OUT TMP MODE ROUNDS ELAPSED PERF_NOTE HUGE_NOTE LINUX CPUS
 "$(dirname "$0")/report.sh" || exit 1
 "$(dirname "$0")/plot.sh" || say "plots failed (gnuplot)"
+if [ -s "$OUT/apps.md" ]; then
+	echo >>"$OUT/report.md"
+	cat "$OUT/apps.md" >>"$OUT/report.md"
+	cat "$OUT/apps-check.txt" >>"$OUT/check.txt" 2>/dev/null
+fi
 {
 	echo
 	echo "## Plots"

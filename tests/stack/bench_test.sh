@@ -44,6 +44,19 @@ for cpu in free pinned; do
 	check "$cpu factored: cost run counted ring batches (crossings)" has "$cpu" factored cost_rr chan_rx_batches
 done
 check "a futex hand-off on one CPU was measured" has pinned ipc handoff ns
+# Unmodified programs (apps.sh): each system's figures, and a verdict
+# for the preload library's cost.
+A="$OUT/apps.tsv"
+for s in factored mono linux; do
+	for w in "nginx 100 rps" "redis GET ops" "iperf3 1 gbps"; do
+		set -- $w
+		check "apps: $s $1 $2 $3" awk -F'\t' -v s=$s -v w=$1 -v p=$2 -v m=$3 \
+			'$1 == s && $2 == w && $3 == p && $4 == m && $5 > 0 {f = 1} END {exit !f}' "$A"
+	done
+done
+check "apps: the report has its section" grep -qF '## Unmodified programs' "$OUT/report.md"
+check "apps: verdicts for the preload library's cost ($(grep -c 'preload' "$C"))" \
+	[ "$(grep -c 'preload' "$C")" -eq 4 ]
 # Placed (two CPUs or more): every system's workloads ran, and the
 # absolute targets have placed verdicts.
 if [ "$(nproc)" -ge 2 ]; then

@@ -9,6 +9,7 @@
 #   - nginx (a master that forks two workers after listen) serving Linux
 #     curl and wrk; redis-server and redis-benchmark, each under run with
 #     the other on Linux; iperf3 both ways;
+#   - exec with a socket not marked close-on-exec says so;
 #   - an instance that goes down ends a blocked read with ECONNRESET, a
 #     destination off the subnet without a gateway is ENETUNREACH, and
 #     `run` of an instance that is not there says so.
@@ -184,7 +185,7 @@ EOF
 	check "$mode: nginx said nothing alarming" bash -c "! grep -E '\\[(alert|emerg|crit)\\]' '$WORK/ng/out' '$WORK/ng/error.log'"
 	pkill -f "nginx -c $WORK/ng/nginx.conf"
 
-	timeout 60 "$B" run r -- redis-server --port 6390 --save "" --appendonly no \
+	timeout 60 "$B" run r -- redis-server --port 6390 --bind 0.0.0.0 --save "" --appendonly no \
 		--protected-mode no >"$WORK/redis.out" 2>&1 &
 	KIDS+=($!)
 	until_up 10 bash -c "redis-cli -h $ME -p 6390 ping | grep -q PONG"
@@ -237,6 +238,13 @@ EOF
 			[ "$(sha "$WORK/got" 2>/dev/null)" = "$SUM" ]
 		check "$mode: ... no domain restarted" all_running r
 	fi
+
+	# exec: a socket not marked close-on-exec is named, not silently lost.
+	check "$mode: exec with a socket not marked close-on-exec says so" bash -c "timeout 20 '$B' run r -- python3 -c \"
+import os, socket
+s = socket.create_connection(('$HOST', 7000))
+os.set_inheritable(s.fileno(), True)
+os.execv('/bin/true', ['true'])\" 2>&1 | grep -q 'not marked close-on-exec (descriptor [0-9]*) do not survive exec of /bin/true'"
 
 	# Failures are errors, never hangs.
 	check "$mode: off the subnet without a gateway: ENETUNREACH" bash -c "[ \"\$(timeout 20 '$B' run r -- python3 -c \"
