@@ -220,9 +220,10 @@ static int rpc(const struct bh_rpc_req *rq, struct bh_rpc_rep *rp)
 	}
 }
 
-void bh_detach(void)
+/* This process's control connection and waiter eventfds go (the
+ * server's copies of the eventfds stay the server's). */
+static void drop_connection(void)
 {
-	pthread_mutex_lock(&g.lock);
 	if (g.fd >= 0)
 		close(g.fd);
 	g.fd = -1;
@@ -231,6 +232,12 @@ void bh_detach(void)
 			close(g.wake_fd[i] - 1);
 		g.wake_fd[i] = 0;
 	}
+}
+
+void bh_detach(void)
+{
+	pthread_mutex_lock(&g.lock);
+	drop_connection();
 	bh_region_close(&g.region);
 	bh_region_close(&g.bell_region);
 	free(g.ls);
@@ -440,14 +447,7 @@ void bh_after_fork_child(void)
 {
 	/* This process's copies only: the parent's connection, region and
 	 * eventfds stay as they are. The forking thread is the only one. */
-	if (g.fd >= 0)
-		close(g.fd);
-	g.fd = -1;
-	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
-		if (g.wake_fd[i] > 0)
-			close(g.wake_fd[i] - 1);
-		g.wake_fd[i] = 0;
-	}
+	drop_connection();
 	bh_region_unmap(&g.region);
 	bh_region_unmap(&g.bell_region);
 	memset(&g.region, 0, sizeof(g.region));
@@ -489,14 +489,7 @@ int bh_fork_child(uint64_t token)
 	 * region stays mapped: it is the same. The forking thread is the
 	 * only one, and no lock another thread held is held here. */
 	pthread_mutex_init(&g.lock, NULL);
-	if (g.fd >= 0)
-		close(g.fd);
-	g.fd = -1;
-	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
-		if (g.wake_fd[i] > 0)
-			close(g.wake_fd[i] - 1);
-		g.wake_fd[i] = 0;
-	}
+	drop_connection();
 	my_waiter = -1;
 	g.pid = (int32_t)getpid();
 	__atomic_store_n(&g.server_gone, false, __ATOMIC_RELAXED);

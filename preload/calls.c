@@ -177,17 +177,26 @@ EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
-EXPORT int bind(int fd, const struct sockaddr *a, socklen_t len)
+/* What fd is for a call that gives an address (bind, connect): a
+ * PENDING socket is decided first. FD_KERNEL, FD_BH or FD_STALE; or -1
+ * with errno. */
+static int kind_for(int fd, const struct sockaddr *a, socklen_t len, bool binding,
+		    const char *call)
 {
 	enum fd_kind k = fd_kind_of(fd);
-	if (k == FD_PENDING) {
-		int r = decide(fd, a, len, true, "bind");
-		if (r < 0)
-			return fail(-r);
-		k = r ? FD_BH : FD_KERNEL;
-	}
-	if (k == FD_STALE)
-		return stale("bind");
+	if (k != FD_PENDING)
+		return k == FD_BH || k == FD_STALE ? (int)k : FD_KERNEL;
+	int r = decide(fd, a, len, binding, call);
+	if (r < 0)
+		return fail(-r);
+	return r ? FD_BH : FD_KERNEL;
+}
+
+EXPORT int bind(int fd, const struct sockaddr *a, socklen_t len)
+{
+	int k = kind_for(fd, a, len, true, "bind");
+	if (k < 0 || k == FD_STALE)
+		return k < 0 ? -1 : stale("bind");
 	if (k != FD_BH)
 		return real.bind(fd, a, len);
 	return bh_bind(fd_get(fd, false)->slot, a, len);
@@ -195,15 +204,9 @@ EXPORT int bind(int fd, const struct sockaddr *a, socklen_t len)
 
 EXPORT int connect(int fd, const struct sockaddr *a, socklen_t len)
 {
-	enum fd_kind k = fd_kind_of(fd);
-	if (k == FD_PENDING) {
-		int r = decide(fd, a, len, false, "connect");
-		if (r < 0)
-			return fail(-r);
-		k = r ? FD_BH : FD_KERNEL;
-	}
-	if (k == FD_STALE)
-		return stale("connect");
+	int k = kind_for(fd, a, len, false, "connect");
+	if (k < 0 || k == FD_STALE)
+		return k < 0 ? -1 : stale("connect");
 	if (k != FD_BH)
 		return real.connect(fd, a, len);
 	return bh_connect(fd_get(fd, false)->slot, a, len);

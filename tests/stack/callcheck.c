@@ -270,6 +270,15 @@ static void check_descriptors(void)
 	close(t);
 }
 
+/* getsockopt of an int, its result in the transcript; the value. */
+static int get_int(int s, int level, int opt, const char *name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+	R(name, getsockopt(s, level, opt, &v, &l));
+	return v;
+}
+
 static void check_options(void)
 {
 	out("== options");
@@ -281,37 +290,28 @@ static void check_options(void)
 	struct sockaddr_in a = at(0);
 	if (connect(s, (struct sockaddr *)&a, sizeof(a)) != 0)
 		fatal("connect");
-	l = sizeof(v);
-	R("get NODELAY", getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &l));
+	v = get_int(s, IPPROTO_TCP, TCP_NODELAY, "get NODELAY");
 	out("nodelay %d", v != 0);
 	R("set KEEPALIVE", setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
-	l = sizeof(v);
-	R("get KEEPALIVE", getsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_KEEPALIVE, "get KEEPALIVE");
 	out("keepalive %d", v != 0);
 	int idle = 30;
 	R("set KEEPIDLE", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)));
-	l = sizeof(v);
-	R("get KEEPIDLE", getsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &v, &l));
+	v = get_int(s, IPPROTO_TCP, TCP_KEEPIDLE, "get KEEPIDLE");
 	out("keepidle %d", v);
 	int bad = 0;
 	R("set KEEPIDLE 0", setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &bad, sizeof(bad)));
-	l = sizeof(v);
-	R("get REUSEADDR", getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_REUSEADDR, "get REUSEADDR");
 	out("reuseaddr %d", v != 0);
-	l = sizeof(v);
-	R("get TYPE", getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_TYPE, "get TYPE");
 	out("type %d", v);
-	l = sizeof(v);
-	R("get DOMAIN", getsockopt(s, SOL_SOCKET, SO_DOMAIN, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_DOMAIN, "get DOMAIN");
 	out("domain %d", v);
-	l = sizeof(v);
-	R("get PROTOCOL", getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_PROTOCOL, "get PROTOCOL");
 	out("protocol %d", v);
-	l = sizeof(v);
-	R("get ACCEPTCONN", getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_ACCEPTCONN, "get ACCEPTCONN");
 	out("acceptconn %d", v);
-	l = sizeof(v);
-	R("get RCVBUF", getsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, &l));
+	v = get_int(s, SOL_SOCKET, SO_RCVBUF, "get RCVBUF");
 	out("rcvbuf > 0: %d", v > 0);
 	R("get unknown", getsockopt(s, SOL_SOCKET, 9999, &v, &l));
 	R("set unknown", setsockopt(s, IPPROTO_TCP, 9999, &one, sizeof(one)));
