@@ -269,27 +269,19 @@ static int connect_app(const char *name)
 	return fd;
 }
 
-int bh_attach(const char *name)
+/* Sends rq (HELLO, or REGION on a connection that is a member already)
+ * on connection fd, maps the region and the server's word it answers
+ * with, and checks the region's geometry. 0 or -errno; fd stays open. */
+static int adopt(int fd, const struct bh_rpc_req *rq)
 {
-	if (!bh_name_ok(name))
-		return fail(EINVAL);
-	if (g.fd >= 0)
-		return fail(EISCONN);
-	int fd = connect_app(name);
-	if (fd < 0)
-		return fail(-fd);
-	snprintf(g.name, sizeof(g.name), "%s", name);
-	struct bh_rpc_req rq = {.op = BH_RPC_HELLO, .a = BH_APP_VERSION};
-	struct bh_rpc_rep rp;
+	struct bh_rpc_rep rp = {0};
 	int fds[2] = {-1, -1};
-	if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != (ssize_t)sizeof(rq) ||
+	if (send(fd, rq, sizeof(*rq), MSG_NOSIGNAL) != (ssize_t)sizeof(*rq) ||
 	    recv_fds(fd, &rp, sizeof(rp), fds, 2) != 2 || rp.ret != 0) {
-		int e = rp.ret < 0 ? -rp.ret : EPROTO;
 		for (int i = 0; i < 2; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
-		close(fd);
-		return fail(e);
+		return rp.ret < 0 ? rp.ret : -EPROTO;
 	}
 	int e = bh_region_attach(&g.region, fds[0], BH_REGION_APP, BH_ACCESS_RW);
 	if (e == 0)
@@ -297,9 +289,8 @@ int bh_attach(const char *name)
 	if (e) {
 		close(fds[0]);
 		close(fds[1]);
-		close(fd);
 		bh_region_close(&g.region);
-		return fail(-e);
+		return e;
 	}
 	memcpy(&g.meta, (char *)g.region.base + 64, sizeof(g.meta));
 	const struct bh_app_meta *m = &g.meta;
@@ -314,8 +305,7 @@ int bh_attach(const char *name)
 	    m->dgram_max == 0 || m->dgram_max > 65507) {
 		bh_region_close(&g.region);
 		bh_region_close(&g.bell_region);
-		close(fd);
-		return fail(EPROTO);
+		return -EPROTO;
 	}
 	g.slots = (struct bh_app_slot *)((char *)g.region.base + m->slots_off);
 	g.data = (uint8_t *)g.region.base + m->data_off;
@@ -334,6 +324,56 @@ int bh_attach(const char *name)
 		fd = g.hide_fd(fd);
 	g.fd = fd;
 	g.spin = bh_ntfn_spin_budget(WAIT_SPIN);
+	return 0;
+}
+
+int bh_attach(const char *name)
+{
+	if (!bh_name_ok(name))
+		return fail(EINVAL);
+	if (g.fd >= 0)
+		return fail(EISCONN);
+	int fd = connect_app(name);
+	if (fd < 0)
+		return fail(-fd);
+	snprintf(g.name, sizeof(g.name), "%s", name);
+	struct bh_rpc_req rq = {.op = BH_RPC_HELLO, .a = BH_APP_VERSION};
+	int e = adopt(fd, &rq);
+	if (e) {
+		close(fd);
+		return fail(-e);
+	}
+	return 0;
+}
+
+int bh_inherit(const char *name, int fd, const struct bh_kept *kept, int nkept,
+	       const uint32_t *drop, int ndrop)
+{
+	if (!bh_name_ok(name) || g.fd >= 0)
+		return -EINVAL;
+	snprintf(g.name, sizeof(g.name), "%s", name);
+	struct bh_rpc_req rq = {.op = BH_RPC_REGION};
+	int e = adopt(fd, &rq);
+	if (e)
+		return e;
+	/* The threads of the program before exec are gone: their waiter
+	 * words (this pid's) are free again. */
+	for (unsigned i = 0; i < BH_APP_WAITERS; i++)
+		if (__atomic_load_n(&g.shared->waiter_pid[i], __ATOMIC_RELAXED) == g.pid)
+			__atomic_fetch_and(&g.shared->waiters_used, ~(1ull << i), __ATOMIC_RELEASE);
+	for (int i = 0; i < nkept; i++) {
+		if (kept[i].slot >= g.meta.nslots)
+			continue;
+		g.ls[kept[i].slot] = (struct lsock){.open = true, .udp = kept[i].udp,
+						    .nonblock = kept[i].nonblock};
+	}
+	/* What only descriptors closed on exec held closes now. */
+	for (int i = 0; i < ndrop; i++) {
+		if (drop[i] >= g.meta.nslots)
+			continue;
+		g.ls[drop[i]].open = true;
+		bh_close((int)drop[i]);
+	}
 	return 0;
 }
 

@@ -108,6 +108,17 @@ int bh_fork_prepare(uint64_t *token);
 void bh_fork_cancel(uint64_t token);
 int bh_fork_child(uint64_t token);
 void bh_after_fork_child(void);
+/* After exec: the program before it handed down its connection to
+ * instance `name` (fd, a member already) and these sockets; the region
+ * is mapped again (BH_RPC_REGION), the kept sockets are this process's,
+ * and the dropped ones (held only by descriptors closed on exec) are
+ * closed. 0 or -errno. */
+struct bh_kept {
+	uint32_t slot;
+	bool udp, nonblock;
+};
+int bh_inherit(const char *name, int fd, const struct bh_kept *kept, int nkept,
+	       const uint32_t *drop, int ndrop);
 /* A wait over Bulkhead sockets and kernel descriptors, by one thread:
  *   bh_want(s, events, true) for each socket; re-check readiness;
  *   if (bh_sleep_prepare()) sleep in the kernel on bh_wake_fd() with the

@@ -54,6 +54,10 @@
  * waiter words are claimed in the application's page (meta.shared_off,
  * struct bh_app_shared), which the server never reads.
  *
+ * A member that execs may keep its connection (not close-on-exec): the
+ * new program asks for the region again (BH_RPC_REGION, answered as
+ * HELLO is) and closes the sockets it no longer holds.
+ *
  * Each slot is two cache lines: the first written by the server only,
  * the second by the application only. Rings are byte streams with
  * free-running 32-bit indices: receive (server produces rx_head, the
@@ -97,6 +101,7 @@ enum bh_rpc_op {
 	BH_RPC_FORK = 12,    /* -> token: a member to be, holding what the caller holds */
 	BH_RPC_JOIN = 13,    /* token (instead of HELLO, on a new connection): be that member */
 	BH_RPC_CANCEL = 14,  /* token: the fork failed; drop that member */
+	BH_RPC_REGION = 15,  /* a member after exec: the region and the server's word again */
 };
 
 #define BH_SOCK_STREAM 1u

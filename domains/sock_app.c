@@ -237,9 +237,19 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	int fds[2] = {a->region.fd, BH_FD_BELL0 + BH_DOM_SOCK};
 	if (send_fds(a->fd, &r, sizeof(r), fds, 2) != 0)
 		bh_logf("application pid %d: cannot hand over its region", (int)a->pid);
-	/* The region's pages stay ours; the descriptor need not. */
-	close(a->region.fd);
-	a->region.fd = -1;
+	/* The descriptor stays: a member that execs asks for it again
+	 * (BH_RPC_REGION). */
+}
+
+/* BH_RPC_REGION: a member after exec maps its root's region again. */
+static void rq_region(struct sockd *d, struct app *a, struct app *m)
+{
+	struct bh_rpc_rep r = {.ret = 0, .nslots = a->nslots, .ring = a->ring};
+	int fds[2] = {a->region.fd, BH_FD_BELL0 + BH_DOM_SOCK};
+	if (a->region.fd < 0)
+		sk_reply_err(d, m, -EIO);
+	else if (send_fds(m->fd, &r, sizeof(r), fds, 2) != 0)
+		bh_logf("application pid %d: cannot hand over its region again", (int)m->pid);
 }
 
 static void apps_accept(struct sockd *d)
@@ -707,6 +717,9 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, i
 		return;
 	case BH_RPC_FORK:
 		rq_fork(d, a, m);
+		return;
+	case BH_RPC_REGION:
+		rq_region(d, a, m);
 		return;
 	case BH_RPC_CANCEL: {
 		uint32_t pi = pending_of(d, rq->token, a);

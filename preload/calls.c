@@ -715,17 +715,38 @@ EXPORT pid_t fork(void)
 	return pid;
 }
 
-/* exec: a Bulkhead socket does not survive it (the new program would
- * find an inert eventfd at its number); one not marked close-on-exec is
- * named on standard error and in the log, so that the program's user
- * knows. The socket closes as the kernel's would when the process was
- * its last holder (its connection to the instance closes on exec). */
-static void before_exec(const char *path)
+/* exec: the sockets not marked close-on-exec go on in the new program,
+ * as the kernel's, when it runs under `bulkhead run` too (its
+ * environment names the library and the instance): the connection to
+ * the instance is kept open across the exec and BULKHEAD_INHERIT tells
+ * the new program's library which descriptor is which socket (fdtab.c,
+ * inherit). Otherwise they are named on standard error and in the log:
+ * the new program finds an inert eventfd at their numbers, and each
+ * closes as the kernel's would when the process was its last holder.
+ * `struct exec_env` is what must be undone if the exec fails. */
+struct exec_env {
+	char **env; /* NULL: the caller's environment, unchanged */
+	int own;    /* the connection made inheritable, or -1 */
+};
+
+static bool in_env(char *const envp[], const char *prefix, const char *has)
 {
+	size_t n = strlen(prefix);
+	for (char *const *e = envp; e && *e; e++)
+		if (strncmp(*e, prefix, n) == 0 && (has == NULL || strstr(*e + n, has)))
+			return true;
+	return false;
+}
+
+static struct exec_env before_exec(const char *path, char *const envp[])
+{
+	struct exec_env x = {NULL, -1};
 	if (!inst_is_attached())
-		return;
-	char fds[160] = "";
+		return x;
+	char kept[2048] = "", fds[160] = "";
+	size_t kl = 0;
 	int n = 0;
+	uint8_t *keep = calloc(FDTAB_MAX / 8, 1);
 	for (int fd = 0; fd < FDTAB_MAX; fd++) {
 		struct fdent *e = fd_get(fd, false);
 		if (e == NULL) {
@@ -737,46 +758,120 @@ static void before_exec(const char *path)
 		size_t l = strlen(fds);
 		if (l < sizeof(fds) - 12)
 			snprintf(fds + l, sizeof(fds) - l, "%s%d", n ? " " : "", fd);
+		if (kl < sizeof(kept) - 40)
+			kl += (size_t)snprintf(kept + kl, sizeof(kept) - kl, "%s%d:%d:%c%c", n ? "," : "",
+					       fd, e->slot, e->dgram ? 'u' : 't',
+					       bh_nonblock(e->slot) ? 'n' : 'b');
+		if (keep && e->slot >= 0 && e->slot < FDTAB_MAX)
+			keep[e->slot / 8] |= (uint8_t)(1u << (e->slot % 8));
 		n++;
 	}
-	if (n == 0)
-		return;
-	char line[400];
-	snprintf(line, sizeof(line),
-		 "%d Bulkhead socket(s) not marked close-on-exec (descriptor %s) do not survive "
-		 "exec of %s: the new program finds an eventfd there, not the socket",
-		 n, fds, path ? path : "?");
-	say_once("exec", line);
+	int own = -1;
+	bh_internal_fds(&own, 1);
+	if (n == 0 || own < 0 || keep == NULL || kl >= sizeof(kept) - 40 ||
+	    !in_env(envp, "LD_PRELOAD=", "libbulkhead_preload") ||
+	    !in_env(envp, "BULKHEAD_INSTANCE=", NULL)) {
+		free(keep);
+		if (n == 0)
+			return x;
+		char line[400];
+		snprintf(line, sizeof(line),
+			 "%d Bulkhead socket(s) not marked close-on-exec (descriptor %s) do not "
+			 "survive exec of %s (not under bulkhead run): the new program finds an "
+			 "eventfd there, not the socket",
+			 n, fds, path ? path : "?");
+		say_once("exec", line);
+		return x;
+	}
+	/* The sockets this process holds that no kept descriptor names:
+	 * the new program closes them (their descriptors close on exec). */
+	char drop[1024] = "";
+	size_t dl = 0;
+	uint32_t held[1024];
+	int nh = held_slots(held, 1024);
+	for (int i = 0; i < nh && dl < sizeof(drop) - 12; i++)
+		if (!(keep[held[i] / 8] & (1u << (held[i] % 8))))
+			dl += (size_t)snprintf(drop + dl, sizeof(drop) - dl, "%s%u", dl ? "," : "",
+					       held[i]);
+	free(keep);
+	size_t ne = 0;
+	for (char *const *e = envp; e && *e; e++)
+		ne++;
+	x.env = calloc(ne + 2, sizeof(char *));
+	char *var = malloc(sizeof(kept) + sizeof(drop) + 64);
+	if (x.env == NULL || var == NULL) {
+		free(x.env);
+		free(var);
+		x.env = NULL;
+		return x;
+	}
+	snprintf(var, sizeof(kept) + sizeof(drop) + 64, "BULKHEAD_INHERIT=%d;%s;%s", own, kept, drop);
+	size_t k = 0;
+	for (char *const *e = envp; e && *e; e++)
+		if (strncmp(*e, "BULKHEAD_INHERIT=", 17) != 0)
+			x.env[k++] = *e;
+	x.env[k++] = var;
+	x.env[k] = NULL;
+	int fl = real.fcntl(own, F_GETFD);
+	if (fl >= 0 && real.fcntl(own, F_SETFD, fl & ~FD_CLOEXEC) == 0)
+		x.own = own;
+	run_log("pid %d execs %s keeping %d socket(s) (descriptor %s)", (int)getpid(),
+		path ? path : "?", n, fds);
+	return x;
+}
+
+/* The exec failed: the connection closes on exec again. */
+static int after_exec(struct exec_env *x)
+{
+	int e = errno;
+	if (x->own >= 0) {
+		int fl = real.fcntl(x->own, F_GETFD);
+		if (fl >= 0)
+			real.fcntl(x->own, F_SETFD, fl | FD_CLOEXEC);
+	}
+	if (x->env) {
+		for (char **v = x->env; *v; v++)
+			if (strncmp(*v, "BULKHEAD_INHERIT=", 17) == 0)
+				free(*v);
+		free(x->env);
+	}
+	errno = e;
+	return -1;
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	before_exec(path);
-	return real.execve(path, argv, envp);
+	struct exec_env x = before_exec(path, envp);
+	real.execve(path, argv, x.env ? x.env : envp);
+	return after_exec(&x);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
 {
-	before_exec(path);
-	return real.execv(path, argv);
+	struct exec_env x = before_exec(path, environ);
+	real.execve(path, argv, x.env ? x.env : environ);
+	return after_exec(&x);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
-	before_exec(file);
-	return real.execvp(file, argv);
+	struct exec_env x = before_exec(file, environ);
+	real.execvpe(file, argv, x.env ? x.env : environ);
+	return after_exec(&x);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	before_exec(file);
-	return real.execvpe(file, argv, envp);
+	struct exec_env x = before_exec(file, envp);
+	real.execvpe(file, argv, x.env ? x.env : envp);
+	return after_exec(&x);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	before_exec("a descriptor");
-	return real.fexecve(fd, argv, envp);
+	struct exec_env x = before_exec("a descriptor", envp);
+	real.fexecve(fd, argv, x.env ? x.env : envp);
+	return after_exec(&x);
 }
 
 /* The list forms: their arguments into an array, then as above. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,85 @@ bool slot_unref(int slot)
 	if (inst.refs[slot] > 0)
 		inst.refs[slot]--;
 	return inst.refs[slot] == 0;
+}
+
+int held_slots(uint32_t *out, int max)
+{
+	int n = 0;
+	for (uint32_t i = 0; inst.refs && i < inst.info.nslots && n < max; i++)
+		if (inst.refs[i])
+			out[n++] = i;
+	return n;
+}
+
+/* After exec, in the constructor: what the program before it kept
+ * (BULKHEAD_INHERIT, calls.c before_exec): "CTL;FD:SLOT:KN,...;SLOT,..."
+ * (K t or u, N n for non-blocking or b). Each descriptor must still be
+ * the eventfd it was; the connection goes back to the instance, which
+ * maps the region again. If anything is amiss, the connection is
+ * closed: the instance then closes what only it held. */
+static void inherit(const char *v)
+{
+	int own = -1, used = 0;
+	if (sscanf(v, "%d;%n", &own, &used) != 1 || own < 0)
+		return;
+	struct stat st;
+	if (fstat(own, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+		say_once("exec", "BULKHEAD_INHERIT names no connection: the sockets are lost");
+		return;
+	}
+	struct bh_kept kept[256];
+	int fdof[256], nk = 0;
+	uint32_t drop[1024];
+	int nd = 0;
+	const char *p = v + used;
+	while (*p && *p != ';' && nk < 256) {
+		int fd, slot, n = 0;
+		char kind, nb;
+		if (sscanf(p, "%d:%d:%c%c%n", &fd, &slot, &kind, &nb, &n) != 4 || slot < 0)
+			break;
+		char path[40], link[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(path, link, sizeof(link) - 1);
+		if (l > 0) {
+			link[l] = '\0';
+			if (strcmp(link, "anon_inode:[eventfd]") == 0) {
+				fdof[nk] = fd;
+				kept[nk++] = (struct bh_kept){.slot = (uint32_t)slot, .udp = kind == 'u',
+							      .nonblock = nb == 'n'};
+			}
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (*p == ';')
+		p++;
+	while (*p && nd < 1024) {
+		char *end;
+		unsigned long sl = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		drop[nd++] = (uint32_t)sl;
+		p = *end == ',' ? end + 1 : end;
+	}
+	int r = inst.name ? bh_inherit(inst.name, own, kept, nk, drop, nd) : -ENETDOWN;
+	if (r == 0 && bh_info(&inst.info) == 0 &&
+	    (inst.refs = calloc(inst.info.nslots, sizeof(*inst.refs))) != NULL) {
+		for (int i = 0; i < nk; i++) {
+			struct fdent *e = fd_get(fdof[i], true);
+			if (e == NULL || kept[i].slot >= inst.info.nslots)
+				continue;
+			*e = (struct fdent){.kind = FD_BH, .dgram = kept[i].udp,
+					    .slot = (int)kept[i].slot};
+			inst.refs[kept[i].slot]++;
+		}
+		inst.attached = 1;
+		run_log("pid %d after exec: %d socket(s) kept, %d closed", (int)getpid(), nk, nd);
+		return;
+	}
+	real.close(own);
+	say_once("exec", "the sockets kept across exec could not be taken over: closed");
 }
 
 /* The library's own descriptors (its control socket, its eventfds) go
@@ -188,6 +268,13 @@ __attribute__((constructor)) static void preload_load(void)
 	inst.host_fallback = fb && strcmp(fb, "host") == 0;
 	bh_use_kernel_waits(sig_restart, hide_fd);
 	pthread_atfork(NULL, NULL, locks_anew);
+	const char *inh = getenv("BULKHEAD_INHERIT");
+	if (inh) {
+		char copy[4096];
+		snprintf(copy, sizeof(copy), "%s", inh);
+		unsetenv("BULKHEAD_INHERIT"); /* for this program alone */
+		inherit(copy);
+	}
 }
 
 bool inst_named(void)

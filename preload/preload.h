@@ -119,6 +119,8 @@ void fd_unlock(void);
 /* Process-local references to a library socket (dup, fork-free). */
 void slot_ref(int slot);
 bool slot_unref(int slot); /* true when that was the last */
+/* The sockets this process holds (at most max): their count. */
+int held_slots(uint32_t *out, int max);
 
 /* Whether the library was given an instance (BULKHEAD_INSTANCE). */
 bool inst_named(void);

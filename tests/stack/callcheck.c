@@ -692,10 +692,47 @@ static void check_fork(void)
 	out("child accepted on the inherited listener: exit %d", child_exit(pid));
 	close(back);
 	close(ls);
+
+	/* exec: a socket not marked close-on-exec goes on in the new
+	 * program; one marked goes. */
+	s = tcp_to(0);
+	int gone = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a0 = at(0);
+	if (gone < 0 || connect(gone, (struct sockaddr *)&a0, sizeof(a0)) != 0)
+		fatal("connect");
+	pid = fork();
+	if (pid == 0) {
+		char fdarg[16], gonearg[16];
+		snprintf(fdarg, sizeof(fdarg), "%d", s);
+		snprintf(gonearg, sizeof(gonearg), "%d", gone);
+		execl("/proc/self/exe", "callcheck", "--after-exec", fdarg, gonearg, (char *)NULL);
+		_exit(7);
+	}
+	out("exec'd program used the socket it kept: exit %d", child_exit(pid));
+	R("parent's copy after the exec", send(s, "par", 3, 0));
+	read_n(s, b, 3);
+	out("echo %s", b);
+	close(s);
+	close(gone);
+}
+
+/* The program exec'd by check_fork: fd is a socket it kept; gone was
+ * marked close-on-exec. */
+static int after_exec(int fd, int gone)
+{
+	char b[4] = {0};
+	if (fcntl(gone, F_GETFD) != -1 || errno != EBADF)
+		return 4;
+	if (send(fd, "exe", 3, 0) != 3)
+		return 5;
+	read_n(fd, b, 3);
+	return strcmp(b, "exe") == 0 ? 0 : 3;
 }
 
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "--after-exec") == 0)
+		return after_exec(atoi(argv[2]), atoi(argv[3]));
 	if (argc != 3) {
 		fprintf(stderr, "usage: callcheck PEER_ADDR PORT\n");
 		return 2;
