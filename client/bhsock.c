@@ -31,6 +31,7 @@
 
 #define WAIT_SLICE_NS (20ll * 1000 * 1000)
 #define WAIT_SPIN 200u /* polls of a thread's word before it sleeps */
+#define SHARED_NAP_NS (10 * 1000 * 1000) /* a sleep on a shared word (kernel waits) */
 
 struct lsock {
 	bool open, nonblock, udp, err_taken;
@@ -91,13 +92,18 @@ static bool server_gone(void)
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static __thread int my_waiter = -1;
+static __thread bool my_shared; /* my_waiter is another thread's word too */
 
 static void waiter_release(void *p)
 {
 	if (g.shared == NULL)
 		return;
 	unsigned i = (unsigned)((uintptr_t)p - 1);
-	if (__atomic_load_n(&g.shared->waiter_pid[i], __ATOMIC_RELAXED) == g.pid)
+	/* The pid goes first: a word whose bit is set and pid 0 is being
+	 * claimed, and no one takes it back. */
+	int32_t me = g.pid;
+	if (__atomic_compare_exchange_n(&g.shared->waiter_pid[i], &me, 0, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_RELAXED))
 		__atomic_fetch_and(&g.shared->waiters_used, ~(1ull << i), __ATOMIC_RELEASE);
 }
 
@@ -106,14 +112,33 @@ static void waiter_key_make(void)
 	pthread_key_create(&waiter_key, waiter_release);
 }
 
-/* Words held by processes that are gone go back. */
-static void waiters_reclaim(void)
+static void drop_wake_fd(unsigned i);
+
+/* Word i is this thread's from now on: its eventfd (if any) was for an
+ * earlier owner, maybe of another process: a new one is asked for when
+ * needed. */
+static unsigned waiter_mine(unsigned i)
+{
+	drop_wake_fd(i);
+	/* The key holds i + 1: its destructor runs only for non-NULL
+	 * values. */
+	pthread_setspecific(waiter_key, (void *)(uintptr_t)(i + 1));
+	my_waiter = (int)i;
+	my_shared = false;
+	return i;
+}
+
+/* A word whose process is gone: taken over (its pid swapped for ours). */
+static int waiter_reclaim(void)
 {
 	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
 		int32_t pid = __atomic_load_n(&g.shared->waiter_pid[i], __ATOMIC_RELAXED);
-		if (pid > 0 && pid != g.pid && kill(pid, 0) != 0 && errno == ESRCH)
-			__atomic_fetch_and(&g.shared->waiters_used, ~(1ull << i), __ATOMIC_RELEASE);
+		if (pid > 0 && pid != g.pid && kill(pid, 0) != 0 && errno == ESRCH &&
+		    __atomic_compare_exchange_n(&g.shared->waiter_pid[i], &pid, g.pid, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return (int)i;
 	}
+	return -1;
 }
 
 static unsigned waiter(void)
@@ -122,23 +147,22 @@ static unsigned waiter(void)
 		return my_waiter >= 0 ? (unsigned)my_waiter : 0;
 	pthread_once(&waiter_once, waiter_key_make);
 	uint64_t *used_p = &g.shared->waiters_used;
-	for (int round = 0; round < 2; round++) {
-		uint64_t used = __atomic_load_n(used_p, __ATOMIC_ACQUIRE);
-		while (~used) {
-			int i = __builtin_ctzll(~used);
-			if (__atomic_compare_exchange_n(used_p, &used, used | (1ull << i), false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-				__atomic_store_n(&g.shared->waiter_pid[i], g.pid, __ATOMIC_RELAXED);
-				/* The key holds i + 1: its destructor runs only for
-				 * non-NULL values. */
-				pthread_setspecific(waiter_key, (void *)(uintptr_t)(i + 1));
-				my_waiter = i;
-				return (unsigned)i;
-			}
+	uint64_t used = __atomic_load_n(used_p, __ATOMIC_ACQUIRE);
+	while (~used) {
+		int i = __builtin_ctzll(~used);
+		if (__atomic_compare_exchange_n(used_p, &used, used | (1ull << i), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&g.shared->waiter_pid[i], g.pid, __ATOMIC_RELEASE);
+			return waiter_mine((unsigned)i);
 		}
-		waiters_reclaim();
 	}
-	my_waiter = (int)((uintptr_t)pthread_self() % BH_APP_WAITERS); /* all taken: share */
+	int r = waiter_reclaim();
+	if (r >= 0)
+		return waiter_mine((unsigned)r);
+	/* All taken: share one, and wait in bounded slices (the word's
+	 * eventfd is its owner's). */
+	my_waiter = (int)((uintptr_t)pthread_self() % BH_APP_WAITERS);
+	my_shared = true;
 	return (unsigned)my_waiter;
 }
 
@@ -224,13 +248,18 @@ static int rpc(const struct bh_rpc_req *rq, struct bh_rpc_rep *rp)
  * server's copies of the eventfds stay the server's). */
 static void drop_connection(void)
 {
-	if (g.fd >= 0)
-		close(g.fd);
+	/* Forgotten before closed: inside the preload library, close() is
+	 * the library's own, which will not close a descriptor it still
+	 * counts as the library's (bh_internal_fd). */
+	int fd = g.fd;
 	g.fd = -1;
+	if (fd >= 0)
+		close(fd);
 	for (unsigned i = 0; i < BH_APP_WAITERS; i++) {
-		if (g.wake_fd[i] > 0)
-			close(g.wake_fd[i] - 1);
+		int w = g.wake_fd[i];
 		g.wake_fd[i] = 0;
+		if (w > 0)
+			close(w - 1);
 	}
 }
 
@@ -419,46 +448,41 @@ static uint32_t state(int s)
  * none yet), so the zeroed table needs no set-up. */
 static int wake_fd_of(unsigned w)
 {
+	if (my_shared)
+		return -EAGAIN;
 	int f = __atomic_load_n(&g.wake_fd[w], __ATOMIC_ACQUIRE);
 	if (f > 0)
 		return f - 1;
 	pthread_mutex_lock(&g.lock);
 	int r = g.wake_fd[w] - 1;
 	if (r < 0) {
-		int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		r = e < 0 ? -errno : e;
-		if (e >= 0 && g.hide_fd)
-			r = e = g.hide_fd(e);
-		if (e >= 0 && g.fd >= 0) {
-			struct bh_rpc_req rq = {.op = BH_RPC_WAKEFD, .a = w};
-			struct bh_rpc_rep rp;
-			char ctl[CMSG_SPACE(sizeof(int))];
-			memset(ctl, 0, sizeof(ctl));
-			struct iovec iov = {.iov_base = &rq, .iov_len = sizeof(rq)};
-			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-					    .msg_controllen = sizeof(ctl)};
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &e, sizeof(int));
-			int x = -ECONNRESET;
-			if (sendmsg(g.fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rq))
-				while ((x = (int)recv(g.fd, &rp, sizeof(rp), 0)) < 0 && errno == EINTR)
-					;
-			if (x != (int)sizeof(rp) || rp.ret != 0) {
-				close(e);
-				r = x == (int)sizeof(rp) ? rp.ret : -ECONNRESET;
-			}
-		} else if (e >= 0) {
-			close(e);
-			r = -ENOTCONN;
+		/* The server makes a socket pair, keeps one end and hands
+		 * over the other: it writes its end with MSG_DONTWAIT, which
+		 * nothing this side does can make block. */
+		struct bh_rpc_req rq = {.op = BH_RPC_WAKEFD, .a = w};
+		struct bh_rpc_rep rp = {0};
+		int fd = -1;
+		r = -ECONNRESET;
+		if (g.fd >= 0 && send(g.fd, &rq, sizeof(rq), MSG_NOSIGNAL) == (ssize_t)sizeof(rq)) {
+			int got = recv_fds(g.fd, &rp, sizeof(rp), &fd, 1);
+			r = got == 1 && rp.ret == 0 ? fd : (rp.ret < 0 ? rp.ret : -EPROTO);
+			if (r < 0 && fd >= 0)
+				close(fd);
 		}
+		if (r >= 0 && g.hide_fd)
+			r = g.hide_fd(r);
 		if (r >= 0)
 			__atomic_store_n(&g.wake_fd[w], r + 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&g.lock);
 	return r;
+}
+
+static void drop_wake_fd(unsigned i)
+{
+	int f = __atomic_exchange_n(&g.wake_fd[i], 0, __ATOMIC_ACQ_REL);
+	if (f > 0)
+		close(f - 1);
 }
 
 int bh_wake_fd(void)
@@ -469,6 +493,8 @@ int bh_wake_fd(void)
 
 bool bh_sleep_prepare(void)
 {
+	if (my_shared)
+		return true; /* sleeps a bounded slice, the word untouched */
 	struct bh_ntfn *n = &g.ntfn[waiter()];
 	return bh_cmpxchg32(&n->word, 0, BH_NTFN_SLEEPING) == 0;
 }
@@ -476,10 +502,12 @@ bool bh_sleep_prepare(void)
 void bh_sleep_done(void)
 {
 	unsigned w = waiter();
+	if (my_shared)
+		return; /* the word is its owner's to clear */
 	int f = __atomic_load_n(&g.wake_fd[w], __ATOMIC_ACQUIRE) - 1;
-	uint64_t v;
-	if (f >= 0 && read(f, &v, sizeof(v)) < 0)
-		v = 0; /* nothing written: EAGAIN */
+	char buf[64];
+	for (int i = 0; f >= 0 && i < 64 && recv(f, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
 	bh_xchg32(&g.ntfn[w].word, 0);
 }
 
@@ -576,9 +604,20 @@ static int64_t sleep_slice(int64_t slice)
 	}
 	if (b)
 		return b;
+	if (my_shared) {
+		/* Another thread's word: a bounded nap, then look again. */
+		struct pollfd c = {.fd = g.fd, .events = POLLRDHUP};
+		struct timespec nap = {0, SHARED_NAP_NS};
+		if (slice >= 0 && slice < SHARED_NAP_NS)
+			nap.tv_nsec = slice;
+		int r = ppoll(&c, 1, &nap, NULL);
+		if (r < 0 && errno == EINTR && !(g.restart && g.restart()))
+			return -EINTR;
+		return r > 0 && server_gone() ? 0 : 1;
+	}
 	int f = wake_fd_of(w);
 	if (f < 0) /* no eventfd: the futex, as without kernel waits */
-		return bh_ntfn_wait(&g.ntfn[w], 0, slice, NULL);
+		return bh_ntfn_wait(&g.ntfn[w], 0, slice < 0 ? WAIT_SLICE_NS : slice, NULL);
 	if (!bh_sleep_prepare())
 		return bh_ntfn_poll(&g.ntfn[w]);
 	/* The control socket too: it hangs up when the server goes. */

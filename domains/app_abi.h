@@ -35,11 +35,14 @@
  *
  * A thread that must also wait on kernel descriptors (the preload
  * library's poll, select and epoll, preload/) sleeps in the kernel
- * instead of on its word's futex: the application hands the server an
- * eventfd for that word (BH_RPC_WAKEFD), marks the word SLEEPING as
- * ipc/ntfn.h says, and polls the eventfd with its other descriptors; a
- * signal that finds SLEEPING writes the eventfd rather than waking the
- * futex. The server only ever writes 1 to it.
+ * instead of on its word's futex: the application asks for a wake-up
+ * socket for that word (BH_RPC_WAKEFD: the server makes a datagram
+ * socket pair, keeps one end and hands over the other), marks the word
+ * SLEEPING as ipc/ntfn.h says, and polls its end with its other
+ * descriptors; a signal that finds SLEEPING sends one byte on the
+ * server's end (MSG_DONTWAIT: it never blocks, whatever the application
+ * does with its end) rather than waking the futex. A word claimed anew
+ * asks anew.
  *
  * Processes (fork): a process that forks asks for a token (BH_RPC_FORK)
  * before it forks; the server makes a member that holds every socket
@@ -97,7 +100,7 @@ enum bh_rpc_op {
 	BH_RPC_CLOSE = 8,    /* slot */
 	BH_RPC_SETOPT = 9,   /* slot, a = BH_OPT_*, b = value */
 	BH_RPC_GETNAME = 10, /* slot -> local and peer addresses */
-	BH_RPC_WAKEFD = 11,  /* a = waiter word index; carries one eventfd */
+	BH_RPC_WAKEFD = 11,  /* a = waiter word index -> one descriptor: a wake-up socket */
 	BH_RPC_FORK = 12,    /* -> token: a member to be, holding what the caller holds */
 	BH_RPC_JOIN = 13,    /* token (instead of HELLO, on a new connection): be that member */
 	BH_RPC_CANCEL = 14,  /* token: the fork failed; drop that member */

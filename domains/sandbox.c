@@ -68,6 +68,8 @@ static const int allowed[] = {
     SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
     /* ... and the tokens a forking application's child presents */
     SCMP_SYS(getrandom),
+    /* ... and the wake-up socket pairs of applications that wait in the kernel */
+    SCMP_SYS(socketpair),
     /* a thread's own start-up, which may run after the filter is on */
     SCMP_SYS(rseq), SCMP_SYS(set_robust_list), SCMP_SYS(sigaltstack),
     /* signals and exit */

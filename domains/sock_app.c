@@ -105,8 +105,10 @@ static void region_gone(struct sockd *d, struct app *a)
 		}
 	}
 	for (uint32_t i = 0; i < BH_APP_WAITERS; i++)
-		if (a->wake_fd[i] >= 0)
+		if (a->wake_fd[i] >= 0) {
 			close(a->wake_fd[i]);
+			d->wake_fds--;
+		}
 	bh_region_close(&a->region);
 	free(a->slot_sid);
 	free(a->slot_busy);
@@ -228,6 +230,15 @@ static void app_hello(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq)
 	a->holds = calloc(nslots / 8 + 1, 1);
 	if (a->slot_sid == NULL || a->slot_busy == NULL || a->slot_refs == NULL ||
 	    a->holds == NULL) {
+		free(a->slot_sid);
+		free(a->slot_busy);
+		free(a->slot_refs);
+		free(a->holds);
+		a->slot_sid = NULL;
+		a->slot_busy = NULL;
+		a->slot_refs = NULL;
+		a->holds = NULL;
+		bh_region_close(&a->region);
 		sk_reply_err(d, a, -ENOMEM);
 		return;
 	}
@@ -355,8 +366,8 @@ static bool opt_ok(uint32_t opt, uint32_t v)
 }
 
 /* The options kept for socket `from` go to tcp for sid (after its
- * CONNECT or ACCEPT, in the same queue; tcp's answers find no request
- * waiting for them and are dropped). */
+ * CONNECT or ACCEPT, in the same queue); their answers are counted off
+ * (kept_answers, sock_stack.c), not taken for a request's. */
 static void send_kept_opts(struct sockd *d, const struct ssock *from, uint32_t sid)
 {
 	for (uint32_t i = 0; i < 5; i++) {
@@ -364,6 +375,7 @@ static void send_kept_opts(struct sockd *d, const struct ssock *from, uint32_t s
 			continue;
 		struct bh_ctl c = {.arg = i, .arg2 = from->opt_val[i]};
 		sk_to_tcp(d, BH_CTL_SETOPT, sid, &c);
+		d->s[sid].kept_answers++;
 	}
 }
 
@@ -568,29 +580,37 @@ static void rq_setopt(struct sockd *d, struct app *m, uint32_t sid, struct ssock
 	answer_later(m, sid, BH_CTL_SETOPT);
 }
 
-/* An eventfd for waiter word rq->a (app_abi.h): replaces any before. */
-static void rq_wakefd(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq,
-		      int fd)
+/* A wake-up descriptor for waiter word rq->a (app_abi.h): the server
+ * makes a datagram socket pair, keeps one end (replacing any before for
+ * that word) and hands over the other. It writes its own end with
+ * MSG_DONTWAIT: nothing the application does to its end can make that
+ * block. At most WAKE_FDS_MAX ends are kept in all. */
+#define WAKE_FDS_MAX 1024u
+static void rq_wakefd(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq)
 {
-	if (fd < 0 || rq->a >= BH_APP_WAITERS) {
-		if (fd >= 0)
-			close(fd);
+	if (rq->a >= BH_APP_WAITERS) {
 		d->st.requests_bad++;
 		sk_reply_err(d, m, -EINVAL);
 		return;
 	}
-	/* The application's own descriptor: whatever it is, a write to it
-	 * must never block this domain. */
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
-		close(fd);
-		d->st.requests_bad++;
-		sk_reply_err(d, m, -EINVAL);
+	int sv[2];
+	if (a->wake_fd[rq->a] < 0 && d->wake_fds >= WAKE_FDS_MAX) {
+		sk_reply_err(d, m, -EMFILE);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		sk_reply_err(d, m, -errno);
 		return;
 	}
 	if (a->wake_fd[rq->a] >= 0)
 		close(a->wake_fd[rq->a]);
-	a->wake_fd[rq->a] = fd;
-	sk_reply_err(d, m, 0);
+	else
+		d->wake_fds++;
+	a->wake_fd[rq->a] = sv[0];
+	struct bh_rpc_rep r = {.ret = 0};
+	if (send_fds(m->fd, &r, sizeof(r), &sv[1], 1) != 0)
+		bh_logf("application pid %d: cannot hand over a wake-up descriptor", (int)m->pid);
+	close(sv[1]);
 }
 
 /* A free entry of the application table, or NO_APP. */
@@ -688,8 +708,8 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, i
 {
 	struct app *m = &d->apps[ai];
 	d->st.requests++;
-	if (fd >= 0 && rq->op != BH_RPC_WAKEFD) {
-		close(fd); /* a descriptor nothing asked for */
+	if (fd >= 0) {
+		close(fd); /* no request carries a descriptor */
 		fd = -1;
 	}
 	if (rq->op == BH_RPC_HELLO) {
@@ -713,7 +733,7 @@ static void request(struct sockd *d, uint32_t ai, const struct bh_rpc_req *rq, i
 		rq_socket(d, a, m, rq);
 		return;
 	case BH_RPC_WAKEFD:
-		rq_wakefd(d, a, m, rq, fd);
+		rq_wakefd(d, a, m, rq);
 		return;
 	case BH_RPC_FORK:
 		rq_fork(d, a, m);
@@ -880,9 +900,8 @@ void sk_signal_apps(struct sockd *d)
 			if (a->wake_fd[i] < 0) {
 				bh_ntfn_signal(&a->ntfn[i], 1, &a->nstats);
 			} else if (bh_ntfn_mark(&a->ntfn[i], 1, &a->nstats)) {
-				/* It sleeps in the kernel on the eventfd. */
-				uint64_t one = 1;
-				ssize_t w = write(a->wake_fd[i], &one, sizeof(one));
+				/* It sleeps in the kernel on its end of the pair. */
+				ssize_t w = send(a->wake_fd[i], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 				(void)w; /* full (it never read): it is awake anyway */
 				d->st.app_wake_writes++;
 			}

@@ -77,7 +77,7 @@ struct app {
 	uint32_t *slot_sid; /* private: 0 free, else the socket */
 	bool *slot_busy;    /* private: closed by the app, still draining */
 	uint64_t owe; /* waiter words to signal (bit i: word i) */
-	int wake_fd[BH_APP_WAITERS]; /* eventfds for words (BH_RPC_WAKEFD), or -1 */
+	int wake_fd[BH_APP_WAITERS]; /* the server's ends of words' wake-up pairs (BH_RPC_WAKEFD), or -1 */
 	/* the request being answered later (this member's) */
 	bool waiting;
 	uint32_t wait_sid;
@@ -121,6 +121,7 @@ struct ssock {
 	 * accepted sockets inherit them). Bit i of opt_set: enum bh_app_opt i. */
 	uint8_t opt_set;
 	uint32_t opt_val[5];
+	uint32_t kept_answers; /* tcp's answers still to come for kept options sent */
 };
 
 /* The socket server's counters, in the order `bulkhead stats` lists them
@@ -156,6 +157,7 @@ struct sockd {
 	uint32_t nsocks, next_sid;
 	struct app *apps;
 	uint32_t napps;
+	uint32_t wake_fds; /* wake-up pair ends kept, all applications */
 	struct bh_dq_nodes nodes;
 	uint32_t *dirty;
 	uint32_t ndirty;

@@ -75,7 +75,13 @@ static void ctl_from_tcp(struct sockd *d, const struct bh_ctl *c)
 			s->tcp_has = false;
 			sk_maybe_free(d, sid);
 		} else if (c->arg == BH_CTL_SETOPT) {
-			sk_answer(d, sid, BH_CTL_SETOPT, -c->err);
+			/* tcp answers in order: the kept options' answers
+			 * (sent with CONNECT or ACCEPT) come before any the
+			 * application asked for, and nobody waits for them. */
+			if (s->kept_answers)
+				s->kept_answers--;
+			else
+				sk_answer(d, sid, BH_CTL_SETOPT, -c->err);
 		}
 		break;
 	case BH_CTL_CONNECTED:

@@ -700,8 +700,10 @@ EXPORT pid_t fork(void)
 	pid_t pid = real.fork();
 	if (pid == 0) {
 		int r = share ? bh_fork_child(token) : -ENOTCONN;
-		if (r == 0)
+		if (r == 0) {
+			ep_after_fork();
 			run_log("pid %d forked: shares its parent's sockets", (int)getpid());
+		}
 		else if (inst_is_attached()) {
 			run_log("pid %d forked: cannot join its parent's sockets: %s", (int)getpid(),
 				strerror(-r));

@@ -153,6 +153,7 @@ int wait_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 void ep_forget_fd(int fd);                  /* fd is closed: out of every epoll set */
 void ep_decided(int fd, struct fdent *e);   /* a PENDING fd became a Bulkhead socket */
 void ep_free(struct fdent *e);
+void ep_after_fork(void);                   /* in a child that joined its parent's sockets */
 
 /* sig.c: whether a call a signal interrupted restarts (SA_RESTART). */
 bool sig_restart(void);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/select.h>
 #include <time.h>
@@ -52,6 +53,8 @@ static struct timespec *ts_of(int64_t ns, struct timespec *ts)
 }
 
 /* Time left until deadline (0: none, wait forever: -1). */
+#define NAP_NS (10 * 1000 * 1000) /* a wait without a wake-up descriptor of its own */
+
 static int64_t left(uint64_t deadline)
 {
 	if (deadline == 0)
@@ -155,7 +158,20 @@ int wait_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 		bh_internal_fds(&own, 1);
 		want_all(fds, n, isbh, true);
 		int r = 0, err = 0;
-		if (wfd >= 0 && bh_ready(fds, n, isbh) == 0 && bh_sleep_prepare()) {
+		if (wfd < 0) {
+			/* No wake-up descriptor of its own (a word shared with
+			 * other threads): bounded naps. */
+			struct timespec nap = {0, NAP_NS};
+			if (t >= 0 && t < NAP_NS)
+				nap.tv_nsec = t;
+			kp[nk] = (struct pollfd){.fd = -1};
+			kp[nk + 1] = (struct pollfd){.fd = bh_server_was_lost() ? -1 : own,
+						     .events = POLLRDHUP};
+			r = real.ppoll(kp, nk + 2, &nap, mask);
+			err = errno;
+			if (r > 0 && kp[nk + 1].revents)
+				bh_server_lost();
+		} else if (bh_ready(fds, n, isbh) == 0 && bh_sleep_prepare()) {
 			kp[nk] = (struct pollfd){.fd = wfd, .events = POLLIN};
 			/* The control socket, until it hung up (then it would
 			 * be ready for ever). */
@@ -165,11 +181,9 @@ int wait_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 			err = errno;
 			if (r > 0 && kp[nk + 1].revents)
 				bh_server_lost();
-		} else if (wfd < 0) {
-			err = errno;
-			r = -1;
 		}
-		bh_sleep_done();
+		if (wfd >= 0)
+			bh_sleep_done();
 		want_all(fds, n, isbh, false);
 		if (r < 0) {
 			errno = err;
@@ -343,6 +357,8 @@ struct ep {
 	int n, cap, nbh;
 	int added[8]; /* the library's descriptors in the instance so far */
 	int nadded;
+	int kick;     /* an eventfd of its own in the instance: epoll_ctl wakes sleepers */
+	int sleepers; /* threads asleep on the instance */
 	struct ep *next;
 };
 
@@ -401,10 +417,23 @@ void ep_free(struct fdent *e)
 			*pp = p->next;
 			break;
 		}
-	if (p)
+	if (p) {
 		free(p->e);
+		if (p->kick >= 0)
+			real.close(p->kick);
+	}
 	free(p);
 	e->ep = NULL;
+}
+
+void ep_after_fork(void)
+{
+	/* The parent's descriptors in the instances are the parent's; the
+	 * child's own go in as it waits. */
+	for (struct ep *p = eps; p; p = p->next) {
+		p->nadded = 0;
+		p->sleepers = 0;
+	}
 }
 
 /* The library's record for epoll instance epfd (made if `make`). */
@@ -421,6 +450,11 @@ static struct ep *ep_get(int epfd, bool make)
 	if (p == NULL)
 		return NULL;
 	p->epfd = epfd;
+	p->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->kick >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cookie_of()};
+		real.epoll_ctl(epfd, EPOLL_CTL_ADD, p->kick, &ev);
+	}
 	p->next = eps;
 	eps = p;
 	e->kind = FD_EPOLL;
@@ -557,6 +591,13 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	default:
 		r = fail(EINVAL);
 	}
+	if (r == 0 && op != EPOLL_CTL_DEL && p->sleepers > 0 && p->kick >= 0) {
+		/* A thread asleep on the instance set its want bits without
+		 * this socket (or before it was armed again): it looks again. */
+		uint64_t one = 1;
+		ssize_t w = real.write(p->kick, &one, sizeof(one));
+		(void)w;
+	}
 	fd_unlock();
 	return r;
 }
@@ -632,7 +673,8 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 	fd_unlock();
 	if (!mine || max <= 0) {
 		int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-		return ep_filter(ev, real.epoll_pwait(epfd, ev, max, ms, mask));
+		int k = real.epoll_pwait(epfd, ev, max, ms, mask);
+		return k < 0 ? -1 : ep_filter(ev, k);
 	}
 	uint64_t deadline = timeout_ns > 0 ? bh_now_ns() + (uint64_t)timeout_ns : 0;
 	int *slots = NULL;
@@ -669,8 +711,9 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 		free(evs);
 		slots = p ? malloc((size_t)(p->n ? p->n : 1) * sizeof(*slots)) : NULL;
 		evs = p ? malloc((size_t)(p->n ? p->n : 1) * sizeof(*evs)) : NULL;
-		if (p && slots && evs && wfd >= 0) {
-			ep_add_own(p, wfd, EPOLLIN);
+		if (p && slots && evs) {
+			if (wfd >= 0)
+				ep_add_own(p, wfd, EPOLLIN);
 			if (own >= 0 && !bh_server_was_lost())
 				ep_add_own(p, own, EPOLLRDHUP);
 			else if (own >= 0)
@@ -686,19 +729,35 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 			}
 		}
 		n = p ? ep_collect(p, ev, max) : 0;
+		if (p)
+			p->sleepers++;
+		int kick = p ? p->kick : -1;
 		fd_unlock();
-		if (wfd < 0 || slots == NULL || evs == NULL) {
+		if (slots == NULL || evs == NULL) {
 			free(slots);
 			free(evs);
-			return n > 0 ? n : fail(wfd < 0 ? errno : ENOMEM);
+			return n > 0 ? n : fail(ENOMEM);
 		}
 		int k = 0, err = 0;
-		if (n == 0 && bh_sleep_prepare()) {
-			int ms = t < 0 ? -1 : (int)((t + 999999) / 1000000);
+		if (n == 0 && (wfd < 0 || bh_sleep_prepare())) {
+			/* Without a wake-up descriptor of its own (a word shared
+			 * with other threads): bounded naps. */
+			int64_t cap = wfd < 0 ? NAP_NS : -1;
+			int64_t tt = t < 0 || (cap >= 0 && t > cap) ? cap : t;
+			int ms = tt < 0 ? -1 : (int)((tt + 999999) / 1000000);
 			k = real.epoll_pwait(epfd, ev, max, ms, mask);
 			err = errno;
 		}
-		bh_sleep_done();
+		if (wfd >= 0)
+			bh_sleep_done();
+		fd_lock();
+		p = ep_get(epfd, false);
+		if (p && p->sleepers > 0)
+			p->sleepers--;
+		fd_unlock();
+		uint64_t drained;
+		if (kick >= 0 && real.read(kick, &drained, sizeof(drained)) < 0)
+			drained = 0; /* nothing written */
 		for (int i = 0; i < m; i++)
 			bh_want(slots[i], evs[i], false);
 		if (n > 0) {
