@@ -162,6 +162,7 @@ static int decide(int fd, const struct sockaddr *a, socklen_t len, bool binding,
 
 EXPORT int socket(int domain, int type, int protocol)
 {
+	LOAD();
 	int fd = real.socket(domain, type, protocol);
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0 || domain != AF_INET || (base != SOCK_STREAM && base != SOCK_DGRAM) ||
@@ -194,6 +195,7 @@ static int kind_for(int fd, const struct sockaddr *a, socklen_t len, bool bindin
 
 EXPORT int bind(int fd, const struct sockaddr *a, socklen_t len)
 {
+	LOAD();
 	int k = kind_for(fd, a, len, true, "bind");
 	if (k < 0 || k == FD_STALE)
 		return k < 0 ? -1 : stale("bind");
@@ -204,6 +206,7 @@ EXPORT int bind(int fd, const struct sockaddr *a, socklen_t len)
 
 EXPORT int connect(int fd, const struct sockaddr *a, socklen_t len)
 {
+	LOAD();
 	int k = kind_for(fd, a, len, false, "connect");
 	if (k < 0 || k == FD_STALE)
 		return k < 0 ? -1 : stale("connect");
@@ -214,6 +217,7 @@ EXPORT int connect(int fd, const struct sockaddr *a, socklen_t len)
 
 EXPORT int listen(int fd, int backlog)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	enum fd_kind k = e ? (enum fd_kind)e->kind : FD_KERNEL;
 	if (k == FD_PENDING && !e->dgram) {
@@ -233,6 +237,7 @@ EXPORT int listen(int fd, int backlog)
 
 EXPORT int accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	enum fd_kind k = e ? (enum fd_kind)e->kind : FD_KERNEL;
 	if (k == FD_STALE)
@@ -263,11 +268,13 @@ EXPORT int accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
 
 EXPORT int accept(int fd, struct sockaddr *a, socklen_t *len)
 {
+	LOAD();
 	return accept4(fd, a, len, 0);
 }
 
 EXPORT int shutdown(int fd, int how)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_STALE)
 		return stale("shutdown");
@@ -278,6 +285,7 @@ EXPORT int shutdown(int fd, int how)
 
 EXPORT int getsockname(int fd, struct sockaddr *a, socklen_t *len)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_STALE)
 		return stale("getsockname");
@@ -288,6 +296,7 @@ EXPORT int getsockname(int fd, struct sockaddr *a, socklen_t *len)
 
 EXPORT int getpeername(int fd, struct sockaddr *a, socklen_t *len)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_STALE)
 		return stale("getpeername");
@@ -298,6 +307,7 @@ EXPORT int getpeername(int fd, struct sockaddr *a, socklen_t *len)
 
 EXPORT int setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_STALE)
 		return stale("setsockopt");
@@ -315,6 +325,7 @@ EXPORT int setsockopt(int fd, int level, int opt, const void *val, socklen_t len
 
 EXPORT int getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_STALE)
 		return stale("getsockopt");
@@ -376,6 +387,7 @@ static ssize_t bh_send_flags(int s, const void *buf, size_t n, int flags,
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("read") : real.read(fd, buf, n);
@@ -384,6 +396,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("write") : real.write(fd, buf, n);
@@ -393,6 +406,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			socklen_t *fromlen)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("recvfrom")
@@ -402,12 +416,14 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	LOAD();
 	return recvfrom(fd, buf, n, flags, NULL, NULL);
 }
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		      socklen_t tolen)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e && e->kind == FD_PENDING && e->dgram && to) {
 		int r = decide(fd, to, tolen, false, "sendto");
@@ -422,6 +438,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	LOAD();
 	return sendto(fd, buf, n, flags, NULL, 0);
 }
 
@@ -522,6 +539,7 @@ static ssize_t bh_sendmsg(int s, bool dgram, const struct msghdr *m, int flags)
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("recvmsg") : real.recvmsg(fd, m, flags);
@@ -530,6 +548,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e && e->kind == FD_PENDING && e->dgram && m->msg_name) {
 		int r = decide(fd, m->msg_name, m->msg_namelen, false, "sendmsg");
@@ -543,6 +562,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("recvmmsg")
@@ -564,6 +584,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct tim
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
+	LOAD();
 	unsigned i = 0;
 	for (; i < n; i++) {
 		ssize_t r = sendmsg(fd, &v[i].msg_hdr, flags);
@@ -576,6 +597,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("readv") : real.readv(fd, iov, n);
@@ -587,6 +609,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
+	LOAD();
 	struct fdent *e = fd_get(fd, false);
 	if (e == NULL || e->kind != FD_BH)
 		return e && e->kind == FD_STALE ? stale("writev") : real.writev(fd, iov, n);
@@ -603,6 +626,7 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 		       struct sockaddr *from, socklen_t *fromlen);
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
+	LOAD();
 	if (n > buflen)
 		abort();
 	return read(fd, buf, n);
@@ -610,6 +634,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
+	LOAD();
 	if (n > buflen)
 		abort();
 	return recv(fd, buf, n, flags);
@@ -618,6 +643,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 			      struct sockaddr *from, socklen_t *fromlen)
 {
+	LOAD();
 	if (n > buflen)
 		abort();
 	return recvfrom(fd, buf, n, flags, from, fromlen);
@@ -626,6 +652,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 /* A file's bytes to a Bulkhead socket, through a buffer. */
 EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
+	LOAD();
 	struct fdent *e = fd_get(out, false);
 	if (e == NULL || e->kind != FD_BH) {
 		if (fd_kind_of(in) == FD_BH)
@@ -665,11 +692,13 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 
 EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 {
+	LOAD();
 	return sendfile(out, in, off, count);
 }
 
 EXPORT ssize_t splice(int in, off_t *offin, int out, off_t *offout, size_t n, unsigned flags)
 {
+	LOAD();
 	if (fd_kind_of(in) == FD_BH || fd_kind_of(out) == FD_BH) {
 		say_once("splice", "not supported on Bulkhead sockets: EINVAL");
 		return fail(EINVAL);
@@ -695,6 +724,7 @@ void bh_fd_release(int fd, struct fdent *e)
  * connection after it (client/bhsock.h, bh_fork_prepare). */
 EXPORT pid_t fork(void)
 {
+	LOAD();
 	uint64_t token = 0;
 	bool share = inst_is_attached() && bh_fork_prepare(&token) == 0;
 	pid_t pid = real.fork();
@@ -843,6 +873,7 @@ static int after_exec(struct exec_env *x)
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
+	LOAD();
 	struct exec_env x = before_exec(path, envp);
 	real.execve(path, argv, x.env ? x.env : envp);
 	return after_exec(&x);
@@ -850,6 +881,7 @@ EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 
 EXPORT int execv(const char *path, char *const argv[])
 {
+	LOAD();
 	struct exec_env x = before_exec(path, environ);
 	real.execve(path, argv, x.env ? x.env : environ);
 	return after_exec(&x);
@@ -857,6 +889,7 @@ EXPORT int execv(const char *path, char *const argv[])
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
+	LOAD();
 	struct exec_env x = before_exec(file, environ);
 	real.execvpe(file, argv, x.env ? x.env : environ);
 	return after_exec(&x);
@@ -864,6 +897,7 @@ EXPORT int execvp(const char *file, char *const argv[])
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
+	LOAD();
 	struct exec_env x = before_exec(file, envp);
 	real.execvpe(file, argv, x.env ? x.env : envp);
 	return after_exec(&x);
@@ -871,6 +905,7 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
+	LOAD();
 	struct exec_env x = before_exec("a descriptor", envp);
 	real.fexecve(fd, argv, x.env ? x.env : envp);
 	return after_exec(&x);
@@ -891,6 +926,7 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
+	LOAD();
 	va_list ap;
 	LIST_ARGS(arg, ap, argv)
 	va_end(ap);
@@ -899,6 +935,7 @@ EXPORT int execl(const char *path, const char *arg, ...)
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
+	LOAD();
 	va_list ap;
 	LIST_ARGS(arg, ap, argv)
 	va_end(ap);
@@ -907,6 +944,7 @@ EXPORT int execlp(const char *file, const char *arg, ...)
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
+	LOAD();
 	va_list ap;
 	LIST_ARGS(arg, ap, argv)
 	char *const *envp = va_arg(ap, char *const *);
@@ -938,6 +976,7 @@ static void forget(int fd)
 
 EXPORT int close(int fd)
 {
+	LOAD();
 	if (bh_internal_fd(fd))
 		return 0; /* the library's own: a program closing every descriptor
 			   * must not cut it off from the instance */
@@ -952,6 +991,7 @@ EXPORT int close(int fd)
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
+	LOAD();
 	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
 		fd_lock();
 		unsigned top = last < FDTAB_MAX - 1 ? last : FDTAB_MAX - 1;
@@ -1005,6 +1045,7 @@ static void copied(int oldfd, int newfd)
 
 EXPORT int dup(int fd)
 {
+	LOAD();
 	fd_lock();
 	int n = real.dup(fd);
 	if (n >= 0)
@@ -1031,11 +1072,13 @@ static int dup_to(int oldfd, int newfd, int flags, bool three)
 
 EXPORT int dup2(int oldfd, int newfd)
 {
+	LOAD();
 	return dup_to(oldfd, newfd, 0, false);
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+	LOAD();
 	return dup_to(oldfd, newfd, flags, true);
 }
 
@@ -1093,6 +1136,7 @@ static int fcntl_any(int fd, int cmd, void *arg)
 
 EXPORT int fcntl(int fd, int cmd, ...)
 {
+	LOAD();
 	va_list ap;
 	va_start(ap, cmd);
 	void *arg = va_arg(ap, void *); /* as glibc reads it: one word */
@@ -1102,6 +1146,7 @@ EXPORT int fcntl(int fd, int cmd, ...)
 
 EXPORT int fcntl64(int fd, int cmd, ...)
 {
+	LOAD();
 	va_list ap;
 	va_start(ap, cmd);
 	void *arg = va_arg(ap, void *);
@@ -1111,6 +1156,7 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 EXPORT int ioctl(int fd, unsigned long req, ...)
 {
+	LOAD();
 	va_list ap;
 	va_start(ap, req);
 	void *arg = va_arg(ap, void *);

@@ -213,9 +213,8 @@ void fork_stale(void)
 
 #define FIND(f) real.f = (__typeof__(real.f))dlsym(RTLD_NEXT, #f)
 
-__attribute__((constructor)) static void preload_load(void)
+void real_find(void)
 {
-	FIND(socket);
 	FIND(bind);
 	FIND(connect);
 	FIND(listen);
@@ -258,6 +257,13 @@ __attribute__((constructor)) static void preload_load(void)
 	FIND(execvpe);
 	FIND(fexecve);
 	FIND(fork);
+	/* socket last: the mark that all are found (LOAD) */
+	FIND(socket);
+}
+
+__attribute__((constructor)) static void preload_load(void)
+{
+	real_find();
 	const char *n = getenv("BULKHEAD_INSTANCE");
 	if (n && *n && bh_name_ok(n))
 		inst.name = n;

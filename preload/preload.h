@@ -12,7 +12,7 @@
  *            options, fcntl, ioctl, dup, close, sendfile, fork, exec
  *   wait.c   poll, ppoll, select, pselect and epoll over sets that mix
  *            Bulkhead sockets with kernel descriptors
- *   sig.c    sigaction and signal: whether an interrupted call restarts
+ *   sig.c    whether a call a signal interrupted restarts
  *
  * Descriptors are real: an AF_INET socket starts as a real kernel socket
  * (PENDING) and stays one if its first destination is the host's
@@ -82,6 +82,14 @@ struct real {
 	pid_t (*fork)(void);
 };
 extern struct real real;
+/* libc's functions, found if not yet: a runtime loaded before this
+ * library (a sanitizer's) may call into it before its constructor ran. */
+void real_find(void);
+#define LOAD()                                                                             \
+	do {                                                                               \
+		if (__builtin_expect(real.socket == NULL, 0))                              \
+			real_find();                                                       \
+	} while (0)
 
 /* What a descriptor number is to the library. */
 enum fd_kind {

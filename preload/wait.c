@@ -211,11 +211,13 @@ static int64_t ts_ns(const struct timespec *t)
 
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	LOAD();
 	return wait_poll(fds, n, ms_ns(timeout), NULL);
 }
 
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask)
 {
+	LOAD();
 	return wait_poll(fds, n, ts_ns(t), mask);
 }
 
@@ -225,6 +227,7 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t, const si
 
 EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
+	LOAD();
 	if (fdslen / sizeof(*fds) < n)
 		abort();
 	return poll(fds, n, timeout);
@@ -233,6 +236,7 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t,
 		       const sigset_t *mask, size_t fdslen)
 {
+	LOAD();
 	if (fdslen / sizeof(*fds) < n)
 		abort();
 	return ppoll(fds, n, t, mask);
@@ -311,6 +315,7 @@ static int wait_select(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t timeou
 
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
+	LOAD();
 	bool handled;
 	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0))
 		return fail(EINVAL);
@@ -333,6 +338,7 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct timespec *t,
 		   const sigset_t *mask)
 {
+	LOAD();
 	bool handled;
 	int k = wait_select(nfds, r, w, x, ts_ns(t), mask, &handled);
 	return handled ? k : real.pselect(nfds, r, w, x, t, mask);
@@ -491,11 +497,13 @@ static int fresh_epoll(int fd)
 
 EXPORT int epoll_create1(int flags)
 {
+	LOAD();
 	return fresh_epoll(real.epoll_create1(flags));
 }
 
 EXPORT int epoll_create(int size)
 {
+	LOAD();
 	if (size <= 0)
 		return fail(EINVAL);
 	return fresh_epoll(real.epoll_create1(0));
@@ -503,6 +511,7 @@ EXPORT int epoll_create(int size)
 
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
+	LOAD();
 	enum fd_kind k = fd_kind_of(fd);
 	if (k == FD_KERNEL || k == FD_EPOLL)
 		return real.epoll_ctl(epfd, op, fd, ev);
@@ -787,17 +796,20 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 
 EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
+	LOAD();
 	return ep_wait(epfd, ev, max, ms_ns(timeout), NULL);
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 		       const sigset_t *mask)
 {
+	LOAD();
 	return ep_wait(epfd, ev, max, ms_ns(timeout), mask);
 }
 
 EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *t,
 			const sigset_t *mask)
 {
+	LOAD();
 	return ep_wait(epfd, ev, max, ts_ns(t), mask);
 }

@@ -61,44 +61,6 @@ static int find_preload(char *out, size_t n)
 	return e;
 }
 
-/* A sanitizer build of the library needs its runtime loaded first in a
- * program that has none (ASan insists on coming first): the runtimes
- * this tool was built with (it and the library share the build), found
- * in its own mappings, go at the front of LD_PRELOAD. Leak reports are
- * turned off for the program run: they would be the program's, not
- * ours. Returns the list (space-separated), or "" for a plain build. */
-static void sanitizer_runtimes(char *out, size_t n)
-{
-	out[0] = '\0';
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (f == NULL)
-		return;
-	char line[4096];
-	while (fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/');
-		if (path == NULL)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		const char *base = strrchr(path, '/') + 1;
-		if (strncmp(base, "libasan.so", 10) && strncmp(base, "libubsan.so", 11) &&
-		    strncmp(base, "libtsan.so", 10))
-			continue;
-		if (strstr(out, path))
-			continue;
-		size_t l = strlen(out);
-		if (strncmp(base, "libasan.so", 10) == 0 && l) {
-			/* ASan's first, before what was found before it. */
-			char rest[1024];
-			snprintf(rest, sizeof(rest), "%s", out);
-			if ((size_t)snprintf(out, n, "%s %s", path, rest) >= n)
-				out[0] = '\0'; /* too long: none rather than half */
-			continue;
-		}
-		snprintf(out + l, n - l, "%s%s", l ? " " : "", path);
-	}
-	fclose(f);
-}
-
 int bh_cmd_run(int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -148,23 +110,14 @@ int bh_cmd_run(int argc, char **argv)
 			strerror(-e));
 		return 1;
 	}
-	/* Ours first (after a sanitizer's runtime); a program's own
-	 * preloads stay after it. */
-	char rt[1024];
-	sanitizer_runtimes(rt, sizeof(rt));
-	if (rt[0]) {
-		const char *ao = getenv("ASAN_OPTIONS");
-		char opts[1024];
-		snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", ao ? ao : "", ao && *ao ? ":" : "");
-		setenv("ASAN_OPTIONS", opts, 1);
-	}
+	/* Ours first; a program's own preloads stay after it. (The library
+	 * is built without sanitizers in every configuration: preload/BUILD.) */
 	const char *old = getenv("LD_PRELOAD");
-	size_t len = strlen(rt) + strlen(lib) + (old ? strlen(old) : 0) + 3;
+	size_t len = strlen(lib) + (old ? strlen(old) + 2 : 1);
 	char *pre = malloc(len);
 	if (pre == NULL)
 		return 1;
-	snprintf(pre, len, "%s%s%s%s%s", rt, rt[0] ? " " : "", lib, old && *old ? " " : "",
-		 old ? old : "");
+	snprintf(pre, len, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
 	if (setenv("LD_PRELOAD", pre, 1) != 0 || setenv("BULKHEAD_INSTANCE", name, 1) != 0 ||
 	    (fallback ? setenv("BULKHEAD_FALLBACK", "host", 1) : unsetenv("BULKHEAD_FALLBACK")) != 0) {
 		perror("bulkhead run: setenv");
