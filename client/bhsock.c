@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -58,7 +57,7 @@ static struct {
 	bool server_gone; /* the socket server closed our control socket (atomic:
 			   * any thread may find it out, every thread reads it) */
 	/* Kernel waits (bh_use_kernel_waits): each waiter word has an
-	 * eventfd the server writes, and waits sleep in ppoll on it. */
+	 * wake-up socket the server sends on, and waits sleep in ppoll on it. */
 	bool kernel_waits;
 	bool (*restart)(void);
 	int (*hide_fd)(int);
@@ -114,7 +113,7 @@ static void waiter_key_make(void)
 
 static void drop_wake_fd(unsigned i);
 
-/* Word i is this thread's from now on: its eventfd (if any) was for an
+/* Word i is this thread's from now on: its wake-up socket (if any) was for an
  * earlier owner, maybe of another process: a new one is asked for when
  * needed. */
 static unsigned waiter_mine(unsigned i)
@@ -160,7 +159,7 @@ static unsigned waiter(void)
 	if (r >= 0)
 		return waiter_mine((unsigned)r);
 	/* All taken: share one, and wait in bounded slices (the word's
-	 * eventfd is its owner's). */
+	 * wake-up socket is its owner's). */
 	my_waiter = (int)((uintptr_t)pthread_self() % BH_APP_WAITERS);
 	my_shared = true;
 	return (unsigned)my_waiter;
@@ -244,8 +243,8 @@ static int rpc(const struct bh_rpc_req *rq, struct bh_rpc_rep *rp)
 	}
 }
 
-/* This process's control connection and waiter eventfds go (the
- * server's copies of the eventfds stay the server's). */
+/* This process's control connection and wake-up sockets go (the
+ * server's ends stay the server's). */
 static void drop_connection(void)
 {
 	/* Forgotten before closed: inside the preload library, close() is
@@ -443,7 +442,7 @@ static uint32_t state(int s)
 	return bh_load_acquire32(&g.slots[s].state);
 }
 
-/* This thread's waiter eventfd, made and handed to the server on first
+/* This thread's wake-up socket, asked of the server on first
  * use (app_abi.h); -errno when it cannot be. g.wake_fd holds fd + 1 (0:
  * none yet), so the zeroed table needs no set-up. */
 static int wake_fd_of(unsigned w)
@@ -514,7 +513,7 @@ void bh_sleep_done(void)
 void bh_after_fork_child(void)
 {
 	/* This process's copies only: the parent's connection, region and
-	 * eventfds stay as they are. The forking thread is the only one. */
+	 * wake-up sockets stay as they are. The forking thread is the only one. */
 	drop_connection();
 	bh_region_unmap(&g.region);
 	bh_region_unmap(&g.bell_region);
@@ -552,7 +551,7 @@ void bh_fork_cancel(uint64_t token)
 
 int bh_fork_child(uint64_t token)
 {
-	/* The parent's connection and eventfds are the parent's (the
+	/* The parent's connection and wake-up sockets are the parent's (the
 	 * server keeps its own copies): this process's copies go. The
 	 * region stays mapped: it is the same. The forking thread is the
 	 * only one, and no lock another thread held is held here. */
@@ -616,7 +615,7 @@ static int64_t sleep_slice(int64_t slice)
 		return r > 0 && server_gone() ? 0 : 1;
 	}
 	int f = wake_fd_of(w);
-	if (f < 0) /* no eventfd: the futex, as without kernel waits */
+	if (f < 0) /* no wake-up socket: the futex, as without kernel waits */
 		return bh_ntfn_wait(&g.ntfn[w], 0, slice < 0 ? WAIT_SLICE_NS : slice, NULL);
 	if (!bh_sleep_prepare())
 		return bh_ntfn_poll(&g.ntfn[w]);

@@ -90,7 +90,7 @@ bool bh_server_was_lost(void);
 
 /* Waits that sleep in the kernel, so that they can take kernel
  * descriptors along and be interrupted by signals: after this, the
- * library's blocking calls sleep in ppoll on an eventfd the server
+ * library's blocking calls sleep in ppoll on a wake-up socket the server
  * writes (domains/app_abi.h), and a signal ends them with EINTR unless
  * restart() says the call restarts (SA_RESTART). hide_fd, if not NULL,
  * moves a descriptor the library makes out of the application's way

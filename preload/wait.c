@@ -8,15 +8,15 @@
  * Bulkhead socket (bh_want), checks again, marks its waiter word
  * sleeping (bh_sleep_prepare), and sleeps in the kernel (ppoll, or
  * epoll_pwait on the program's own epoll instance) on the kernel
- * descriptors plus its waiter eventfd (bh_wake_fd), which the socket
- * server writes when one of those sockets changes, plus the control
+ * descriptors plus its wake-up socket (bh_wake_fd), on which the socket
+ * server sends when one of those sockets changes, plus the control
  * socket, which hangs up if the server goes. An idle program so sleeps
  * in the kernel and uses no CPU.
  *
  * epoll: the program's epoll instance keeps its kernel descriptors; the
  * library keeps the Bulkhead ones (struct ep), with level- or edge-
  * triggered reports (edge: when bh_changes moved since the last report)
- * and EPOLLONESHOT. The waiter eventfd and the control socket go into
+ * and EPOLLONESHOT. The wake-up socket and the control socket go into
  * the instance the first time a thread sleeps on it, tagged with a
  * random cookie that is filtered out of what the program sees.
  */
@@ -106,7 +106,8 @@ int wait_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns, const sigset_t *
 	}
 	if (nbh == 0)
 		return real.ppoll(fds, n, ts_of(timeout_ns, &ts), mask);
-	/* The kernel's part (and two more: the eventfd, the control socket). */
+	/* The kernel's part (and two more: the wake-up socket, the control
+	 * socket). */
 	struct pollfd kst[64];
 	uint8_t bst[64];
 	struct pollfd *kp = n + 2 <= 64 ? kst : malloc((n + 2) * sizeof(*kp));
@@ -708,7 +709,7 @@ static int ep_wait(int epfd, struct epoll_event *ev, int max, int64_t timeout_ns
 			free(evs);
 			return n;
 		}
-		/* Arm: this thread's eventfd and the control socket in the
+		/* Arm: this thread's wake-up socket and the control socket in the
 		 * instance, its want bits on each Bulkhead socket. */
 		int wfd = bh_wake_fd();
 		int own = -1;
