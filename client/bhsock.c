@@ -504,9 +504,12 @@ void bh_sleep_done(void)
 	if (my_shared)
 		return; /* the word is its owner's to clear */
 	int f = __atomic_load_n(&g.wake_fd[w], __ATOMIC_ACQUIRE) - 1;
-	char buf[64];
-	for (int i = 0; f >= 0 && i < 64 && recv(f, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
-		;
+	/* One datagram per sleep at most (the one sender that cleared
+	 * SLEEPING sends); one that comes after this takes the next sleep's
+	 * place, which then returns at once and takes it. */
+	char b;
+	if (f >= 0 && recv(f, &b, 1, MSG_DONTWAIT) < 0)
+		b = 0; /* none: woken otherwise */
 	bh_xchg32(&g.ntfn[w].word, 0);
 }
 
