@@ -212,19 +212,7 @@ struct bh_tcp {
 	bool batching;
 	uint32_t *owed, nowed;
 	bool nobuf_any; /* some connection's nobuf is set */
-	/* The earliest timer armed since the last bh_tcp_tick (0 at the
-	 * start: tick at once), for bh_tcp_timer_hint. */
-	uint64_t timer_hint;
 };
-/* A timer (rtx_at, delack_at, tw_at, ka_at) was set to `at` (0: none):
- * bh_tcp_timer_hint must not be later. Every place that sets one calls
- * this, or runs inside bh_tcp_tick, which returns the next due time. */
-static inline void bh_tcp__armed(struct bh_tcp *tcp, uint64_t at)
-{
-	if (at && at < tcp->timer_hint)
-		tcp->timer_hint = at;
-}
-
 
 /* The number of the first byte in sndq: after the SYN until the SYN is
  * acknowledged, then SND.UNA. A flag, not a comparison with the ISS,

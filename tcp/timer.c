@@ -45,15 +45,9 @@ static void keepalive(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->ka_at = now + (uint64_t)c->ka_intvl_s * 1000000;
 }
 
-bh_us bh_tcp_timer_hint(const struct bh_tcp *tcp)
-{
-	return tcp->timer_hint;
-}
-
 uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
-	tcp->timer_hint = UINT64_MAX; /* what is armed from here on is reported anew */
 	/* Backwards: a connection freed here is replaced by one already
 	 * seen. */
 	for (uint32_t i = tcp->nlive; i-- > 0;) {
