@@ -180,12 +180,14 @@ const struct bh_dom_vt *bh_dom_vt(int dom)
 	}
 }
 
-static volatile sig_atomic_t stop_requested;
+/* Set by the handler, on whichever thread the signal lands (the poller
+ * thread too), read by the loop: an atomic, not only volatile. */
+static sig_atomic_t stop_requested;
 
 static void on_stop(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	__atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
 }
 
 static void setup_process(void)
@@ -426,7 +428,7 @@ static void loop_run(struct loop *lp)
 	uint64_t last_pub = 0;
 	uint32_t badges = 0;
 	bool unpublished = false; /* progress since the last publish */
-	while (!stop_requested) {
+	while (!__atomic_load_n(&stop_requested, __ATOMIC_RELAXED)) {
 		uint64_t now = bh_now_ns();
 		int progress = 0;
 		/* Badges posted while we were awake (no sleeper: no system call). */
