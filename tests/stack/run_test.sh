@@ -29,8 +29,10 @@ CALLCHECK="$(dirname "$B")/../tests/stack/callcheck"
 PEER="$(dirname "$0")/run_peer.py"
 
 TAP="bhr$$"
-HOST=10.79.0.1
-ME=10.79.0.2
+# A subnet no other test uses: tests run two at a time, and two TAP
+# interfaces with one subnet send the other test's traffic astray.
+HOST=10.83.0.1
+ME=10.83.0.2
 interface_gone_at_exit "$TAP"
 KIDS=()
 kids_gone() { for p in "${KIDS[@]}"; do kill "$p" 2>/dev/null; done; return 0; }
