@@ -545,9 +545,10 @@ static bool flush_rx(struct tcpd *d, uint32_t sid, struct tsock *t)
 static void pump(struct tcpd *d, uint32_t sid)
 {
 	struct tsock *t = sock_of(d, sid);
-	if (t == NULL || t->listener)
+	if (t == NULL)
 		return;
-	/* Data sock gave us while the library had no room. */
+	/* Data sock gave us while the library had no room (a listener
+	 * has none, and only its close is done here). */
 	struct bh_desc x = {0};
 	while (!t->gone && bh_dq_peek(&d->nodes, &t->pend_tx)) {
 		struct bh_pkt p = pkt_of(d, bh_dq_peek(&d->nodes, &t->pend_tx));
@@ -580,10 +581,11 @@ static void pump(struct tcpd *d, uint32_t sid)
 		}
 		if (t->shut_pending) {
 			t->shut_pending = false;
-			bh_tcp_shutdown(d->tcp, d->now_us, t->conn);
+			if (!t->listener)
+				bh_tcp_shutdown(d->tcp, d->now_us, t->conn);
 		}
 	}
-	if (t->gone || t->close_pending)
+	if (t->gone || t->close_pending || t->listener)
 		return;
 	if (d->cq.head != d->cq.tail) {
 		/* Messages go first, in order. */

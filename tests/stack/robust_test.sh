@@ -169,6 +169,43 @@ check "server killed mid-transfer: the client ends with an error ($rc: $(tail -1
 	[ $rc -ne 0 -a $rc -ne 124 ]
 check "server killed mid-transfer: the other server still serves" fetch_ok 1m
 
+# A server stopped before it accepts, then killed: the connection waiting
+# in its accept queue is reset (not left hanging), and tcp lets go of the
+# listener, so the port can be listened on again.
+until_true() { # until_true SECONDS COMMAND...: polls every 0.1 s
+	local n=$(($1 * 10)); shift
+	for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+has_row() { conns_rows "$1" | grep -qE "$2"; }
+no_row() { local r; r="$(conns_rows "$1")" || return 1; ! grep -qE "$2" <<<"$r"; }
+"$B" serve a --port 8082 --root "$WORK/www" 2>>"$WORK/serve3.err" &
+srv3=$!
+check "a serves port 8082" until_true 20 has_row a '^10\.9\.0\.1:8082 .* LISTEN'
+kill -STOP $srv3
+timeout 60 "$B" get b http://10.9.0.1:8082/1m -o /dev/null --no-hash 2>"$WORK/queued.err" &
+getp=$!
+check "the stopped server's connection is established" \
+	until_true 20 has_row b '10\.9\.0\.1:8082 +ESTABLISHED'
+kill -9 $srv3
+wait $srv3 2>/dev/null
+wait $getp
+rc=$?
+check "server killed with a connection in its accept queue: the client is reset ($rc: $(tail -1 "$WORK/queued.err"))" \
+	[ $rc -ne 0 -a $rc -ne 124 ]
+check "and a holds nothing on port 8082" until_true 10 no_row a ':8082 '
+"$B" serve a --port 8082 --root "$WORK/www" 2>>"$WORK/serve3.err" &
+srv3=$!
+check "port 8082 is listened on again" until_true 20 has_row a '^10\.9\.0\.1:8082 .* LISTEN'
+got_8082() {
+	rm -f "$WORK/got3"
+	timeout 60 "$B" get b http://10.9.0.1:8082/1m -o "$WORK/got3" 2>>"$WORK/get.err" &&
+		[ "$(sha "$WORK/got3")" = "$(sha "$WORK/www/1m")" ]
+}
+check "and served whole" got_8082
+kill $srv3
+wait $srv3 2>/dev/null
+
 # An application scribbling over its own region, while another
 # application downloads 64 MiB.
 timeout 60 "$B" get b http://10.9.0.1:8080/64m -o "$WORK/during" 2>>"$WORK/get.err" &
