@@ -710,8 +710,14 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	d->ndirty = 0;
 	if (bh_tcp_batch_end(d->tcp, d->now_us))
 		progress = 1;
-	/* After the sends: they may have set timers. */
-	if (progress || d->now_us >= d->next_tick_us)
+	/* After the sends: a timer they set may be due before the deadline
+	 * the last tick returned. The tick walks every connection, so it
+	 * runs only when something is due (at 1000 connections, ticking
+	 * after every pass took 31% of an instance's CPU). */
+	uint64_t hint = bh_tcp_timer_hint(d->tcp);
+	if (hint < d->next_tick_us)
+		d->next_tick_us = hint;
+	if (d->now_us >= d->next_tick_us)
 		d->next_tick_us = bh_tcp_tick(d->tcp, d->now_us);
 	/* The batch's end and the timers free memory too (a connection
 	 * closed, a queue dropped): waiting sends may go now, not at the
@@ -726,9 +732,14 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 static uint64_t tcpd_deadline(void *self)
 {
 	struct tcpd *d = self;
-	if (d->next_tick_us == UINT64_MAX)
+	/* A timer armed after this pass's tick (wake_nomem's sends) counts. */
+	uint64_t next = d->next_tick_us;
+	uint64_t hint = bh_tcp_timer_hint(d->tcp);
+	if (hint < next)
+		next = hint;
+	if (next == UINT64_MAX)
 		return UINT64_MAX;
-	return d->next_tick_us * 1000u;
+	return next * 1000u;
 }
 
 static void tcpd_fini(void *self)

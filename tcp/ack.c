@@ -138,6 +138,11 @@ static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_se
 	c->backoff = 0;
 	/* RFC 6298 5.2, 5.3 */
 	c->rtx_at = bh_seq_lt(c->snd_una, c->snd_max) ? now + c->rto : 0;
+	bh_tcp__armed(tcp, c->rtx_at);
+	/* Everything acknowledged: keep-alive runs again (its deadline
+	 * was dropped while data was out), and the next tick must see it. */
+	if (!c->rtx_at && c->keepalive)
+		bh_tcp__armed(tcp, bh_tcp__ka_due(c));
 	if (c->rto_recover && bh_seq_geq(ack, c->recover))
 		c->rto_recover = false;
 }

@@ -115,6 +115,19 @@ static const char *check_timers(const struct tconn *c)
 	return NULL;
 }
 
+/* bh_tcp_timer_hint's promise: no timer is due before both what the last
+ * tick returned and the hint, so a caller that ticks only at the earlier
+ * of the two misses none. A timer set without bh_tcp__armed breaks it. */
+static const char *check_timer_seen(const struct bh_tcp *tcp, const struct tconn *c)
+{
+	uint64_t seen = tcp->tick_next < tcp->timer_hint ? tcp->tick_next : tcp->timer_hint;
+	uint64_t t[4] = {c->tw_at, c->rtx_at, c->delack_at, bh_tcp__ka_due(c)};
+	for (int k = 0; k < 4; k++)
+		if (t[k] && t[k] < seen)
+			return "a timer is due before the next tick bh_tcp_timer_hint reports";
+	return NULL;
+}
+
 /* One connection or listener, alone. */
 static const char *check_conn(const struct bh_tcp *tcp, const struct tconn *c)
 {
@@ -128,7 +141,7 @@ static const char *check_conn(const struct bh_tcp *tcp, const struct tconn *c)
 		return "a connection is in the lookup table if and only if it is not closed";
 	if (c->listener != (c->state == BH_TCP_LISTEN))
 		return "a listener and only a listener is in LISTEN";
-	if ((e = check_timers(c)))
+	if ((e = check_timers(c)) || (e = check_timer_seen(tcp, c)))
 		return e;
 	if ((uint64_t)c->rcvq.mem + c->oooq.mem > BH_TCP_RCV_MEM(&tcp->cfg))
 		return "received data pins more memory than the connection's bound";

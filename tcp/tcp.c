@@ -456,8 +456,10 @@ void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err)
  * fin_timeout_ms (as Linux's orphans do); tw_at holds the deadline. */
 void bh_tcp__fin_wait2(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
-	if (c->state == BH_TCP_FIN_WAIT_2 && c->app_closed && !c->tw_at)
+	if (c->state == BH_TCP_FIN_WAIT_2 && c->app_closed && !c->tw_at) {
 		c->tw_at = now + (uint64_t)tcp->cfg.fin_timeout_ms * 1000;
+		bh_tcp__armed(tcp, c->tw_at);
+	}
 }
 
 void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
@@ -465,6 +467,7 @@ void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->state = BH_TCP_TIME_WAIT;
 	c->rtx_at = 0;
 	c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
+	bh_tcp__armed(tcp, c->tw_at);
 	c->snd_cur = NONE;
 	bh_tcp__q_drop(tcp, &c->sndq);
 }

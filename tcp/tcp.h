@@ -249,6 +249,11 @@ void bh_tcp_input(struct bh_tcp *tcp, bh_us now, const struct bh_ip_rx *rx);
 /* An ICMP error or "host unreachable" about one of our flows. */
 void bh_tcp_ip_event(struct bh_tcp *tcp, bh_us now, const struct bh_ip_event *ev);
 bh_us bh_tcp_tick(struct bh_tcp *tcp, bh_us now);
+/* The earliest timer armed since the last bh_tcp_tick (UINT64_MAX: none;
+ * 0 before the first tick): a caller that ticks only when the deadline
+ * bh_tcp_tick returned comes takes this as an earlier deadline, instead
+ * of ticking (a walk over every connection) after every batch. */
+bh_us bh_tcp_timer_hint(const struct bh_tcp *tcp);
 
 /* Applications. Handles and negative errno values. */
 int bh_tcp_listen(struct bh_tcp *tcp, uint16_t port, uint32_t backlog, uint64_t cookie,

@@ -212,7 +212,36 @@ struct bh_tcp {
 	bool batching;
 	uint32_t *owed, nowed;
 	bool nobuf_any; /* some connection's nobuf is set */
+	/* The earliest timer armed since the last bh_tcp_tick (0 at the
+	 * start: tick at once), for bh_tcp_timer_hint; and what the last
+	 * tick returned. No timer is earlier than both (check.c). */
+	uint64_t timer_hint, tick_next;
 };
+/* A timer (rtx_at, delack_at, tw_at, ka_at) was set to `at` (0: none):
+ * bh_tcp_timer_hint must not be later. Every place that sets one calls
+ * this, or runs inside bh_tcp_tick, which returns the next due time. */
+static inline void bh_tcp__armed(struct bh_tcp *tcp, uint64_t at)
+{
+	if (at && at < tcp->timer_hint)
+		tcp->timer_hint = at;
+}
+
+/* Keep-alive's next deadline, when it is running (on, in a state it
+ * covers, nothing outstanding): ka_idle_s after the peer was last heard
+ * before the first probe (or when probing stopped while data was out),
+ * then the probe interval's deadline. 0: not
+ * running (the retransmission timer covers a connection with data out). */
+static inline uint64_t bh_tcp__ka_due(const struct tconn *c)
+{
+	bool idle_state = c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
+			  c->state == BH_TCP_FIN_WAIT_2;
+	if (!c->keepalive || !idle_state || bh_seq_lt(c->snd_una, c->snd_max))
+		return 0;
+	if (c->ka_probes == 0 || c->ka_at == 0)
+		return c->last_heard + (uint64_t)c->ka_idle_s * 1000000;
+	return c->ka_at;
+}
+
 
 /* The number of the first byte in sndq: after the SYN until the SYN is
  * acknowledged, then SND.UNA. A flag, not a comparison with the ISS,

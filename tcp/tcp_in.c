@@ -641,6 +641,7 @@ static enum step ack_closing_states(struct bh_tcp *tcp, uint64_t now, struct tco
 		if (seg->flags & BH_TCP_FIN) {
 			c->ack_now = true;
 			c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
+			bh_tcp__armed(tcp, c->tw_at);
 		}
 		return STEP_DROP;
 	default:
@@ -689,8 +690,10 @@ static void process_text(struct bh_tcp *tcp, uint64_t now, struct tconn *c, cons
 		c->unacked += in->len >= 2u * c->smss ? 2 : 1; /* a large segment: at once */
 	if (c->unacked >= 2 || c->oooq.count || filled_gap)
 		c->ack_now = true;
-	else if (!c->delack_at)
+	else if (!c->delack_at) {
 		c->delack_at = now + (uint64_t)tcp->cfg.delack_ms * 1000;
+		bh_tcp__armed(tcp, c->delack_at);
+	}
 	bh_tcp__event(tcp, c, BH_TCP_EV_READABLE, 0);
 }
 

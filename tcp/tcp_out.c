@@ -268,10 +268,12 @@ bh_seq bh_tcp__ack_seq(const struct tconn *c)
 	return bh_seq_leq(c->snd_max, edge) ? c->snd_max : edge;
 }
 
-static void arm_rtx(struct tconn *c, uint64_t now)
+static void arm_rtx(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
-	if (!c->rtx_at)
+	if (!c->rtx_at) {
 		c->rtx_at = now + c->rto;
+		bh_tcp__armed(tcp, c->rtx_at);
+	}
 }
 
 static bool fin_allowed(const struct tconn *c)
@@ -313,7 +315,7 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 		c->sent_flight = bh_seq_span(c->snd_una, bh_seq_add(seq, used));
 	c->snd_max = bh_seq_max(c->snd_max, bh_seq_add(seq, used));
 	c->last_send = now;
-	arm_rtx(c, now);
+	arm_rtx(tcp, c, now);
 	if (fin) {
 		if (c->state == BH_TCP_ESTABLISHED)
 			c->state = BH_TCP_FIN_WAIT_1;
@@ -406,7 +408,7 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 	 * silly window): the retransmission timer doubles as the persist
 	 * timer. */
 	if (bh_seq_lt(c->snd_nxt, bh_tcp__data_end(c)) && (c->snd_wnd == 0 || c->snd_una == c->snd_max))
-		arm_rtx(c, now);
+		arm_rtx(tcp, c, now);
 }
 
 /* RFC 6675 5 (C): while cwnd - pipe allows a segment, send what
@@ -468,7 +470,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 					c->rtt_start = now;
 				}
 			}
-			arm_rtx(c, now);
+			arm_rtx(tcp, c, now);
 		}
 		return;
 	case BH_TCP_TIME_WAIT:
@@ -482,7 +484,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		 * and so has a FIN that found no buffer: nothing else would
 		 * send it (RFC 9293 3.10.4: the FIN is owed). */
 		if (bh_seq_lt(c->snd_una, c->snd_max) || bh_tcp__fin_owed(c))
-			arm_rtx(c, now);
+			arm_rtx(tcp, c, now);
 		break;
 	}
 	/* In a batch (bh_tcp_batch_begin), one ACK for all the in-order data
@@ -610,5 +612,5 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		tcp->ctr.nobuf_timeouts++;
 	}
 	/* Never leave data, a probe or the handshake without a timer. */
-	arm_rtx(c, now);
+	arm_rtx(tcp, c, now);
 }

@@ -20,15 +20,11 @@
  * retransmission timer covers the rest. */
 static void keepalive(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
-	bool idle_state = c->state == BH_TCP_ESTABLISHED || c->state == BH_TCP_CLOSE_WAIT ||
-			  c->state == BH_TCP_FIN_WAIT_2;
-	if (!c->keepalive || !idle_state || bh_seq_lt(c->snd_una, c->snd_max)) {
+	uint64_t due = bh_tcp__ka_due(c);
+	if (due == 0) {
 		c->ka_at = 0;
 		return;
 	}
-	uint64_t due = c->ka_probes == 0
-			       ? c->last_heard + (uint64_t)c->ka_idle_s * 1000000
-			       : c->ka_at;
 	if (now < due) {
 		c->ka_at = due;
 		return;
@@ -45,9 +41,15 @@ static void keepalive(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	c->ka_at = now + (uint64_t)c->ka_intvl_s * 1000000;
 }
 
+bh_us bh_tcp_timer_hint(const struct bh_tcp *tcp)
+{
+	return tcp->timer_hint;
+}
+
 uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
+	tcp->timer_hint = UINT64_MAX; /* what is armed from here on is reported anew */
 	/* Backwards: a connection freed here is replaced by one already
 	 * seen. */
 	for (uint32_t i = tcp->nlive; i-- > 0;) {
@@ -84,6 +86,7 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 			if (t[k] && t[k] < next)
 				next = t[k];
 	}
+	tcp->tick_next = next;
 	BH_TCP_ASSERT_INVARIANTS(tcp);
 	return next;
 }

@@ -566,6 +566,38 @@ Test(keepalive, probes_after_idle_and_gives_up)
 	cr_expect_eq(last()->t.flags & BH_TCP_RST, BH_TCP_RST);
 }
 
+/* The tcp domain ticks only when the last tick's deadline or
+ * bh_tcp_timer_hint comes. Data sent with keep-alive on stops it (the
+ * retransmission timer covers that time); when the data is acknowledged
+ * after the retransmission timer backed off past the idle time, the hint
+ * must bring keep-alive's deadline forward, or the first probe would wait
+ * for a timer that is no longer there. */
+Test(keepalive, resumes_by_the_hint_after_data_is_acknowledged)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPIDLE, 1), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPALIVE, 1), 0);
+	cr_expect_leq(bh_tcp_timer_hint(H.tcp), H.now, "turning keep-alive on asks for a tick");
+	h_tick(&H, H.now);
+	cr_assert_eq(h_write(&H, c, D, 100), 0);
+	/* Unanswered until the retransmission timer is past a second. */
+	uint64_t next = h_tick(&H, H.now);
+	while (next - H.now <= 1000 * MS)
+		next = h_tick(&H, next);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 101, 65535, NULL, 0, NULL);
+	uint64_t acked = H.now;
+	uint64_t hint = bh_tcp_timer_hint(H.tcp);
+	uint64_t at = next < hint ? next : hint;
+	cr_expect_leq(at, H.now + 1000 * MS, "keep-alive's deadline is before the next tick");
+	/* Ticked then, and when it says: the probe goes a second after. */
+	while (H.nout == 0 && at != UINT64_MAX)
+		at = h_tick(&H, at);
+	cr_expect_eq(ctr()->keepalive_probes, 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(H.out[0].at, acked + 1000 * MS, "the probe a second after the peer was heard");
+}
+
 /* ---- Nagle, no-delay, silly window avoidance ---- */
 
 Test(sending, nodelay_lifts_nagle)
