@@ -47,6 +47,7 @@ struct lsock {
 	uint8_t opt_set;  /* bit i: opt[i] (enum bh_app_opt) was set */
 	uint32_t opt[5];
 	struct linger linger;
+	struct bh_win_use tx_use; /* how this process used the send window */
 };
 
 static struct {
@@ -706,11 +707,19 @@ static bool rx_ready(int s)
 	       (st & (BH_SS_RX_EOF | BH_SS_ERROR | BH_SS_HUP));
 }
 
+/* Room in the send ring: a stream socket's window (domains/app_abi.h),
+ * which the sender may change only at an empty ring, under tx_lock. */
 static uint32_t tx_space(int s)
 {
-	uint32_t tail = bh_load_acquire32(&g.slots[s].tx_tail);
-	uint32_t used = bh_load_relaxed32(&g.slots[s].tx_head) - tail;
-	return used > g.meta.ring ? 0 : g.meta.ring - used;
+	struct bh_app_slot *sl = &g.slots[s];
+	uint32_t tail = bh_load_acquire32(&sl->tx_tail);
+	uint32_t used = bh_load_relaxed32(&sl->tx_head) - tail;
+	if (g.ls[s].udp)
+		return used > g.meta.ring ? 0 : g.meta.ring - used;
+	uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring);
+	if (win == 0 || used > win)
+		return 0;
+	return used == 0 ? win : bh_win_room(&g.ls[s].tx_use, win, g.meta.ring, used);
 }
 
 static bool tx_ready(int s)
@@ -919,10 +928,25 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 		/* The index is the slot's: another process of the application
 		 * may share the socket (fork). */
 		slot_lock(&sl->tx_lock);
-		space = tx_space(s);
-		uint32_t k = n - sent < space ? (uint32_t)(n - sent) : space;
 		uint32_t head = bh_load_relaxed32(&sl->tx_head);
-		bh_ring_put(tx_ring(s), g.meta.ring, head, buf + sent, k);
+		uint32_t used = head - bh_load_acquire32(&sl->tx_tail);
+		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring);
+		space = 0;
+		if (win && used <= win) {
+			if (used == 0) {
+				/* The window may change here, before the data. */
+				uint32_t w = bh_win_next(&l->tx_use, win, g.meta.ring);
+				if (w != win)
+					bh_store_relaxed32(&sl->tx_win, w);
+				win = w;
+			}
+			space = bh_win_room(&l->tx_use, win, g.meta.ring, used);
+		}
+		uint32_t k = n - sent < space ? (uint32_t)(n - sent) : space;
+		if (k)
+			bh_ring_put(tx_ring(s), win, head, buf + sent, k);
+		if (win)
+			bh_win_wrote(&l->tx_use, used, k, n - sent);
 		bh_store_release32(&sl->tx_head, head + k);
 		slot_unlock(&sl->tx_lock);
 		if (k == 0)
@@ -1028,8 +1052,12 @@ static ssize_t take(int s, struct lsock *l, uint32_t tail, uint32_t avail, void 
 		if (!peek)
 			bh_store_release32(&sl->rx_tail, tail + need);
 	} else {
+		/* The window after the index the caller loaded (app_abi.h). */
+		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->rx_win), g.meta.ring);
+		if (win == 0 || avail > win)
+			return -2;
 		k = avail < n ? avail : n;
-		bh_ring_get(buf, rx_ring(s), g.meta.ring, tail, (uint32_t)k);
+		bh_ring_get(buf, rx_ring(s), win, tail, (uint32_t)k);
 		if (from)
 			from_sin(from, fromlen, sl->raddr, sl->rport);
 		if (!peek)

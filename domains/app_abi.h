@@ -68,6 +68,20 @@
  * server consumes tx_tail). A datagram socket frames each datagram with
  * struct bh_dgram_hdr, padded to 16 bytes.
  *
+ * Windows: a stream socket uses only the first `win` bytes of each ring
+ * (rx_win, tx_win: a power of two from the smaller of BH_RING_WIN_MIN
+ * and the ring up to the ring; 0: the whole ring). Positions are index
+ * mod win, and at most win bytes are unread. The producer alone changes
+ * its ring's window, and only when the ring is empty, before it writes
+ * the data it then publishes with its index (release); the consumer
+ * reads the window after it loads that index (acquire). The producer
+ * grows the window when it had more to write than it held (and waits
+ * for the ring to empty to do so), and shrinks it when it stayed under
+ * a quarter full (bh_win_next). Request/response traffic so reuses a
+ * few warm pages instead of walking the whole ring (every new page a
+ * page fault in both processes and a cache miss), and a bulk transfer
+ * still gets the whole ring. A datagram socket's ring is used whole.
+ *
  * Everything the application writes is untrusted by the server: indices
  * are checked against the server's own (they move forward, never past
  * what is there, 0 <= head - tail <= ring); a violation resets that
@@ -77,13 +91,15 @@
 #ifndef BH_DOMAINS_APP_ABI_H
 #define BH_DOMAINS_APP_ABI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "ipc/ntfn.h"
 
 #define BH_APP_MAGIC 0x53505041u /* "APPS" */
-#define BH_APP_VERSION 4u
+#define BH_APP_VERSION 5u
 /* The badge an application ORs into the socket server's notification
  * word after it set dirty bits (domains/proto.h lists the others). */
 #define BH_BADGE_APP (1u << 9)
@@ -175,7 +191,8 @@ struct bh_app_slot {
 	uint32_t seq;  /* bumped on every change */
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
-	uint32_t pad0[7];
+	uint32_t rx_win; /* the receive ring's window (0: all of it) */
+	uint32_t pad0[6];
 	/* application-written */
 	uint32_t rx_tail;
 	uint32_t tx_head;
@@ -185,7 +202,8 @@ struct bh_app_slot {
 	uint64_t want_rx;
 	uint64_t want_tx;
 	uint32_t rx_lock, tx_lock; /* 0, or the pid of the process copying */
-	uint32_t pad1[8];
+	uint32_t tx_win; /* the send ring's window (0: all of it) */
+	uint32_t pad1[7];
 };
 
 _Static_assert(sizeof(struct bh_app_slot) == 128, "two cache lines");
@@ -209,6 +227,77 @@ struct bh_dgram_hdr {
 static inline uint32_t bh_dgram_space(uint32_t len)
 {
 	return (uint32_t)sizeof(struct bh_dgram_hdr) + ((len + BH_DGRAM_ALIGN - 1) & ~(BH_DGRAM_ALIGN - 1));
+}
+
+/* Ring windows (see the top). */
+#define BH_RING_WIN_MIN (16u * 1024)
+
+/* The window a slot's field names, or 0 when the field is not one a
+ * producer may write (the consumer then resets the socket). */
+static inline uint32_t bh_win_of(uint32_t field, uint32_t ring)
+{
+	uint32_t min = ring < BH_RING_WIN_MIN ? ring : BH_RING_WIN_MIN;
+	if (field == 0)
+		return ring;
+	if (field < min || field > ring || (field & (field - 1)))
+		return 0;
+	return field;
+}
+
+/* The window a new stream socket starts with. */
+static inline uint32_t bh_win_first(uint32_t ring)
+{
+	return ring < BH_RING_WIN_MIN ? ring : BH_RING_WIN_MIN;
+}
+
+/* The producer's private record of how it used its window since the
+ * ring was last empty. */
+struct bh_win_use {
+	uint32_t peak;  /* the most it held unread */
+	uint8_t quiet;  /* empty rings in a row that stayed under a quarter */
+	bool full;      /* it had more to write than the window held */
+};
+
+/* The producer found its ring empty (window win, ring bytes in all):
+ * the window for what it writes next. Doubles after a full window;
+ * halves after 8 empty rings in a row that stayed under a quarter full. */
+static inline uint32_t bh_win_next(struct bh_win_use *u, uint32_t win, uint32_t ring)
+{
+	if (u->full && win < ring) {
+		win *= 2;
+		u->quiet = 0;
+	} else if (u->peak <= win / 4 && win > bh_win_first(ring)) {
+		if (++u->quiet >= 8) {
+			win /= 2;
+			u->quiet = 0;
+		}
+	} else {
+		u->quiet = 0;
+	}
+	u->full = false;
+	u->peak = 0;
+	return win;
+}
+
+/* Room for the producer with `used` bytes unread in a window of win: a
+ * producer that found its window full waits for the ring to empty, so
+ * that it can grow it. */
+static inline uint32_t bh_win_room(const struct bh_win_use *u, uint32_t win, uint32_t ring,
+				   uint32_t used)
+{
+	if (used >= win || (used && u->full && win < ring))
+		return 0;
+	return win - used;
+}
+
+/* The producer wrote k bytes of the `wanted` it had, with `used` unread
+ * before them. */
+static inline void bh_win_wrote(struct bh_win_use *u, uint32_t used, uint32_t k, size_t wanted)
+{
+	if (used + k > u->peak)
+		u->peak = used + k;
+	if (wanted > k)
+		u->full = true;
 }
 
 /* Ring byte copies that wrap (size a power of two). */

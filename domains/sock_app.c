@@ -394,6 +394,17 @@ static void bind_slot(struct app *a, struct app *m, uint32_t slot, uint32_t sid)
 	hold(a, m, slot, true);
 }
 
+/* A stream socket's rings start with small windows (app_abi.h); a
+ * datagram socket's are used whole. */
+static void first_windows(struct app *a, struct ssock *s)
+{
+	uint32_t w = s->udp ? 0 : bh_win_first(a->ring);
+	s->rx_win = w ? w : a->ring;
+	memset(&s->rx_use, 0, sizeof(s->rx_use));
+	a->slots[s->slot].rx_win = w;
+	a->slots[s->slot].tx_win = w;
+}
+
 static void rq_socket(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq)
 {
 	if (rq->a != BH_SOCK_STREAM && rq->a != BH_SOCK_DGRAM) {
@@ -416,6 +427,7 @@ static void rq_socket(struct sockd *d, struct app *a, struct app *m, const struc
 	s->slot = slot;
 	s->published = false;
 	bind_slot(a, m, slot, sid);
+	first_windows(a, s);
 	sk_publish(d, s);
 	sk_reply_sock(d, m, 0, s);
 }
@@ -535,6 +547,7 @@ static void rq_accept(struct sockd *d, struct app *a, struct app *m, struct ssoc
 	n->slot = slot;
 	n->published = false;
 	bind_slot(a, m, slot, nsid);
+	first_windows(a, n);
 	if (s->opt_set && n->tcp_has && !n->reset)
 		send_kept_opts(d, s, nsid);
 	sk_publish(d, s);

@@ -44,17 +44,45 @@ static void bad_index(struct sockd *d, uint32_t sid, struct ssock *s, const char
 	sk_publish(d, s);
 }
 
-/* Room in the application's receive ring, checking what it wrote. */
-static bool rx_room(struct sockd *d, uint32_t sid, struct ssock *s, uint32_t *room)
+/* The bytes the application has not yet read from its receive ring,
+ * checking what it wrote. */
+static bool rx_used(struct sockd *d, uint32_t sid, struct ssock *s, uint32_t *used)
 {
 	struct app *a = &d->apps[s->app];
 	uint32_t tail = bh_load_acquire32(&a->slots[s->slot].rx_tail);
-	uint32_t used = s->rx_head - tail;
-	if (used > a->ring) {
+	*used = s->rx_head - tail;
+	if (*used > (s->udp ? a->ring : s->rx_win)) {
 		bad_index(d, sid, s, "rx_tail");
 		return false;
 	}
-	*room = a->ring - used;
+	return true;
+}
+
+/* Room in the receive ring; at an empty ring, with data to write, a
+ * stream socket's window may change (app_abi.h): published before the
+ * data that follows. */
+static bool rx_room(struct sockd *d, uint32_t sid, struct ssock *s, uint32_t *room,
+		    uint32_t *used_out)
+{
+	bool writing = bh_dq_peek(&d->nodes, &s->rxq) != NULL;
+	struct app *a = &d->apps[s->app];
+	uint32_t used;
+	if (!rx_used(d, sid, s, &used))
+		return false;
+	*used_out = used;
+	if (s->udp) {
+		*room = a->ring - used;
+		return true;
+	}
+	if (used == 0 && writing) {
+		uint32_t w = bh_win_next(&s->rx_use, s->rx_win, a->ring);
+		if (w != s->rx_win) {
+			s->rx_win = w;
+			d->st.app_win_changes++;
+			bh_store_relaxed32(&a->slots[s->slot].rx_win, w);
+		}
+	}
+	*room = bh_win_room(&s->rx_use, s->rx_win, a->ring, used);
 	return true;
 }
 
@@ -64,8 +92,8 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 	if (s->app == NO_APP || s->reset)
 		return;
 	struct app *a = &d->apps[s->app];
-	uint32_t room;
-	if (!rx_room(d, sid, s, &room))
+	uint32_t room, used0, put = 0;
+	if (!rx_room(d, sid, s, &room, &used0))
 		return;
 	bool moved = false;
 	struct bh_chan *ch = d->env->chan[s->udp ? BH_LINK_IS : BH_LINK_TS];
@@ -130,9 +158,10 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 		if (n == 0 && left)
 			break;
 		if (src && n)
-			bh_ring_put(ring, a->ring, s->rx_head, src + x->off + s->head_off, n);
+			bh_ring_put(ring, s->rx_win, s->rx_head, src + x->off + s->head_off, n);
 		s->rx_head += n;
 		room -= n;
+		put += n;
 		s->head_off += n;
 		d->st.rx_bytes += n;
 		moved = true;
@@ -144,6 +173,8 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 		}
 	}
 	bool waiting = bh_dq_peek(&d->nodes, &s->rxq) != NULL;
+	if (!s->udp)
+		bh_win_wrote(&s->rx_use, used0, put, waiting ? (size_t)put + 1 : put);
 	if (!waiting && s->eof_pending && !s->eof) {
 		s->eof = true;
 		moved = true;
@@ -157,8 +188,9 @@ static void copy_in(struct sockd *d, uint32_t sid, struct ssock *s)
 		 * rx_tail, then reads RX_WANTS): room made meanwhile is seen
 		 * by one of us. */
 		bh_full_barrier();
-		uint32_t again;
-		if (rx_room(d, sid, s, &again) && again > room)
+		uint32_t used;
+		if (rx_used(d, sid, s, &used) &&
+		    (s->udp ? a->ring - used : bh_win_room(&s->rx_use, s->rx_win, a->ring, used)) > room)
 			sk_mark(d, sid);
 	}
 }
@@ -171,7 +203,14 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 	struct app *a = &d->apps[s->app];
 	uint32_t head = bh_load_acquire32(&a->slots[s->slot].tx_head);
 	uint32_t avail = head - s->tx_tail;
-	if (avail > a->ring) {
+	/* The window after the index (app_abi.h); the application's word,
+	 * so checked. */
+	uint32_t win = s->udp ? a->ring : bh_win_of(bh_load_relaxed32(&a->slots[s->slot].tx_win), a->ring);
+	if (win == 0) {
+		bad_index(d, sid, s, "tx_win");
+		return;
+	}
+	if (avail > win) {
 		bad_index(d, sid, s, "tx_head");
 		return;
 	}
@@ -228,7 +267,7 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 			d->st.tx_bytes += h.len;
 		} else {
 			take = avail < d->chunk ? avail : d->chunk;
-			bh_ring_get(dst, ring, a->ring, s->tx_tail, take);
+			bh_ring_get(dst, ring, win, s->tx_tail, take);
 			x.len = (uint16_t)take;
 			x.flags = BH_M_DATA;
 			link = BH_LINK_TS;

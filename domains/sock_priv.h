@@ -101,6 +101,8 @@ struct ssock {
 	int err;
 	uint32_t app, slot;        /* NO_APP: no application holds it */
 	uint32_t rx_head, tx_tail; /* our indices, never re-read */
+	uint32_t rx_win;           /* the receive ring's window (app_abi.h) */
+	struct bh_win_use rx_use;
 	/* What the slot last showed the application (sk_publish signals a
 	 * direction's waiters only when something of theirs changed). */
 	bool published;
@@ -133,6 +135,7 @@ struct ssock {
 	X(requests)                                                                        \
 	X(requests_bad)   /* malformed, or out of turn */                                  \
 	X(app_bad_index)  /* sockets reset for an invalid ring index */                    \
+	X(app_win_changes) /* receive ring windows grown or shrunk (app_abi.h) */          \
 	X(bad_desc)       /* descriptors from tcp or ip that were not what they said */    \
 	X(bad_sid)        /* ... or named no socket of ours */                             \
 	X(rx_bytes)                                                                        \

@@ -418,6 +418,16 @@ static int plan_limits(const struct up_args *a, struct bh_plan *p)
 			return fail("bad BULKHEAD_SOCK_BUFS '%s': 64 to %u", sb, BH_POOL_MAX_BUFS);
 		p->pools.g[BH_POOL_SOCK].nbufs = (uint32_t)n;
 	}
+	/* $BULKHEAD_APP_RING: each application socket's ring size in bytes
+	 * (each direction), a knob for measuring it. */
+	const char *ar = getenv("BULKHEAD_APP_RING");
+	if (ar && *ar) {
+		char *end;
+		unsigned long n = strtoul(ar, &end, 10);
+		if (*end || n < 4096 || n > (64ul << 20) || (n & (n - 1)))
+			return fail("bad BULKHEAD_APP_RING '%s': a power of two, 4096 to 67108864", ar);
+		p->app_ring = (uint32_t)n;
+	}
 	/* $BULKHEAD_SEND_CHAIN=0: tcp copies every segment's payload, as
 	 * where there are no send chains (a knob for measuring them). */
 	const char *sc = getenv("BULKHEAD_SEND_CHAIN");

@@ -122,10 +122,11 @@ int main(int argc, char **argv)
 			struct bh_app_slot *sl =
 			    (struct bh_app_slot *)(base + m.slots_off) + s[i];
 			uint32_t v = (uint32_t)next();
-			switch (next() % 4) {
+			switch (next() % 5) {
 			case 0: sl->tx_head = v; break;
 			case 1: sl->rx_tail = v; break;
 			case 2: *(v & 1 ? &sl->want_rx : &sl->want_tx) = v; break;
+			case 3: sl->tx_win = v & 1 ? v : 1u << (v % 32); break; /* any, or a power of two */
 			default: sl->tx_head += v % 4096; break;
 			}
 			uint32_t *dirty = (uint32_t *)(base + m.dirty_off);
