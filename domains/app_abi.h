@@ -231,6 +231,7 @@ static inline uint32_t bh_dgram_space(uint32_t len)
 
 /* Ring windows (see the top). */
 #define BH_RING_WIN_MIN (16u * 1024)
+#define BH_WIN_QUIET 64u
 
 /* The window a slot's field names, or 0 when the field is not one a
  * producer may write (the consumer then resets the socket). */
@@ -254,20 +255,23 @@ static inline uint32_t bh_win_first(uint32_t ring)
  * ring was last empty. */
 struct bh_win_use {
 	uint32_t peak;  /* the most it held unread */
-	uint8_t quiet;  /* empty rings in a row that stayed under a quarter */
+	uint32_t quiet; /* empty rings in a row that stayed under a quarter */
 	bool full;      /* it had more to write than the window held */
 };
 
 /* The producer found its ring empty (window win, ring bytes in all):
  * the window for what it writes next. Doubles after a full window;
- * halves after 8 empty rings in a row that stayed under a quarter full. */
+ * halves after BH_WIN_QUIET empty rings in a row that stayed under a
+ * quarter full (many: a bulk receiver whose reads keep up empties its
+ * ring often with little in it, and every growth costs a wait for an
+ * empty ring). */
 static inline uint32_t bh_win_next(struct bh_win_use *u, uint32_t win, uint32_t ring)
 {
 	if (u->full && win < ring) {
 		win *= 2;
 		u->quiet = 0;
 	} else if (u->peak <= win / 4 && win > bh_win_first(ring)) {
-		if (++u->quiet >= 8) {
+		if (++u->quiet >= BH_WIN_QUIET) {
 			win /= 2;
 			u->quiet = 0;
 		}

@@ -53,7 +53,7 @@ Test(ring_win, grows_after_a_full_window_once_the_ring_is_empty)
 	cr_expect_eq(bh_win_room(&u, win, RING, 1000), RING - 1000);
 }
 
-Test(ring_win, shrinks_after_eight_quiet_rings_and_no_further_than_the_minimum)
+Test(ring_win, shrinks_after_many_quiet_rings_and_no_further_than_the_minimum)
 {
 	struct bh_win_use u = {0};
 	uint32_t win = RING;
@@ -62,12 +62,13 @@ Test(ring_win, shrinks_after_eight_quiet_rings_and_no_further_than_the_minimum)
 		bh_win_wrote(&u, 0, 1200, 1200); /* a response, read at once */
 		uint32_t w = bh_win_next(&u, win, RING);
 		if (w != win)
-			cr_expect_eq(steps % 8, 7, "halved on the eighth quiet ring (step %d)", steps);
+			cr_expect_eq(steps % BH_WIN_QUIET, BH_WIN_QUIET - 1,
+				     "halved on the last of BH_WIN_QUIET quiet rings (step %d)", steps);
 		win = w;
 		steps++;
 	}
 	cr_expect_eq(win, BH_RING_WIN_MIN);
-	cr_expect_eq(steps, 8 * 5, "512 KiB to 16 KiB: five halvings");
+	cr_expect_eq(steps, (int)BH_WIN_QUIET * 5, "512 KiB to 16 KiB: five halvings");
 	for (int i = 0; i < 100; i++) {
 		bh_win_wrote(&u, 0, 10, 10);
 		win = bh_win_next(&u, win, RING);
@@ -76,7 +77,7 @@ Test(ring_win, shrinks_after_eight_quiet_rings_and_no_further_than_the_minimum)
 	/* A ring used past a quarter starts the count again. */
 	struct bh_win_use v = {0};
 	win = 4 * BH_RING_WIN_MIN;
-	for (int i = 0; i < 7; i++) {
+	for (uint32_t i = 0; i < BH_WIN_QUIET - 1; i++) {
 		bh_win_wrote(&v, 0, 10, 10);
 		win = bh_win_next(&v, win, RING);
 	}
