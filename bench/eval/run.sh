@@ -79,7 +79,7 @@ RES="$OUT/results.tsv"
 : >"$RES"
 : >"$OUT/failures.txt"
 : >"$OUT/check.txt"
-rm -f "$OUT"/*.png "$OUT"/lat-*.txt "$OUT/report.md" "$OUT"/apps*
+rm -f "$OUT"/*.png "$OUT"/lat-*.txt "$OUT/report.md" "$OUT"/apps* "$OUT"/loss*
 export BULKHEAD_RUN="$(mktemp -d /tmp/bh-eval.XXXXXX)"
 TMP="$(mktemp -d /tmp/bh-eval-tmp.XXXXXX)"
 NS1="bhen1$$" NS2="bhen2$$" TAP="bhet$$"
@@ -485,6 +485,12 @@ APPS_MODE=full
 say "unmodified programs ($APPS_MODE)"
 "$(dirname "$0")/apps.sh" "$TOOL" "$OUT" "$APPS_MODE" >/dev/null ||
 	echo "apps.sh failed" >>"$OUT/failures.txt"
+
+# 6. The loss sweep (loss.sh): Bulkhead as sender against Linux as
+#    sender over one lossy TAP link, with RTOs per MB.
+say "loss sweep ($APPS_MODE)"
+"$(dirname "$0")/loss.sh" "$TOOL" "$OUT" "$APPS_MODE" >/dev/null ||
+	echo "loss.sh failed" >>"$OUT/failures.txt"
 ELAPSED=$(($(date +%s) - START))
 
 # --- the report -------------------------------------------------------------------
@@ -498,6 +504,11 @@ if [ -s "$OUT/apps.md" ]; then
 	echo >>"$OUT/report.md"
 	cat "$OUT/apps.md" >>"$OUT/report.md"
 	cat "$OUT/apps-check.txt" >>"$OUT/check.txt" 2>/dev/null
+fi
+if [ -s "$OUT/loss.md" ]; then
+	echo >>"$OUT/report.md"
+	cat "$OUT/loss.md" >>"$OUT/report.md"
+	cat "$OUT/loss-check.txt" >>"$OUT/check.txt" 2>/dev/null
 fi
 {
 	echo

@@ -55,6 +55,14 @@ for s in factored mono linux; do
 	done
 done
 check "apps: the report has its section" grep -qF '## Unmodified programs' "$OUT/report.md"
+# The loss sweep (loss.sh): both senders measured, verified, with RTOs.
+for s in bulkhead linux; do
+	check "loss: $s as sender, Mbit/s and RTOs per MB at 1%" awk -F'\t' -v s=$s \
+		'$1 == s && $2 == 1 && $3 == "mbps" && $4 > 0 {m = 1} $1 == s && $2 == 1 && $3 == "rtos_per_mb" {r = 1} END {exit !(m && r)}' \
+		"$OUT/loss.tsv"
+done
+check "loss: the report has its section" grep -qF '## Loss sweep' "$OUT/report.md"
+check "loss: a verdict per loss point ($(grep -c $'\tloss ' "$C"))" [ "$(grep -c $'\tloss ' "$C")" -ge 1 ]
 check "apps: verdicts for the preload library's cost ($(grep -c 'preload' "$C"))" \
 	[ "$(grep -c 'preload' "$C")" -eq 4 ]
 # Placed (two CPUs or more): every system's workloads ran, and the
