@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "domains/logger.h"
+#include "domains/marks.h"
 #include "domains/sock_priv.h"
 
 static int epoll_wait_cb(void *arg, int timeout_ms)
@@ -60,7 +61,7 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	d->tx_budget_bytes = p->tcp_buf;
 	d->tx_budget = p->tcp_buf / 2048 + 1;
 	d->s = calloc(d->nsocks, sizeof(*d->s));
-	d->dirty = calloc(2 * (size_t)d->nsocks, sizeof(*d->dirty));
+	d->dirty = calloc(bh_marks_cap(d->nsocks), sizeof(*d->dirty));
 	d->apps = calloc(d->napps, sizeof(*d->apps));
 	d->buf_sid = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_sid));
 	d->buf_len = calloc(p->pools.g[BH_POOL_SOCK].nbufs, sizeof(*d->buf_len));
@@ -90,6 +91,18 @@ static int sockd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	return 0;
 }
 
+static void unmark(void *ctx, uint32_t sid)
+{
+	struct sockd *d = ctx;
+	if (sid < d->nsocks)
+		d->s[sid].dirty = false;
+}
+
+static void service(void *ctx, uint32_t sid)
+{
+	sk_service(ctx, sid);
+}
+
 static int sockd_poll(void *self, uint64_t now, uint32_t badges)
 {
 	struct sockd *d = self;
@@ -104,23 +117,9 @@ static int sockd_poll(void *self, uint64_t now, uint32_t badges)
 	sk_from_ip(d, x, n);
 	progress |= n != 0;
 	sk_app_dirty(d);
-	/* Marked sockets. One marked again while serviced goes in the next
-	 * round: a few rounds a pass, the rest in the next pass, so a socket
-	 * that marks itself every time cannot hold the loop, and the list
-	 * (two rounds long: each socket at most once in each) cannot
-	 * overflow. */
-	for (int round = 0; round < 4 && d->ndirty; round++) {
-		uint32_t n0 = d->ndirty;
-		for (uint32_t i = 0; i < n0; i++) {
-			uint32_t sid = d->dirty[i];
-			if (sid < d->nsocks)
-				d->s[sid].dirty = false;
-			sk_service(d, sid);
-		}
-		d->ndirty -= n0;
-		memmove(d->dirty, d->dirty + n0, d->ndirty * sizeof(*d->dirty));
+	/* Marked sockets (domains/marks.h). */
+	if (bh_marks_run(d->dirty, &d->ndirty, d, unmark, service))
 		progress = 1;
-	}
 	/* Sockets whose data waited behind the control messages go on
 	 * once those are out. */
 	if (d->cq_tcp.head != d->cq_tcp.tail && bh_ctlq_flush(d->env, &d->cq_tcp, BH_LINK_TS) &&

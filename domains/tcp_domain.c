@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domains/marks.h"
 #include "domains/recover.h"
 #include "domains/tcp_priv.h"
 
@@ -260,7 +261,7 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	if (d->rx_budget < 16)
 		d->rx_budget = 16;
 	d->s = calloc(d->nsocks, sizeof(*d->s));
-	d->dirty = calloc(2 * (size_t)d->nsocks, sizeof(*d->dirty));
+	d->dirty = calloc(bh_marks_cap(d->nsocks), sizeof(*d->dirty));
 	uint32_t nodes = p->pools.g[BH_POOL_SOCK].nbufs + p->pools.g[BH_POOL_RX].nbufs;
 	if (d->s == NULL || d->dirty == NULL || bh_wl_init(&d->nomem, d->nsocks) ||
 	    bh_wl_init(&d->blocked, d->nsocks) ||
@@ -661,6 +662,18 @@ static int reclaim(struct tcpd *d)
 	return progress;
 }
 
+static void unmark(void *ctx, uint32_t sid)
+{
+	struct tcpd *d = ctx;
+	if (sid < d->nsocks)
+		d->s[sid].dirty = false;
+}
+
+static void pump_cb(void *ctx, uint32_t sid)
+{
+	pump(ctx, sid);
+}
+
 static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 {
 	struct tcpd *d = self;
@@ -698,22 +711,10 @@ static int tcpd_poll(void *self, uint64_t now, uint32_t badges)
 	if (d->cq.head != d->cq.tail && bh_ctlq_flush(d->env, &d->cq, BH_LINK_TS))
 		bh_wl_drain(&d->blocked, mark_cb, d);
 	wake_nomem(d);
-	/* Marked sockets, including those marked while pumping: in rounds,
-	 * a few a pass (the rest in the next pass), so a socket that marks
-	 * itself every time cannot hold the loop, and the list (two rounds
-	 * long: each socket at most once in each) cannot overflow. */
-	for (int round = 0; round < 4 && d->ndirty; round++) {
-		uint32_t n0 = d->ndirty;
-		for (uint32_t i = 0; i < n0; i++) {
-			uint32_t sid = d->dirty[i];
-			if (sid < d->nsocks)
-				d->s[sid].dirty = false;
-			pump(d, sid);
-		}
-		d->ndirty -= n0;
-		memmove(d->dirty, d->dirty + n0, d->ndirty * sizeof(*d->dirty));
+	/* Marked sockets, including those marked while pumping, in rounds
+	 * (domains/marks.h). */
+	if (bh_marks_run(d->dirty, &d->ndirty, d, unmark, pump_cb))
 		progress = 1;
-	}
 	if (bh_tcp_batch_end(d->tcp, d->now_us))
 		progress = 1;
 	/* After the sends: a timer they set may be due before the deadline

@@ -400,7 +400,7 @@ int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, enum bh_tcp_o
 		c->keepalive = v != 0;
 		c->ka_probes = 0;
 		c->ka_at = 0;
-		bh_tcp__armed(tcp, now); /* the next tick sets ka_at */
+		bh_tcp__tick_soon(tcp, now); /* the next tick sets ka_at */
 		if (c->last_heard == 0)
 			c->last_heard = now;
 		return 0;
@@ -414,7 +414,7 @@ int bh_tcp_setopt(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, enum bh_tcp_o
 		else
 			c->ka_intvl_s = v;
 		c->ka_at = 0;
-		bh_tcp__armed(tcp, now);
+		bh_tcp__tick_soon(tcp, now);
 		return 0;
 	case BH_TCP_OPT_KEEPCNT:
 		if (v < 1 || v > 127)

@@ -216,6 +216,9 @@ struct bh_tcp {
 	 * start: tick at once), for bh_tcp_timer_hint; and what the last
 	 * tick returned. No timer is earlier than both (check.c). */
 	uint64_t timer_hint, tick_next;
+	/* The latest time a tick was asked for at once (bh_tcp__tick_soon)
+	 * since the last tick (0: none): timers overdue then are seen. */
+	uint64_t soon_at;
 };
 /* A timer (rtx_at, delack_at, tw_at, ka_at) was set to `at` (0: none):
  * bh_tcp_timer_hint must not be later. Every place that sets one calls
@@ -224,6 +227,15 @@ static inline void bh_tcp__armed(struct bh_tcp *tcp, uint64_t at)
 {
 	if (at && at < tcp->timer_hint)
 		tcp->timer_hint = at;
+}
+
+/* A change that may make a deadline due at once (a keep-alive option:
+ * the idle time may be past already): tick at `now`. */
+static inline void bh_tcp__tick_soon(struct bh_tcp *tcp, uint64_t now)
+{
+	bh_tcp__armed(tcp, now ? now : 1);
+	if (now > tcp->soon_at)
+		tcp->soon_at = now;
 }
 
 /* Keep-alive's next deadline, when it is running (on, in a state it

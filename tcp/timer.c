@@ -50,6 +50,7 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
 	tcp->timer_hint = UINT64_MAX; /* what is armed from here on is reported anew */
+	tcp->soon_at = 0;
 	/* Backwards: a connection freed here is replaced by one already
 	 * seen. */
 	for (uint32_t i = tcp->nlive; i-- > 0;) {

@@ -598,6 +598,27 @@ Test(keepalive, resumes_by_the_hint_after_data_is_acknowledged)
 	cr_expect_eq(H.out[0].at, acked + 1000 * MS, "the probe a second after the peer was heard");
 }
 
+/* Keep-alive options set again on a connection silent past the idle
+ * time (found by tcp_input_fuzz): the deadline is already past, and the
+ * hint asks for a tick at once, which probes. */
+Test(keepalive, options_set_again_when_overdue_probe_at_the_next_tick)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPIDLE, 1), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPALIVE, 1), 0);
+	uint64_t next = h_tick(&H, H.now);
+	next = h_tick(&H, next + 500 * MS); /* the first probe, late */
+	cr_expect_eq(ctr()->keepalive_probes, 1);
+	H.now = next + 2000 * MS;
+	h_clear(&H);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPIDLE, 1), 0);
+	cr_assert_eq(bh_tcp_setopt(H.tcp, H.now, c, BH_TCP_OPT_KEEPALIVE, 1), 0);
+	h_check(&H, "after the options");
+	cr_expect_leq(bh_tcp_timer_hint(H.tcp), H.now, "a tick at once");
+	h_tick(&H, H.now);
+	cr_expect_eq(ctr()->keepalive_probes, 2, "the probe at that tick");
+}
+
 /* ---- Nagle, no-delay, silly window avoidance ---- */
 
 Test(sending, nodelay_lifts_nagle)
