@@ -716,7 +716,7 @@ static uint32_t tx_space(int s)
 	uint32_t used = bh_load_relaxed32(&sl->tx_head) - tail;
 	if (g.ls[s].udp)
 		return used > g.meta.ring ? 0 : g.meta.ring - used;
-	uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring, BH_TX_WIN_MIN);
+	uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring);
 	if (win == 0 || used > win)
 		return 0;
 	return used == 0 ? win : bh_win_room(&g.ls[s].tx_use, win, g.meta.ring, used);
@@ -930,12 +930,12 @@ static ssize_t send_stream(int s, struct lsock *l, const uint8_t *buf, size_t n,
 		slot_lock(&sl->tx_lock);
 		uint32_t head = bh_load_relaxed32(&sl->tx_head);
 		uint32_t used = head - bh_load_acquire32(&sl->tx_tail);
-		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring, BH_TX_WIN_MIN);
+		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->tx_win), g.meta.ring);
 		space = 0;
 		if (win && used <= win) {
 			if (used == 0) {
 				/* The window may change here, before the data. */
-				uint32_t w = bh_win_next(&l->tx_use, win, g.meta.ring, BH_TX_WIN_MIN);
+				uint32_t w = bh_win_next(&l->tx_use, win, g.meta.ring);
 				if (w != win)
 					bh_store_relaxed32(&sl->tx_win, w);
 				win = w;
@@ -1053,7 +1053,7 @@ static ssize_t take(int s, struct lsock *l, uint32_t tail, uint32_t avail, void 
 			bh_store_release32(&sl->rx_tail, tail + need);
 	} else {
 		/* The window after the index the caller loaded (app_abi.h). */
-		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->rx_win), g.meta.ring, BH_RX_WIN_MIN);
+		uint32_t win = bh_win_of(bh_load_relaxed32(&sl->rx_win), g.meta.ring);
 		if (win == 0 || avail > win)
 			return -2;
 		k = avail < n ? avail : n;

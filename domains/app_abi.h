@@ -69,11 +69,8 @@
  * struct bh_dgram_hdr, padded to 16 bytes.
  *
  * Windows: a stream socket uses only the first `win` bytes of each ring
- * (rx_win, tx_win: a power of two from the smaller of the ring and its
- * floor, BH_RX_WIN_MIN or BH_TX_WIN_MIN, up to the ring; 0: the whole
- * ring). The receive floor is the larger: a program may wait, without
- * reading, for that much to be readable (MSG_PEEK, FIONREAD), as Linux's
- * first receive buffer allows; the window grows only when it reads. Positions are index
+ * (rx_win, tx_win: a power of two from the smaller of BH_RING_WIN_MIN
+ * and the ring up to the ring; 0: the whole ring). Positions are index
  * mod win, and at most win bytes are unread. The producer alone changes
  * its ring's window, and only when the ring is empty, before it writes
  * the data it then publishes with its index (release); the consumer
@@ -233,16 +230,14 @@ static inline uint32_t bh_dgram_space(uint32_t len)
 }
 
 /* Ring windows (see the top). */
-#define BH_TX_WIN_MIN (16u * 1024)
-#define BH_RX_WIN_MIN (64u * 1024)
+#define BH_RING_WIN_MIN (16u * 1024)
 #define BH_WIN_QUIET 64u
 
-/* The window a slot's field names (floor: BH_RX_WIN_MIN or
- * BH_TX_WIN_MIN), or 0 when the field is not one a producer may write
- * (the consumer then resets the socket). */
-static inline uint32_t bh_win_of(uint32_t field, uint32_t ring, uint32_t floor)
+/* The window a slot's field names, or 0 when the field is not one a
+ * producer may write (the consumer then resets the socket). */
+static inline uint32_t bh_win_of(uint32_t field, uint32_t ring)
 {
-	uint32_t min = ring < floor ? ring : floor;
+	uint32_t min = ring < BH_RING_WIN_MIN ? ring : BH_RING_WIN_MIN;
 	if (field == 0)
 		return ring;
 	if (field < min || field > ring || (field & (field - 1)))
@@ -251,9 +246,9 @@ static inline uint32_t bh_win_of(uint32_t field, uint32_t ring, uint32_t floor)
 }
 
 /* The window a new stream socket starts with. */
-static inline uint32_t bh_win_first(uint32_t ring, uint32_t floor)
+static inline uint32_t bh_win_first(uint32_t ring)
 {
-	return ring < floor ? ring : floor;
+	return ring < BH_RING_WIN_MIN ? ring : BH_RING_WIN_MIN;
 }
 
 /* The producer's private record of how it used its window since the
@@ -270,13 +265,12 @@ struct bh_win_use {
  * quarter full (many: a bulk receiver whose reads keep up empties its
  * ring often with little in it, and every growth costs a wait for an
  * empty ring). */
-static inline uint32_t bh_win_next(struct bh_win_use *u, uint32_t win, uint32_t ring,
-				   uint32_t floor)
+static inline uint32_t bh_win_next(struct bh_win_use *u, uint32_t win, uint32_t ring)
 {
 	if (u->full && win < ring) {
 		win *= 2;
 		u->quiet = 0;
-	} else if (u->peak <= win / 4 && win > bh_win_first(ring, floor)) {
+	} else if (u->peak <= win / 4 && win > bh_win_first(ring)) {
 		if (++u->quiet >= BH_WIN_QUIET) {
 			win /= 2;
 			u->quiet = 0;

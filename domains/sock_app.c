@@ -398,11 +398,11 @@ static void bind_slot(struct app *a, struct app *m, uint32_t slot, uint32_t sid)
  * datagram socket's are used whole. */
 static void first_windows(struct app *a, struct ssock *s)
 {
-	uint32_t rx = s->udp ? 0 : bh_win_first(a->ring, BH_RX_WIN_MIN);
-	s->rx_win = rx ? rx : a->ring;
+	uint32_t w = s->udp ? 0 : bh_win_first(a->ring);
+	s->rx_win = w ? w : a->ring;
 	memset(&s->rx_use, 0, sizeof(s->rx_use));
-	a->slots[s->slot].rx_win = rx;
-	a->slots[s->slot].tx_win = s->udp ? 0 : bh_win_first(a->ring, BH_TX_WIN_MIN);
+	a->slots[s->slot].rx_win = w;
+	a->slots[s->slot].tx_win = w;
 }
 
 static void rq_socket(struct sockd *d, struct app *a, struct app *m, const struct bh_rpc_req *rq)

@@ -75,7 +75,7 @@ static bool rx_room(struct sockd *d, uint32_t sid, struct ssock *s, uint32_t *ro
 		return true;
 	}
 	if (used == 0 && writing) {
-		uint32_t w = bh_win_next(&s->rx_use, s->rx_win, a->ring, BH_RX_WIN_MIN);
+		uint32_t w = bh_win_next(&s->rx_use, s->rx_win, a->ring);
 		if (w != s->rx_win) {
 			s->rx_win = w;
 			d->st.app_win_changes++;
@@ -205,9 +205,7 @@ static void copy_out(struct sockd *d, uint32_t sid, struct ssock *s)
 	uint32_t avail = head - s->tx_tail;
 	/* The window after the index (app_abi.h); the application's word,
 	 * so checked. */
-	uint32_t win = s->udp ? a->ring
-			      : bh_win_of(bh_load_relaxed32(&a->slots[s->slot].tx_win), a->ring,
-					  BH_TX_WIN_MIN);
+	uint32_t win = s->udp ? a->ring : bh_win_of(bh_load_relaxed32(&a->slots[s->slot].tx_win), a->ring);
 	if (win == 0) {
 		bad_index(d, sid, s, "tx_win");
 		return;

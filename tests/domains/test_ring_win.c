@@ -11,33 +11,26 @@
 #include "domains/app_abi.h"
 
 #define RING (512u * 1024)
-#define MIN BH_TX_WIN_MIN /* the send floor; the receive one is tested below */
 
 Test(ring_win, the_word_a_consumer_accepts)
 {
-	cr_expect_eq(bh_win_of(0, RING, MIN), RING, "0: the whole ring");
-	cr_expect_eq(bh_win_of(MIN, RING, MIN), MIN);
-	cr_expect_eq(bh_win_of(RING, RING, MIN), RING);
-	cr_expect_eq(bh_win_of(MIN / 2, RING, MIN), 0, "under the minimum");
-	cr_expect_eq(bh_win_of(2 * RING, RING, MIN), 0, "over the ring");
-	cr_expect_eq(bh_win_of(MIN + 4096, RING, MIN), 0, "not a power of two");
-	cr_expect_eq(bh_win_of(0xffffffffu, RING, MIN), 0);
+	cr_expect_eq(bh_win_of(0, RING), RING, "0: the whole ring");
+	cr_expect_eq(bh_win_of(BH_RING_WIN_MIN, RING), BH_RING_WIN_MIN);
+	cr_expect_eq(bh_win_of(RING, RING), RING);
+	cr_expect_eq(bh_win_of(BH_RING_WIN_MIN / 2, RING), 0, "under the minimum");
+	cr_expect_eq(bh_win_of(2 * RING, RING), 0, "over the ring");
+	cr_expect_eq(bh_win_of(BH_RING_WIN_MIN + 4096, RING), 0, "not a power of two");
+	cr_expect_eq(bh_win_of(0xffffffffu, RING), 0);
 	/* A ring smaller than the minimum is its own minimum. */
-	cr_expect_eq(bh_win_of(4096, 4096, MIN), 4096);
-	cr_expect_eq(bh_win_first(4096, MIN), 4096);
-	cr_expect_eq(bh_win_first(RING, MIN), MIN);
-	/* The receive floor is higher: a smaller receive window is refused. */
-	cr_expect_eq(bh_win_first(RING, BH_RX_WIN_MIN), BH_RX_WIN_MIN);
-	cr_expect_eq(bh_win_of(BH_TX_WIN_MIN, RING, BH_RX_WIN_MIN), 0);
-	cr_expect_eq(bh_win_of(BH_RX_WIN_MIN, RING, BH_RX_WIN_MIN), BH_RX_WIN_MIN);
-	cr_expect_eq(bh_win_of(BH_RX_WIN_MIN, 16384, BH_RX_WIN_MIN), 0, "over a small ring");
-	cr_expect_eq(bh_win_of(16384, 16384, BH_RX_WIN_MIN), 16384);
+	cr_expect_eq(bh_win_of(4096, 4096), 4096);
+	cr_expect_eq(bh_win_first(4096), 4096);
+	cr_expect_eq(bh_win_first(RING), BH_RING_WIN_MIN);
 }
 
 Test(ring_win, grows_after_a_full_window_once_the_ring_is_empty)
 {
 	struct bh_win_use u = {0};
-	uint32_t win = bh_win_first(RING, MIN);
+	uint32_t win = bh_win_first(RING);
 	/* 100 KiB to write into 16 KiB: it takes the window, and notes it. */
 	uint32_t room = bh_win_room(&u, win, RING, 0);
 	cr_assert_eq(room, win);
@@ -46,13 +39,13 @@ Test(ring_win, grows_after_a_full_window_once_the_ring_is_empty)
 	/* Partly read: it waits for the ring to empty rather than fill the
 	 * room, so that the window can grow. */
 	cr_expect_eq(bh_win_room(&u, win, RING, win / 2), 0);
-	win = bh_win_next(&u, win, RING, MIN);
-	cr_expect_eq(win, 2 * MIN);
+	win = bh_win_next(&u, win, RING);
+	cr_expect_eq(win, 2 * BH_RING_WIN_MIN);
 	cr_expect_not(u.full);
 	/* It doubles up to the ring and no further. */
 	for (int i = 0; i < 10; i++) {
 		bh_win_wrote(&u, 0, win, (size_t)win + 1);
-		win = bh_win_next(&u, win, RING, MIN);
+		win = bh_win_next(&u, win, RING);
 	}
 	cr_expect_eq(win, RING);
 	/* A full window of the whole ring does not wait for empty. */
@@ -65,33 +58,33 @@ Test(ring_win, shrinks_after_many_quiet_rings_and_no_further_than_the_minimum)
 	struct bh_win_use u = {0};
 	uint32_t win = RING;
 	int steps = 0;
-	while (win > MIN && steps < 1000) {
+	while (win > BH_RING_WIN_MIN && steps < 1000) {
 		bh_win_wrote(&u, 0, 1200, 1200); /* a response, read at once */
-		uint32_t w = bh_win_next(&u, win, RING, MIN);
+		uint32_t w = bh_win_next(&u, win, RING);
 		if (w != win)
 			cr_expect_eq(steps % BH_WIN_QUIET, BH_WIN_QUIET - 1,
 				     "halved on the last of BH_WIN_QUIET quiet rings (step %d)", steps);
 		win = w;
 		steps++;
 	}
-	cr_expect_eq(win, MIN);
+	cr_expect_eq(win, BH_RING_WIN_MIN);
 	cr_expect_eq(steps, (int)BH_WIN_QUIET * 5, "512 KiB to 16 KiB: five halvings");
 	for (int i = 0; i < 100; i++) {
 		bh_win_wrote(&u, 0, 10, 10);
-		win = bh_win_next(&u, win, RING, MIN);
+		win = bh_win_next(&u, win, RING);
 	}
-	cr_expect_eq(win, MIN);
+	cr_expect_eq(win, BH_RING_WIN_MIN);
 	/* A ring used past a quarter starts the count again. */
 	struct bh_win_use v = {0};
-	win = 4 * MIN;
+	win = 4 * BH_RING_WIN_MIN;
 	for (uint32_t i = 0; i < BH_WIN_QUIET - 1; i++) {
 		bh_win_wrote(&v, 0, 10, 10);
-		win = bh_win_next(&v, win, RING, MIN);
+		win = bh_win_next(&v, win, RING);
 	}
 	bh_win_wrote(&v, 0, win / 2, win / 2);
-	win = bh_win_next(&v, win, RING, MIN);
+	win = bh_win_next(&v, win, RING);
 	bh_win_wrote(&v, 0, 10, 10);
-	cr_expect_eq(bh_win_next(&v, win, RING, MIN), 4 * MIN);
+	cr_expect_eq(bh_win_next(&v, win, RING), 4 * BH_RING_WIN_MIN);
 }
 
 /* One producer and one consumer over a ring, as sock and the library
@@ -102,7 +95,7 @@ Test(ring_win, a_stream_through_a_changing_window_arrives_whole)
 {
 	uint8_t *ring = malloc(RING);
 	cr_assert_not_null(ring);
-	uint32_t head = 0, tail = 0, word = bh_win_first(RING, MIN);
+	uint32_t head = 0, tail = 0, word = bh_win_first(RING);
 	struct bh_win_use u = {0};
 	uint8_t out_next = 0, in_next = 0;
 	static uint8_t buf[RING];
@@ -115,7 +108,7 @@ Test(ring_win, a_stream_through_a_changing_window_arrives_whole)
 		uint32_t used = head - tail;
 		uint32_t win = word;
 		if (used == 0) {
-			uint32_t w = bh_win_next(&u, win, RING, MIN);
+			uint32_t w = bh_win_next(&u, win, RING);
 			changes += w != win;
 			win = word = w;
 		}
@@ -131,7 +124,7 @@ Test(ring_win, a_stream_through_a_changing_window_arrives_whole)
 		/* Consumer: reads some or all of it, with the window in the
 		 * word (checked). */
 		uint32_t avail = head - tail;
-		uint32_t cw = bh_win_of(word, RING, MIN);
+		uint32_t cw = bh_win_of(word, RING);
 		cr_assert_neq(cw, 0);
 		cr_assert_leq(avail, cw);
 		uint32_t take = rand() % 3 ? avail : avail / 2;
@@ -142,7 +135,7 @@ Test(ring_win, a_stream_through_a_changing_window_arrives_whole)
 		tail += take;
 	}
 	cr_expect_eq(seen_max, RING, "bulk grew the window to the ring");
-	cr_expect_eq(word, MIN, "small writes shrank it again");
+	cr_expect_eq(word, BH_RING_WIN_MIN, "small writes shrank it again");
 	cr_expect_gt(changes, 8);
 	free(ring);
 }
