@@ -23,6 +23,7 @@ void bh_tcp__rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	uint32_t r = r64 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)r64;
 	if (r == 0)
 		r = 1;
+	bh_tcp__min_rtt_sample(c, r, now);
 	/* RFC 6298 2.2 and 2.3 (alpha 1/8, beta 1/4, K 4). */
 	if (c->srtt == 0) {
 		c->srtt = r;
@@ -48,33 +49,71 @@ static uint32_t resend_head(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 	return n;
 }
 
-/* Loss recovery starts (RFC 5681 3.2, RFC 6675 5): the algorithm sets
- * ssthresh; with SACK, cwnd = ssthresh and the scoreboard drives what is
- * resent (RFC 6675 5 steps 4.2-4.4); without, NewReno (RFC 6582 3.2). */
-static void enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+/* Loss recovery starts (RFC 5681 3.2): the algorithm sets ssthresh.
+ * With SACK, RACK has marked what is lost, PRR (RFC 6937) paces the
+ * window down to ssthresh from the flight now (RecoverFS), and
+ * bh_tcp__output() resends the lost records (RFC 6675 5 (C) with RACK's
+ * marks, RFC 8985 9.3); without, NewReno (RFC 6582 3.2). */
+void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 {
-	c->ssthresh = c->cc->ssthresh(c, now);
+	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+	/* What is outstanding counts what the peer SACKed and what was
+	 * lost; a loss never raises the window: no more than cwnd. */
+	c->ssthresh = c->cc->ssthresh(c, flight < c->cwnd ? flight : c->cwnd, now);
 	c->in_recovery = true;
 	c->recover = c->snd_max;
 	c->lt = 0;
 	c->rtt_timing = false; /* Karn: the timed segment may be resent */
+	c->tlp_out = false;    /* RFC 8985 7.4: recovery ends a probe's episode */
+	c->tlp_at = 0;
 	tcp->ctr.fast_retransmits++;
 	if (c->sack_ok) {
 		tcp->ctr.sack_recoveries++;
-		c->cwnd = c->ssthresh;
-		c->high_rxt = c->snd_una;
-		/* 4.3: the first segment presumed lost goes now, whatever the
-		 * pipe; NextSeg() sends the rest from bh_tcp__output(). */
-		uint32_t n = resend_head(tcp, now, c);
-		if (n)
-			tcp->ctr.sack_retransmits++;
-		/* 4.3: HighRxt and RescueRxt at the end of that segment, so no
-		 * rescue goes before it is acknowledged. */
-		c->high_rxt = c->rescue_rxt = bh_seq_add(c->snd_una, n);
+		c->prr_delivered = c->prr_out = 0;
+		c->recover_fs = flight ? flight : 1;
 		return;
 	}
 	resend_head(tcp, now, c);
 	c->cwnd = c->ssthresh + 3u * c->smss;
+}
+
+/* RFC 6937 3: the window for what this ACK (or timer) lets recovery
+ * send: in proportion to what was delivered while the pipe is above
+ * ssthresh (ssthresh / RecoverFS of it), then no more than a slow start
+ * back up to ssthresh (PRR-SSRB). The first resend always goes (RFC
+ * 6937bis: the fast retransmit itself). `delivered`: bytes newly
+ * acknowledged or SACKed (DeliveredData). */
+static void prr_window(struct bh_tcp *tcp, struct tconn *c, uint32_t delivered)
+{
+	c->prr_delivered += delivered;
+	uint32_t pipe = bh_tcp__pipe(tcp, c);
+	uint64_t sndcnt;
+	if (pipe > c->ssthresh) {
+		uint64_t want = ((uint64_t)c->prr_delivered * c->ssthresh + c->recover_fs - 1) /
+				c->recover_fs;
+		sndcnt = want > c->prr_out ? want - c->prr_out : 0;
+	} else {
+		uint64_t lim = c->prr_delivered > c->prr_out ? c->prr_delivered - c->prr_out : 0;
+		if (lim < delivered)
+			lim = delivered;
+		lim += c->smss;
+		sndcnt = c->ssthresh - pipe;
+		if (sndcnt > lim)
+			sndcnt = lim;
+	}
+	if (c->prr_out == 0 && sndcnt < c->smss)
+		sndcnt = c->smss;
+	uint64_t w = pipe + sndcnt;
+	c->cwnd = w > BH_TCP_CWND_MAX ? BH_TCP_CWND_MAX : (uint32_t)w;
+}
+
+/* The reordering timer found a loss (rack.c): recovery starts without an
+ * ACK, and its first resend goes. */
+void bh_tcp__recovery_by_timer(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
+{
+	bh_tcp__enter_recovery(tcp, now, c);
+	if (c->sack_ok)
+		prr_window(tcp, c, 0);
 }
 
 /* Whether the window was in use: the flight when new data last went
@@ -130,8 +169,6 @@ static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_se
 	c->syn_acked = true;
 	if (bh_seq_lt(c->snd_nxt, ack))
 		c->snd_nxt = ack;
-	if (bh_seq_lt(c->high_rxt, ack))
-		c->high_rxt = ack;
 	bh_tcp__sb_trim(c);
 	if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq))
 		bh_tcp__rtt_sample(tcp, c, now);
@@ -143,8 +180,12 @@ static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_se
 	 * was dropped while data was out), and the next tick must see it. */
 	if (!c->rtx_at && c->keepalive)
 		bh_tcp__armed(tcp, bh_tcp__ka_due(c));
-	if (c->rto_recover && bh_seq_geq(ack, c->recover))
+	if (c->rto_recover && bh_seq_geq(ack, c->recover)) {
 		c->rto_recover = false;
+		bh_tcp__rack_recovery_over(c);
+	}
+	if (!c->rtx_at)
+		bh_tcp__rack_stop(c); /* nothing out: nothing to find or probe */
 }
 
 /* The congestion window after an ACK of new data (acked bytes; was_lost:
@@ -159,6 +200,7 @@ static void new_ack_cwnd(struct bh_tcp *tcp, uint64_t now, struct tconn *c, uint
 			/* RFC 6582 3.2 (3), option 1; RFC 6675 leaves cwnd
 			 * at ssthresh. */
 			c->in_recovery = false;
+			bh_tcp__rack_recovery_over(c);
 			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
 			uint32_t cap = c->sack_ok ? c->ssthresh : flight + c->smss;
 			c->cwnd = c->ssthresh < cap ? c->ssthresh : cap;
@@ -168,8 +210,8 @@ static void new_ack_cwnd(struct bh_tcp *tcp, uint64_t now, struct tconn *c, uint
 			c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->smss : c->smss;
 			resend_head(tcp, now, c);
 		}
-		/* With SACK, bh_tcp__output() runs NextSeg() after
-		 * this ACK (RFC 6675 5 (C)). */
+		/* With SACK, PRR sets the window after this ACK and
+		 * bh_tcp__output() resends what RACK marked lost. */
 	} else if (cwnd_limited(c)) {
 		if (c->app_limited) {
 			c->app_limited = false;
@@ -186,8 +228,7 @@ static void new_ack_cwnd(struct bh_tcp *tcp, uint64_t now, struct tconn *c, uint
 }
 
 /* An ACK of new data (SND.UNA < SEG.ACK <= SND.NXT). */
-static void new_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_seq ack,
-		    uint32_t newly_sacked)
+static void new_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_seq ack)
 {
 	uint32_t acked = bh_seq_span(c->snd_una, ack);
 	bool was_lost = c->rto_recover;
@@ -195,11 +236,6 @@ static void new_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_seq ac
 	new_ack_cwnd(tcp, now, c, acked, was_lost);
 	c->dupacks = 0;
 	c->lt = 0;
-	/* RFC 6675 2 and 5 (b): an ACK that moves the cumulative point
-	 * and SACKs more can show a loss by itself. */
-	if (!c->in_recovery && !c->rto_recover && newly_sacked && bh_tcp__is_lost(c, c->snd_una) &&
-	    bh_seq_lt(c->snd_una, c->snd_max))
-		enter_recovery(tcp, now, c);
 	bh_tcp__event(tcp, c, BH_TCP_EV_WRITABLE, 0);
 }
 
@@ -218,15 +254,21 @@ static bool is_dup_ack(const struct tconn *c, const struct bh_tcp_repr *seg, uin
 	       wnd == c->snd_wnd;
 }
 
+/* A duplicate ACK. Without SACK the third starts recovery (RFC 5681 3.2,
+ * RFC 6582), not again before a timeout's recovery point (RFC 6582
+ * 4.1); with SACK, RACK decides (bh_tcp__ack_processing), unless the
+ * peer, SACK agreed, sends no blocks (a middlebox may strip them): then
+ * the third marks the first segment lost, as RFC 5681 would. The first
+ * two let limited transmit send (RFC 3042). */
 static void dup_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 {
 	tcp->ctr.dup_acks++;
 	c->dupacks++;
-	/* RFC 5681 3.2, RFC 6675 5 (a, b); not again before the
-	 * recovery point of a timeout (RFC 6582 4.1, RFC 6675 5.1). */
-	bool lost = c->dupacks >= 3 || (c->sack_ok && bh_tcp__is_lost(c, c->snd_una));
-	if (!c->in_recovery && !c->rto_recover && lost) {
-		enter_recovery(tcp, now, c);
+	bool third = !c->in_recovery && !c->rto_recover && c->dupacks >= 3;
+	if (third && c->sack_ok && c->nsb == 0 && bh_tcp__rack_head_lost(tcp, c)) {
+		bh_tcp__enter_recovery(tcp, now, c);
+	} else if (third && !c->sack_ok) {
+		bh_tcp__enter_recovery(tcp, now, c);
 	} else if (c->in_recovery && !c->sack_ok) {
 		c->cwnd += c->smss; /* RFC 6582 3.2 (4): inflate */
 	} else if (!c->in_recovery && c->dupacks < 3) {
@@ -252,6 +294,37 @@ static void window_update(struct tconn *c, const struct bh_tcp_repr *seg, uint32
 	c->snd_wl2 = seg->ack;
 }
 
+/* With SACK, after the ACK's own processing: RACK marks what it shows
+ * lost (RFC 8985 6.2), which starts recovery outside one (RFC 8985 9.3,
+ * in place of RFC 6675's DupThresh); a probe's episode learns from it
+ * (7.4); PRR sets the window in recovery (RFC 6937); the probe timeout
+ * starts again (7.2). delivered: bytes newly acknowledged or SACKed. */
+static void rack_after_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			   const struct bh_tcp_repr *seg, bool una_moved, uint32_t newly_sacked,
+			   uint32_t delivered)
+{
+	bool dsack = bh_tcp__is_dsack(&seg->opt, seg->ack);
+	if (dsack) {
+		tcp->ctr.dsacks_in++;
+		bh_tcp__rack_dsack(c);
+	}
+	bool lost = bh_tcp__rack_detect(tcp, c, now) > 0;
+	bh_tcp__tlp_ack(tcp, c, now, seg->ack, una_moved, dsack, newly_sacked > 0);
+	/* Marked lost in a recovery that has ended, and not yet resent:
+	 * a loss of its own (as Linux re-enters recovery on lost_out). */
+	bh_seq s;
+	uint32_t m;
+	if (!lost && !c->in_recovery && !c->rto_recover && c->nsb)
+		lost = bh_tcp__next_lost(tcp, c, &s, &m);
+	bool started = lost && !c->in_recovery && !c->rto_recover;
+	if (started)
+		bh_tcp__enter_recovery(tcp, now, c);
+	if (c->in_recovery)
+		prr_window(tcp, c, delivered);
+	if (una_moved || newly_sacked)
+		bh_tcp__tlp_arm(tcp, c, now);
+}
+
 bool bh_tcp__ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 			   const struct bh_tcp_repr *seg)
 {
@@ -259,11 +332,22 @@ bool bh_tcp__ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	if (ack_unacceptable(tcp, c, ack))
 		return false;
 	uint32_t wnd = (uint32_t)seg->window << c->snd_wscale;
+	bh_seq una = c->snd_una;
+	uint32_t sacked_before = bh_tcp__sb_sacked(c);
 	uint32_t newly_sacked = sack_input(tcp, c, seg);
-	if (bh_seq_gt(ack, c->snd_una))
-		new_ack(tcp, now, c, ack, newly_sacked);
+	bh_tcp__rack_ack(tcp, c, now, seg);
+	bool una_moved = bh_seq_gt(ack, una);
+	if (una_moved)
+		new_ack(tcp, now, c, ack);
 	else if (is_dup_ack(c, seg, wnd, newly_sacked))
 		dup_ack(tcp, now, c);
+	if (c->sack_ok && c->state != BH_TCP_CLOSED) {
+		/* RFC 6937's DeliveredData: SND.UNA's move, plus the change
+		 * in bytes SACKed (what the ACK passed leaves the count). */
+		uint64_t d = (uint64_t)bh_seq_span(una, c->snd_una) + bh_tcp__sb_sacked(c);
+		uint32_t delivered = d > sacked_before ? (uint32_t)(d - sacked_before) : 0;
+		rack_after_ack(tcp, now, c, seg, una_moved, newly_sacked, delivered);
+	}
 	/* RFC 1122 4.2.2.17: while the peer answers zero-window probes the
 	 * connection stays up, however long the window stays shut. */
 	if (wnd == 0 && ack == c->snd_una)

@@ -489,7 +489,7 @@ int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn h, struct bh_tcp_info *o)
 		.in_recovery = c->in_recovery,
 		.sack_holes = bh_tcp__sb_holes(c),
 		.sacked = bh_tcp__sb_sacked(c),
-		.pipe = c->sack_ok ? bh_tcp__pipe(c) : bh_seq_span(c->snd_una, c->snd_max),
+		.pipe = c->sack_ok ? bh_tcp__pipe(tcp, c) : bh_seq_span(c->snd_una, c->snd_max),
 		.ooo_queued = c->oooq.bytes,
 		.rtx_armed = c->rtx_at != 0,
 		.cc = c->cc ? c->cc->name : "",

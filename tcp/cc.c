@@ -13,8 +13,6 @@
 
 #include "tcp/tcp_impl.h"
 
-static uint32_t flight_size(const struct tconn *c) { return bh_seq_span(c->snd_una, c->snd_max); }
-
 /* RFC 5681 3.1: slow start grows by the bytes acknowledged, at most two
  * SMSS per ACK (RFC 3465 3.2, L = 2 SMSS), so that a receiver ACKing
  * every second segment does not halve the rate of growth; with large
@@ -46,10 +44,10 @@ static void reno_ack(struct tconn *c, uint32_t acked, uint64_t now)
 }
 
 /* RFC 5681 3.1 equation (4). */
-static uint32_t reno_ssthresh(struct tconn *c, uint64_t now)
+static uint32_t reno_ssthresh(struct tconn *c, uint32_t flight, uint64_t now)
 {
 	(void)now;
-	uint32_t half = flight_size(c) / 2;
+	uint32_t half = flight / 2;
 	return half > 2u * c->smss ? half : 2u * c->smss;
 }
 
@@ -112,7 +110,7 @@ static void cubic_ack(struct tconn *c, uint32_t acked, uint64_t now)
 }
 
 /* 4.6 and 4.7 (fast convergence). */
-static uint32_t cubic_ssthresh(struct tconn *c, uint64_t now)
+static uint32_t cubic_ssthresh(struct tconn *c, uint32_t flight, uint64_t now)
 {
 	(void)now;
 	struct cubic *k = &c->cubic;
@@ -123,7 +121,7 @@ static uint32_t cubic_ssthresh(struct tconn *c, uint64_t now)
 		k->w_max = w;
 	k->epoch = 0;
 	k->frac = 0;
-	uint32_t s = (uint32_t)(flight_size(c) * CUBIC_BETA);
+	uint32_t s = (uint32_t)(flight * CUBIC_BETA);
 	return s > 2u * c->smss ? s : 2u * c->smss;
 }
 

@@ -85,11 +85,11 @@ static const char *check_timers(const struct tconn *c)
 {
 	switch (c->state) {
 	case BH_TCP_CLOSED:
-		if (c->rtx_at || c->delack_at || c->tw_at)
+		if (c->rtx_at || c->delack_at || c->tw_at || c->reo_at || c->tlp_at)
 			return "a closed connection has a timer";
 		return NULL;
 	case BH_TCP_LISTEN:
-		if (c->rtx_at || c->delack_at || c->tw_at)
+		if (c->rtx_at || c->delack_at || c->tw_at || c->reo_at || c->tlp_at)
 			return "a listener has a timer";
 		return NULL;
 	case BH_TCP_SYN_SENT:
@@ -123,10 +123,45 @@ static const char *check_timers(const struct tconn *c)
 static const char *check_timer_seen(const struct bh_tcp *tcp, const struct tconn *c)
 {
 	uint64_t seen = tcp->tick_next < tcp->timer_hint ? tcp->tick_next : tcp->timer_hint;
-	uint64_t t[4] = {c->tw_at, c->rtx_at, c->delack_at, bh_tcp__ka_due(c)};
-	for (int k = 0; k < 4; k++)
+	uint64_t t[6] = {c->tw_at, c->rtx_at, c->delack_at, bh_tcp__ka_due(c), c->reo_at, c->tlp_at};
+	for (int k = 0; k < 6; k++)
 		if (t[k] && t[k] < seen && t[k] >= tcp->soon_at)
 			return "a timer is due before the next tick bh_tcp_timer_hint reports";
+	return NULL;
+}
+
+/* The send records (rack.c): in order, disjoint, within [SND.UNA,
+ * SND.MAX], counted right; with SACK and the SYN acknowledged, tiling
+ * [SND.UNA, SND.MAX) exactly unless the store ran dry at some point
+ * (rec_short); none, and no RACK or TLP timer, without SACK. */
+static const char *check_records(const struct bh_tcp *tcp, const struct tconn *c)
+{
+	if (!c->sack_ok) {
+		if (c->recs.head != NONE || c->reo_at || c->tlp_at)
+			return "a connection without SACK has send records or a RACK or TLP timer";
+		return NULL;
+	}
+	uint32_t n = 0, last = NONE;
+	bool tiled = true;
+	bh_seq at = c->snd_una;
+	for (uint32_t i = c->recs.head; i != NONE; i = tcp->rec[i].next) {
+		const struct trec *r = &tcp->rec[i];
+		if (i >= tcp->nrec || ++n > c->recs.count)
+			return "a connection's send records leave the store, run in a cycle or outnumber its count";
+		if (r->len == 0 || bh_seq_lt(r->seq, at) ||
+		    bh_seq_gt(bh_seq_add(r->seq, r->len), c->snd_max))
+			return "send records overlap, are unsorted, empty, or outside [SND.UNA, SND.MAX)";
+		if ((r->flags & BH_REC_RETRANS) && !(r->flags & BH_REC_AGAIN))
+			return "a send record resent is not marked as sent more than once";
+		tiled &= r->seq == at;
+		at = bh_seq_add(r->seq, r->len);
+		last = i;
+	}
+	if (n != c->recs.count || last != c->recs.tail)
+		return "a connection's send record count or tail is wrong";
+	if (c->syn_acked && c->state != BH_TCP_CLOSED && tcp->ctr.rec_short == 0 &&
+	    (!tiled || at != c->snd_max))
+		return "send records do not tile [SND.UNA, SND.MAX)";
 	return NULL;
 }
 
@@ -143,7 +178,7 @@ static const char *check_conn(const struct bh_tcp *tcp, const struct tconn *c)
 		return "a connection is in the lookup table if and only if it is not closed";
 	if (c->listener != (c->state == BH_TCP_LISTEN))
 		return "a listener and only a listener is in LISTEN";
-	if ((e = check_timers(c)) || (e = check_timer_seen(tcp, c)))
+	if ((e = check_timers(c)) || (e = check_timer_seen(tcp, c)) || (e = check_records(tcp, c)))
 		return e;
 	if ((uint64_t)c->rcvq.mem + c->oooq.mem > BH_TCP_RCV_MEM(&tcp->cfg))
 		return "received data pins more memory than the connection's bound";
@@ -327,6 +362,17 @@ static const char *check_store(const struct bh_tcp *tcp)
 			return "the free list leaves the store or runs in a cycle";
 	if (nfree + tcp->segs_used != tcp->cfg.segs)
 		return "free and used queue entries do not add up to the store";
+	uint64_t recs = 0;
+	for (uint32_t k = 0; k < tcp->nlive; k++)
+		recs += tcp->conn[tcp->live[k]].recs.count;
+	if (recs != tcp->recs_used)
+		return "send records in use do not add up to the record store's count";
+	nfree = 0;
+	for (uint32_t i = tcp->rec_free; i != NONE; i = tcp->rec[i].next)
+		if (i >= tcp->nrec || ++nfree > tcp->nrec)
+			return "the record free list leaves the store or runs in a cycle";
+	if (nfree + tcp->recs_used != tcp->nrec)
+		return "free and used send records do not add up to the store";
 	return NULL;
 }
 

@@ -2,10 +2,10 @@
  * tcp/sack.c - selective acknowledgements (RFC 2018) both ways.
  *
  * Send side: the RFC 6675 scoreboard, a short sorted array of the ranges
- * the peer has SACKed above SND.UNA (struct tsb), and the functions RFC
- * 6675 section 4 defines over it: IsLost(), SetPipe(), NextSeg(). The
- * recovery itself (when it starts, what it sends) is in tcp_in.c and
- * tcp_out.c.
+ * the peer has SACKed above SND.UNA (struct tsb), and D-SACK blocks
+ * recognised (RFC 2883 4). What is lost, the pipe and what recovery
+ * resends are RACK's (rack.c, over its send records, which take their
+ * SACKed marks from this scoreboard); when recovery starts is ack.c's.
  *
  * Receive side: the blocks we put in an ACK, built from the out-of-order
  * queue (sorted, disjoint) with the block of the latest arrival first.
@@ -15,8 +15,6 @@
  * them) and the array is bounded, so a peer cannot make it grow.
  */
 #include "tcp/tcp_impl.h"
-
-#define DUPTHRESH 3 /* RFC 6675 2, as RFC 5681 */
 
 /* ---- send side ---- */
 
@@ -116,55 +114,6 @@ bh_seq bh_tcp__sb_next(const struct tconn *c, bh_seq seq)
 	return c->snd_max;
 }
 
-/* Bytes SACKed above seq. */
-static uint32_t sacked_above(const struct tconn *c, bh_seq seq)
-{
-	uint32_t n = 0;
-	for (unsigned i = 0; i < c->nsb; i++) {
-		const struct tsb *b = &c->sb[i];
-		if (bh_seq_leq(b->r, seq))
-			continue;
-		n += bh_seq_span(bh_seq_max(b->l, seq), b->r);
-	}
-	return n;
-}
-
-/* RFC 6675 4 IsLost(): DupThresh SACKed segments, or more than
- * (DupThresh - 1) * SMSS bytes, lie above seq. Ranges count as the
- * segments they hold, rounded up. */
-bool bh_tcp__is_lost(const struct tconn *c, bh_seq seq)
-{
-	uint32_t bytes = sacked_above(c, seq), segs = 0;
-	for (unsigned i = 0; i < c->nsb; i++) {
-		const struct tsb *b = &c->sb[i];
-		if (bh_seq_gt(b->r, seq))
-			segs += (bh_seq_span(bh_seq_max(b->l, seq), b->r) + c->smss - 1) / c->smss;
-	}
-	return segs >= DUPTHRESH || bytes > (DUPTHRESH - 1) * (uint32_t)c->smss;
-}
-
-/* RFC 6675 4 SetPipe(): every octet in [HighACK, HighData) not SACKed
- * counts once unless it is lost, and once more if it was resent in this
- * recovery. IsLost() is the same for every octet of a hole (nothing is
- * SACKed inside it), so the sum goes hole by hole. */
-uint32_t bh_tcp__pipe(const struct tconn *c)
-{
-	uint32_t pipe = 0;
-	bh_seq at = c->snd_una;
-	for (unsigned i = 0; i <= c->nsb; i++) {
-		bh_seq end = i < c->nsb ? c->sb[i].l : c->snd_max;
-		if (bh_seq_lt(at, end)) {
-			if (!bh_tcp__is_lost(c, at))
-				pipe += bh_seq_span(at, end);
-			if (c->in_recovery && bh_seq_lt(at, c->high_rxt))
-				pipe += bh_seq_span(at, bh_seq_min(end, c->high_rxt));
-		}
-		if (i < c->nsb)
-			at = bh_seq_max(at, c->sb[i].r);
-	}
-	return pipe;
-}
-
 uint32_t bh_tcp__sb_holes(const struct tconn *c)
 {
 	uint32_t n = 0;
@@ -177,45 +126,14 @@ uint32_t bh_tcp__sb_holes(const struct tconn *c)
 	return n;
 }
 
-bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max)
+bool bh_tcp__is_dsack(const struct bh_tcp_opts *o, bh_seq ack)
 {
-	if (rule == 1 || rule == 3) {
-		/* (1) the first unSACKed number at or past HighRxt, below the
-		 * highest SACKed one, that IsLost(); (3) the same without
-		 * IsLost(). */
-		bh_seq at = c->snd_una;
-		for (unsigned i = 0; i < c->nsb; i++) {
-			bh_seq s = bh_seq_max(at, c->high_rxt), e = c->sb[i].l;
-			if (bh_seq_lt(s, e) && (rule == 3 || bh_tcp__is_lost(c, s))) {
-				*seq = s;
-				*max = bh_seq_span(s, e);
-				return true;
-			}
-			at = c->sb[i].r;
-		}
+	if (!o->nsack || !bh_seq_lt(o->sack[0].left, o->sack[0].right))
 		return false;
-	}
-	/* (4) rescue: the segment holding the highest unSACKed number, once
-	 * the ACK has passed RescueRxt (set when recovery starts, so not
-	 * before the first resend is acknowledged), and not what this
-	 * recovery has resent already. RescueRxt becomes RecoveryPoint;
-	 * HighRxt is left alone. */
-	if (!bh_seq_gt(c->snd_una, c->rescue_rxt) || !bh_seq_lt(c->snd_una, c->snd_max))
-		return false;
-	bh_seq top = c->nsb ? c->sb[c->nsb - 1].r : c->snd_una;
-	bh_seq end = bh_seq_lt(top, c->snd_max) ? c->snd_max : c->sb[c->nsb - 1].l;
-	bh_seq floor = bh_seq_lt(top, c->snd_max) ? top : (c->nsb > 1 ? c->sb[c->nsb - 2].r : c->snd_una);
-	/* Not what this recovery has already resent. */
-	floor = bh_seq_max(floor, bh_seq_max(c->snd_una, c->high_rxt));
-	if (!bh_seq_lt(floor, end))
-		return false;
-	uint32_t len = bh_seq_span(floor, end);
-	if (len > c->smss)
-		len = c->smss;
-	*seq = end - len;
-	*max = len;
-	c->rescue_rxt = c->recover;
-	return true;
+	if (bh_seq_leq(o->sack[0].right, ack))
+		return true;
+	return o->nsack > 1 && bh_seq_geq(o->sack[0].left, o->sack[1].left) &&
+	       bh_seq_leq(o->sack[0].right, o->sack[1].right);
 }
 
 /* ---- receive side ---- */

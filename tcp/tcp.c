@@ -134,7 +134,12 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	tcp->hash = malloc(sizeof *tcp->hash * buckets);
 	tcp->seg = calloc(c->segs, sizeof *tcp->seg);
 	tcp->owed = malloc(sizeof *tcp->owed * c->conns);
-	if (!tcp->conn || !tcp->live || !tcp->spare || !tcp->hash || !tcp->seg || !tcp->owed) {
+	/* Send records (rack.c): a segment of each buffer's worth of MSS
+	 * pieces, four per buffer, is plenty; short, RACK is coarser. */
+	tcp->nrec = c->segs * 4 > c->conns ? c->segs * 4 : c->conns;
+	tcp->rec = malloc(sizeof *tcp->rec * tcp->nrec);
+	if (!tcp->conn || !tcp->live || !tcp->spare || !tcp->hash || !tcp->seg || !tcp->owed ||
+	    !tcp->rec) {
 		*err = "out of memory";
 		bh_tcp_destroy(tcp);
 		return NULL;
@@ -148,6 +153,9 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	for (uint32_t i = 0; i < c->segs; i++)
 		tcp->seg[i].next = i + 1 < c->segs ? i + 1 : NONE;
 	tcp->seg_free = 0;
+	for (uint32_t i = 0; i < tcp->nrec; i++)
+		tcp->rec[i].next = i + 1 < tcp->nrec ? i + 1 : NONE;
+	tcp->rec_free = 0;
 	tcp->next_port = (uint16_t)(49152 + bh_siphash(c->secret, "port", 4) % 16384);
 	return tcp;
 }
@@ -159,6 +167,8 @@ static void conn_drop_queues(struct bh_tcp *tcp, struct tconn *c)
 	bh_tcp__q_drop(tcp, &c->sndq);
 	bh_tcp__q_drop(tcp, &c->rcvq);
 	bh_tcp__q_drop(tcp, &c->oooq);
+	if (tcp->rec)
+		bh_tcp__rec_drop(tcp, c);
 }
 
 void bh_tcp_destroy(struct bh_tcp *tcp)
@@ -175,6 +185,7 @@ void bh_tcp_destroy(struct bh_tcp *tcp)
 	free(tcp->hash);
 	free(tcp->seg);
 	free(tcp->owed);
+	free(tcp->rec);
 	free(tcp);
 }
 
@@ -343,6 +354,8 @@ struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport,
 	c->lport = lport;
 	c->parent = NONE;
 	c->sndq = c->rcvq = c->oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
+	c->recs = (struct trecq){NONE, NONE, 0};
+	c->reo_mult = 1;
 	c->snd_cur = NONE;
 	c->rto = tcp->cfg.rto_initial_ms * 1000;
 	c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
@@ -431,6 +444,7 @@ void bh_tcp__finish(struct bh_tcp *tcp, struct tconn *c, int err)
 {
 	c->state = BH_TCP_CLOSED;
 	c->rtx_at = c->delack_at = c->tw_at = 0;
+	bh_tcp__rack_stop(c);
 	conn_drop_queues(tcp, c);
 	if (c->app_owned && !c->app_closed) {
 		/* The handle stays until the application closes it. */
@@ -466,6 +480,7 @@ void bh_tcp__enter_time_wait(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
 	c->state = BH_TCP_TIME_WAIT;
 	c->rtx_at = 0;
+	bh_tcp__rack_stop(c);
 	c->tw_at = now + (uint64_t)tcp->cfg.time_wait_ms * 1000;
 	bh_tcp__armed(tcp, c->tw_at);
 	c->snd_cur = NONE;

@@ -194,12 +194,21 @@ struct bh_tcp_config {
 	X(bad_acks, "ACKs of data never sent")                                    \
 	X(retransmits, "segments retransmitted")                                  \
 	X(timeouts, "retransmission timeouts")                                    \
-	X(fast_retransmits, "fast retransmits (three duplicate ACKs)")           \
+	X(syn_timeouts, "of those, in the handshake (SYN or SYN-ACK sent again)") \
+	X(fast_retransmits, "loss recoveries started (fast retransmit)")         \
 	X(sack_recoveries, "loss recoveries driven by SACK (RFC 6675)")         \
 	X(sack_retransmits, "segments resent by SACK recovery")                   \
 	X(sack_blocks_in, "SACK blocks received")                                \
 	X(sack_bad_blocks, "SACK blocks ignored: outside what was sent")          \
 	X(limited_transmits, "new segments sent on the first two duplicate ACKs") \
+	X(rack_lost, "segments marked lost by RACK (RFC 8985)")                  \
+	X(rack_reo_timeouts, "RACK reordering timer expiries")                   \
+	X(lost_retransmits, "retransmissions found lost (RACK) and sent again")  \
+	X(tlp_probes, "tail loss probes sent (RFC 8985 7)")                     \
+	X(tlp_recoveries, "losses repaired by a tail loss probe")               \
+	X(dsacks_in, "D-SACK blocks received (RFC 2883)")                       \
+	X(dsacks_out, "D-SACK blocks sent for duplicate segments")              \
+	X(rec_short, "send records short: RACK's marks coarser for a while")    \
 	X(paws_drops, "segments dropped by PAWS (old timestamp)")               \
 	X(syncookies_sent, "SYN-ACKs with a cookie (SYN queue full)")            \
 	X(syncookies_ok, "connections made from a valid cookie")                 \

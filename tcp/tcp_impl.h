@@ -27,6 +27,32 @@ struct tseg {
 	struct bh_pkt pkt;
 };
 
+/* One transmission of [seq, seq + len) of the send space (data, and the
+ * FIN): when it last went and what became of it, for RACK-TLP (RFC 8985;
+ * rack.c). A connection with SACK keeps them in order, tiling
+ * [SND.UNA, SND.MAX) once its SYN is acknowledged; segments sent in the
+ * same microsecond share one. */
+struct trec {
+	uint32_t next; /* index in the record store, NONE at the end */
+	bh_seq seq;
+	uint32_t len;
+	uint8_t flags; /* BH_REC_* */
+	/* The latest transmission: microseconds, and its place in the
+	 * connection's order of transmissions (tx_order), which orders
+	 * what went in the same microsecond (a resend after new data in
+	 * one pass is the later, whatever its number). */
+	uint32_t order;
+	uint64_t sent;
+};
+#define BH_REC_SACKED 1u  /* the peer holds it (SACK) */
+#define BH_REC_LOST 2u    /* marked lost (RACK, or a timeout); stays once resent */
+#define BH_REC_RETRANS 4u /* resent, and that copy is not known lost */
+#define BH_REC_AGAIN 8u   /* sent more than once: an ACK of it is ambiguous */
+
+struct trecq {
+	uint32_t head, tail, count;
+};
+
 /* The buffer memory one connection's receive queues may pin: twice its
  * window, for tiny segments in large buffers (queue_data). */
 #define BH_TCP_RCV_MEM(cfg) (2ull * (cfg)->rcv_buf + 65536)
@@ -75,9 +101,10 @@ struct bh_tcp_cc_algo {
 	void (*init)(struct tconn *c);
 	/* acked bytes newly acknowledged outside loss recovery */
 	void (*ack)(struct tconn *c, uint32_t acked, uint64_t now);
-	/* A congestion event (fast retransmit, SACK loss, timeout): the
-	 * new ssthresh. */
-	uint32_t (*ssthresh)(struct tconn *c, uint64_t now);
+	/* A congestion event (fast retransmit, SACK loss, timeout, a loss
+	 * a tail loss probe repaired) with `flight` bytes out when it was
+	 * found: the new ssthresh. */
+	uint32_t (*ssthresh)(struct tconn *c, uint32_t flight, uint64_t now);
 	/* Sending restarts after idle (RFC 5681 4.1). */
 	void (*restart)(struct tconn *c, uint64_t now);
 };
@@ -155,11 +182,40 @@ struct tconn {
 	bool app_limited;   /* the last ACK found the window not in use */
 	uint32_t sent_flight; /* the flight when new data last went */
 	uint8_t lt;         /* RFC 3042: segments limited transmit may add */
-	bh_seq high_rxt;    /* RFC 6675: end of what recovery resent */
-	bh_seq rescue_rxt;  /* RFC 6675 NextSeg (4) */
 	struct tsb sb[BH_TCP_SB]; /* RFC 6675 scoreboard, sorted, disjoint */
 	uint8_t nsb;
 	uint64_t last_send; /* for slow start after idle (RFC 5681 4.1) */
+	/* RFC 6937 (PRR) during a SACK recovery: bytes delivered and sent
+	 * since it began, and the flight when it began (RecoverFS). */
+	uint32_t prr_delivered, prr_out, recover_fs;
+
+	/* RACK-TLP (RFC 8985; rack.c), with SACK. recs: what was sent and
+	 * when. RACK.xmit_ts / end_seq: the latest-sent data delivered;
+	 * fack: the highest end delivered; rtt: RACK.rtt of that data;
+	 * min_rtt over min_rtt_win (10 s). reo_at: the reordering timer;
+	 * tlp_at: the probe timeout (PTO); tlp_end: SND.MAX when the probe
+	 * went (TLP.end_seq), while tlp_out. */
+	struct trecq recs;
+	uint32_t tx_order, rack_order;
+	uint64_t rack_sent;
+	bh_seq rack_end, rack_fack;
+	uint32_t rack_rtt, min_rtt;
+	uint64_t min_rtt_at;
+	bool reord_seen;
+	/* RFC 8985 6.2 step 4: RACK.reo_wnd_mult grows by one per round
+	 * trip with a D-SACK (dsack_round: SND.MAX then, while
+	 * dsack_round_on), back to 1 after 16 recoveries without one
+	 * (reo_persist). */
+	uint8_t reo_mult, reo_persist;
+	bool dsack_round_on;
+	bh_seq dsack_round;
+	uint64_t reo_at, tlp_at;
+	bool tlp_out, tlp_retrans;
+	bh_seq tlp_end;
+	/* A duplicate segment came (RFC 2883): [l, r) goes first in the
+	 * next ACK's SACK blocks. */
+	bool dsack_owed;
+	bh_seq dsack_l, dsack_r;
 
 	/* SACK blocks we send (RFC 2018 4): starts of the latest
 	 * out-of-order arrivals, newest first */
@@ -203,6 +259,8 @@ struct bh_tcp {
 	struct tseg *seg;
 	uint32_t seg_free; /* free list through tseg.next */
 	uint32_t segs_used;
+	struct trec *rec; /* send records (rack.c): nrec, free list through next */
+	uint32_t nrec, rec_free, recs_used;
 	uint64_t mem_used; /* buffer bytes held in all queues (cfg.mem) */
 	const struct bh_tcp_cc_algo *cc;
 	uint16_t next_port;
@@ -334,19 +392,64 @@ uint32_t bh_tcp__sb_sacked(const struct tconn *c);
 const struct tsb *bh_tcp__sb_find(const struct tconn *c, bh_seq seq);
 /* The start of the first SACKed range above seq, or snd_max. */
 bh_seq bh_tcp__sb_next(const struct tconn *c, bh_seq seq);
-/* RFC 6675 4: IsLost(seq) and SetPipe(). */
-bool bh_tcp__is_lost(const struct tconn *c, bh_seq seq);
-uint32_t bh_tcp__pipe(const struct tconn *c);
-/* RFC 6675 4 NextSeg(): rules (1), (3) and (4); rule (2), new data, is
- * the caller's, between them. `rule` 1, 3 or 4. */
-bool bh_tcp__next_seg(struct tconn *c, int rule, bh_seq *seq, uint32_t *max);
 /* Holes in the scoreboard below its highest SACKed number. */
 uint32_t bh_tcp__sb_holes(const struct tconn *c);
+/* RFC 2883 4: whether the peer's first block is a D-SACK (below the
+ * ACK, or inside its second block): a duplicate arrived. */
+bool bh_tcp__is_dsack(const struct bh_tcp_opts *o, bh_seq ack);
 /* Notes an out-of-order arrival at seq (the first SACK block). */
 void bh_tcp__sack_note(struct tconn *c, bh_seq seq);
 /* Blocks for an ACK: the newest arrival's first (RFC 2018 4). */
 unsigned bh_tcp__sack_blocks(const struct bh_tcp *tcp, const struct tconn *c,
 			     struct bh_sack_block *out, unsigned max);
+
+/* rack.c: send records, RACK-TLP (RFC 8985), the pipe (RFC 6675 4 with
+ * RACK's marks, as RFC 8985 9.3 has it) */
+/* [seq, seq + len) was sent at now: new (at SND.MAX) or again. Before
+ * SND.MAX moves. */
+void bh_tcp__rec_sent(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t len,
+		      uint64_t now);
+void bh_tcp__rec_drop(struct bh_tcp *tcp, struct tconn *c);
+/* An ACK, after its SACK blocks are in the scoreboard and before SND.UNA
+ * moves: what it delivered (cumulatively, or newly SACKed) updates RACK
+ * (RFC 8985 6.2 steps 1-3), and the records it acknowledges go. */
+void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
+		      const struct bh_tcp_repr *seg);
+/* RFC 8985 6.2 step 5: marks what is lost; arms or stops the
+ * reordering timer. Returns the bytes newly marked lost. */
+uint32_t bh_tcp__rack_detect(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+/* A round-trip sample (Karn's or RACK's) for min_RTT. */
+void bh_tcp__min_rtt_sample(struct tconn *c, uint32_t rtt, uint64_t now);
+/* A D-SACK came (RFC 8985 6.2 step 4: the reordering window widens);
+ * a recovery ended (it narrows back after 16 without one). */
+void bh_tcp__rack_dsack(struct tconn *c);
+void bh_tcp__rack_recovery_over(struct tconn *c);
+/* The reordering timer fired (RFC 8985 6.3). */
+void bh_tcp__rack_timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+/* Three duplicate ACKs without SACK blocks: the first record is lost
+ * (false if there is none to mark). */
+bool bh_tcp__rack_head_lost(struct bh_tcp *tcp, struct tconn *c);
+/* A timeout: everything outstanding is lost, nothing SACKed (RFC 8985
+ * 6.3, RFC 2018 8). */
+void bh_tcp__rack_all_lost(struct bh_tcp *tcp, struct tconn *c);
+/* RFC 6675 4 SetPipe() with RACK's marks: each unSACKed byte counts
+ * once unless lost, once more while a retransmission of it is out. */
+uint32_t bh_tcp__pipe(const struct bh_tcp *tcp, const struct tconn *c);
+/* The first lost piece not yet resent (NextSeg() rule 1 with RACK's
+ * marks), at most up to the end of its record. */
+bool bh_tcp__next_lost(const struct bh_tcp *tcp, const struct tconn *c, bh_seq *seq, uint32_t *max);
+/* TLP (RFC 8985 7): arms the probe timeout after new data went or an
+ * ACK came; the probe when it fires; an ACK's bearing on a probe out
+ * (dsack: it D-SACKed the probe; sacked: it SACKed new data). */
+void bh_tcp__tlp_arm(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+void bh_tcp__tlp_fire(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+void bh_tcp__tlp_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq ack,
+		     bool una_moved, bool dsack, bool sacked);
+/* Clears the RACK and TLP timers (the connection has nothing out). */
+static inline void bh_tcp__rack_stop(struct tconn *c)
+{
+	c->reo_at = c->tlp_at = 0;
+}
 
 /* tcp_out.c */
 /* Sends what the windows and state allow, an ACK if one is owed. */
@@ -400,5 +503,9 @@ bool bh_tcp__ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 /* RFC 6298 2: a round-trip sample from rtt_start to now updates SRTT,
  * RTTVAR and the RTO; timing stops. */
 void bh_tcp__rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
+/* Loss recovery starts (RFC 5681 3.2, RFC 6675 5, RFC 6937); the
+ * second from the reordering timer, with no ACK to pace the first resend. */
+void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c);
+void bh_tcp__recovery_by_timer(struct bh_tcp *tcp, uint64_t now, struct tconn *c);
 
 #endif /* BH_TCP_IMPL_H */

@@ -68,7 +68,7 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 	c->cwnd = 10u * c->smss;
 	c->ssthresh = UINT32_MAX;
 	c->recover = c->snd_una;
-	c->high_rxt = c->snd_una;
+	c->rack_fack = c->rack_end = c->snd_una;
 	c->last_heard = now;
 }
 
@@ -516,6 +516,18 @@ static bool paws_reject(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 	return true;
 }
 
+/* A duplicate of [l, r) came: the next ACK reports it first (RFC 2883 4,
+ * a D-SACK), with SACK. */
+static void note_dsack(struct tconn *c, bh_seq l, bh_seq r)
+{
+	if (!c->sack_ok)
+		return;
+	c->dsack_owed = true;
+	c->dsack_l = l;
+	c->dsack_r = r;
+	c->ack_now = true;
+}
+
 /* first: check the sequence number (after PAWS); fills *in with the
  * acceptable part of the segment. */
 static enum step check_seq(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
@@ -528,8 +540,15 @@ static enum step check_seq(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 		tcp->ctr.out_of_window++;
 		if (!(seg->flags & BH_TCP_RST))
 			c->ack_now = true;
+		/* Data we hold already: a D-SACK says so (RFC 2883 4). */
+		bh_seq end = bh_seq_add(seg->seq, seg->payload_len);
+		if (seg->payload_len && !(seg->flags & (BH_TCP_RST | BH_TCP_SYN)) &&
+		    bh_seq_leq(end, c->rcv_nxt) && bh_seq_span(end, c->rcv_nxt) < (1u << 30))
+			note_dsack(c, seg->seq, end);
 		return STEP_DROP;
 	}
+	if (in->skip)
+		note_dsack(c, in->seq - in->skip, in->seq);
 	/* RFC 7323 4.3 (3) and 5.3 R3: keep the timestamp of a segment
 	 * that covers the last ACK we sent. */
 	if (c->ts_ok && seg->opt.has_ts && bh_seq_leq(seg->seq, c->last_ack_sent) &&

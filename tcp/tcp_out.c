@@ -211,10 +211,16 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 	} else {
 		t.opt.has_ts = c->ts_ok && !(flags & BH_TCP_RST);
 		/* RFC 2018 3: three blocks fit beside timestamps, four
-		 * without. */
-		if ((flags & BH_TCP_ACK) && !(flags & BH_TCP_RST))
-			t.opt.nsack = (uint8_t)bh_tcp__sack_blocks(tcp, c, t.opt.sack,
-								   t.opt.has_ts ? 3 : 4);
+		 * without; a D-SACK first (RFC 2883 4), once. */
+		if ((flags & BH_TCP_ACK) && !(flags & BH_TCP_RST)) {
+			unsigned max = t.opt.has_ts ? 3 : 4, k = 0;
+			if (c->dsack_owed && c->sack_ok) {
+				t.opt.sack[k++] = (struct bh_sack_block){c->dsack_l, c->dsack_r};
+				c->dsack_owed = false;
+				tcp->ctr.dsacks_out++;
+			}
+			t.opt.nsack = (uint8_t)(k + bh_tcp__sack_blocks(tcp, c, t.opt.sack + k, max - k));
+		}
 	}
 	t.opt.ts_val = ts_now(now);
 	t.opt.ts_ecr = c->ts_recent;
@@ -299,7 +305,10 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 	uint8_t flags = BH_TCP_ACK | (fin ? BH_TCP_FIN : 0) | (len && len == avail ? BH_TCP_PSH : 0);
 	if (!bh_tcp__emit(tcp, c, now, seq, flags, len))
 		return 0;
-	if (bh_seq_lt(seq, c->snd_max)) {
+	uint32_t used = len + (fin ? 1 : 0);
+	bh_tcp__rec_sent(tcp, c, seq, used, now);
+	bool fresh = !bh_seq_lt(seq, c->snd_max);
+	if (!fresh) {
 		tcp->ctr.retransmits++;
 		c->retransmits++;
 		/* Karn: the timed segment sent again gives no sample. */
@@ -310,12 +319,13 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 		c->rtt_seq = bh_seq_add(seq, len);
 		c->rtt_start = now;
 	}
-	uint32_t used = len + (fin ? 1 : 0);
-	if (!bh_seq_lt(seq, c->snd_max))
+	if (fresh)
 		c->sent_flight = bh_seq_span(c->snd_una, bh_seq_add(seq, used));
 	c->snd_max = bh_seq_max(c->snd_max, bh_seq_add(seq, used));
 	c->last_send = now;
 	arm_rtx(tcp, c, now);
+	if (fresh)
+		bh_tcp__tlp_arm(tcp, c, now); /* RFC 8985 7.2: new data restarts the PTO */
 	if (fin) {
 		if (c->state == BH_TCP_ESTABLISHED)
 			c->state = BH_TCP_FIN_WAIT_1;
@@ -411,43 +421,38 @@ static void send_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bool pr
 		arm_rtx(tcp, c, now);
 }
 
-/* RFC 6675 5 (C): while cwnd - pipe allows a segment, send what
- * NextSeg() picks: a lost hole (1), new data (2), any hole below the
- * highest SACK (3), the rescue (4). */
+/* RFC 6675 5 (C) with RACK's marks (RFC 8985 9.3): while the pipe is
+ * below cwnd (PRR's window in a recovery, RFC 6937; slow start after a
+ * timeout), send what NextSeg() picks: what RACK or the timeout marked
+ * lost and not yet resent (rule 1), else new data (rule 2). Rules 3 and
+ * 4 (holes not known lost, the rescue) are left to RACK's timer and TLP,
+ * as in Linux. A segment goes while any room is left, so that PRR's
+ * window in bytes sends whole segments. */
 static void sack_loop(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
-	for (unsigned guard = 0; guard < 1024; guard++) {
-		uint32_t pipe = bh_tcp__pipe(c);
-		if (pipe >= c->cwnd || c->cwnd - pipe < c->smss)
-			break;
+	uint32_t pipe = bh_tcp__pipe(tcp, c);
+	for (unsigned guard = 0; guard < 1024 && pipe < c->cwnd; guard++) {
 		bh_seq seq;
-		uint32_t max;
-		bool rescue = false;
-		bool hole = bh_tcp__next_seg(c, 1, &seq, &max);
-		if (!hole) {
+		uint32_t max, n = 0;
+		if (bh_tcp__next_lost(tcp, c, &seq, &max)) {
+			n = bh_tcp__xmit(tcp, c, now, seq, max);
+			if (n)
+				tcp->ctr.sack_retransmits++;
+		} else {
 			/* (2) new data (or the FIN), as the receive window allows */
 			bh_seq edge = bh_seq_add(c->snd_una, c->snd_wnd);
 			uint32_t room = bh_seq_gt(edge, c->snd_max) ? bh_seq_span(c->snd_max, edge) : 0;
 			bool fin_next = c->fin_queued && c->snd_max == c->fin_seq;
 			if ((room && bh_seq_lt(c->snd_max, bh_tcp__data_end(c))) || fin_next) {
-				uint32_t n = bh_tcp__xmit(tcp, c, now, c->snd_max, room);
-				if (n) {
-					c->snd_nxt = c->snd_max;
-					continue;
-				}
+				n = bh_tcp__xmit(tcp, c, now, c->snd_max, room);
+				c->snd_nxt = c->snd_max;
 			}
-			hole = bh_tcp__next_seg(c, 3, &seq, &max);
-			if (!hole)
-				hole = rescue = bh_tcp__next_seg(c, 4, &seq, &max);
 		}
-		if (!hole)
-			break;
-		uint32_t n = bh_tcp__xmit(tcp, c, now, seq, max);
 		if (!n)
 			break;
-		tcp->ctr.sack_retransmits++;
-		if (!rescue && bh_seq_gt(bh_seq_add(seq, n), c->high_rxt))
-			c->high_rxt = bh_seq_add(seq, n);
+		pipe += n;
+		if (c->in_recovery)
+			c->prr_out += n;
 	}
 }
 
@@ -476,7 +481,7 @@ void bh_tcp__output(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	case BH_TCP_TIME_WAIT:
 		break;
 	default:
-		if (c->in_recovery && c->sack_ok)
+		if (c->sack_ok && (c->in_recovery || c->rto_recover))
 			sack_loop(tcp, c, now);
 		else
 			send_loop(tcp, c, now, false);
@@ -577,6 +582,7 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->snd_nxt = c->snd_una;
 		send_loop(tcp, c, now, true);
 	} else if (handshake) {
+		tcp->ctr.syn_timeouts++;
 		c->snd_nxt = c->iss;
 		tcp->ctr.retransmits++;
 		c->retransmits++;
@@ -584,8 +590,10 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	} else {
 		/* RFC 5681 3.1 (4): ssthresh from the algorithm, held on a
 		 * second timeout of the same data; one segment in flight. */
-		if (c->backoff == 1)
-			c->ssthresh = c->cc->ssthresh(c, now);
+		if (c->backoff == 1) {
+			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+			c->ssthresh = c->cc->ssthresh(c, flight < c->cwnd ? flight : c->cwnd, now);
+		}
 		c->cwnd = c->smss;
 		c->dupacks = 0;
 		c->lt = 0;
@@ -596,9 +604,17 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->recover = c->snd_max;
 		c->rto_recover = true;
 		c->nsb = 0;
-		c->high_rxt = c->snd_una;
-		c->snd_nxt = c->snd_una;
-		send_loop(tcp, c, now, false);
+		bh_tcp__rack_stop(c);
+		c->tlp_out = false;
+		if (c->sack_ok) {
+			/* RFC 8985 6.3: everything out is lost; the records
+			 * say what to resend, in order, as the window opens. */
+			bh_tcp__rack_all_lost(tcp, c);
+			sack_loop(tcp, c, now);
+		} else {
+			c->snd_nxt = c->snd_una;
+			send_loop(tcp, c, now, false);
+		}
 		if (c->ack_now)
 			bh_tcp__emit(tcp, c, now, bh_tcp__ack_seq(c), BH_TCP_ACK, 0);
 	}

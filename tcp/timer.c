@@ -4,6 +4,9 @@
  * is here too. The retransmission and persist timer itself is tcp_out.c's.
  *
  * Call chain: bh_tcp_tick -> bh_tcp__finish (TIME-WAIT over; tcp.c)
+ *                         | bh_tcp__tlp_fire (tail loss probe; rack.c)
+ *                         | bh_tcp__rack_timeout (RACK's reordering
+ *                           timer; rack.c)
  *                         | bh_tcp__timeout (retransmission, persist;
  *                           tcp_out.c)
  *                         | bh_tcp__output (delayed ACK)
@@ -67,6 +70,12 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 			bh_tcp__finish(tcp, c, 0);
 			continue;
 		}
+		/* The probe before the RTO it may share a deadline with:
+		 * sending it restarts the RTO (RFC 8985 7.3). */
+		if (c->tlp_at && now >= c->tlp_at)
+			bh_tcp__tlp_fire(tcp, c, now);
+		if (c->reo_at && now >= c->reo_at)
+			bh_tcp__rack_timeout(tcp, c, now);
 		if (c->rtx_at && now >= c->rtx_at) {
 			bh_tcp__timeout(tcp, c, now);
 			if (!c->used)
@@ -82,8 +91,9 @@ uint64_t bh_tcp_tick(struct bh_tcp *tcp, uint64_t now)
 			if (!c->used)
 				continue;
 		}
-		uint64_t t[4] = {c->tw_at, c->rtx_at, c->delack_at, c->keepalive ? c->ka_at : 0};
-		for (int k = 0; k < 4; k++)
+		uint64_t t[6] = {c->tw_at,    c->rtx_at, c->delack_at, c->keepalive ? c->ka_at : 0,
+				 c->reo_at, c->tlp_at};
+		for (int k = 0; k < 6; k++)
 			if (t[k] && t[k] < next)
 				next = t[k];
 	}

@@ -483,7 +483,13 @@ static void copy_counters(struct side *x)
 	r->segs_in = c->segs_in;
 	r->retransmits = c->retransmits;
 	r->timeouts = c->timeouts;
+	r->syn_timeouts = c->syn_timeouts;
 	r->fast_retransmits = c->fast_retransmits;
+	r->rack_lost = c->rack_lost;
+	r->lost_retransmits = c->lost_retransmits;
+	r->tlp_probes = c->tlp_probes;
+	r->tlp_recoveries = c->tlp_recoveries;
+	r->dsacks_in = c->dsacks_in;
 	r->bad_checksum = c->bad_checksum;
 	r->bad_header = c->bad_header;
 	r->dup_acks = c->dup_acks;

@@ -76,6 +76,12 @@ static void write_segs(bh_tcp_conn c, int n)
 		cr_assert_eq(h_write(&H, c, D + 1460 * i, 1460), 0);
 }
 
+static void use_newreno(struct bh_tcp_config *c) { c->cc = "newreno"; }
+
+/* A round trip passes (10 ms, as the handshake's): what was just sent
+ * reaches the peer, and its ACKs come back. */
+static void rtt_passes(void) { H.now += 10 * MS; }
+
 /* A peer ACK carrying SACK blocks (relative to our ISS). */
 static void sack_ack(uint32_t ack, unsigned n, const uint32_t (*b)[2])
 {
@@ -159,7 +165,10 @@ Test(sack, limited_transmit_then_recovery_on_the_third_duplicate)
 	write_segs(c, 12);
 	cr_assert_eq(H.nout, 10, "the initial window, ten segments");
 	h_clear(&H);
-	/* The first segment is lost; the peer SACKs the next ones. */
+	rtt_passes();
+	/* The first segment is lost; the peer SACKs the next ones. One
+	 * segment SACKed could be reordering: RACK waits a quarter of the
+	 * minimum RTT (RFC 8985 6.2 step 4). */
 	const uint32_t b1[][2] = {{1461, 2921}};
 	sack_ack(1, 1, b1);
 	cr_assert_eq(H.nout, 1, "RFC 3042: a new segment on the first duplicate");
@@ -170,6 +179,9 @@ Test(sack, limited_transmit_then_recovery_on_the_third_duplicate)
 	cr_expect_eq(h_rel_seq(&H, 1), 1 + 11 * 1460);
 	cr_expect_eq(ctr()->limited_transmits, 2);
 	cr_expect_eq(ctr()->fast_retransmits, 0);
+	cr_expect_eq(ctr()->rack_lost, 0, "not yet: the reordering window has not passed");
+	/* Three SACKed: no reordering window any more (RFC 8985 6.2 step 4,
+	 * as DupThresh). */
 	const uint32_t b3[][2] = {{1461, 5841}};
 	sack_ack(1, 1, b3);
 	cr_expect_eq(ctr()->fast_retransmits, 1);
@@ -178,6 +190,31 @@ Test(sack, limited_transmit_then_recovery_on_the_third_duplicate)
 	cr_expect_eq(h_rel_seq(&H, 2), 1, "the lost segment again");
 	cr_expect_eq(H.out[2].len, 1460);
 	cr_expect(info(c).in_recovery);
+	cr_expect_eq(ctr()->rack_lost, 1, "RACK marked it");
+}
+
+/* One segment SACKed, then nothing: RACK's reordering timer marks the
+ * hole lost a quarter of the minimum RTT later (RFC 8985 6.2 step 5,
+ * 6.3), and recovery starts without another ACK. */
+Test(sack, the_reordering_timer_finds_a_loss_without_another_ack)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 2);
+	h_clear(&H);
+	rtt_passes();
+	const uint32_t b[][2] = {{1461, 2921}};
+	sack_ack(1, 1, b);
+	cr_expect_eq(H.nout, 0);
+	cr_expect(!info(c).in_recovery);
+	uint64_t next = h_tick(&H, H.now);
+	cr_assert_leq(next, H.now + 10 * MS / 4, "due within min RTT / 4: %llu",
+		      (unsigned long long)(next - H.now));
+	h_tick(&H, next);
+	cr_expect_eq(ctr()->rack_reo_timeouts, 1);
+	cr_expect(info(c).in_recovery);
+	cr_assert_eq(H.nout, 1, "the hole, once");
+	cr_expect_eq(h_rel_seq(&H, 0), 1);
+	cr_expect_eq(ctr()->timeouts, 0, "no RTO");
 }
 
 Test(sack, recovery_resends_only_the_holes)
@@ -213,24 +250,157 @@ Test(sack, recovery_resends_only_the_holes)
 	cr_expect_eq(info(c).snd_queued, 0);
 }
 
-Test(sack, a_lost_tail_is_rescued)
+Test(sack, a_lost_tail_is_found_by_the_resend_acknowledged_after_it)
 {
 	bh_tcp_conn c = sack_conn(false);
 	write_segs(c, 10);
 	h_clear(&H);
+	rtt_passes();
 	/* Segment 0 lost, and the last one: only 1..8 are SACKed. */
 	const uint32_t b[][2] = {{1461, 13141}};
 	sack_ack(1, 1, b);
-	cr_assert_eq(H.nout, 1, "RFC 6675 5 (4.3): no rescue before the first resend is acknowledged");
+	cr_assert_eq(H.nout, 1, "segment 0, sent before what was SACKed, is lost");
 	cr_expect_eq(h_rel_seq(&H, 0), 1);
-	/* The partial ACK leaves the tail unSACKed, nothing SACKed above
-	 * it: rules (1)-(3) find nothing, the rescue (4) sends it, once. */
+	/* The resend comes back: it was sent after the tail, so the tail,
+	 * still missing, is lost too (RFC 8985 3.3: RACK by time, where
+	 * RFC 6675 needed its rescue rule). */
+	rtt_passes();
 	sack_ack(13141, 0, NULL);
 	cr_assert_eq(H.nout, 2);
-	cr_expect_eq(h_rel_seq(&H, 1), 13141, "RFC 6675 NextSeg (4): the tail");
+	cr_expect_eq(h_rel_seq(&H, 1), 13141, "the tail");
 	sack_ack(13141, 0, NULL);
-	cr_expect_eq(H.nout, 2, "one rescue per recovery");
+	cr_expect_eq(H.nout, 2, "once");
 	cr_expect(info(c).in_recovery);
+	sack_ack(14601, 0, NULL);
+	cr_expect(!info(c).in_recovery);
+	cr_expect_eq(ctr()->timeouts, 0);
+}
+
+/* A lost tail with nothing after it: no ACK says anything, so a probe
+ * goes after 2 SRTT (RFC 8985 7.2, 7.3), not the RTO; its SACK shows
+ * the segment before it lost. */
+Test(sack, a_tail_loss_is_answered_by_a_probe)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	h_clear(&H);
+	rtt_passes();
+	sack_ack(2921, 0, NULL); /* 0 and 1 arrive; 2 and 3 are lost */
+	cr_expect_eq(H.nout, 0);
+	uint64_t next = h_tick(&H, H.now);
+	uint32_t srtt = info(c).srtt_us;
+	cr_assert_leq(next, H.now + 2ull * srtt + 2 * MS, "the probe timeout, not the RTO (%u)",
+		      info(c).rto_us);
+	h_tick(&H, next);
+	cr_expect_eq(ctr()->tlp_probes, 1);
+	cr_assert_eq(H.nout, 1, "one probe");
+	cr_expect_eq(h_rel_seq(&H, 0), 1 + 3 * 1460, "the last segment again");
+	cr_expect_eq(ctr()->timeouts, 0);
+	/* The probe is SACKed: segment 2, sent before it, is lost. */
+	rtt_passes();
+	const uint32_t b[][2] = {{4381, 5841}};
+	sack_ack(2921, 1, b);
+	cr_expect(info(c).in_recovery);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_seq(&H, 1), 2921);
+	/* All in: recovery ends, the probe's episode with it, no timeout. */
+	rtt_passes();
+	sack_ack(5841, 0, NULL);
+	cr_expect(!info(c).in_recovery);
+	cr_expect_eq(ctr()->timeouts, 0);
+	cr_expect_eq(info(c).snd_queued, 0);
+}
+
+/* A probe with new data when there is some (RFC 8985 7.3), and one
+ * probe per flight. */
+Test(sack, a_probe_sends_new_data_when_the_window_allows)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	write_segs(c, 12);
+	cr_assert_eq(H.nout, 10, "the initial window; two wait");
+	h_clear(&H);
+	rtt_passes();
+	/* Every segment is lost; the peer is silent. The probe takes new
+	 * data past cwnd, as the receive window allows (7.3). */
+	uint64_t next = h_tick(&H, H.now);
+	h_tick(&H, next);
+	cr_expect_eq(ctr()->tlp_probes, 1);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1 + 10 * 1460, "new data");
+	next = h_tick(&H, H.now);
+	cr_expect_geq(next, H.now + info(c).rto_us - 1, "then only the RTO");
+	h_tick(&H, next);
+	cr_expect_eq(ctr()->tlp_probes, 1, "one probe per flight");
+	cr_expect_eq(ctr()->timeouts, 1);
+}
+
+/* A retransmission that is lost again is found by RACK, as any segment
+ * is, once something sent after it is delivered (RFC 8985 3.3.2), and
+ * resent without a timeout. */
+Test(sack, a_lost_retransmission_is_found_and_resent)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	write_segs(c, 16);
+	h_clear(&H);
+	rtt_passes();
+	const uint32_t b[][2] = {{1461, 5841}};
+	sack_ack(1, 1, b);
+	cr_assert(info(c).in_recovery);
+	cr_assert_eq(H.nout, 1);
+	cr_expect_eq(h_rel_seq(&H, 0), 1, "the first resend");
+	const uint32_t b1[][2] = {{1461, 7301}};
+	sack_ack(1, 1, b1);
+	cr_assert_eq(H.nout, 2);
+	cr_expect_eq(h_rel_seq(&H, 1), 1 + 10 * 1460, "then new data, after it");
+	unsigned first = H.nout;
+	/* The resend is lost; the new segment sent after it is SACKed. */
+	rtt_passes();
+	const uint32_t b2[][2] = {{14601, 16061}, {1461, 14601}};
+	sack_ack(1, 2, b2);
+	cr_expect_eq(ctr()->lost_retransmits, 1);
+	cr_assert_gt(H.nout, first);
+	cr_expect_eq(h_rel_seq(&H, first), 1, "segment 0 a third time");
+	cr_expect_eq(ctr()->timeouts, 0);
+	sack_ack(16061, 0, NULL);
+	cr_expect(!info(c).in_recovery);
+}
+
+/* RFC 6937: in recovery, the window falls to ssthresh in proportion to
+ * what is delivered (ssthresh / RecoverFS of it), not all at once. */
+Test(sack, prr_spreads_the_reduction_over_the_acks)
+{
+	reinit(use_newreno);
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 16); /* ten go, six wait */
+	h_clear(&H);
+	rtt_passes();
+	/* Segment 0 lost; the first ACK SACKs three segments, then one ACK
+	 * per segment, as a receiver sends them. */
+	uint32_t b[][2] = {{1461, 1461 + 3 * 1460}};
+	sack_ack(1, 1, (const uint32_t(*)[2])b);
+	cr_assert(info(c).in_recovery);
+	cr_expect_eq(info(c).ssthresh, 7300, "NewReno: half of 10 segments");
+	unsigned after[7];
+	after[0] = H.nout;
+	for (int k = 4; k < 10; k++) {
+		b[0][1] = 1461 + (uint32_t)k * 1460;
+		sack_ack(1, 1, (const uint32_t(*)[2])b);
+		after[k - 3] = H.nout;
+	}
+	/* RFC 6937 3: while the pipe is above ssthresh, ceil(delivered x
+	 * ssthresh / RecoverFS) = half of what is delivered goes (in whole
+	 * segments): 3 delivered, 2 sent (the resend and one new); 4, 2;
+	 * 5, 3; 6, 3. At 7 the pipe has fallen to ssthresh: nothing (the
+	 * old rule, cwnd = ssthresh at once, sent nothing until here, then
+	 * a burst); from there PRR-SSRB holds it: one out per one in. */
+	unsigned want[7] = {2, 2, 3, 3, 3, 4, 5};
+	for (int k = 0; k < 7; k++)
+		cr_expect_eq(after[k], want[k], "after %d delivered: %u sent, PRR says %u", k + 3,
+			     after[k], want[k]);
+	cr_expect_eq(h_rel_seq(&H, 0), 1, "the first is the resend");
+	cr_expect_eq(ctr()->timeouts, 0);
 }
 
 Test(sack, blocks_outside_what_was_sent_are_ignored)
@@ -264,7 +434,6 @@ Test(sack, timeout_forgets_the_scoreboard)
 
 /* ---- congestion control ---- */
 
-static void use_newreno(struct bh_tcp_config *c) { c->cc = "newreno"; }
 
 Test(cc, cubic_by_default_newreno_on_request_unknown_refused)
 {
@@ -329,7 +498,7 @@ Test(cc, cubic_climbs_back_to_w_max_in_k_seconds_concave_then_convex)
 {
 	struct tconn c = ca_conn("cubic", 100);
 	uint64_t now = 1000000;
-	uint32_t s = c.cc->ssthresh(&c, now);
+	uint32_t s = c.cc->ssthresh(&c, bh_seq_span(c.snd_una, c.snd_max), now);
 	cr_expect_eq(s, 70000, "RFC 9438 4.6: beta 0.7");
 	cr_expect_float_eq(c.cubic.w_max, 100.0, 1e-9);
 	c.cwnd = c.ssthresh = s;
@@ -360,10 +529,10 @@ Test(cc, cubic_climbs_back_to_w_max_in_k_seconds_concave_then_convex)
 Test(cc, fast_convergence_lowers_w_max_when_the_window_shrank)
 {
 	struct tconn c = ca_conn("cubic", 100);
-	c.cc->ssthresh(&c, 1);
+	c.cc->ssthresh(&c, bh_seq_span(c.snd_una, c.snd_max), 1);
 	c.cwnd = 80000;
 	c.snd_max = c.cwnd;
-	c.cc->ssthresh(&c, 2);
+	c.cc->ssthresh(&c, bh_seq_span(c.snd_una, c.snd_max), 2);
 	cr_expect_float_eq(c.cubic.w_max, 80 * 1.7 / 2, 1e-9, "RFC 9438 4.7");
 }
 
