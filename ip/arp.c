@@ -176,6 +176,30 @@ static void fail(struct bh_ip *ip, struct arp_entry *e)
 	}
 }
 
+/* A stale entry being checked (probing, after the delay): the next
+ * unicast request when it is due; after arp_tries unanswered, resolved
+ * afresh by broadcast (INCOMPLETE). Called on use and from the tick, so
+ * the check goes on whether or not datagrams do. Returns true when the
+ * entry became INCOMPLETE (datagrams now wait in the queue). */
+static bool stale_check(struct bh_ip *ip, uint64_t now, struct arp_entry *e)
+{
+	if (e->state != BH_ARP_STALE || !e->probing || now < e->next_try)
+		return false;
+	if (e->tries >= ip->cfg.arp_tries) {
+		/* Silent after every refresh: resolve afresh. */
+		e->state = BH_ARP_INCOMPLETE;
+		e->probing = false;
+		e->tries = 1;
+		e->next_try = now + ip->cfg.arp_retry_ms;
+		request(ip, e->addr, NULL);
+		return true;
+	}
+	e->tries++;
+	e->next_try = now + ip->cfg.arp_retry_ms;
+	request(ip, e->addr, &e->mac);
+	return false;
+}
+
 static void learn(struct bh_ip *ip, uint64_t now, struct arp_entry *e, const struct bh_mac *mac)
 {
 	e->mac = *mac;
@@ -240,8 +264,22 @@ void bh_arp__input(struct bh_ip *ip, uint64_t now, const uint8_t *p, size_t len)
 				e->tries = 0;
 				e->probing = false;
 			}
-		} else if (now - e->updated >= ARP_LOCKTIME_MS) {
+		} else if (now - e->updated >= ARP_LOCKTIME_MS && for_us && a.op == BH_ARP_REPLY) {
 			learn(ip, now, e, &a.sha);
+		} else if (now - e->updated >= ARP_LOCKTIME_MS) {
+			/* A new address heard in passing (a request, or a
+			 * packet for someone else: ARP has no checksum, and
+			 * anyone may send one) is taken, but not trusted: stale,
+			 * so its next use checks it by unicast and, unanswered,
+			 * by broadcast (Linux sets NUD_STALE the same way). A
+			 * wrong address taken as reachable would be used for
+			 * arp_reachable_ms, and every frame to it lost. */
+			e->mac = a.sha;
+			e->state = BH_ARP_STALE;
+			e->updated = now;
+			e->tries = 0;
+			e->probing = false;
+			ip->ctr.arp_learned++;
 		}
 	}
 	if (!for_us) {
@@ -299,19 +337,8 @@ int bh_arp__output(struct bh_ip *ip, uint64_t now, const struct bh_pkt *frame, b
 			e->probing = true;
 			e->tries = 0;
 			e->next_try = now + ARP_DELAY_MS;
-		} else if (e->state == BH_ARP_STALE && now >= e->next_try) {
-			if (e->tries >= ip->cfg.arp_tries) {
-				/* Silent after every refresh: resolve afresh. */
-				e->state = BH_ARP_INCOMPLETE;
-				e->probing = false;
-				e->tries = 1;
-				e->next_try = now + ip->cfg.arp_retry_ms;
-				request(ip, hop, NULL);
-				goto enqueue;
-			}
-			e->tries++;
-			e->next_try = now + ip->cfg.arp_retry_ms;
-			request(ip, hop, &e->mac);
+		} else if (stale_check(ip, now, e)) {
+			goto enqueue;
 		}
 		send_frame(ip, &f, &e->mac);
 		return 0;
@@ -418,10 +445,16 @@ void bh_arp__tick(struct bh_ip *ip, uint64_t now, uint64_t *next)
 				e->state = BH_ARP_FREE;
 				break;
 			}
+			if (stale_check(ip, now, e)) {
+				due = e->next_try; /* resolving by broadcast now */
+				break;
+			}
 			{
 				uint64_t a = e->updated + c->arp_stale_ms;
 				uint64_t b = e->last_used + c->arp_stale_ms;
 				due = a > b ? a : b;
+				if (e->probing && e->next_try < due)
+					due = e->next_try;
 			}
 			break;
 		}

@@ -600,3 +600,48 @@ Test(arp, requests_evict_only_idle_stale_entries)
 	arp_entries(info, 2);
 	cr_expect(info[0].addr != BH_IP4(10, 0, 0, 78) && info[1].addr != BH_IP4(10, 0, 0, 78));
 }
+
+/* A changed address heard in passing (here a gratuitous request, as a
+ * frame corrupted on the way or a stranger's could carry) is taken but
+ * not trusted: stale, checked by unicast after the delay even with no
+ * datagram going (the tick drives the check), and, unanswered, resolved
+ * afresh by broadcast; the true owner's answer restores it. Taken as
+ * reachable, a wrong address would swallow every frame for 30 s, and
+ * the check would wait on the datagrams a stalled connection sends ever
+ * more rarely. */
+Test(arp, a_changed_address_heard_in_passing_is_checked)
+{
+	send_udp(PEER_ADDR, "x");
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC, ENV_ADDR);
+	E.now = 2000; /* past the lock time */
+	arp_in(&BCAST, BH_ARP_REQUEST, &PEER2_MAC, PEER_ADDR, &ZERO, PEER_ADDR);
+	struct bh_arp_info info[1];
+	cr_assert_eq(arp_entries(info, 1), 1);
+	cr_expect(bh_mac_eq(&info[0].mac, &PEER2_MAC), "taken (RFC 826 merge)");
+	cr_expect_eq(info[0].state, BH_ARP_STALE, "but not as reachable");
+	env_clear_log(&E);
+	cr_expect_eq(send_udp(PEER_ADDR, "y"), 0, "in use while checked");
+	cr_expect_eq(E.ntx, 1);
+	/* No more datagrams: the tick sends the checks. */
+	struct bh_eth_repr eth;
+	struct bh_arp_repr a;
+	unsigned unicast = 0, broadcast = 0;
+	for (uint64_t t = 2000; t <= 2000 + 5000 + 4 * 1000; t += 250) {
+		env_tick(&E, t);
+		for (unsigned i = 0; i < E.ntx; i++) {
+			if (!env_tx_arp(&E, i, &eth, &a))
+				continue;
+			if (bh_mac_is_broadcast(&eth.dst))
+				broadcast++;
+			else if (bh_mac_eq(&eth.dst, &PEER2_MAC))
+				unicast++;
+		}
+		env_clear_log(&E);
+	}
+	cr_expect_eq(unicast, 3, "three unicast checks after the delay");
+	cr_expect_geq(broadcast, 1, "then resolved afresh by broadcast");
+	arp_in(&ENV_MAC, BH_ARP_REPLY, &PEER_MAC, PEER_ADDR, &ENV_MAC, ENV_ADDR);
+	cr_assert_eq(arp_entries(info, 1), 1);
+	cr_expect(bh_mac_eq(&info[0].mac, &PEER_MAC), "the owner's address again");
+	cr_expect_eq(info[0].state, BH_ARP_REACHABLE);
+}

@@ -286,6 +286,14 @@ check "lossy tap: up with --impair loss=2%,reorder=1%" \
 both_ways "lossy tap" lossy
 lost=$(stat_of t driver.impair.tx.lost)
 check "lossy tap: the link lost frames (${lost:-none})" [ "${lost:-0}" -gt 0 ]
+# Loss recovery (RFC 8985): RACK found the losses of the 20 MiB Bulkhead
+# sent, and they cost fast recoveries, not timeouts: a data timeout is
+# left to what no probe answers (the duplicate-ACK rules alone took about
+# one per 2 MiB here).
+rl=$(stat_of t tcp.rack_lost) rto=$(stat_of t tcp.timeouts) srto=$(stat_of t tcp.syn_timeouts)
+rec=$(stat_of t tcp.sack_recoveries) tlp=$(stat_of t tcp.tlp_probes)
+check "lossy tap: RACK marked ${rl:-?} segments lost, ${rec:-?} recoveries, ${tlp:-?} tail probes; $((${rto:-0} - ${srto:-0})) data timeouts (at most 4)" \
+	[ "${rl:-0}" -gt 0 -a "${rec:-0}" -gt 0 -a $((${rto:-99} - ${srto:-0})) -le 4 ]
 check "lossy tap: down" timeout 20 "$B" down t
 check "lossy tap: tshark finds nothing malformed and no bad checksum in the capture" \
 	dissected "$WORK/lossy.pcap"
