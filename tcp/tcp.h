@@ -376,6 +376,10 @@ unsigned bh_tcp_held(const struct bh_tcp *tcp);
  *             queue gapless up to RCV.NXT; the out-of-order queue sorted,
  *             disjoint and at or above RCV.NXT; no received data held
  *             before the handshake ends
+ *   records   (RACK, with SACK) send records in order, disjoint, counted
+ *             right, tiling [SND.UNA, SND.MAX) once the SYN is
+ *             acknowledged (unless the record store ran dry); none, and no
+ *             RACK or TLP timer, without SACK
  *   buffers   every queue's count, bytes, memory and tail match its
  *             entries; the queues hold every store entry in use and the
  *             free list the rest; memory held is within the total bound

@@ -120,6 +120,69 @@ Test(sack, blocks_we_send_put_the_newest_arrival_first)
 	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 5840);
 }
 
+/* RFC 2883 4: a segment we hold already is reported in the next ACK's
+ * first block (a D-SACK), once; the part of one below RCV.NXT too. */
+Test(sack, a_duplicate_segment_is_reported_by_a_dsack)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1460, NULL);
+	h_send(&H, BH_TCP_ACK, 1461, 1, 65535, D, 1460, NULL);
+	h_tick(&H, H.now + 50 * MS); /* the delayed ACK, if any */
+	h_clear(&H);
+	h_send(&H, BH_TCP_ACK, 1, 1, 65535, D, 1460, NULL); /* again */
+	cr_assert_eq(H.nout, 1, "answered at once");
+	cr_expect_eq(h_rel_ack(&H, 0), 2921);
+	cr_assert_eq(last()->t.opt.nsack, 1);
+	cr_expect_eq(h_rel_sack(&H, 0, 0, false), 1, "the duplicate, below the ACK");
+	cr_expect_eq(h_rel_sack(&H, 0, 0, true), 1461);
+	cr_expect_eq(ctr()->dsacks_out, 1);
+	/* Half old, half new: the old half is reported, the new taken. */
+	h_send(&H, BH_TCP_ACK, 2191, 1, 65535, D, 1460, NULL);
+	h_tick(&H, H.now + 50 * MS);
+	cr_assert_geq(H.nout, 2);
+	bool seen = false;
+	for (unsigned i = 1; i < H.nout; i++)
+		if (H.out[i].t.opt.nsack && h_rel_sack(&H, i, 0, false) == 2191 &&
+		    h_rel_sack(&H, i, 0, true) == 2921)
+			seen = true;
+	cr_expect(seen, "the part below RCV.NXT");
+	cr_expect_eq(ctr()->dsacks_out, 2);
+	cr_expect_eq(h_rel_ack(&H, H.nout - 1), 3651);
+	/* Nothing more to report: no block. */
+	h_send(&H, BH_TCP_ACK, 3651, 1, 65535, D, 1460, NULL);
+	h_tick(&H, H.now + 50 * MS);
+	cr_expect_eq(last()->t.opt.nsack, 0);
+	uint8_t buf[8000];
+	cr_expect_eq(h_read(&H, c, buf, sizeof buf), 5110);
+}
+
+/* RFC 2883 4 as the sender reads it (the first block below the ACK),
+ * and RFC 8985 6.2 step 4: a D-SACK widens RACK's reordering window by
+ * min_RTT / 4, once per round trip. */
+Test(sack, a_dsack_widens_the_reordering_window)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	rtt_passes();
+	const struct tconn *k = bh_tcp__from_handle(H.tcp, c);
+	cr_assert(k);
+	cr_expect_eq(k->reo_mult, 1);
+	const uint32_t d[][2] = {{1, 1461}};
+	sack_ack(1461, 1, d);
+	cr_expect_eq(ctr()->dsacks_in, 1);
+	cr_expect_eq(k->reo_mult, 2);
+	sack_ack(2921, 1, d); /* the same round trip */
+	cr_expect_eq(ctr()->dsacks_in, 2);
+	cr_expect_eq(k->reo_mult, 2, "once per round trip");
+	cr_expect_eq(info(c).sacked, 0, "a D-SACK marks nothing SACKed");
+	write_segs(c, 2);
+	rtt_passes();
+	sack_ack(5841, 0, NULL); /* past the round's end */
+	sack_ack(5841, 1, d);
+	cr_expect_eq(k->reo_mult, 3, "the next round trip");
+}
+
 Test(sack, four_blocks_fit_three_beside_timestamps)
 {
 	bh_tcp_conn c = sack_conn(false);
