@@ -56,7 +56,7 @@ for s in factored mono linux; do
 done
 check "apps: the report has its section" grep -qF '## Unmodified programs' "$OUT/report.md"
 # The loss sweep (loss.sh): both senders measured, verified, with RTOs.
-for s in bulkhead linux; do
+for s in bulkhead bulkheadqa linux; do
 	check "loss: $s as sender, Mbit/s and RTOs per MB at 1%" awk -F'\t' -v s=$s \
 		'$1 == s && $2 == 1 && $3 == "mbps" && $4 > 0 {m = 1} $1 == s && $2 == 1 && $3 == "rtos_per_mb" {r = 1} END {exit !(m && r)}' \
 		"$OUT/loss.tsv"
