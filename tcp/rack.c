@@ -38,6 +38,19 @@
 
 /* ---- the record store ---- */
 
+/* Records one connection may hold: two per segment its send buffer
+ * holds, and some. A peer SACKing odd ranges (a byte here and there)
+ * splits records wherever its blocks end; past this the splits are
+ * refused and the marks get coarser (rec_capped), so a peer can neither
+ * take the store from other connections nor make each ACK's walk long
+ * (Linux's answer to the same attack, CVE-2019-11478, limits
+ * tcp_fragment the same way). */
+static bool rec_room(const struct bh_tcp *tcp, const struct tconn *c)
+{
+	uint32_t cap = 2 * (tcp->cfg.snd_buf / (c->smss ? c->smss : 536)) + 64;
+	return c->recs.count < cap;
+}
+
 static uint32_t rec_alloc(struct bh_tcp *tcp)
 {
 	uint32_t i = tcp->rec_free;
@@ -74,6 +87,10 @@ static bh_seq rec_end(const struct trec *r) { return bh_seq_add(r->seq, r->len);
  * is dry. */
 static bool rec_split(struct bh_tcp *tcp, struct tconn *c, uint32_t i, bh_seq at)
 {
+	if (!rec_room(tcp, c)) {
+		tcp->ctr.rec_capped++;
+		return false;
+	}
 	uint32_t j = rec_alloc(tcp);
 	if (j == NONE)
 		return false;
@@ -103,7 +120,11 @@ static void rec_append(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t
 		t->order = c->tx_order;
 		return;
 	}
-	uint32_t j = rec_alloc(tcp);
+	uint32_t j = NONE;
+	if (!t || rec_room(tcp, c))
+		j = rec_alloc(tcp);
+	else
+		tcp->ctr.rec_capped++;
 	if (j == NONE) {
 		if (t && rec_end(t) == seq) { /* coarser: the tail grows, and is newer */
 			t->len += len;

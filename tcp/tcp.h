@@ -209,6 +209,7 @@ struct bh_tcp_config {
 	X(dsacks_in, "D-SACK blocks received (RFC 2883)")                       \
 	X(dsacks_out, "D-SACK blocks sent for duplicate segments")              \
 	X(rec_short, "send records short: RACK's marks coarser for a while")    \
+	X(rec_capped, "send records not split: the connection's cap (odd SACKs)") \
 	X(paws_drops, "segments dropped by PAWS (old timestamp)")               \
 	X(syncookies_sent, "SYN-ACKs with a cookie (SYN queue full)")            \
 	X(syncookies_ok, "connections made from a valid cookie")                 \

@@ -430,6 +430,33 @@ Test(sack, a_lost_retransmission_is_found_and_resent)
 	cr_expect(!info(c).in_recovery);
 }
 
+/* A peer that SACKs a byte here and there splits the send records
+ * wherever its blocks end; past a cap per connection the splits are
+ * refused (coarser marks), so it can neither exhaust the record store
+ * nor make every ACK's walk long; the data still all goes through. */
+Test(sack, odd_sack_blocks_cannot_split_records_without_end)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 10);
+	rtt_passes();
+	const struct tconn *k = bh_tcp__from_handle(H.tcp, c);
+	cr_assert(k);
+	uint32_t cap = 2 * (262144 / 1460) + 64;
+	/* Each block below the last: the scoreboard keeps the lowest
+	 * ranges, so every one of them is taken and splits. */
+	for (uint32_t a = 0; a < 1500; a++) {
+		uint32_t at = 14590 - 9 * a;
+		const uint32_t b[][2] = {{at, at + 1}};
+		sack_ack(1, 1, b);
+		cr_assert_leq(k->recs.count, cap, "records %u past the cap %u", k->recs.count, cap);
+	}
+	cr_expect_gt(ctr()->rec_capped, 0, "the cap was reached (%u records, %llu lost marks)", k->recs.count, (unsigned long long)ctr()->rack_lost);
+	cr_expect_eq(ctr()->rec_short, 0, "the store never ran dry");
+	sack_ack(14601, 0, NULL);
+	cr_expect_eq(info(c).snd_queued, 0);
+	cr_expect_eq(k->recs.count, 0);
+}
+
 /* RFC 6937: in recovery, the window falls to ssthresh in proportion to
  * what is delivered (ssthresh / RecoverFS of it), not all at once. */
 Test(sack, prr_spreads_the_reduction_over_the_acks)
