@@ -184,9 +184,17 @@ struct tput {
 	unsigned seeds, verified;
 	double goodput_sum, lo, hi; /* bytes per second */
 	uint64_t retransmits, timeouts, fast;
+	uint64_t data_timeouts, probes; /* timeouts past the handshake; tail loss probes */
 	uint64_t bytes;
 	char reason[256];
 };
+
+/* Timeouts past the handshake per MiB of the verified transfers. */
+static double rtos_per_mib(const struct tput *t)
+{
+	double mib = (double)t->bytes * t->verified / 1048576.0;
+	return mib > 0 ? (double)t->data_timeouts / mib : 0;
+}
 
 static void run_tput(struct tput *t, uint64_t bytes, unsigned seeds)
 {
@@ -220,6 +228,8 @@ static void run_tput(struct tput *t, uint64_t bytes, unsigned seeds)
 			t->retransmits += r->a.retransmits;
 			t->timeouts += r->a.timeouts;
 			t->fast += r->a.fast_retransmits;
+			t->data_timeouts += r->a.timeouts - r->a.syn_timeouts;
+			t->probes += r->a.tlp_probes;
 		} else if (!t->reason[0]) {
 			char cmd[512];
 			bh_sim_replay_cmd(cmd, sizeof cmd, s, spec);
@@ -305,11 +315,13 @@ static void print_json(bool quick, double clock_ns, const struct cost *c, const 
 		printf("%s{\"buffers\": \"%s\", \"loss_percent\": %g, \"bytes\": %llu, "
 		       "\"seeds\": %u, \"goodput_mbit_s\": %.1f, \"min_mbit_s\": %.1f, "
 		       "\"max_mbit_s\": %.1f, \"retransmits\": %llu, \"timeouts\": %llu, "
-		       "\"fast_retransmits\": %llu, \"verified\": %s}",
+		       "\"fast_retransmits\": %llu, \"data_rtos_per_mib\": %.3f, "
+		       "\"tail_probes\": %llu, \"verified\": %s}",
 		       i ? ", " : "", x->buf_text, x->loss, (unsigned long long)x->bytes,
 		       x->seeds, mean * 8 / 1e6, x->verified ? x->lo * 8 / 1e6 : 0,
 		       x->hi * 8 / 1e6, (unsigned long long)x->retransmits,
 		       (unsigned long long)x->timeouts, (unsigned long long)x->fast,
+		       rtos_per_mib(x), (unsigned long long)x->probes,
 		       x->verified == x->seeds ? "true" : "false");
 	}
 	printf("]}\n");
@@ -341,15 +353,17 @@ static void print_markdown(unsigned seeds, double clock_ns, const struct cost *c
 	       "Path: %s; random loss both ways. Mean over %u seed%s.\n\n",
 	       PATH_TEXT, seeds, seeds == 1 ? "" : "s");
 	printf("| buffers | loss | stream | goodput Mbit/s | range | retransmits | timeouts | "
-	       "fast retransmits | verified |\n|---|---|---|---|---|---|---|---|---|\n");
+	       "fast retransmits | data RTOs/MiB | tail probes | verified |\n"
+	       "|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (unsigned i = 0; i < nt; i++) {
 		const struct tput *x = &t[i];
 		double mean = x->verified ? x->goodput_sum / x->verified : 0;
-		printf("| %s | %g%% | %.1f MiB | %.1f | %.1f-%.1f | %llu | %llu | %llu | %s |\n",
+		printf("| %s | %g%% | %.1f MiB | %.1f | %.1f-%.1f | %llu | %llu | %llu | %.2f | %llu | "
+		       "%s |\n",
 		       x->buf_text, x->loss, (double)x->bytes / 1048576.0, mean * 8 / 1e6,
 		       x->verified ? x->lo * 8 / 1e6 : 0, x->hi * 8 / 1e6,
 		       (unsigned long long)x->retransmits, (unsigned long long)x->timeouts,
-		       (unsigned long long)x->fast,
+		       (unsigned long long)x->fast, rtos_per_mib(x), (unsigned long long)x->probes,
 		       x->verified == x->seeds ? "yes" : "NO");
 	}
 	printf("\nTransfers verified: %s.\n", all ? "all" : "NOT ALL");
@@ -371,12 +385,12 @@ int bh_bench_tcp_main(int argc, char **argv)
 		fprintf(stderr, "bench tcp: the processing-cost run failed: %s\n", c.reason);
 
 	static struct tput t[] = {
-		{"256 KiB", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
-		{"256 KiB", 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
-		{"256 KiB", 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
-		{"4 MiB", 4u << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
-		{"4 MiB", 4u << 20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
-		{"4 MiB", 4u << 20, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, ""},
+		{.buf_text = "256 KiB", .buf = 0, .loss = 0},
+		{.buf_text = "256 KiB", .buf = 0, .loss = 1},
+		{.buf_text = "256 KiB", .buf = 0, .loss = 5},
+		{.buf_text = "4 MiB", .buf = 4u << 20, .loss = 0},
+		{.buf_text = "4 MiB", .buf = 4u << 20, .loss = 1},
+		{.buf_text = "4 MiB", .buf = 4u << 20, .loss = 5},
 	};
 	enum { NT = sizeof t / sizeof t[0] };
 	unsigned seeds = o.quick ? 1 : 3;
