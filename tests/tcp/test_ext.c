@@ -457,6 +457,34 @@ Test(sack, odd_sack_blocks_cannot_split_records_without_end)
 	cr_expect_eq(k->recs.count, 0);
 }
 
+/* RFC 8985 6.2 step 2: an ACK of a segment sent twice that comes sooner
+ * than any round trip can be for the first copy, so RACK does not take
+ * the resend's time from it; one a round trip after the resend does. */
+static void ambiguous_ack(bool late)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	uint64_t first = H.now;
+	rtt_passes();
+	const uint32_t b[][2] = {{1461, 5841}};
+	sack_ack(1, 1, b);
+	cr_assert(info(c).in_recovery);
+	uint64_t resent = H.now;
+	const struct tconn *k = bh_tcp__from_handle(H.tcp, c);
+	cr_assert(k);
+	cr_assert_eq(k->rack_sent, first, "RACK.xmit_ts: the SACKed originals");
+	if (late)
+		rtt_passes();
+	sack_ack(5841, 0, NULL);
+	if (late)
+		cr_expect_eq(k->rack_sent, resent, "a round trip later: the resend's time");
+	else
+		cr_expect_eq(k->rack_sent, first, "too soon to be the resend's: not taken");
+}
+
+Test(sack, an_ack_of_a_resend_sooner_than_a_round_trip_is_not_taken) { ambiguous_ack(false); }
+Test(sack, an_ack_of_a_resend_a_round_trip_later_is_taken) { ambiguous_ack(true); }
+
 /* RFC 6937: in recovery, the window falls to ssthresh in proportion to
  * what is delivered (ssthresh / RecoverFS of it), not all at once. */
 Test(sack, prr_spreads_the_reduction_over_the_acks)
