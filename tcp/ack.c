@@ -57,9 +57,7 @@ static uint32_t resend_head(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 {
 	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-	/* What is outstanding counts what the peer SACKed and what was
-	 * lost; a loss never raises the window: no more than cwnd. */
-	c->ssthresh = c->cc->ssthresh(c, flight < c->cwnd ? flight : c->cwnd, now);
+	c->ssthresh = c->cc->ssthresh(c, bh_tcp__loss_flight(c), now);
 	c->in_recovery = true;
 	c->recover = c->snd_max;
 	c->lt = 0;

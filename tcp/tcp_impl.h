@@ -313,6 +313,15 @@ static inline uint64_t bh_tcp__ka_due(const struct tconn *c)
 }
 
 
+/* The flight a congestion event hands the algorithm's ssthresh: what is
+ * outstanding, which counts data the peer SACKed and data lost, so never
+ * more than cwnd: a loss never raises the window. */
+static inline uint32_t bh_tcp__loss_flight(const struct tconn *c)
+{
+	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+	return flight < c->cwnd ? flight : c->cwnd;
+}
+
 /* The number of the first byte in sndq: after the SYN until the SYN is
  * acknowledged, then SND.UNA. A flag, not a comparison with the ISS,
  * which turns around after 2 GiB. */

@@ -214,7 +214,7 @@ bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq,
 		 * without; a D-SACK first (RFC 2883 4), once. */
 		if ((flags & BH_TCP_ACK) && !(flags & BH_TCP_RST)) {
 			unsigned max = t.opt.has_ts ? 3 : 4, k = 0;
-			if (c->dsack_owed && c->sack_ok) {
+			if (c->dsack_owed) { /* only set with SACK (note_dsack) */
 				t.opt.sack[k++] = (struct bh_sack_block){c->dsack_l, c->dsack_r};
 				c->dsack_owed = false;
 				tcp->ctr.dsacks_out++;
@@ -590,10 +590,8 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 	} else {
 		/* RFC 5681 3.1 (4): ssthresh from the algorithm, held on a
 		 * second timeout of the same data; one segment in flight. */
-		if (c->backoff == 1) {
-			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
-			c->ssthresh = c->cc->ssthresh(c, flight < c->cwnd ? flight : c->cwnd, now);
-		}
+		if (c->backoff == 1)
+			c->ssthresh = c->cc->ssthresh(c, bh_tcp__loss_flight(c), now);
 		c->cwnd = c->smss;
 		c->dupacks = 0;
 		c->lt = 0;
