@@ -269,7 +269,7 @@ Test(sim, regression_timer_after_a_failed_allocation)
  *    pattern a probe cannot answer (the probe and its ACK, or a resend
  *    and all sent after it, lost), under 0.5 per MiB at 5%, where
  *    windows are a few segments. The duplicate-ACK rules alone gave
- *    0.2-0.4 per MiB at 2% and 1.3-2 at 5%;
+ *    0.13-0.42 per MiB at 2% and 1.25-2.04 at 5% (docs/TCP.md);
  *  - loss on the data direction only, as the Mathis estimate (MSS / RTT
  *    x 1.22 / sqrt(p)) assumes: the median goodput must be at least
  *    half of it (a single RTO outweighs a 2 MiB run on the short path). */
