@@ -52,6 +52,7 @@ struct bh_stat_conn {
 	uint32_t sid;
 	uint32_t cwnd, ssthresh, srtt_us, rto_us, retransmits, mss;
 	uint32_t snd_queued, rcv_queued, snd_wnd, rcv_wnd;
+	uint32_t rcv_buf, rcv_rtt_us; /* the receive buffer now (auto-tuned) */
 	uint32_t in_flight, ooo_queued;
 	/* The TCP domain's side: received buffers the socket server holds,
 	 * and descriptors waiting in the domain (for sock, for the library). */

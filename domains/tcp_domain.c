@@ -250,6 +250,23 @@ static const struct bh_tcp_ops tcp_ops = {
 
 /* --- the domain --- */
 
+/* Receive-buffer auto-tuning's bound (tcp/rcvbuf.c): four times the
+ * starting buffer (1 MiB -> 4 MiB; 4 MiB -> 16 MiB with large frames),
+ * and no more than a quarter of the RX pool's bytes, the buffers a
+ * window's data pins in this domain while the IP domain still needs free
+ * ones for everybody else's frames. */
+static uint32_t tcp_rcv_buf_max(const struct bh_plan *p)
+{
+	const struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
+	uint64_t cap = (uint64_t)rx->nbufs * rx->buf_size / 4;
+	uint64_t want = 4ull * p->tcp_buf;
+	if (want > cap)
+		want = cap;
+	if (want > (1u << 30))
+		want = 1u << 30;
+	return want < p->tcp_buf ? p->tcp_buf : (uint32_t)want;
+}
+
 static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 {
 	struct tcpd *d = self;
@@ -281,6 +298,7 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	    .conns = p->max_socks,
 	    .segs = p->pools.g[BH_POOL_RX].nbufs + p->pools.g[BH_POOL_SOCK].nbufs,
 	    .rcv_buf = p->tcp_buf,
+	    .rcv_buf_max = tcp_rcv_buf_max(p),
 	    .snd_buf = p->tcp_buf,
 	    .secret = {p->secret[2], p->secret[3]},
 	    /* wire: may carry partial checksums (drivers/shmlink.c), which
@@ -294,6 +312,14 @@ static int tcpd_init(void *self, struct bh_env *env, char *err, size_t errlen)
 	if (mem && *mem) {
 		unsigned long long m = strtoull(mem, NULL, 10);
 		cfg.mem = m < 65536 ? 65536 : m;
+	}
+	/* $BULKHEAD_TCP_RCVBUF_MAX: auto-tuning's bound in bytes, for
+	 * measuring with it off (the starting buffer, or anything below it)
+	 * or further. */
+	const char *rmax = getenv("BULKHEAD_TCP_RCVBUF_MAX");
+	if (rmax && *rmax) {
+		unsigned long long m = strtoull(rmax, NULL, 10);
+		cfg.rcv_buf_max = m < cfg.rcv_buf ? cfg.rcv_buf : m > (1u << 30) ? 1u << 30 : (uint32_t)m;
 	}
 	d->vouch_ok = bh_plan_csum_offload(p);
 	if (bh_plan_send_chain(p)) {

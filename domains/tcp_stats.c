@@ -45,6 +45,8 @@ void bh_tcpd_publish(void *self, struct bh_stats_w *w)
 		sc->rcv_queued = info.rcv_queued;
 		sc->snd_wnd = info.snd_wnd;
 		sc->rcv_wnd = info.rcv_wnd;
+		sc->rcv_buf = info.rcv_buf;
+		sc->rcv_rtt_us = info.rcv_rtt_us;
 		sc->in_flight = bh_seq_span(info.snd_una, info.snd_nxt);
 		sc->ooo_queued = info.ooo_queued;
 		sc->rtx_armed = info.rtx_armed;

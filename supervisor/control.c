@@ -242,12 +242,13 @@ static void answer_conns(struct bh_sup *s, struct text *t, bool json)
 				"%s{\"local\": \"%s\", \"remote\": \"%s\", \"state\": \"%s\", \"cwnd\": %u, "
 				"\"ssthresh\": %u, \"srtt_us\": %u, \"rto_us\": %u, \"retransmits\": %u, "
 				"\"mss\": %u, \"snd_queued\": %u, \"rcv_queued\": %u, \"snd_wnd\": %u, "
-				"\"rcv_wnd\": %u, \"in_flight\": %u, \"ooo_queued\": %u, "
+				"\"rcv_wnd\": %u, \"rcv_buf\": %u, \"rcv_rtt_us\": %u, "
+				"\"in_flight\": %u, \"ooo_queued\": %u, "
 				"\"rtx_timer\": %s, \"with_sock\": %u, \"wait_rx\": %u, "
 				"\"wait_tx\": %u}",
 				i ? ", " : "", l, r, st, c->cwnd, c->ssthresh, c->srtt_us, c->rto_us,
 				c->retransmits, c->mss, c->snd_queued, c->rcv_queued, c->snd_wnd,
-				c->rcv_wnd, c->in_flight, c->ooo_queued, c->rtx_armed ? "true" : "false",
+				c->rcv_wnd, c->rcv_buf, c->rcv_rtt_us, c->in_flight, c->ooo_queued, c->rtx_armed ? "true" : "false",
 				c->with_sock, c->wait_rx, c->wait_tx);
 		else
 			tprintf(t, "%-21s %-21s %-11s %8u %8u %8u %7u %6u\n", l, r, st, c->cwnd,

@@ -106,7 +106,7 @@ int bh_tcp_connect(struct bh_tcp *tcp, uint64_t now, bh_ip4 dst, uint16_t dport,
 	c->snd_max = c->iss;
 	c->rcv_wscale = 0;
 	if (!tcp->cfg.no_wscale)
-		while (c->rcv_wscale < BH_TCP_MAX_WSCALE && (tcp->cfg.rcv_buf >> c->rcv_wscale) > 65535)
+		while (c->rcv_wscale < BH_TCP_MAX_WSCALE && (tcp->cfg.rcv_buf_max >> c->rcv_wscale) > 65535)
 			c->rcv_wscale++;
 	tcp->ctr.active_opens++;
 	*out = bh_tcp__handle(tcp, c);
@@ -226,9 +226,13 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 		return -EINVAL;
 	unsigned n = 0;
 	uint32_t before = bh_tcp__rcv_window(tcp, c);
-	while (n < max && c->rcvq.head != NONE)
-		out[n++] = bh_tcp__q_unlink(tcp, &c->rcvq, NONE, c->rcvq.head);
+	uint32_t taken = 0;
+	while (n < max && c->rcvq.head != NONE) {
+		out[n] = bh_tcp__q_unlink(tcp, &c->rcvq, NONE, c->rcvq.head);
+		taken += out[n++].len;
+	}
 	if (n) {
+		bh_tcp__rcv_tune(tcp, c, now, taken);
 		/* RFC 9293 3.8.6.2.2: a window update once the window has
 		 * opened by a segment or half the buffer, and (as Linux's
 		 * __tcp_cleanup_rbuf) only while what the peer may still send
@@ -238,7 +242,7 @@ int bh_tcp_recv(struct bh_tcp *tcp, uint64_t now, bh_tcp_conn h, struct bh_pkt *
 		uint32_t step = bh_tcp__rcv_step(tcp, c);
 		uint32_t offered = bh_seq_gt(c->rcv_adv, c->rcv_nxt) ? bh_seq_span(c->rcv_nxt, c->rcv_adv)
 								      : 0;
-		bool worth = 2ull * offered <= tcp->cfg.rcv_buf && after >= 2ull * offered;
+		bool worth = 2ull * offered <= c->rcv_space && after >= 2ull * offered;
 		if (after - before >= step && after >= offered + step && worth &&
 		    c->state != BH_TCP_CLOSED) {
 			c->ack_now = true;
@@ -473,6 +477,8 @@ int bh_tcp_info(const struct bh_tcp *tcp, bh_tcp_conn h, struct bh_tcp_info *o)
 		.rcv_nxt = c->rcv_nxt,
 		.snd_wnd = c->snd_wnd,
 		.rcv_wnd = bh_tcp__rcv_window(tcp, c),
+		.rcv_buf = c->rcv_space,
+		.rcv_rtt_us = c->rcv_rtt,
 		.cwnd = c->cwnd,
 		.ssthresh = c->ssthresh,
 		.srtt_us = c->srtt,

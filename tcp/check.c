@@ -180,7 +180,9 @@ static const char *check_conn(const struct bh_tcp *tcp, const struct tconn *c)
 		return "a listener and only a listener is in LISTEN";
 	if ((e = check_timers(c)) || (e = check_timer_seen(tcp, c)) || (e = check_records(tcp, c)))
 		return e;
-	if ((uint64_t)c->rcvq.mem + c->oooq.mem > BH_TCP_RCV_MEM(&tcp->cfg))
+	if (!c->listener && (c->rcv_space < tcp->cfg.rcv_buf || c->rcv_space > tcp->cfg.rcv_buf_max))
+		return "the receive buffer is outside rcv_buf .. rcv_buf_max";
+	if ((uint64_t)c->rcvq.mem + c->oooq.mem > BH_TCP_RCV_MEM(c))
 		return "received data pins more memory than the connection's bound";
 	if (c->state == BH_TCP_CLOSED) {
 		/* Only a handle the application still holds stays closed;

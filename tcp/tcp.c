@@ -96,6 +96,7 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	DEF(segs, 16384);
 	DEF(rcv_buf, 262144);
 	DEF(snd_buf, 262144);
+	DEF(rcv_buf_max, c->rcv_buf);
 	DEF(time_wait_ms, 60000);
 	DEF(fin_timeout_ms, 60000);
 	DEF(rto_initial_ms, 1000);
@@ -116,9 +117,10 @@ struct bh_tcp *bh_tcp_create(const struct bh_tcp_config *cfg, const struct bh_tc
 	}
 	if (c->addr == 0 || c->mss < 64 || c->conns > 1000000 || c->segs > 16000000 ||
 	    c->rto_min_ms > c->rto_max_ms || c->delack_ms >= 500 || c->rcv_buf < c->mss ||
-	    c->rcv_buf > (1u << 30) || c->seg_max > 65535u - 20u - BH_TCP_MAX_HLEN) {
+	    c->rcv_buf > (1u << 30) || c->rcv_buf_max < c->rcv_buf || c->rcv_buf_max > (1u << 30) ||
+	    c->seg_max > 65535u - 20u - BH_TCP_MAX_HLEN) {
 		*err = "address missing, or a limit out of range (mss >= 64, delack < 500 ms, "
-		       "rto_min <= rto_max, mss <= rcv_buf <= 1 GiB, seg_max <= 65455)";
+		       "rto_min <= rto_max, mss <= rcv_buf <= rcv_buf_max <= 1 GiB, seg_max <= 65455)";
 		free(tcp);
 		return NULL;
 	}
@@ -358,6 +360,7 @@ struct tconn *bh_tcp__new_conn(struct bh_tcp *tcp, bh_ip4 raddr, uint16_t rport,
 	c->reo_mult = 1;
 	c->snd_cur = NONE;
 	c->rto = tcp->cfg.rto_initial_ms * 1000;
+	c->rcv_space = tcp->cfg.rcv_buf;
 	c->smss = 536; /* RFC 9293 3.7.1 default until the peer says */
 	c->cc = tcp->cc;
 	c->cc->init(c);

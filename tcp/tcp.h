@@ -127,7 +127,11 @@ struct bh_tcp_config {
 	uint16_t mss;        /* what we accept: IP MTU - 40; 0 means 1460 */
 	uint32_t conns;      /* connections and listeners in all: 1024 */
 	uint32_t segs;       /* queued buffers in all connections: 16384 */
-	uint32_t rcv_buf;    /* bytes per connection: 262144 */
+	uint32_t rcv_buf;    /* bytes per connection at the start: 262144 */
+	/* Receive-buffer auto-tuning (tcp/rcvbuf.c): a connection's buffer
+	 * grows from rcv_buf up to this with the rate it delivers times the
+	 * round trip. 0 (the default) or rcv_buf: fixed at rcv_buf. */
+	uint32_t rcv_buf_max;
 	uint32_t snd_buf;    /* bytes per connection: 262144 */
 	uint32_t time_wait_ms; /* 2 * MSL: 60000 (Linux's TIME_WAIT) */
 	/* How long a connection the application closed waits in FIN-WAIT-2
@@ -210,6 +214,8 @@ struct bh_tcp_config {
 	X(dsacks_out, "D-SACK blocks sent for duplicate segments")              \
 	X(rec_short, "send records short: RACK's marks coarser for a while")    \
 	X(rec_capped, "send records not split: the connection's cap (odd SACKs)") \
+	X(rcvbuf_grown, "receive buffers grown by auto-tuning")                 \
+	X(rcvbuf_held, "receive buffer growth held back: memory bound near")    \
 	X(paws_drops, "segments dropped by PAWS (old timestamp)")               \
 	X(syncookies_sent, "SYN-ACKs with a cookie (SYN queue full)")            \
 	X(syncookies_ok, "connections made from a valid cookie")                 \
@@ -333,6 +339,8 @@ struct bh_tcp_info {
 	uint16_t lport, rport;
 	bh_seq iss, irs, snd_una, snd_nxt, rcv_nxt;
 	uint32_t snd_wnd, rcv_wnd, cwnd, ssthresh;
+	uint32_t rcv_buf;     /* the receive buffer now (auto-tuning grows it) */
+	uint32_t rcv_rtt_us;  /* the receiver's round-trip estimate; 0: none yet */
 	uint32_t srtt_us, rttvar_us, rto_us;
 	uint32_t retransmits, mss;
 	uint32_t snd_queued, rcv_queued; /* bytes */

@@ -54,8 +54,8 @@ struct trecq {
 };
 
 /* The buffer memory one connection's receive queues may pin: twice its
- * window, for tiny segments in large buffers (queue_data). */
-#define BH_TCP_RCV_MEM(cfg) (2ull * (cfg)->rcv_buf + 65536)
+ * buffer, for tiny segments in large buffers (queue_data). */
+#define BH_TCP_RCV_MEM(c) (2ull * (c)->rcv_space + 65536)
 /* rcv_fill before any data: half, as Linux's default scaling ratio; and
  * its floor, one byte per 64 KiB buffer, below any real piece: the
  * window never invites more than the memory keeps, and with the queues
@@ -160,6 +160,21 @@ struct tconn {
 	 * much window the buffer memory still free can honour
 	 * (bh_tcp__rcv_window). 0: nothing yet (BH_TCP_FILL_START). */
 	uint32_t rcv_fill;
+	/* Receive-buffer auto-tuning (rcvbuf.c). rcv_space: the buffer now,
+	 * cfg.rcv_buf to cfg.rcv_buf_max, never shrinking; the window's
+	 * bound. rcv_rtt: the receiver's round-trip estimate (us, 0: none
+	 * yet), the least of its samples: an edge advertised at
+	 * rtt_from (rtt_edge) that no data can pass before an ACK sent later
+	 * has reached the peer. The measure: bytes handed to the
+	 * application (taken), the count at the start of the round trip
+	 * being measured (tune_mark, at tune_from), and the most one round
+	 * trip delivered so far (tune_last). */
+	uint32_t rcv_space;
+	uint32_t rcv_rtt;
+	bh_seq rtt_edge;
+	uint64_t rtt_from;
+	uint64_t taken, tune_mark, tune_from;
+	uint32_t tune_last;
 
 	/* timers, absolute microseconds, 0 when off */
 	uint64_t rtx_at, delack_at, tw_at; /* tw_at: TIME-WAIT's end, or a closed FIN-WAIT-2's */
@@ -481,6 +496,11 @@ void bh_tcp__keepalive_probe(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c);
 uint32_t bh_tcp__rcv_step(const struct bh_tcp *tcp, const struct tconn *c);
+/* rcvbuf.c: receive-buffer auto-tuning. After in-order data: the
+ * receiver's round-trip samples. After data went to the application
+ * (taken bytes): grows c->rcv_space once per round trip. */
+void bh_tcp__rcv_rtt_note(struct tconn *c, uint64_t now);
+void bh_tcp__rcv_tune(struct bh_tcp *tcp, struct tconn *c, uint64_t now, uint32_t taken);
 
 /* Builds one segment in a fresh buffer and hands it to IP. */
 bool bh_tcp__emit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq seq, uint8_t flags,

@@ -77,7 +77,7 @@ static void syn_options(struct bh_tcp *tcp, struct tconn *c, const struct bh_tcp
 static uint8_t our_wscale(const struct bh_tcp *tcp)
 {
 	uint8_t w = 0;
-	while (w < BH_TCP_MAX_WSCALE && (tcp->cfg.rcv_buf >> w) > 65535)
+	while (w < BH_TCP_MAX_WSCALE && (tcp->cfg.rcv_buf_max >> w) > 65535)
 		w++;
 	return w;
 }
@@ -416,7 +416,7 @@ static bool queue_data(struct bh_tcp *tcp, struct tconn *c, const struct in *in)
 		/* The window bounds the bytes; this bounds the buffers they
 		 * pin (tiny segments in large buffers), per connection and in
 		 * all. */
-		uint64_t bound = BH_TCP_RCV_MEM(&tcp->cfg);
+		uint64_t bound = BH_TCP_RCV_MEM(c);
 		bool room = c->rcvq.mem + c->oooq.mem + p.size <= bound;
 		bool mem = bh_tcp__mem_ok(tcp, p.size);
 		while (in_order && (!room || !mem) && prune_ooo(tcp, c)) {
@@ -703,6 +703,7 @@ static void process_text(struct bh_tcp *tcp, uint64_t now, struct tconn *c, cons
 		return;
 	}
 	pull_ooo(tcp, c);
+	bh_tcp__rcv_rtt_note(c, now);
 	/* RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
 	 * full segment, else within delack_ms. */
 	if (in->len >= c->smss)

@@ -29,7 +29,7 @@ static uint32_t ts_now(uint64_t now) { return (uint32_t)(now / 1000); }
  * of it pinned, at the fill seen so far. */
 static uint64_t mem_fits(const struct bh_tcp *tcp, const struct tconn *c, uint64_t mem)
 {
-	uint64_t bound = BH_TCP_RCV_MEM(&tcp->cfg);
+	uint64_t bound = BH_TCP_RCV_MEM(c);
 	uint64_t fill = c->rcv_fill ? c->rcv_fill : BH_TCP_FILL_START;
 	return mem >= bound ? 0 : (bound - mem) * fill / BH_TCP_FILL_ONE;
 }
@@ -37,7 +37,7 @@ static uint64_t mem_fits(const struct bh_tcp *tcp, const struct tconn *c, uint64
 uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
 {
 	uint32_t used = c->rcvq.bytes + c->oooq.bytes;
-	uint32_t space = used >= tcp->cfg.rcv_buf ? 0 : tcp->cfg.rcv_buf - used;
+	uint32_t space = used >= c->rcv_space ? 0 : c->rcv_space - used;
 	uint64_t fits = mem_fits(tcp, c, (uint64_t)c->rcvq.mem + c->oooq.mem);
 	return fits < space ? (uint32_t)fits : space;
 }
@@ -49,7 +49,7 @@ uint32_t bh_tcp__rcv_window(const struct bh_tcp *tcp, const struct tconn *c)
  * worth sending, and the peer would wait on its persist timer. */
 uint32_t bh_tcp__rcv_step(const struct bh_tcp *tcp, const struct tconn *c)
 {
-	uint32_t step = tcp->cfg.rcv_buf / 2 < c->smss ? tcp->cfg.rcv_buf / 2 : c->smss;
+	uint32_t step = c->rcv_space / 2 < c->smss ? c->rcv_space / 2 : c->smss;
 	uint64_t reach = mem_fits(tcp, c, 0) / 2;
 	if (reach < step)
 		step = reach > 0 ? (uint32_t)reach : 1;

@@ -490,6 +490,7 @@ static void copy_counters(struct side *x)
 	r->tlp_probes = c->tlp_probes;
 	r->tlp_recoveries = c->tlp_recoveries;
 	r->dsacks_in = c->dsacks_in;
+	r->rcvbuf_grown = c->rcvbuf_grown;
 	r->bad_checksum = c->bad_checksum;
 	r->bad_header = c->bad_header;
 	r->dup_acks = c->dup_acks;
@@ -502,6 +503,8 @@ static bool setup(struct sim *s, uint64_t seed)
 {
 	const struct bh_sim_spec *sp = s->spec;
 	uint32_t buf = sp->buf ? sp->buf : 262144;
+	if (sp->rbuf_max > buf)
+		buf = sp->rbuf_max;
 	uint32_t n = sp->pool;
 	if (!n) {
 		uint64_t want = 1024 + (uint64_t)buf / 128 * ((sp->bytes_ab && sp->bytes_ba) ? 2 : 1);
@@ -541,6 +544,9 @@ static bool setup(struct sim *s, uint64_t seed)
 		cfg.mss = sp->mss;
 		cfg.conns = 8;
 		cfg.rcv_buf = cfg.snd_buf = sp->buf;
+		if (sp->rbuf)
+			cfg.rcv_buf = sp->rbuf;
+		cfg.rcv_buf_max = sp->rbuf_max;
 		cfg.time_wait_ms = sp->tw_ms;
 		cfg.no_timestamps = sp->no_ts;
 		cfg.no_wscale = sp->no_ws;

@@ -57,6 +57,8 @@ struct bh_sim_spec {
 	uint64_t bytes_ab, bytes_ba; /* each stream; ba > 0 is bidirectional */
 	uint32_t wmin, wmax;         /* application write sizes, uniform */
 	uint32_t buf;                /* snd_buf and rcv_buf; 0: the library's */
+	uint32_t rbuf;               /* rcv_buf alone (the start); 0: buf */
+	uint32_t rbuf_max;           /* rcv_buf_max (auto-tuning); 0: rbuf, fixed */
 	uint16_t mss;                /* 0: the library's (1460) */
 	uint32_t tw_ms;              /* TIME-WAIT; 0: the library's (60 s) */
 	bool early;                  /* A writes before the handshake ends */
@@ -93,6 +95,8 @@ struct bh_sim_side {
 		link_qdrops;
 	uint64_t bytes_sent, bytes_rcvd;
 	uint64_t pool_waits; /* writes put off: the pool was three quarters used */
+	uint64_t rcvbuf_grown; /* receive buffer growths (auto-tuning) */
+	uint32_t rcv_buf_peak; /* the largest receive buffer its reads saw */
 	uint64_t eof_us; /* virtual time from the start to the peer's FIN, 0 never */
 	/* wall-clock nanoseconds inside library calls, and the calls */
 	uint64_t ns_send, ns_recv, ns_input, ns_tick, ns_other;

@@ -235,6 +235,9 @@ static bool app_read(struct sim *s, struct side *x, bool *moved)
 		int n;
 		TIMED(x, recv, n = bh_tcp_recv(x->tcp, s->now, x->conn, in, max));
 		bh_sim__flush(s, x);
+		struct bh_tcp_info info;
+		if (n > 0 && bh_tcp_info(x->tcp, x->conn, &info) == 0 && info.rcv_buf > x->res->rcv_buf_peak)
+			x->res->rcv_buf_peak = info.rcv_buf;
 		if (n == -EAGAIN) {
 			x->readable = false;
 			break;

@@ -22,6 +22,8 @@ const char bh_sim_spec_help[] =
 	"  bytes=S back=S   A to B stream; B to A stream (S: 1, 64K, 1M, 2G)\n"
 	"  wmin=N wmax=N    application write sizes (1..1920)\n"
 	"  buf=S mss=N tw=T send and receive buffers, MSS, TIME-WAIT\n"
+	"  rbuf=S rbufmax=S the receive buffer alone: where it starts, and how far\n"
+	"                   auto-tuning may grow it (default: fixed)\n"
 	"  early=1 nots=1 nows=1 nosack=1  write before the handshake ends; no\n"
 	"                   timestamps, no window scale, no SACK\n"
 	"  earlyshut=1      with early=1, shut down before the handshake ends too\n"
@@ -172,6 +174,10 @@ static int global_key(struct bh_sim_spec *s, const char *k, const char *v)
 		ok = parse_u32(v, BH_SIM_MAX_WRITE, &s->wmax);
 	else if (strcmp(k, "buf") == 0)
 		ok = parse_u32(v, 1u << 30, &s->buf);
+	else if (strcmp(k, "rbuf") == 0)
+		ok = parse_u32(v, 1u << 30, &s->rbuf);
+	else if (strcmp(k, "rbufmax") == 0)
+		ok = parse_u32(v, 1u << 30, &s->rbuf_max);
 	else if (strcmp(k, "mss") == 0) {
 		ok = parse_u32(v, 1460, &u);
 		s->mss = (uint16_t)u;

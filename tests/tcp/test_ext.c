@@ -1619,3 +1619,72 @@ Test(chain, a_chain_may_leave_its_checksum_to_the_device)
 	cr_expect_eq(ctr()->csum_bytes, 0);
 	cr_expect_eq(memcmp(H.out[0].data, D, 1460), 0);
 }
+
+/* ---- receive-buffer auto-tuning (tcp/rcvbuf.c) ---- */
+
+static void rcvbuf_tuned(struct bh_tcp_config *c)
+{
+	c->rcv_buf = 16384;
+	c->rcv_buf_max = 65000; /* no window scale with this peer */
+}
+static void rcvbuf_fixed(struct bh_tcp_config *c) { c->rcv_buf = 16384; }
+
+/* A peer 10 ms away (the handshake's round trip) that sends all the
+ * window allows each round trip, and an application that reads it all:
+ * the bytes each round carried go in per_round; returns the
+ * connection's state at the end. */
+static struct bh_tcp_info round_trips_of_reads(uint32_t *per_round, int rounds)
+{
+	bh_tcp_conn c = h_connect(&H, NULL);
+	cr_assert(c);
+	uint32_t next = 1, edge = 1;
+	static uint8_t buf[70000];
+	for (int r = 0; r < rounds; r++) {
+		per_round[r] = send_to_the_edge(&next, &edge, 1000) * 1000;
+		cr_assert_eq(h_read(&H, c, buf, sizeof buf), (int)per_round[r]);
+		cr_assert_leq(info(c).rcv_buf, 65000u, "round %d", r);
+		H.now += 10 * MS; /* the peer has our last ACK a round trip later */
+		h_tick(&H, H.now);
+	}
+	return info(c);
+}
+
+/* Fixed at 16 KiB, a round trip carries 16 KiB (less a part segment);
+ * with auto-tuning, once a round trip has delivered more than ten
+ * segments' worth, the buffer grows to twice that and more, within its
+ * bound, and the rounds after carry more. */
+Test(memory, the_receive_buffer_grows_with_what_a_round_trip_delivers)
+{
+	uint32_t fixed[6], tuned[6];
+	reinit(rcvbuf_fixed);
+	cr_expect_eq(round_trips_of_reads(fixed, 6).rcv_buf, 16384u);
+	for (int r = 0; r < 6; r++)
+		cr_expect_leq(fixed[r], 16384u, "round %d", r);
+	cr_expect_eq(ctr()->rcvbuf_grown, 0);
+	reinit(rcvbuf_tuned);
+	struct bh_tcp_info end = round_trips_of_reads(tuned, 6);
+	cr_expect_eq(tuned[0], fixed[0], "the first round trip: the starting window");
+	cr_expect_gt(tuned[5], 2 * fixed[5], "round 6: %u bytes, fixed %u", tuned[5], fixed[5]);
+	cr_expect_gt(end.rcv_buf, 32768u);
+	cr_expect_leq(end.rcv_buf, 65000u);
+	cr_expect_gt(ctr()->rcvbuf_grown, 0);
+	cr_expect_geq(end.rcv_rtt_us, 10 * MS, "the receiver's round trip: %u us", end.rcv_rtt_us);
+}
+
+/* The window scale offered covers the largest buffer tuning may reach,
+ * not only the starting one (RFC 7323 2.2: it is fixed at the SYN). */
+static void rcvbuf_tuned_big(struct bh_tcp_config *c)
+{
+	c->rcv_buf = 65536;
+	c->rcv_buf_max = 8u << 20;
+}
+Test(memory, the_window_scale_offered_covers_the_largest_buffer)
+{
+	reinit(rcvbuf_tuned_big);
+	bh_tcp_conn c = 0;
+	cr_assert_eq(bh_tcp_connect(H.tcp, H.now, H_PEER, H.peer_port, 0, 7, &c), 0);
+	cr_assert_geq(H.nout, 1);
+	cr_expect(H.out[0].t.opt.has_wscale);
+	cr_expect_eq(H.out[0].t.opt.wscale, 8, "8 MiB >> 8 fits in 16 bits, >> 7 does not");
+	cr_expect_eq(info(c).rcv_buf, 65536u, "the buffer starts at rcv_buf");
+}

@@ -327,3 +327,53 @@ Test(sim, loss_costs_recoveries_not_timeouts)
 		}
 	free(r);
 }
+
+/* Receive-buffer auto-tuning (tcp/rcvbuf.c) under loss and reordering:
+ * a buffer that starts at 16 KiB and may grow to 1 MiB, with the window
+ * checks of every run (tcpcheck: within rcv_buf .. rcv_buf_max, memory
+ * within the connection's bound). */
+Test(sim, receive_buffer_auto_tuning) { matrix("rbuf=16K,rbufmax=1M,loss=2%,reorder=2%", 16); }
+
+/* A long fat path (10 ms round trip, 1 Gbit/s, a bottleneck queue of
+ * 1 MiB, about the path's bandwidth-delay product): a fixed 256 KiB receive buffer holds the transfer to a window
+ * per round trip (about 210 Mbit/s); with auto-tuning up to 8 MiB the
+ * same transfer must run at least twice as fast, the buffer grown and
+ * never past its bound. Linux's receiver does the same (tcp_rmem's
+ * 6 MiB maximum). */
+Test(sim, a_long_fat_path_grows_the_receive_buffer)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	const char *base = "delay=5ms,rate=1g,queue=1M,bytes=32M,buf=8M,rbuf=256K";
+	char spec[256];
+	double cap = 262144 / 10e-3; /* bytes per second: a window per round trip */
+	cr_assert(run_one(base, 1, r));
+	double fixed = r->goodput;
+	cr_expect_eq(r->b.rcvbuf_grown, 0);
+	cr_expect_leq(fixed, cap * 1.05, "fixed buffer: %.1f MB/s over the window's %.1f", fixed / 1e6,
+		      cap / 1e6);
+	snprintf(spec, sizeof spec, "%s,rbufmax=8M", base);
+	cr_assert(run_one(spec, 1, r));
+	fprintf(stderr, "sim: 10 ms path: %.1f MB/s fixed, %.1f MB/s tuned (buffer grown %llu times, to %u)\n",
+		fixed / 1e6, r->goodput / 1e6, (unsigned long long)r->b.rcvbuf_grown, r->b.rcv_buf_peak);
+	cr_expect_geq(r->goodput, 2 * cap, "tuned: %.1f MB/s", r->goodput / 1e6);
+	cr_expect_gt(r->b.rcvbuf_grown, 0);
+	cr_expect_gt(r->b.rcv_buf_peak, 262144u);
+	cr_expect_leq(r->b.rcv_buf_peak, 8u << 20);
+	free(r);
+}
+
+/* A reader slower than the path (5 Mbit/s on the same 10 ms path)
+ * never needs more than its starting buffer: what it takes in a round
+ * trip stays under the first window a sender sends, so the buffer stays
+ * as it started, and the memory with it. */
+Test(sim, a_slow_reader_keeps_its_starting_buffer)
+{
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	cr_assert(run_one("delay=5ms,rate=1g,queue=1M,bytes=2M,buf=8M,rbuf=64K,rbufmax=8M,rrate=5m", 1, r));
+	cr_expect_eq(r->b.rcvbuf_grown, 0, "grown %llu times, to %u", (unsigned long long)r->b.rcvbuf_grown,
+		     r->b.rcv_buf_peak);
+	cr_expect_eq(r->b.rcv_buf_peak, 65536u);
+	free(r);
+}
