@@ -72,7 +72,8 @@ static void print_side(FILE *f, const char *name, const struct bh_sim_side *s)
 		"RACK: %llu lost, %llu lost again; TLP: %llu probes, %llu recoveries; %llu D-SACKs in; "
 		"%llu bad checksums, %llu dup ACKs in, %llu out of order, %llu dropped (receive "
 		"memory), %llu not sent (no buffer), %llu writes put off (pool); link out: %llu lost, "
-		"%llu duplicated, %llu late, %llu corrupted, %llu split, %llu queue drops; receive "
+		"%llu duplicated, %llu late, %llu corrupted, %llu split, %llu queue drops, %llu loss "
+		"bursts; receive "
 		"buffer grown %llu times, to %u bytes\n",
 		name, (unsigned long long)s->segs_out, (unsigned long long)s->segs_in,
 		(unsigned long long)s->retransmits, (unsigned long long)s->timeouts,
@@ -85,6 +86,7 @@ static void print_side(FILE *f, const char *name, const struct bh_sim_side *s)
 		(unsigned long long)s->link_lost, (unsigned long long)s->link_dup,
 		(unsigned long long)s->link_reordered, (unsigned long long)s->link_corrupted,
 		(unsigned long long)s->link_split, (unsigned long long)s->link_qdrops,
+		(unsigned long long)s->link_bursts,
 		(unsigned long long)s->rcvbuf_grown, s->rcv_buf_peak);
 }
 

@@ -19,6 +19,7 @@
 #include "bench/tcp/tcp_sim.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -271,6 +272,34 @@ void bh_sim__trace_app(const struct sim *s, const struct side *x, const char *wh
 
 /* ---- the link ---- */
 
+/* Whether the link loses a segment leaving at t_ns: independently at
+ * loss_ppm, or, with cfg.burst_us, in bursts of time (a two-state
+ * Gilbert-Elliott channel in continuous time: bad spells of mean length
+ * burst_us, good ones long enough that the time spent bad is loss_ppm;
+ * everything leaving in a bad spell is lost). The state at t follows
+ * from the state at the last segment and the time between, so a sender
+ * silent through a burst (waiting on its timer) meets it no longer. */
+static bool link_loses(struct link *l, uint64_t t_ns)
+{
+	if (l->cfg.burst_us == 0)
+		return rng_ppm(&l->rng, l->cfg.loss_ppm);
+	double bad = l->cfg.loss_ppm / 1e6;
+	if (bad >= 1)
+		return true;
+	double leave_bad = 1.0 / ((double)l->cfg.burst_us * 1000); /* per ns */
+	double rate = leave_bad / (1 - bad);                       /* both ways */
+	double dt = l->state_ns && t_ns > l->state_ns ? (double)(t_ns - l->state_ns) : 0;
+	double keep = exp(-rate * dt);
+	double p_bad = l->bad ? bad + (1 - bad) * keep : bad * (1 - keep);
+	if (l->state_ns == 0)
+		p_bad = bad; /* the first segment: the long-run mix */
+	l->state_ns = t_ns;
+	bool was = l->bad;
+	l->bad = (double)rng_below(&l->rng, 1000000) < p_bad * 1e6;
+	if (l->bad && !was)
+		l->bursts++;
+	return l->bad;
+}
 static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 {
 	struct link *l = &from->link;
@@ -297,7 +326,7 @@ static void link_send(struct sim *s, struct side *from, struct bh_pkt p)
 		depart_ns = start + (ip_len * 8 * 1000000000ull + l->cfg.rate_bps - 1) / l->cfg.rate_bps;
 		l->free_ns = depart_ns;
 	}
-	if (rng_ppm(&l->rng, l->cfg.loss_ppm)) {
+	if (link_loses(l, depart_ns)) {
 		res->link_lost++;
 		trace_seg(s, from, &p, "lost");
 		bh_sim__pool_put(&s->pool, WIRE, &p);
@@ -491,6 +520,7 @@ static void copy_counters(struct side *x)
 	r->tlp_recoveries = c->tlp_recoveries;
 	r->dsacks_in = c->dsacks_in;
 	r->rcvbuf_grown = c->rcvbuf_grown;
+	r->link_bursts = x->link.bursts;
 	r->bad_checksum = c->bad_checksum;
 	r->bad_header = c->bad_header;
 	r->dup_acks = c->dup_acks;

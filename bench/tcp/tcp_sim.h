@@ -50,6 +50,10 @@ struct bh_sim_link {
 	uint64_t rdelay_us;   /* a reordered segment is late by 1..rdelay_us */
 	uint64_t rate_bps;    /* 0: no limit */
 	uint64_t queue_bytes; /* drop-tail bound on bytes waiting; 0: none */
+	/* Losses in bursts of time (a Gilbert-Elliott channel): the mean
+	 * length of a spell in which everything is lost; loss_ppm stays the
+	 * share of the time spent in one. 0: each segment on its own. */
+	uint64_t burst_us;
 };
 
 struct bh_sim_spec {
@@ -93,6 +97,7 @@ struct bh_sim_side {
 	uint64_t bad_checksum, bad_header, dup_acks, ooo_segs, no_buffers, rcv_drops;
 	uint64_t link_sent, link_lost, link_dup, link_reordered, link_corrupted, link_split,
 		link_qdrops;
+	uint64_t link_bursts; /* loss bursts that met a segment (burst=) */
 	uint64_t bytes_sent, bytes_rcvd;
 	uint64_t pool_waits; /* writes put off: the pool was three quarters used */
 	uint64_t rcvbuf_grown; /* receive buffer growths (auto-tuning) */

@@ -84,6 +84,9 @@ struct link {
 	struct bh_sim_link cfg;
 	struct rng rng;
 	uint64_t free_ns; /* when the link has finished the last segment */
+	bool bad;         /* in a loss burst (cfg.burst_us) at state_ns */
+	uint64_t state_ns;
+	uint64_t bursts;  /* spells begun, as segments found them */
 };
 
 struct side {

@@ -18,6 +18,8 @@ const char bh_sim_spec_help[] =
 	"  rdelay=T      a reordered segment is late by up to T (default 2ms)\n"
 	"  rate=R        bits per second (100m, 1g; 0 no limit)\n"
 	"  queue=S       drop-tail bound on bytes queued at the rate limit\n"
+	"  burst=T       losses come in spells of T on average, everything sent\n"
+	"                in one lost (Gilbert-Elliott; loss= is the time in them)\n"
 	"global keys:\n"
 	"  bytes=S back=S   A to B stream; B to A stream (S: 1, 64K, 1M, 2G)\n"
 	"  wmin=N wmax=N    application write sizes (1..1920)\n"
@@ -135,6 +137,8 @@ static int link_key(struct bh_sim_link *l, const char *k, const char *v)
 		return parse_rate(v, &l->rate_bps) ? 0 : -1;
 	if (strcmp(k, "queue") == 0)
 		return parse_size(v, &l->queue_bytes) ? 0 : -1;
+	if (strcmp(k, "burst") == 0)
+		return parse_time(v, &l->burst_us) ? 0 : -1;
 	return 1; /* not a link key */
 }
 
