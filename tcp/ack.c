@@ -57,6 +57,15 @@ static uint32_t resend_head(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 {
 	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+	/* Undo's state (ssthresh as Linux's tcp_current_ssthresh: at least
+	 * three quarters of the window in use). */
+	c->undo_on = c->sack_ok;
+	c->undo_dsacked = false;
+	c->undo_marker = c->snd_una;
+	c->undo_bytes = 0;
+	c->prior_cwnd = c->cwnd;
+	uint32_t three_q = (c->cwnd >> 1) + (c->cwnd >> 2);
+	c->prior_ssthresh = c->ssthresh > three_q ? c->ssthresh : three_q;
 	c->ssthresh = c->cc->ssthresh(c, bh_tcp__loss_flight(c), now);
 	c->in_recovery = true;
 	c->recover = c->snd_max;
@@ -73,6 +82,36 @@ void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 	}
 	resend_head(tcp, now, c);
 	c->cwnd = c->ssthresh + 3u * c->smss;
+}
+
+/* Takes a recovery's cut back once it is over, if every byte it resent
+ * came back D-SACKed: the peer had it all, the resends were needless
+ * (reordering, or a delay), and so was the cut. The window goes back to
+ * what it was (Linux: tcp_undo_cwnd_reduction). */
+static void try_undo(struct bh_tcp *tcp, struct tconn *c)
+{
+	if (!c->undo_on || !c->undo_dsacked || c->undo_bytes || c->in_recovery || c->rto_recover)
+		return;
+	if (c->cwnd < c->prior_cwnd)
+		c->cwnd = c->prior_cwnd;
+	if (c->ssthresh < c->prior_ssthresh)
+		c->ssthresh = c->prior_ssthresh;
+	c->undo_on = false;
+	tcp->ctr.undos++;
+}
+
+/* A D-SACK [l, r) (RFC 2883) against the recovery being judged: only
+ * what lies at or above its undo_marker can be its resends; anything
+ * below was resent before it (an earlier recovery, a probe), and the
+ * bytes counted are no more than it resent. */
+static void undo_dsack(struct bh_tcp *tcp, struct tconn *c, bh_seq l, bh_seq r)
+{
+	if (!c->undo_on || bh_seq_lt(l, c->undo_marker) || !bh_seq_lt(l, r))
+		return;
+	uint32_t n = bh_seq_span(l, r);
+	c->undo_bytes -= n < c->undo_bytes ? n : c->undo_bytes;
+	c->undo_dsacked = true;
+	try_undo(tcp, c);
 }
 
 /* RFC 6937 3: the window for what this ACK (or timer) lets recovery
@@ -202,6 +241,7 @@ static void new_ack_cwnd(struct bh_tcp *tcp, uint64_t now, struct tconn *c, uint
 			uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
 			uint32_t cap = c->sack_ok ? c->ssthresh : flight + c->smss;
 			c->cwnd = c->ssthresh < cap ? c->ssthresh : cap;
+			try_undo(tcp, c);
 		} else if (!c->sack_ok) {
 			/* RFC 6582 3.2 (5): partial ACK: resend the next
 			 * hole, deflate. */
@@ -305,6 +345,7 @@ static void rack_after_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	if (dsack) {
 		tcp->ctr.dsacks_in++;
 		bh_tcp__rack_dsack(c);
+		undo_dsack(tcp, c, seg->opt.sack[0].left, seg->opt.sack[0].right);
 	}
 	bool lost = bh_tcp__rack_detect(tcp, c, now) > 0;
 	bh_tcp__tlp_ack(tcp, c, now, seg->ack, una_moved, dsack, newly_sacked > 0);

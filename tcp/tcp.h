@@ -212,6 +212,7 @@ struct bh_tcp_config {
 	X(tlp_recoveries, "losses repaired by a tail loss probe")               \
 	X(dsacks_in, "D-SACK blocks received (RFC 2883)")                       \
 	X(dsacks_out, "D-SACK blocks sent for duplicate segments")              \
+	X(undos, "recoveries undone: every resend came back D-SACKed")          \
 	X(rec_short, "send records short: RACK's marks coarser for a while")    \
 	X(rec_capped, "send records not split: the connection's cap (odd SACKs)") \
 	X(rcvbuf_grown, "receive buffers grown by auto-tuning")                 \

@@ -203,6 +203,16 @@ struct tconn {
 	/* RFC 6937 (PRR) during a SACK recovery: bytes delivered and sent
 	 * since it began, and the flight when it began (RecoverFS). */
 	uint32_t prr_delivered, prr_out, recover_fs;
+	/* Undo (RFC 2883 4; Linux's tcp_try_undo_dsack): a SACK recovery
+	 * every resend of which comes back D-SACKed was needless, and its
+	 * cut is taken back once it is over. From the recovery's start
+	 * (undo_on) until undone, a timeout, or the next recovery:
+	 * undo_marker is SND.UNA then, undo_bytes the bytes resent at or
+	 * above it since less those D-SACKed there (undo_dsacked: some
+	 * were), prior_cwnd and prior_ssthresh the window before the cut. */
+	bool undo_on, undo_dsacked;
+	bh_seq undo_marker;
+	uint32_t undo_bytes, prior_cwnd, prior_ssthresh;
 
 	/* RACK-TLP (RFC 8985; rack.c), with SACK. recs: what was sent and
 	 * when. RACK.xmit_ts / end_seq: the latest-sent data delivered;

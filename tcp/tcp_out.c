@@ -311,6 +311,8 @@ uint32_t bh_tcp__xmit(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq 
 	if (!fresh) {
 		tcp->ctr.retransmits++;
 		c->retransmits++;
+		if (c->undo_on && !bh_seq_lt(seq, c->undo_marker))
+			c->undo_bytes += used;
 		/* Karn: the timed segment sent again gives no sample. */
 		if (c->rtt_timing && bh_seq_lt(seq, c->rtt_seq))
 			c->rtt_timing = false;
@@ -596,6 +598,7 @@ void bh_tcp__timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 		c->dupacks = 0;
 		c->lt = 0;
 		c->in_recovery = false;
+		c->undo_on = false; /* a timeout's cut is not undone here */
 		/* RFC 6582 4.1, RFC 6675 5.1: no fast recovery until this
 		 * data is acknowledged; RFC 2018 8: the receiver may have
 		 * reneged, so SACKed data is sent again too. */

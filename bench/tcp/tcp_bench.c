@@ -69,7 +69,7 @@ static void print_side(FILE *f, const char *name, const struct bh_sim_side *s)
 {
 	fprintf(f,
 		"  %s: %llu segments out, %llu in, %llu retransmits (%llu timeouts, %llu fast), "
-		"RACK: %llu lost, %llu lost again; TLP: %llu probes, %llu recoveries; %llu D-SACKs in; "
+		"RACK: %llu lost, %llu lost again; TLP: %llu probes, %llu recoveries; %llu D-SACKs in, %llu undos; "
 		"%llu bad checksums, %llu dup ACKs in, %llu out of order, %llu dropped (receive "
 		"memory), %llu not sent (no buffer), %llu writes put off (pool); link out: %llu lost, "
 		"%llu duplicated, %llu late, %llu corrupted, %llu split, %llu queue drops, %llu loss "
@@ -79,7 +79,7 @@ static void print_side(FILE *f, const char *name, const struct bh_sim_side *s)
 		(unsigned long long)s->retransmits, (unsigned long long)s->timeouts,
 		(unsigned long long)s->fast_retransmits, (unsigned long long)s->rack_lost,
 		(unsigned long long)s->lost_retransmits, (unsigned long long)s->tlp_probes,
-		(unsigned long long)s->tlp_recoveries, (unsigned long long)s->dsacks_in,
+		(unsigned long long)s->tlp_recoveries, (unsigned long long)s->dsacks_in, (unsigned long long)s->undos,
 		(unsigned long long)s->bad_checksum, (unsigned long long)s->dup_acks, (unsigned long long)s->ooo_segs,
 		(unsigned long long)s->rcv_drops, (unsigned long long)s->no_buffers,
 		(unsigned long long)s->pool_waits,

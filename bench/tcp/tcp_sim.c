@@ -519,6 +519,7 @@ static void copy_counters(struct side *x)
 	r->tlp_probes = c->tlp_probes;
 	r->tlp_recoveries = c->tlp_recoveries;
 	r->dsacks_in = c->dsacks_in;
+	r->undos = c->undos;
 	r->rcvbuf_grown = c->rcvbuf_grown;
 	r->link_bursts = x->link.bursts;
 	r->bad_checksum = c->bad_checksum;

@@ -93,7 +93,7 @@ struct bh_sim_opts {
 /* Per side: its library counters, its outgoing link, its calls. */
 struct bh_sim_side {
 	uint64_t segs_out, segs_in, retransmits, timeouts, syn_timeouts, fast_retransmits;
-	uint64_t rack_lost, lost_retransmits, tlp_probes, tlp_recoveries, dsacks_in;
+	uint64_t rack_lost, lost_retransmits, tlp_probes, tlp_recoveries, dsacks_in, undos;
 	uint64_t bad_checksum, bad_header, dup_acks, ooo_segs, no_buffers, rcv_drops;
 	uint64_t link_sent, link_lost, link_dup, link_reordered, link_corrupted, link_split,
 		link_qdrops;

@@ -430,6 +430,88 @@ Test(sack, a_lost_retransmission_is_found_and_resent)
 	cr_expect(!info(c).in_recovery);
 }
 
+/* ---- undo (RFC 2883 4) ---- */
+
+/* Ten segments out (the initial window), a round trip later the peer
+ * SACKs `n` blocks: the holes are marked lost and resent; then it ACKs
+ * all ten, which ends the recovery with the window cut. Returns the
+ * window before the recovery. */
+static uint32_t recovery_then_all_acked(bh_tcp_conn c, unsigned n, const uint32_t (*b)[2])
+{
+	write_segs(c, 10);
+	rtt_passes();
+	uint32_t before = info(c).cwnd;
+	sack_ack(1, n, b);
+	cr_assert(info(c).in_recovery);
+	sack_ack(14601, 0, NULL);
+	cr_assert(!info(c).in_recovery);
+	cr_assert_lt(info(c).cwnd, before, "the recovery cut the window");
+	return before;
+}
+
+/* The resend came back D-SACKed after the recovery ended (the original
+ * was only late): the cut was needless, and the window goes back. */
+Test(sack, a_recovery_whose_every_resend_is_dsacked_is_undone)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	const uint32_t b[][2] = {{1461, 5841}};
+	uint32_t before = recovery_then_all_acked(c, 1, b);
+	cr_expect_eq(ctr()->retransmits, 1);
+	const uint32_t d[][2] = {{1, 1461}};
+	sack_ack(14601, 1, d);
+	cr_expect_eq(ctr()->undos, 1);
+	cr_expect_geq(info(c).cwnd, before, "cwnd %u, before %u", info(c).cwnd, before);
+}
+
+/* Two resends, one of them D-SACKed: the other may have repaired a real
+ * loss, so the cut stays until it is D-SACKed too. */
+Test(sack, a_recovery_is_undone_only_when_all_its_resends_are_dsacked)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	const uint32_t b[][2] = {{7301, 14601}, {1461, 5841}};
+	uint32_t before = recovery_then_all_acked(c, 2, b);
+	cr_assert_eq(ctr()->retransmits, 2, "segments 1 and 5 resent");
+	uint32_t cut = info(c).cwnd;
+	const uint32_t d1[][2] = {{1, 1461}};
+	sack_ack(14601, 1, d1);
+	cr_expect_eq(ctr()->undos, 0);
+	cr_expect_eq(info(c).cwnd, cut);
+	const uint32_t d2[][2] = {{5841, 7301}};
+	sack_ack(14601, 1, d2);
+	cr_expect_eq(ctr()->undos, 1);
+	cr_expect_geq(info(c).cwnd, before);
+}
+
+/* A D-SACK of an earlier recovery's resend, arriving after a later
+ * recovery ended, says nothing of the later one's resends (which lie at
+ * or above its start): no undo. */
+Test(sack, a_dsack_of_an_earlier_recovery_does_not_undo_a_later_one)
+{
+	bh_tcp_conn c = sack_conn(false);
+	h_clear(&H);
+	const uint32_t b[][2] = {{1461, 5841}};
+	recovery_then_all_acked(c, 1, b);
+	/* more data, and a second recovery from 14601 */
+	uint32_t una = 14601;
+	write_segs(c, 10);
+	rtt_passes();
+	cr_assert_gt(info(c).snd_nxt - info(c).iss - 1, una + 4 * 1460 - 1, "new data went");
+	const uint32_t b2[][2] = {{una + 1460, una + 4 * 1460}};
+	sack_ack(una, 1, b2);
+	cr_assert(info(c).in_recovery, "the second recovery");
+	uint32_t end = info(c).snd_nxt - info(c).iss;
+	sack_ack(end, 0, NULL);
+	cr_assert(!info(c).in_recovery);
+	uint32_t cut = info(c).cwnd;
+	const uint32_t d[][2] = {{1, 1461}}; /* the first recovery's resend */
+	sack_ack(end, 1, d);
+	cr_expect_eq(ctr()->dsacks_in, 1);
+	cr_expect_eq(ctr()->undos, 0);
+	cr_expect_eq(info(c).cwnd, cut);
+}
+
 /* A peer that SACKs a byte here and there splits the send records
  * wherever its blocks end; past a cap per connection the splits are
  * refused (coarser marks), so it can neither exhaust the record store
