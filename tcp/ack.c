@@ -15,28 +15,70 @@
  */
 #include "tcp/tcp_impl.h"
 
-/* A round-trip sample from the segment timed (rtt_start), into SRTT,
- * RTTVAR and the RTO. */
+#define RTT_FX 16 /* srtt_fx, rttvar_fx: 1/65536 us */
+
+/* A round-trip sample r (us) into SRTT, RTTVAR and the RTO: RFC 6298
+ * 2.2 and 2.3 (alpha 1/8, beta 1/4, K 4), the gains divided by the
+ * samples expected per round trip (`per_rtt`) when every ACK gives one
+ * (RFC 7323 Appendix G: ExpectedSamples = ceil(FlightSize / (2 SMSS))),
+ * so that a window's worth of samples moves the estimate as one round
+ * trip's single sample did, and RTTVAR does not shrink to nothing. */
+static void rtt_update(struct bh_tcp *tcp, struct tconn *c, uint32_t r, uint32_t per_rtt)
+{
+	if (r == 0)
+		r = 1;
+	int64_t x = (int64_t)r << RTT_FX;
+	if (c->srtt == 0) {
+		c->srtt_fx = (uint64_t)x;
+		c->rttvar_fx = (uint64_t)x / 2;
+	} else {
+		int64_t s = (int64_t)c->srtt_fx, v = (int64_t)c->rttvar_fx;
+		int64_t d = x > s ? x - s : s - x;
+		v += (d - v) / (4 * (int64_t)per_rtt);
+		s += (x - s) / (8 * (int64_t)per_rtt);
+		c->rttvar_fx = (uint64_t)v;
+		c->srtt_fx = (uint64_t)(s > 0 ? s : 1);
+	}
+	c->srtt = (uint32_t)(c->srtt_fx >> RTT_FX);
+	if (c->srtt == 0)
+		c->srtt = 1;
+	c->rttvar = (uint32_t)(c->rttvar_fx >> RTT_FX);
+	uint64_t rto = (uint64_t)c->srtt + 4ull * c->rttvar;
+	uint64_t lo = (uint64_t)tcp->cfg.rto_min_ms * 1000, hi = (uint64_t)tcp->cfg.rto_max_ms * 1000;
+	c->rto = (uint32_t)(rto < lo ? lo : rto > hi ? hi : rto);
+}
+
+/* A round-trip sample from the segment timed (rtt_start; Karn's rule:
+ * never a segment sent twice), into SRTT, RTTVAR and the RTO. */
 void bh_tcp__rtt_sample(struct bh_tcp *tcp, struct tconn *c, uint64_t now)
 {
 	uint64_t r64 = now - c->rtt_start;
 	uint32_t r = r64 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)r64;
-	if (r == 0)
-		r = 1;
-	bh_tcp__min_rtt_sample(c, r, now);
-	/* RFC 6298 2.2 and 2.3 (alpha 1/8, beta 1/4, K 4). */
-	if (c->srtt == 0) {
-		c->srtt = r;
-		c->rttvar = r / 2;
-	} else {
-		uint32_t d = c->srtt > r ? c->srtt - r : r - c->srtt;
-		c->rttvar = c->rttvar - c->rttvar / 4 + d / 4;
-		c->srtt = c->srtt - c->srtt / 8 + r / 8;
-	}
-	uint64_t rto = (uint64_t)c->srtt + 4ull * c->rttvar;
-	uint64_t lo = (uint64_t)tcp->cfg.rto_min_ms * 1000, hi = (uint64_t)tcp->cfg.rto_max_ms * 1000;
-	c->rto = (uint32_t)(rto < lo ? lo : rto > hi ? hi : rto);
+	bh_tcp__min_rtt_sample(c, r ? r : 1, now);
+	rtt_update(tcp, c, r, 1);
 	c->rtt_timing = false;
+}
+
+/* The round trip an ACK that moved SND.UNA measures, us (0: none): from
+ * the send records, the oldest data it acknowledged that was sent once
+ * (c->una_rtt, from bh_tcp__rack_ack; exact to the microsecond); or from
+ * the timestamp it echoes (RFC 7323 4.2, on ACKs that move the left
+ * edge only), which is good for a resend too, since the echo is of the
+ * copy that arrived: Karn's ambiguity is gone (RFC 7323 4.1). The
+ * timestamp clock ticks in ms; an echo from this tick counts as one
+ * (Linux: tcp_rtt_tsopt_us). An echo from the future, or older than the
+ * longest RTO, is no sample. */
+static uint32_t ack_rtt(const struct bh_tcp *tcp, const struct tconn *c, uint64_t now,
+			const struct bh_tcp_repr *seg)
+{
+	if (c->una_rtt)
+		return c->una_rtt;
+	if (!c->ts_ok || !seg->opt.has_ts || seg->opt.ts_ecr == 0)
+		return 0;
+	uint32_t ticks = (uint32_t)(now / 1000) - seg->opt.ts_ecr;
+	if ((int32_t)ticks < 0 || ticks > tcp->cfg.rto_max_ms)
+		return 0;
+	return (ticks ? ticks : 1) * 1000u;
 }
 
 /* Resends the first unacknowledged segment (up to SMSS, not into a
@@ -194,8 +236,11 @@ static uint32_t sack_input(struct bh_tcp *tcp, struct tconn *c, const struct bh_
 /* SND.UNA < SEG.ACK: what the ACK covers leaves the send queue and SND.UNA
  * moves up to it; an RTT sample is taken and the retransmission timer
  * restarted or stopped. */
-static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_seq ack)
+static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
+			const struct bh_tcp_repr *seg)
 {
+	bh_seq ack = seg->ack;
+	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
 	/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
 	bh_seq upto = bh_seq_min(ack, bh_tcp__data_end(c));
 	if (c->snd_cur != NONE &&
@@ -207,8 +252,16 @@ static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_se
 	if (bh_seq_lt(c->snd_nxt, ack))
 		c->snd_nxt = ack;
 	bh_tcp__sb_trim(c);
-	if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq))
+	/* An RTT from every ACK that has one (RFC 7323 4); Karn's timed
+	 * segment where none has (no SACK records, no timestamps). */
+	uint32_t r = ack_rtt(tcp, c, now, seg);
+	if (r) {
+		uint32_t per_rtt = (flight + 2u * c->smss - 1) / (2u * c->smss);
+		rtt_update(tcp, c, r, per_rtt ? per_rtt : 1);
+		c->rtt_timing = false;
+	} else if (c->rtt_timing && bh_seq_geq(ack, c->rtt_seq)) {
 		bh_tcp__rtt_sample(tcp, c, now);
+	}
 	c->backoff = 0;
 	/* RFC 6298 5.2, 5.3 */
 	c->rtx_at = bh_seq_lt(c->snd_una, c->snd_max) ? now + c->rto : 0;
@@ -266,11 +319,12 @@ static void new_ack_cwnd(struct bh_tcp *tcp, uint64_t now, struct tconn *c, uint
 }
 
 /* An ACK of new data (SND.UNA < SEG.ACK <= SND.NXT). */
-static void new_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c, bh_seq ack)
+static void new_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *c, const struct bh_tcp_repr *seg)
 {
+	bh_seq ack = seg->ack;
 	uint32_t acked = bh_seq_span(c->snd_una, ack);
 	bool was_lost = c->rto_recover;
-	advance_una(tcp, now, c, ack);
+	advance_una(tcp, now, c, seg);
 	new_ack_cwnd(tcp, now, c, acked, was_lost);
 	c->dupacks = 0;
 	c->lt = 0;
@@ -377,7 +431,7 @@ bool bh_tcp__ack_processing(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 	bh_tcp__rack_ack(tcp, c, now, seg);
 	bool una_moved = bh_seq_gt(ack, una);
 	if (una_moved)
-		new_ack(tcp, now, c, ack);
+		new_ack(tcp, now, c, seg);
 	else if (is_dup_ack(c, seg, wnd, newly_sacked))
 		dup_ack(tcp, now, c);
 	if (c->sack_ok && c->state != BH_TCP_CLOSED) {

@@ -237,11 +237,14 @@ static void rack_update(struct tconn *c, const struct trec *r, bh_seq end, uint6
 void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
 		      const struct bh_tcp_repr *seg)
 {
+	c->una_rtt = 0;
 	if (!c->sack_ok)
 		return;
 	bh_seq ack = seg->ack;
 	/* Cumulatively acknowledged: delivered (unless SACKed before), and
-	 * gone; a record the ACK ends inside keeps its rest. */
+	 * gone; a record the ACK ends inside keeps its rest. The oldest of
+	 * them sent once gives the ACK's RTT for the RTO (ack.c, as Linux's
+	 * seq_rtt from first_ackt). */
 	while (c->recs.head != NONE && bh_seq_gt(ack, c->snd_una)) {
 		uint32_t i = c->recs.head;
 		struct trec *r = &tcp->rec[i];
@@ -250,6 +253,10 @@ void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
 		bh_seq end = rec_end(r);
 		if (!(r->flags & BH_REC_SACKED))
 			rack_update(c, r, bh_seq_min(end, ack), now, seg);
+		if (!(r->flags & (BH_REC_SACKED | BH_REC_AGAIN)) && c->una_rtt == 0) {
+			uint64_t d = now - r->sent;
+			c->una_rtt = d == 0 ? 1 : d > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)d;
+		}
 		if (bh_seq_gt(end, ack)) {
 			r->len = bh_seq_span(ack, end);
 			r->seq = ack;

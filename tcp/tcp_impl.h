@@ -179,6 +179,11 @@ struct tconn {
 	/* timers, absolute microseconds, 0 when off */
 	uint64_t rtx_at, delack_at, tw_at; /* tw_at: TIME-WAIT's end, or a closed FIN-WAIT-2's */
 	uint32_t rto, srtt, rttvar; /* microseconds; srtt 0: no sample yet */
+	/* The same in 1/65536 us (RFC 7323 App. G's small gains need the
+	 * precision), and the ACK's own sample from the send records: the
+	 * oldest data it acknowledged that was sent once (us, 0: none). */
+	uint64_t srtt_fx, rttvar_fx;
+	uint32_t una_rtt;
 	bool rtt_timing;
 	bh_seq rtt_seq;
 	uint64_t rtt_start;

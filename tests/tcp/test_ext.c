@@ -430,6 +430,82 @@ Test(sack, a_lost_retransmission_is_found_and_resent)
 	cr_expect(!info(c).in_recovery);
 }
 
+/* ---- RTT from every ACK (RFC 7323 4, Appendix G) ---- */
+
+/* With SACK the send records time every segment: each ACK that moves
+ * SND.UNA is a sample (not only the one timed segment per round trip of
+ * RFC 6298 with Karn), each weighted by the samples a round trip brings
+ * (ExpectedSamples = ceil(FlightSize / (2 SMSS))): four segments out,
+ * two per round trip, so the gains are 1/16 and 1/8. */
+Test(sack, every_ack_is_an_rtt_sample_weighted_by_the_samples_per_round_trip)
+{
+	bh_tcp_conn c = sack_conn(false);
+	cr_assert_eq(info(c).srtt_us, 10000, "the handshake's");
+	cr_assert_eq(info(c).rttvar_us, 5000);
+	write_segs(c, 4);
+	H.now += 20 * MS;
+	sack_ack(2921, 0, NULL);
+	/* srtt 10000 + (20000 - 10000) / 16; rttvar 5000 + (10000 - 5000) / 8 */
+	cr_expect_eq(info(c).srtt_us, 10625);
+	cr_expect_eq(info(c).rttvar_us, 5625);
+	H.now += 10 * MS;
+	sack_ack(5841, 0, NULL);
+	/* the second ACK: 30 ms, two segments out, one sample per round
+	 * trip: 10625 + (30000 - 10625) / 8 */
+	cr_expect_eq(info(c).srtt_us, 13046, "srtt %u: the second ACK is a sample too",
+		     info(c).srtt_us);
+}
+
+/* The timers run until one resends (the probe, or the RTO). */
+static void resend_by_timer(void)
+{
+	for (int i = 0; i < 10 && ctr()->retransmits + ctr()->tlp_probes == 0; i++) {
+		uint64_t next = h_tick(&H, H.now);
+		cr_assert_neq(next, 0, "no timer runs");
+		H.now = next;
+		h_tick(&H, H.now);
+	}
+	cr_assert_gt(ctr()->retransmits + ctr()->tlp_probes, 0);
+}
+
+/* A resend's ACK is no sample by Karn's rule, but its timestamp echo is
+ * one (RFC 7323 4.1: the echo names the copy that arrived): the echo of
+ * the resend's TSval, 30 ms after it went, moves SRTT from the
+ * handshake's 10 ms towards 30. */
+Test(sack, an_acked_resend_gives_an_rtt_from_its_timestamp_echo)
+{
+	bh_tcp_conn c = sack_conn(true);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 1000), 0); /* one segment */
+	cr_assert_eq(info(c).srtt_us, 10000);
+	resend_by_timer();
+	const struct h_seg *re = last();
+	cr_assert_eq(h_rel_seq(&H, H.nout - 1), 1, "the segment again");
+	cr_assert(re->t.opt.has_ts);
+	uint32_t tsval = re->t.opt.ts_val;
+	H.now += 30 * MS;
+	struct h_opts o = {.ts = true, .ts_val = 100, .ts_ecr = tsval};
+	h_send(&H, BH_TCP_ACK, 1, 1001, 65535, NULL, 0, &o);
+	cr_expect_eq(info(c).snd_queued, 0);
+	/* 10000 + (30000 - 10000) / 8 */
+	cr_expect_eq(info(c).srtt_us, 12500, "srtt %u", info(c).srtt_us);
+}
+
+/* An echo from the future (a peer's error, or an attack) is no sample. */
+Test(sack, a_timestamp_echo_from_the_future_is_no_sample)
+{
+	bh_tcp_conn c = sack_conn(true);
+	h_clear(&H);
+	cr_assert_eq(h_write(&H, c, D, 1000), 0); /* one segment */
+	resend_by_timer();
+	cr_assert_eq(h_rel_seq(&H, H.nout - 1), 1);
+	H.now += 30 * MS;
+	struct h_opts o = {.ts = true, .ts_val = 100, .ts_ecr = (uint32_t)(H.now / 1000) + 5000};
+	h_send(&H, BH_TCP_ACK, 1, 1001, 65535, NULL, 0, &o);
+	cr_expect_eq(info(c).snd_queued, 0);
+	cr_expect_eq(info(c).srtt_us, 10000, "srtt %u", info(c).srtt_us);
+}
+
 /* ---- undo (RFC 2883 4) ---- */
 
 /* Ten segments out (the initial window), a round trip later the peer
