@@ -251,14 +251,17 @@ static const struct bh_tcp_ops tcp_ops = {
 /* --- the domain --- */
 
 /* Receive-buffer auto-tuning's bound (tcp/rcvbuf.c): four times the
- * starting buffer (1 MiB -> 4 MiB; 4 MiB -> 16 MiB with large frames),
- * and no more than a quarter of the RX pool's bytes, the buffers a
- * window's data pins in this domain while the IP domain still needs free
- * ones for everybody else's frames. */
+ * starting buffer, and no more than lets one connection's receive
+ * memory bound (BH_TCP_RCV_MEM: twice the buffer, and 64 KiB) pin a
+ * quarter of the RX pool's bytes, the buffers this domain holds while
+ * the IP domain still needs free ones for everybody else's frames:
+ * 1 MiB grows to about 2 MiB with MTU frames (a 16 MiB pool), 4 MiB to
+ * 16 MiB with large ones (128 MiB). */
 static uint32_t tcp_rcv_buf_max(const struct bh_plan *p)
 {
 	const struct bh_pool_geom *rx = &p->pools.g[BH_POOL_RX];
-	uint64_t cap = (uint64_t)rx->nbufs * rx->buf_size / 4;
+	uint64_t quarter = (uint64_t)rx->nbufs * rx->buf_size / 4;
+	uint64_t cap = quarter > 65536 ? (quarter - 65536) / 2 : 0;
 	uint64_t want = 4ull * p->tcp_buf;
 	if (want > cap)
 		want = cap;

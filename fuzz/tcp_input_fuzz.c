@@ -6,7 +6,8 @@
  * The input starts with one byte choosing the opening (bit 0 clear: we
  * connect, set: we listen and the script must open; bits 1-3: the peer
  * offers SACK, timestamps, window scaling; bit 4: NewReno instead of
- * CUBIC). Then records of 8 bytes:
+ * CUBIC; bit 5: receive-buffer auto-tuning up to 64 KiB). Then records
+ * of 8 bytes:
  *   [op][flags][seq_rel hi][seq_rel lo][ack_rel hi][ack_rel lo][len][window]
  * op & 7: 0 a peer segment (numbers relative to the two ISNs, so they land
  *           near the windows; op bit 0x80 makes them absolute garbage;
@@ -184,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bh_tcp_config cfg;
 	h_config(&cfg);
 	cfg.rcv_buf = 8192; /* small, so windows close and memory bounds bite */
+	cfg.rcv_buf_max = (data[0] & 32) ? 65536 : 0; /* auto-tuning, or fixed */
 	cfg.snd_buf = 8192;
 	cfg.segs = 256;
 	cfg.conns = 8;

@@ -78,7 +78,8 @@ static uint32_t ack_rtt(const struct bh_tcp *tcp, const struct tconn *c, uint64_
 	uint32_t ticks = (uint32_t)(now / 1000) - seg->opt.ts_ecr;
 	if ((int32_t)ticks < 0 || ticks > tcp->cfg.rto_max_ms)
 		return 0;
-	return (ticks ? ticks : 1) * 1000u;
+	uint64_t us = (uint64_t)(ticks ? ticks : 1) * 1000u;
+	return us > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)us;
 }
 
 /* Resends the first unacknowledged segment (up to SMSS, not into a
@@ -100,11 +101,14 @@ void bh_tcp__enter_recovery(struct bh_tcp *tcp, uint64_t now, struct tconn *c)
 {
 	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
 	/* Undo's state (ssthresh as Linux's tcp_current_ssthresh: at least
-	 * three quarters of the window in use). */
+	 * three quarters of the window in use). What is already out more
+	 * than once (a probe's resend, say) counts from the start, as
+	 * Linux's undo_retrans starts from retrans_out: its D-SACK proves
+	 * nothing of this recovery's resends. */
 	c->undo_on = c->sack_ok;
 	c->undo_dsacked = false;
 	c->undo_marker = c->snd_una;
-	c->undo_bytes = 0;
+	c->undo_bytes = c->sack_ok ? bh_tcp__rec_again_bytes(tcp, c, c->snd_una, c->snd_max) : 0;
 	c->prior_cwnd = c->cwnd;
 	uint32_t three_q = (c->cwnd >> 1) + (c->cwnd >> 2);
 	c->prior_ssthresh = c->ssthresh > three_q ? c->ssthresh : three_q;
@@ -142,15 +146,33 @@ static void try_undo(struct bh_tcp *tcp, struct tconn *c)
 	tcp->ctr.undos++;
 }
 
-/* A D-SACK [l, r) (RFC 2883) against the recovery being judged: only
- * what lies at or above its undo_marker can be its resends; anything
- * below was resent before it (an earlier recovery, a probe), and the
- * bytes counted are no more than it resent. */
+/* A D-SACK [l, r) (RFC 2883) against the recovery being judged. Only
+ * what lies at or above its undo_marker can be what it resent: a block
+ * below was resent before it (an earlier recovery's). Above SND.UNA the
+ * send records say which bytes went more than once, and only those
+ * count; below it they are gone, and every byte counts (Linux: "dumb
+ * counting" for forgotten data). The block ends at SND.MAX at most
+ * (nothing was sent beyond), and the bytes counted are no more than
+ * are still to be accounted for. A marker a gigabyte behind is let go
+ * before sequence numbers wrap around it. */
 static void undo_dsack(struct bh_tcp *tcp, struct tconn *c, bh_seq l, bh_seq r)
 {
-	if (!c->undo_on || bh_seq_lt(l, c->undo_marker) || !bh_seq_lt(l, r))
+	if (!c->undo_on)
 		return;
-	uint32_t n = bh_seq_span(l, r);
+	if (bh_seq_span(c->undo_marker, c->snd_una) > (1u << 30)) {
+		c->undo_on = false;
+		return;
+	}
+	r = bh_seq_min(r, c->snd_max);
+	if (bh_seq_lt(l, c->undo_marker) || !bh_seq_lt(l, r) || c->undo_bytes == 0)
+		return;
+	uint32_t n = 0;
+	if (bh_seq_lt(l, c->snd_una))
+		n += bh_seq_span(l, bh_seq_min(r, c->snd_una));
+	if (bh_seq_gt(r, c->snd_una))
+		n += bh_tcp__rec_again_bytes(tcp, c, bh_seq_max(l, c->snd_una), r);
+	if (n == 0)
+		return;
 	c->undo_bytes -= n < c->undo_bytes ? n : c->undo_bytes;
 	c->undo_dsacked = true;
 	try_undo(tcp, c);
@@ -240,7 +262,9 @@ static void advance_una(struct bh_tcp *tcp, uint64_t now, struct tconn *c,
 			const struct bh_tcp_repr *seg)
 {
 	bh_seq ack = seg->ack;
-	uint32_t flight = bh_seq_span(c->snd_una, c->snd_max);
+	/* What this round trip's ACKs answer: the flight, no more than the
+	 * window (after a timeout, one segment, not the whole old flight). */
+	uint32_t flight = bh_tcp__loss_flight(c);
 	/* Data bytes acknowledged: the SYN and FIN are not in sndq. */
 	bh_seq upto = bh_seq_min(ack, bh_tcp__data_end(c));
 	if (c->snd_cur != NONE &&

@@ -376,7 +376,8 @@ int bh_tcp_probe_lost(struct bh_tcp *tcp, uint64_t now, bh_ip4 raddr, uint16_t l
 		return -EINVAL;
 	/* A scratch connection, never in the table, as for SYN cookies. */
 	struct tconn t = {.state = BH_TCP_ESTABLISHED, .raddr = raddr, .lport = lport,
-			  .rport = rport, .parent = NONE, .smss = tcp->cfg.mss};
+			  .rport = rport, .parent = NONE, .smss = tcp->cfg.mss,
+			  .rcv_space = tcp->cfg.rcv_buf};
 	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	bh_seq far = bh_tcp_isn(tcp->cfg.secret, tcp->cfg.addr, lport, raddr, rport, now) +
 		     0x80000000u;

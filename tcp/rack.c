@@ -130,6 +130,7 @@ static void rec_append(struct bh_tcp *tcp, struct tconn *c, bh_seq seq, uint32_t
 			t->len += len;
 			t->sent = now;
 			t->order = c->tx_order;
+			t->flags |= BH_REC_COARSE;
 		}
 		return;
 	}
@@ -243,8 +244,11 @@ void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
 	bh_seq ack = seg->ack;
 	/* Cumulatively acknowledged: delivered (unless SACKed before), and
 	 * gone; a record the ACK ends inside keeps its rest. The oldest of
-	 * them sent once gives the ACK's RTT for the RTO (ack.c, as Linux's
-	 * seq_rtt from first_ackt). */
+	 * them not SACKed before gives the ACK's RTT for the RTO (ack.c, as
+	 * Linux's seq_rtt from first_ackt), unless the ACK covers data sent
+	 * more than once (Linux: FLAG_RETRANS_DATA_ACKED; the timestamp
+	 * echo serves then) or a record whose time is too new for it. */
+	bool rtt_ok = true;
 	while (c->recs.head != NONE && bh_seq_gt(ack, c->snd_una)) {
 		uint32_t i = c->recs.head;
 		struct trec *r = &tcp->rec[i];
@@ -253,7 +257,9 @@ void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
 		bh_seq end = rec_end(r);
 		if (!(r->flags & BH_REC_SACKED))
 			rack_update(c, r, bh_seq_min(end, ack), now, seg);
-		if (!(r->flags & (BH_REC_SACKED | BH_REC_AGAIN)) && c->una_rtt == 0) {
+		if (r->flags & (BH_REC_AGAIN | BH_REC_COARSE))
+			rtt_ok = false;
+		else if (!(r->flags & BH_REC_SACKED) && c->una_rtt == 0) {
 			uint64_t d = now - r->sent;
 			c->una_rtt = d == 0 ? 1 : d > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)d;
 		}
@@ -268,6 +274,8 @@ void bh_tcp__rack_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now,
 		c->recs.count--;
 		rec_free(tcp, i);
 	}
+	if (!rtt_ok)
+		c->una_rtt = 0;
 	/* Newly SACKed: the records against the scoreboard, both sorted. */
 	unsigned b = 0;
 	for (uint32_t i = c->recs.head; i != NONE && b < c->nsb; i = tcp->rec[i].next) {
@@ -429,6 +437,22 @@ bool bh_tcp__next_lost(const struct bh_tcp *tcp, const struct tconn *c, bh_seq *
 	return false;
 }
 
+/* Bytes of [l, r) in records sent more than once (undo, ack.c). */
+uint32_t bh_tcp__rec_again_bytes(const struct bh_tcp *tcp, const struct tconn *c, bh_seq l,
+				 bh_seq r)
+{
+	uint32_t n = 0;
+	for (uint32_t i = c->recs.head; i != NONE; i = tcp->rec[i].next) {
+		const struct trec *x = &tcp->rec[i];
+		if (!bh_seq_lt(x->seq, r))
+			break;
+		bh_seq a = bh_seq_max(x->seq, l), b = bh_seq_min(rec_end(x), r);
+		if ((x->flags & BH_REC_AGAIN) && bh_seq_lt(a, b))
+			n += bh_seq_span(a, b);
+	}
+	return n;
+}
+
 /* ---- TLP (RFC 8985 7) ---- */
 
 static bool tlp_state(const struct tconn *c)
@@ -524,6 +548,7 @@ void bh_tcp__tlp_ack(struct bh_tcp *tcp, struct tconn *c, uint64_t now, bh_seq a
 			c->ssthresh = c->cc->ssthresh(c, c->cwnd, now);
 			if (c->cwnd > c->ssthresh)
 				c->cwnd = c->ssthresh;
+			c->undo_on = false; /* a late undo must not take this back */
 		}
 	} else if (!una_moved && !sacked) {
 		c->tlp_out = false;

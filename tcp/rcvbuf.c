@@ -8,7 +8,7 @@
  * (tcp_rcv_space_adjust, after Fisher's DRS) does the same; the rules
  * below are its rules, in this library's terms.
  *
- * Call chain: tcp_in.c data_step -> bh_tcp__rcv_rtt_note (in-order data)
+ * Call chain: tcp_in.c process_text -> bh_tcp__rcv_rtt_note (in-order data)
  *             api.c bh_tcp_recv -> bh_tcp__rcv_tune (data to the app)
  *
  * The round trip, as the receiver sees it: the farthest edge advertised
@@ -20,9 +20,12 @@
  * a whole starting window, takes a sender in slow start three round
  * trips or so). The estimate is the least of these samples (Linux:
  * tcp_rcv_rtt_measure) and of the connection's own SRTT where it has one
- * (a receiver's comes from its handshake, a clean round trip; Linux
- * takes timestamps' samples for the same end, which a 1 ms clock cannot
- * give on sub-millisecond paths).
+ * (a receiver's comes from its handshake where that was timed, a clean
+ * round trip, or from what it sends; Linux takes timestamps' samples
+ * for the same end, which a 1 ms clock cannot give on sub-millisecond
+ * paths). A peer that sends past the edge it was offered shortens the
+ * samples, and so the measure, but cannot take the buffer past
+ * rcv_buf_max.
  *
  * The buffer: once per estimated round trip, with `copied` the bytes the
  * application took in it, and only when that is more than any earlier
@@ -35,14 +38,17 @@
  *          offered now serves the next one; not after the first, whose
  *          interval is the first estimate's, often longer than a round
  *          trip, against the ten segments assumed),
- * no more than cfg.rcv_buf_max, and not while the memory all queues pin
+ * no more than cfg.rcv_buf_max or what the window field can offer
+ * (65535 << the scale agreed: a peer without window scaling gains
+ * nothing past 64 KiB), and not while the memory all queues pin
  * (tcp->mem_used, with the growth's own share) would pass half the total
  * bound (cfg.mem): growth held back is counted (rcvbuf_held). The buffer
  * never shrinks: a window offered is never taken back (RFC 7323 2.4).
  */
 #include "tcp/tcp_impl.h"
 
-/* Segments of slack in the buffer wanted (Linux: 16 x advmss). */
+/* Segments of slack in the buffer wanted (Linux: 16 x advmss; here our
+ * MSS, cfg.mss, which the peer cannot make small). */
 #define TUNE_SLACK_SEGS 16u
 /* What the first round trip is measured against: the initial window a
  * sender starts with (RFC 6928's ten segments; Linux: TCP_INIT_CWND). */
@@ -68,9 +74,10 @@ void bh_tcp__rcv_rtt_note(struct tconn *c, uint64_t now)
 void bh_tcp__rcv_tune(struct bh_tcp *tcp, struct tconn *c, uint64_t now, uint32_t taken)
 {
 	c->taken += taken;
-	if (c->tune_from == 0) {
+	if (c->tune_from == 0) { /* the first measure starts after this read */
 		c->tune_from = now;
-		c->tune_mark = c->taken - taken;
+		c->tune_mark = c->taken;
+		return;
 	}
 	uint32_t rtt = c->rcv_rtt;
 	if (c->srtt && (rtt == 0 || c->srtt < rtt))
@@ -79,19 +86,23 @@ void bh_tcp__rcv_tune(struct bh_tcp *tcp, struct tconn *c, uint64_t now, uint32_
 		return;
 	uint64_t copied = c->taken - c->tune_mark;
 	bool first = c->tune_last == 0;
-	uint32_t last = first ? TUNE_FIRST_SEGS * c->smss : c->tune_last;
+	uint32_t mss = tcp->cfg.mss;
+	uint32_t last = first ? TUNE_FIRST_SEGS * mss : c->tune_last;
 	c->tune_mark = c->taken;
 	c->tune_from = now;
 	if (copied <= last)
 		return;
 	c->tune_last = copied > UINT32_MAX ? UINT32_MAX : (uint32_t)copied;
-	if (c->rcv_space >= tcp->cfg.rcv_buf_max)
+	uint64_t most = (uint64_t)65535 << c->rcv_wscale;
+	if (most > tcp->cfg.rcv_buf_max)
+		most = tcp->cfg.rcv_buf_max;
+	if (c->rcv_space >= most)
 		return;
-	uint64_t want = 2 * copied + (uint64_t)TUNE_SLACK_SEGS * c->smss;
+	uint64_t want = 2 * copied + (uint64_t)TUNE_SLACK_SEGS * mss;
 	if (!first)
 		want += 2 * (want * (copied - last) / last);
-	if (want > tcp->cfg.rcv_buf_max)
-		want = tcp->cfg.rcv_buf_max;
+	if (want > most)
+		want = most;
 	if (want <= c->rcv_space)
 		return;
 	/* BH_TCP_RCV_MEM: the memory bound grows by twice the buffer's

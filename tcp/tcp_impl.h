@@ -48,6 +48,9 @@ struct trec {
 #define BH_REC_LOST 2u    /* marked lost (RACK, or a timeout); stays once resent */
 #define BH_REC_RETRANS 4u /* resent, and that copy is not known lost */
 #define BH_REC_AGAIN 8u   /* sent more than once: an ACK of it is ambiguous */
+/* grown past its first send when the store ran dry (rec_append): its
+ * time is its newest part's, too late for the rest (no RTT for the RTO) */
+#define BH_REC_COARSE 16u
 
 struct trecq {
 	uint32_t head, tail, count;
@@ -462,6 +465,9 @@ void bh_tcp__min_rtt_sample(struct tconn *c, uint32_t rtt, uint64_t now);
 /* A D-SACK came (RFC 8985 6.2 step 4: the reordering window widens);
  * a recovery ended (it narrows back after 16 without one). */
 void bh_tcp__rack_dsack(struct tconn *c);
+/* Bytes of [l, r) in send records sent more than once (undo). */
+uint32_t bh_tcp__rec_again_bytes(const struct bh_tcp *tcp, const struct tconn *c, bh_seq l,
+				 bh_seq r);
 void bh_tcp__rack_recovery_over(struct tconn *c);
 /* The reordering timer fired (RFC 8985 6.3). */
 void bh_tcp__rack_timeout(struct bh_tcp *tcp, struct tconn *c, uint64_t now);

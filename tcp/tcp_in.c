@@ -115,7 +115,7 @@ static void cookie_syn_ack(struct bh_tcp *tcp, uint64_t now, struct tconn *l, bh
 			   const struct bh_tcp_repr *seg)
 {
 	struct tconn t = {.state = BH_TCP_SYN_RECEIVED, .raddr = src, .lport = seg->dport,
-			  .rport = seg->sport, .parent = NONE};
+			  .rport = seg->sport, .parent = NONE, .rcv_space = tcp->cfg.rcv_buf};
 	t.sndq = t.rcvq = t.oooq = (struct tqueue){NONE, NONE, 0, 0, 0};
 	t.iss = bh_tcp__cookie_make(tcp, src, seg, now);
 	t.rcv_nxt = t.rcv_adv = bh_seq_add(seg->seq, 1);

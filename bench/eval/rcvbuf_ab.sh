@@ -22,9 +22,9 @@ cleanup() {
 trap cleanup EXIT
 for r in $(seq "$R"); do
 	for mode in off on; do
-		env_max=()
-		[ $mode = off ] && env_max=(BULKHEAD_TCP_RCVBUF_MAX=0)
-		env "${env_max[@]}" timeout 30 "$T" up x --driver "tap:$TAP" --addr 10.95.0.2/24 \
+		rmax=""
+		[ $mode = off ] && rmax=0
+		env ${rmax:+BULKHEAD_TCP_RCVBUF_MAX=$rmax} timeout 30 "$T" up x --driver "tap:$TAP" --addr 10.95.0.2/24 \
 			--host-addr 10.95.0.1/24 ${DELAY:+--impair "delay=$DELAY"} >/dev/null ||
 			{ echo "$0: the instance did not start" >&2; exit 1; }
 		"$T" loadgen server --kernel --port $PORT 2>/dev/null &

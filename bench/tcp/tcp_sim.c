@@ -534,6 +534,12 @@ static bool setup(struct sim *s, uint64_t seed)
 {
 	const struct bh_sim_spec *sp = s->spec;
 	uint32_t buf = sp->buf ? sp->buf : 262144;
+	uint32_t rstart = sp->rbuf ? sp->rbuf : buf;
+	if (sp->rbuf_max && sp->rbuf_max < rstart) {
+		bh_sim__fail(s, "rbufmax (%u) is below the receive buffer it starts from (%u)",
+			     sp->rbuf_max, rstart);
+		return false;
+	}
 	if (sp->rbuf_max > buf)
 		buf = sp->rbuf_max;
 	uint32_t n = sp->pool;

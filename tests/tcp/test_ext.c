@@ -456,16 +456,22 @@ Test(sack, every_ack_is_an_rtt_sample_weighted_by_the_samples_per_round_trip)
 		     info(c).srtt_us);
 }
 
-/* The timers run until one resends (the probe, or the RTO). */
-static void resend_by_timer(void)
+/* The timers run until one more segment is resent (the probe, or the
+ * RTO) than `before`. */
+static void resend_by_timer_from(uint64_t before)
 {
-	for (int i = 0; i < 10 && ctr()->retransmits + ctr()->tlp_probes == 0; i++) {
+	for (int i = 0; i < 10 && ctr()->retransmits + ctr()->tlp_probes == before; i++) {
 		uint64_t next = h_tick(&H, H.now);
 		cr_assert_neq(next, 0, "no timer runs");
 		H.now = next;
 		h_tick(&H, H.now);
 	}
-	cr_assert_gt(ctr()->retransmits + ctr()->tlp_probes, 0);
+	cr_assert_gt(ctr()->retransmits + ctr()->tlp_probes, before);
+}
+static void resend_by_timer(void) { resend_by_timer_from(0); }
+static void resend_by_timer_again(void)
+{
+	resend_by_timer_from(ctr()->retransmits + ctr()->tlp_probes);
 }
 
 /* A resend's ACK is no sample by Karn's rule, but its timestamp echo is
@@ -491,7 +497,8 @@ Test(sack, an_acked_resend_gives_an_rtt_from_its_timestamp_echo)
 	cr_expect_eq(info(c).srtt_us, 12500, "srtt %u", info(c).srtt_us);
 }
 
-/* An echo from the future (a peer's error, or an attack) is no sample. */
+/* An echo from the future (a peer's error, or an attack), or one older
+ * than the longest RTO, is no sample. */
 Test(sack, a_timestamp_echo_from_the_future_is_no_sample)
 {
 	bh_tcp_conn c = sack_conn(true);
@@ -502,6 +509,14 @@ Test(sack, a_timestamp_echo_from_the_future_is_no_sample)
 	H.now += 30 * MS;
 	struct h_opts o = {.ts = true, .ts_val = 100, .ts_ecr = (uint32_t)(H.now / 1000) + 5000};
 	h_send(&H, BH_TCP_ACK, 1, 1001, 65535, NULL, 0, &o);
+	cr_expect_eq(info(c).snd_queued, 0);
+	cr_expect_eq(info(c).srtt_us, 10000, "srtt %u", info(c).srtt_us);
+	/* the same with an echo 200 s old (the longest RTO is 120 s) */
+	cr_assert_eq(h_write(&H, c, D, 1000), 0);
+	resend_by_timer_again();
+	H.now += 30 * MS;
+	o.ts_ecr = (uint32_t)(H.now / 1000) - 200000;
+	h_send(&H, BH_TCP_ACK, 1, 2001, 65535, NULL, 0, &o);
 	cr_expect_eq(info(c).snd_queued, 0);
 	cr_expect_eq(info(c).srtt_us, 10000, "srtt %u", info(c).srtt_us);
 }
@@ -558,6 +573,36 @@ Test(sack, a_recovery_is_undone_only_when_all_its_resends_are_dsacked)
 	sack_ack(14601, 1, d2);
 	cr_expect_eq(ctr()->undos, 1);
 	cr_expect_geq(info(c).cwnd, before);
+}
+
+/* A probe resent the tail before the recovery began; the probe's
+ * D-SACK (its original had arrived) says nothing of the hole the
+ * recovery resent, which was a real loss: no undo. */
+Test(sack, a_probes_dsack_does_not_undo_the_recovery_after_it)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 4);
+	h_clear(&H);
+	rtt_passes();
+	sack_ack(2921, 0, NULL); /* 0 and 1 arrive */
+	uint64_t next = h_tick(&H, H.now);
+	h_tick(&H, next);
+	cr_assert_eq(ctr()->tlp_probes, 1);
+	cr_assert_eq(h_rel_seq(&H, H.nout - 1), 1 + 3 * 1460, "the probe: the last segment again");
+	rtt_passes();
+	const uint32_t b[][2] = {{4381, 5841}};
+	sack_ack(2921, 1, b); /* segment 2 is lost */
+	cr_assert(info(c).in_recovery);
+	cr_assert_eq(h_rel_seq(&H, H.nout - 1), 2921, "the hole resent");
+	uint32_t before = info(c).cwnd;
+	rtt_passes();
+	sack_ack(5841, 0, NULL);
+	cr_assert(!info(c).in_recovery);
+	const uint32_t d[][2] = {{4381, 5841}}; /* the probe's duplicate */
+	sack_ack(5841, 1, d);
+	cr_expect_eq(ctr()->dsacks_in, 1);
+	cr_expect_eq(ctr()->undos, 0);
+	cr_expect_leq(info(c).cwnd, before);
 }
 
 /* A D-SACK of an earlier recovery's resend, arriving after a later
@@ -919,6 +964,7 @@ Test(cookie, a_full_syn_queue_answers_with_a_cookie_and_the_ack_completes)
 	cr_assert_eq(H.nout, 1);
 	cr_expect_eq(last()->t.flags, BH_TCP_SYN | BH_TCP_ACK);
 	cr_expect(last()->t.opt.has_wscale && last()->t.opt.sack_ok);
+	cr_expect_eq(last()->t.window, 65535, "the SYN-ACK offers the starting buffer (unscaled)");
 	cr_expect_eq(bh_tcp_list(H.tcp, NULL, 0), 3, "no state for the cookie");
 	H.our_iss = last()->t.seq;
 	H.now += 10 * MS;
