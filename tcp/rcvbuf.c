@@ -92,6 +92,7 @@ void bh_tcp__rcv_tune(struct bh_tcp *tcp, struct tconn *c, uint64_t now, uint32_
 	c->tune_from = now;
 	if (copied <= last)
 		return;
+	uint32_t was_last = c->tune_last;
 	c->tune_last = copied > UINT32_MAX ? UINT32_MAX : (uint32_t)copied;
 	uint64_t most = (uint64_t)65535 << c->rcv_wscale;
 	if (most > tcp->cfg.rcv_buf_max)
@@ -108,6 +109,9 @@ void bh_tcp__rcv_tune(struct bh_tcp *tcp, struct tconn *c, uint64_t now, uint32_
 	/* BH_TCP_RCV_MEM: the memory bound grows by twice the buffer's
 	 * growth. */
 	if (tcp->mem_used + 2 * (want - c->rcv_space) > tcp->cfg.mem / 2) {
+		/* held: this round trip is not the mark to beat, so that a
+		 * connection the window holds back grows once memory frees */
+		c->tune_last = was_last;
 		tcp->ctr.rcvbuf_held++;
 		return;
 	}

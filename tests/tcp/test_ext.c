@@ -1875,6 +1875,23 @@ Test(memory, the_receive_buffer_grows_with_what_a_round_trip_delivers)
 	cr_expect_geq(end.rcv_rtt_us, 10 * MS, "the receiver's round trip: %u us", end.rcv_rtt_us);
 }
 
+/* Near the total memory bound (half of it pinned by the growth), the
+ * buffer is not grown: counted, and the window stays the starting one. */
+static void rcvbuf_tuned_tight(struct bh_tcp_config *c)
+{
+	rcvbuf_tuned(c);
+	c->mem = 96 * 1024; /* half: 48 KiB, less than the growth's 2 x 31 KiB */
+}
+Test(memory, the_receive_buffer_does_not_grow_near_the_memory_bound)
+{
+	uint32_t r[4];
+	reinit(rcvbuf_tuned_tight);
+	struct bh_tcp_info end = round_trips_of_reads(r, 4);
+	cr_expect_eq(end.rcv_buf, 16384u);
+	cr_expect_eq(ctr()->rcvbuf_grown, 0);
+	cr_expect_gt(ctr()->rcvbuf_held, 0);
+}
+
 /* The window scale offered covers the largest buffer tuning may reach,
  * not only the starting one (RFC 7323 2.2: it is fixed at the SYN). */
 static void rcvbuf_tuned_big(struct bh_tcp_config *c)
