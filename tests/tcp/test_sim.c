@@ -359,8 +359,26 @@ Test(sim, bursty_loss_costs_recoveries_not_timeouts)
 /* Receive-buffer auto-tuning (tcp/rcvbuf.c) under loss and reordering:
  * a buffer that starts at 16 KiB and may grow to 1 MiB, with the window
  * checks of every run (tcpcheck: within rcv_buf .. rcv_buf_max, memory
- * within the connection's bound). */
-Test(sim, receive_buffer_auto_tuning) { matrix("rbuf=16K,rbufmax=1M,loss=2%,reorder=2%", 16); }
+ * within the connection's bound); and in the 3 MiB runs, where a round
+ * trip carries more than 16 KiB, it must have grown. */
+Test(sim, receive_buffer_auto_tuning)
+{
+	const char *spec = "rbuf=16K,rbufmax=1M,loss=2%,reorder=2%";
+	matrix(spec, 16);
+	struct bh_sim_result *r = malloc(sizeof *r);
+	cr_assert(r);
+	char s3[128];
+	snprintf(s3, sizeof s3, "%s,bytes=3M", spec);
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		if (!run_one(s3, seed, r))
+			continue;
+		cr_expect_gt(r->b.rcvbuf_grown, 0, "seed %llu: the buffer never grew",
+			     (unsigned long long)seed);
+		cr_expect_gt(r->b.rcv_buf_peak, 16384u);
+		cr_expect_leq(r->b.rcv_buf_peak, 1u << 20);
+	}
+	free(r);
+}
 
 /* A long fat path (10 ms round trip, 1 Gbit/s, a bottleneck queue of
  * 1 MiB, about the path's bandwidth-delay product): a fixed 256 KiB receive buffer holds the transfer to a window
