@@ -456,6 +456,26 @@ Test(sack, every_ack_is_an_rtt_sample_weighted_by_the_samples_per_round_trip)
 		     info(c).srtt_us);
 }
 
+/* An ACK that covers data sent more than once is no sample from the
+ * send records, even for data in it sent once (Linux:
+ * FLAG_RETRANS_DATA_ACKED): it may answer the resend or the original.
+ * Without timestamps, and with Karn's timed segment resent, SRTT stays. */
+Test(sack, an_ack_covering_resent_data_is_no_record_sample)
+{
+	bh_tcp_conn c = sack_conn(false);
+	write_segs(c, 5);
+	rtt_passes();
+	const uint32_t b[][2] = {{1461, 5841}};
+	sack_ack(1, 1, b); /* segment 0 lost, 4 not yet SACKed */
+	cr_assert(info(c).in_recovery);
+	cr_assert_eq(ctr()->retransmits, 1);
+	cr_assert_eq(info(c).srtt_us, 10000);
+	H.now += 2 * MS;
+	sack_ack(7301, 0, NULL); /* 0 (resent), 1-3 (SACKed), 4 (sent once) */
+	cr_expect_eq(info(c).snd_queued, 0);
+	cr_expect_eq(info(c).srtt_us, 10000, "srtt %u", info(c).srtt_us);
+}
+
 /* The timers run until one more segment is resent (the probe, or the
  * RTO) than `before`. */
 static void resend_by_timer_from(uint64_t before)
